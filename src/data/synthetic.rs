@@ -1,0 +1,1 @@
+//! The embedded default dataset. (Stub: being written.)

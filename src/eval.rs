@@ -1,0 +1,1 @@
+//! Execution accuracy. (Stub: being written.)

@@ -1,0 +1,1 @@
+//! The paper's six query types. (Stub: being written.)

@@ -1,0 +1,1 @@
+//! Result comparison. (Stub: being written.)

@@ -1,0 +1,1 @@
+//! Sandboxed executor. (Stub: being written.)

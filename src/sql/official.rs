@@ -1,0 +1,1 @@
+//! Text steps of the official Spider evaluator. (Stub: being written.)
