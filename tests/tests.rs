@@ -1,1 +1,5 @@
+//! Integration tests of the `exspin` library: one binary, a module per area (ripgrep's layout).
+//! Tests that need the shared datasets read them from `EXSPIN_DATA` (`.ci/run` sets it to
+//! `../shared/data`) and skip with a message when it is unset.
 
+mod util;
