@@ -1,1 +1,366 @@
-//! Execution accuracy. (Stub: being written.)
+//! Execution accuracy of a predictions file, with the official semantics and its breakdowns
+//! (Spider's hardness levels, the paper's six query types, prediction outcome kinds).
+//!
+//! The predictions file has exactly one line per dataset example, in dataset order, including
+//! examples that cannot be evaluated (their database is missing): those are reported as `null`,
+//! never counted right or wrong.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, bounded};
+use serde::Serialize;
+
+use crate::data::{Dataset, DatasetKind};
+use crate::sql::classify::{self, KeyInfo, QueryType};
+use crate::sql::compare::{ComparisonRule, results_match};
+use crate::sql::executor::{ExecutorPool, Outcome};
+use crate::sql::hardness::{self, Hardness};
+use crate::sql::official::{self, Compat};
+
+/// How to evaluate.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EvalOptions {
+    /// Keep `DISTINCT` (the official script removes it by default).
+    pub keep_distinct: bool,
+    pub compat: Compat,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("cannot read predictions {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{}: {found} predictions for {expected} examples; the file needs exactly one line per \
+         example in dataset order (unevaluable examples included; an empty line is an empty \
+         prediction){hint}",
+        path.display()
+    )]
+    Count {
+        path: PathBuf,
+        found: usize,
+        expected: usize,
+        hint: &'static str,
+    },
+}
+
+/// Accuracy over a group of examples.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Bucket {
+    pub count: usize,
+    pub correct: usize,
+    pub accuracy: f64,
+}
+
+impl Bucket {
+    fn add(&mut self, correct: bool) {
+        self.count += 1;
+        self.correct += usize::from(correct);
+        self.accuracy = self.correct as f64 / self.count as f64;
+    }
+}
+
+/// What one example got.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExampleVerdict {
+    pub index: usize,
+    pub id: String,
+    pub db_id: String,
+    /// `None` when the example cannot be evaluated.
+    pub correct: Option<bool>,
+    pub hardness: Option<Hardness>,
+    pub query_type: Option<QueryType>,
+    /// Outcome kind of the prediction (`rows`, `error`, …), when it ran.
+    pub prediction_outcome: Option<&'static str>,
+    /// Why the example could not be evaluated, or the prediction's error.
+    pub note: Option<String>,
+}
+
+/// The evaluation of a predictions file.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    pub dataset: String,
+    pub rule: ComparisonRule,
+    pub keep_distinct: bool,
+    pub compat: Compat,
+    /// Examples in the dataset (= lines in the predictions file).
+    pub examples: usize,
+    /// Examples that could be evaluated (database present, gold query runs).
+    pub evaluable: usize,
+    pub correct: usize,
+    /// `correct / evaluable`.
+    pub execution_accuracy: f64,
+    /// Databases that are missing and how many examples each one costs.
+    pub missing_databases: BTreeMap<String, usize>,
+    /// Examples whose gold query did not run (the official script would stop on them).
+    pub gold_failed: usize,
+    pub by_hardness: BTreeMap<String, Bucket>,
+    pub by_query_type: BTreeMap<String, Bucket>,
+    /// How the predictions ran: rows, error, timeout, too_many_rows, rejected.
+    pub prediction_outcomes: BTreeMap<String, usize>,
+    pub seconds: f64,
+    #[serde(skip)]
+    pub verdicts: Vec<ExampleVerdict>,
+}
+
+impl EvalReport {
+    /// One entry per example in dataset order: `Some(true|false)`, or `None` if unevaluable.
+    pub fn per_example(&self) -> Vec<Option<bool>> {
+        self.verdicts.iter().map(|v| v.correct).collect()
+    }
+}
+
+/// Reads a predictions file: one SQL per line (the part before a tab, if any, trimmed).
+///
+/// In [`Compat::Official`] the file is read as `evaluation.py` reads it: blank lines separate
+/// "sessions", and a Spider evaluation has one session, so an inner blank line is an error there
+/// (the official script fails its `len(plist) == len(glist)` assertion).
+pub fn read_predictions(
+    path: &Path,
+    expected: usize,
+    compat: Compat,
+) -> Result<Vec<String>, EvalError> {
+    let text = std::fs::read_to_string(path).map_err(|source| EvalError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let first_field = |line: &str| line.trim().split('\t').next().unwrap_or("").to_string();
+    let mut lines: Vec<String> = match compat {
+        Compat::Default => text.lines().map(first_field).collect(),
+        Compat::Official => {
+            let mut sessions: Vec<Vec<String>> = vec![];
+            let mut current = vec![];
+            for line in text.lines() {
+                if line.trim().is_empty() {
+                    sessions.push(std::mem::take(&mut current));
+                } else {
+                    current.push(first_field(line));
+                }
+            }
+            if !current.is_empty() {
+                sessions.push(current);
+            }
+            if sessions.len() > 1 {
+                return Err(EvalError::Count {
+                    path: path.to_path_buf(),
+                    found: sessions.iter().map(Vec::len).sum(),
+                    expected,
+                    hint: "; with --compat official a blank line separates sessions, as in \
+                           evaluation.py, so it must not appear inside the file",
+                });
+            }
+            sessions.pop().unwrap_or_default()
+        }
+    };
+    // Blank lines after the last example are harmless trailing newlines.
+    while lines.len() > expected && lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    if lines.len() != expected {
+        return Err(EvalError::Count {
+            path: path.to_path_buf(),
+            found: lines.len(),
+            expected,
+            hint: "",
+        });
+    }
+    Ok(lines)
+}
+
+/// The comparison rule a dataset's benchmark uses.
+pub fn rule_for(kind: DatasetKind) -> ComparisonRule {
+    match kind {
+        DatasetKind::Bird => ComparisonRule::Bird,
+        DatasetKind::Spider | DatasetKind::Jsonl => ComparisonRule::Spider,
+    }
+}
+
+/// One evaluable example's queries as they will run.
+struct Job {
+    index: usize,
+    db: PathBuf,
+    gold_key: String,
+    gold_sql: String,
+    pred_sql: String,
+}
+
+/// Evaluates `predictions` (one per example, dataset order) against the dataset's gold SQL.
+/// `progress` is ticked once per example.
+pub fn evaluate(
+    dataset: &Dataset,
+    predictions: &[String],
+    pool: &ExecutorPool,
+    options: EvalOptions,
+    progress: &indicatif::ProgressBar,
+) -> EvalReport {
+    assert_eq!(
+        predictions.len(),
+        dataset.len(),
+        "read_predictions checks the count"
+    );
+    let started = Instant::now();
+    let rule = rule_for(dataset.kind);
+    // Spider's text steps; BIRD's official script runs both queries as written.
+    let prepare = |sql: &str| match rule {
+        ComparisonRule::Spider => official::prepare_for_execution(sql, options.keep_distinct),
+        ComparisonRule::Bird => sql.to_string(),
+    };
+    let mut verdicts: Vec<ExampleVerdict> = dataset
+        .examples
+        .iter()
+        .enumerate()
+        .map(|(index, ex)| ExampleVerdict {
+            index,
+            id: ex.id.clone(),
+            db_id: ex.db_id.clone(),
+            correct: None,
+            hardness: hardness::hardness(&ex.gold_sql).ok(),
+            query_type: None,
+            prediction_outcome: None,
+            note: (!dataset.evaluable[index])
+                .then(|| format!("database missing: {}", dataset.db_path(&ex.db_id).display())),
+        })
+        .collect();
+    let mut keys: HashMap<String, Option<KeyInfo>> = HashMap::new();
+    let mut jobs = Vec::new();
+    for (index, ex) in dataset.evaluable_examples() {
+        let db = dataset.db_path(&ex.db_id);
+        let key_info = keys
+            .entry(ex.db_id.clone())
+            .or_insert_with(|| KeyInfo::from_sqlite(&db).ok());
+        verdicts[index].query_type = key_info
+            .as_ref()
+            .map(|k| classify::classify(&ex.gold_sql, k));
+        let mut pred = predictions[index].clone();
+        if options.compat == Compat::Official {
+            pred = official::official_value_quirk(&pred);
+        }
+        jobs.push(Job {
+            index,
+            gold_key: format!(
+                "{}|{}|{}",
+                dataset.source.display(),
+                ex.id,
+                options.keep_distinct
+            ),
+            gold_sql: prepare(&ex.gold_sql),
+            pred_sql: prepare(&pred),
+            db,
+        });
+    }
+    progress.set_length(dataset.len() as u64);
+    progress.inc((dataset.len() - jobs.len()) as u64);
+
+    let mut gold_failed = 0;
+    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    std::thread::scope(|scope| {
+        type Pending = (
+            usize,
+            String,
+            bool,
+            Result<Arc<Outcome>, Receiver<Outcome>>,
+            Receiver<Outcome>,
+        );
+        let (tx, rx) = bounded::<Pending>(pool.config().queue_capacity.max(1));
+        let jobs_ref = &jobs;
+        scope.spawn(move || {
+            for job in jobs_ref {
+                let gold = match pool.cached_gold(&job.gold_key) {
+                    Some(hit) => Ok(hit),
+                    None => Err(pool.submit(&job.db, &job.gold_sql)),
+                };
+                let pred = pool.submit(&job.db, &job.pred_sql);
+                let order = official::order_matters(&job.gold_sql);
+                if tx
+                    .send((job.index, job.gold_key.clone(), order, gold, pred))
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        for (index, gold_key, order_matters, gold, pred) in rx {
+            let gold = match gold {
+                Ok(hit) => hit,
+                Err(rx) => pool.remember_gold(&gold_key, recv(rx)),
+            };
+            let pred = recv(pred);
+            let verdict = &mut verdicts[index];
+            match gold.rows() {
+                None => {
+                    gold_failed += 1;
+                    verdict.note = Some(format!("gold query did not run: {}", describe(&gold)));
+                }
+                Some(gold_rows) => {
+                    *outcomes.entry(pred.kind().to_string()).or_insert(0) += 1;
+                    verdict.prediction_outcome = Some(pred.kind());
+                    verdict.correct = Some(match pred.rows() {
+                        Some(pred_rows) => results_match(rule, gold_rows, pred_rows, order_matters),
+                        None => {
+                            verdict.note = Some(describe(&pred));
+                            false
+                        }
+                    });
+                }
+            }
+            progress.inc(1);
+        }
+    });
+
+    let mut by_hardness: BTreeMap<String, Bucket> = BTreeMap::new();
+    let mut by_query_type: BTreeMap<String, Bucket> = BTreeMap::new();
+    let (mut evaluable, mut correct) = (0, 0);
+    for v in &verdicts {
+        let Some(ok) = v.correct else { continue };
+        evaluable += 1;
+        correct += usize::from(ok);
+        let level = v
+            .hardness
+            .map_or("unknown".to_string(), |h| format!("{h:?}").to_lowercase());
+        by_hardness.entry(level).or_default().add(ok);
+        let kind = v.query_type.map_or("unknown", |q| q.name());
+        by_query_type.entry(kind.to_string()).or_default().add(ok);
+    }
+    EvalReport {
+        dataset: dataset.source.display().to_string(),
+        rule,
+        keep_distinct: options.keep_distinct,
+        compat: options.compat,
+        examples: dataset.len(),
+        evaluable,
+        correct,
+        execution_accuracy: if evaluable == 0 {
+            0.0
+        } else {
+            correct as f64 / evaluable as f64
+        },
+        missing_databases: dataset.missing_databases(),
+        gold_failed,
+        by_hardness,
+        by_query_type,
+        prediction_outcomes: outcomes,
+        seconds: started.elapsed().as_secs_f64(),
+        verdicts,
+    }
+}
+
+fn recv(rx: Receiver<Outcome>) -> Outcome {
+    rx.recv().unwrap_or_else(|_| Outcome::Error {
+        message: "executor stopped before answering".into(),
+    })
+}
+
+fn describe(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Rows { rows, .. } => format!("{} rows", rows.len()),
+        Outcome::Rejected { reason, message } => format!("rejected ({reason:?}): {message}"),
+        Outcome::Error { message } => format!("error: {message}"),
+        Outcome::Timeout { limit_ms } => format!("timed out after {limit_ms} ms"),
+        Outcome::TooManyRows { limit } => format!("more than {limit} rows"),
+    }
+}

@@ -2,4 +2,6 @@
 //! Tests that need the shared datasets read them from `EXSPIN_DATA` (`.ci/run` sets it to
 //! `../shared/data`) and skip with a message when it is unset.
 
+mod eval;
+mod executor;
 mod util;

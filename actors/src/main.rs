@@ -4,6 +4,7 @@
 
 mod cli;
 mod cmd;
+mod progress;
 
 use clap::Parser;
 

@@ -195,7 +195,8 @@ impl Sandbox {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut conn = Connection::open_with_flags(path, flags).map_err(wrap)?;
         conn.pragma_update(None, "query_only", true).map_err(wrap)?;
-        conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0).map_err(wrap)?;
+        conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)
+            .map_err(wrap)?;
         use rusqlite::config::DbConfig;
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)
             .map_err(wrap)?;
@@ -261,6 +262,22 @@ impl Sandbox {
                 };
             }
         }
+        if let Some(keyword) = leading_write_keyword(sql) {
+            return Outcome::Rejected {
+                reason: if keyword.eq_ignore_ascii_case("attach")
+                    || keyword.eq_ignore_ascii_case("detach")
+                {
+                    RejectReason::Attach
+                } else {
+                    RejectReason::Write
+                },
+                message: format!(
+                    "{} statements are not allowed: the database is read-only",
+                    keyword.to_uppercase()
+                ),
+            };
+        }
+        self.set_max_value_bytes(config.max_value_bytes);
         *self.refused.lock() = None;
         let started = Instant::now();
         let limit_ns = self.deadline.epoch.elapsed() + config.timeout;
@@ -341,6 +358,37 @@ impl Sandbox {
             },
         }
     }
+}
+
+/// Statements that can only write, refused on their first word before SQLite sees them. (Some,
+/// like a bare `REINDEX` with nothing to rebuild, would otherwise "succeed" without writing.)
+const WRITE_KEYWORDS: &[&str] = &[
+    "insert",
+    "update",
+    "delete",
+    "replace",
+    "create",
+    "drop",
+    "alter",
+    "reindex",
+    "analyze",
+    "vacuum",
+    "begin",
+    "commit",
+    "end",
+    "rollback",
+    "savepoint",
+    "release",
+    "attach",
+    "detach",
+];
+
+fn leading_write_keyword(sql: &str) -> Option<&str> {
+    let first = lexer::tokenize(sql).into_iter().find(|t| !t.is_trivia())?;
+    WRITE_KEYWORDS
+        .iter()
+        .any(|k| first.is_word(k))
+        .then_some(first.text)
 }
 
 /// The authorizer's rule: `Some(reason)` refuses the action.
@@ -455,7 +503,10 @@ impl ExecutorPool {
     }
 
     /// Runs many queries in parallel; outcomes come back in input order.
-    pub fn execute_many<'a>(&self, queries: impl IntoIterator<Item = (&'a Path, &'a str)>) -> Vec<Outcome> {
+    pub fn execute_many<'a>(
+        &self,
+        queries: impl IntoIterator<Item = (&'a Path, &'a str)>,
+    ) -> Vec<Outcome> {
         // Submit from a helper thread so a batch larger than the queue cannot deadlock us.
         let queries: Vec<(PathBuf, String)> = queries
             .into_iter()
@@ -484,6 +535,20 @@ impl ExecutorPool {
             .lock()
             .entry(key.to_owned())
             .or_insert(outcome)
+            .clone()
+    }
+
+    /// A cached gold outcome, if `key` was run before.
+    pub fn cached_gold(&self, key: &str) -> Option<Arc<Outcome>> {
+        self.gold.lock().get(key).cloned()
+    }
+
+    /// Caches a gold outcome computed elsewhere (e.g. through [`ExecutorPool::submit`]).
+    pub fn remember_gold(&self, key: &str, outcome: Outcome) -> Arc<Outcome> {
+        self.gold
+            .lock()
+            .entry(key.to_owned())
+            .or_insert_with(|| Arc::new(outcome))
             .clone()
     }
 
