@@ -2,6 +2,7 @@
 //! Tests that need the shared datasets read them from `EXSPIN_DATA` (`.ci/run` sets it to
 //! `../shared/data`) and skip with a message when it is unset.
 
+mod compare;
 mod eval;
 mod executor;
 mod util;

@@ -17,14 +17,6 @@ pub fn load(args: &DatasetArgs) -> anyhow::Result<Dataset> {
     if let Some(n) = args.limit {
         dataset.truncate(n);
     }
-    let missing = dataset.missing_databases();
-    if !missing.is_empty() {
-        let skipped: usize = missing.values().sum();
-        eprintln!(
-            "note: {skipped} of {} examples cannot be evaluated: missing database(s) {}",
-            dataset.len(),
-            missing.keys().cloned().collect::<Vec<_>>().join(", ")
-        );
-    }
+    // Missing databases are reported by the loader (a warning naming each one and its count).
     Ok(dataset)
 }
