@@ -3,6 +3,7 @@
 //! `../shared/data`) and skip with a message when it is unset.
 
 mod compare;
+mod data;
 mod eval;
 mod executor;
 mod util;
