@@ -1,0 +1,133 @@
+//! The `exspin` command end to end: JSON on stdout, exit codes, the interface other tools use.
+
+use std::path::Path;
+use std::process::Command;
+
+fn exspin(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_exspin"))
+        .args(args)
+        .output()
+        .expect("running exspin");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn tiny_dataset(dir: &Path) -> std::path::PathBuf {
+    let db_dir = dir.join("database").join("zoo");
+    std::fs::create_dir_all(&db_dir).unwrap();
+    make_zoo_db(&db_dir.join("zoo.sqlite"));
+    let jsonl = dir.join("zoo.jsonl");
+    std::fs::write(
+        &jsonl,
+        [
+            r#"{"id": "a", "db_id": "zoo", "question": "How many animals?", "sql": "SELECT count(*) FROM animal"}"#,
+            r#"{"id": "b", "db_id": "zoo", "question": "Names of cats?", "sql": "SELECT name FROM animal WHERE kind = 'cat'"}"#,
+            r#"{"id": "c", "db_id": "lost", "question": "Anything?", "sql": "SELECT 1"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    jsonl
+}
+
+fn make_zoo_db(path: &Path) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE animal(id INTEGER PRIMARY KEY, name TEXT, kind TEXT);
+         INSERT INTO animal VALUES (1, 'Tom', 'cat'), (2, 'Rex', 'dog'), (3, 'Kit', 'cat');",
+    )
+    .unwrap();
+}
+
+#[test]
+fn sql_prints_typed_outcomes_and_exit_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    tiny_dataset(tmp.path());
+    let db = tmp.path().join("database/zoo/zoo.sqlite");
+    let db = db.to_str().unwrap();
+    let (code, out, _) = exspin(&[
+        "sql",
+        "--db",
+        db,
+        "SELECT name FROM animal ORDER BY id",
+        "--json",
+    ]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["outcome"], "rows");
+    assert_eq!(v["rows"], serde_json::json!([["Tom"], ["Rex"], ["Kit"]]));
+    for (sql, outcome) in [
+        ("DELETE FROM animal", "rejected"),
+        ("SELECT nope FROM animal", "error"),
+        (
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c",
+            "timeout",
+        ),
+    ] {
+        let (code, out, _) = exspin(&["sql", "--db", db, sql, "--json", "--timeout", "0.3"]);
+        assert_eq!(code, 1, "{sql}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["outcome"], outcome, "{sql}: {out}");
+    }
+    let (code, _, err) = exspin(&["sql", "--db", "/no/such.sqlite", "SELECT 1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/no/such.sqlite"), "{err}");
+}
+
+#[test]
+fn eval_writes_per_example_verdicts_and_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let jsonl = tiny_dataset(tmp.path());
+    let preds = tmp.path().join("preds.txt");
+    std::fs::write(
+        &preds,
+        "SELECT count(id) FROM animal\nSELECT name FROM animal\nSELECT 1\n",
+    )
+    .unwrap();
+    let per = tmp.path().join("per.json");
+    let (code, out, err) = exspin(&[
+        "eval",
+        "--jsonl",
+        jsonl.to_str().unwrap(),
+        "--predictions",
+        preds.to_str().unwrap(),
+        "--per-example",
+        per.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["correct"], 1);
+    assert_eq!(report["evaluable"], 2);
+    assert_eq!(report["missing_databases"]["lost"], 1);
+    let verdicts: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&per).unwrap()).unwrap();
+    assert_eq!(verdicts, serde_json::json!([true, false, null]));
+    assert!(
+        err.contains("lost"),
+        "the missing database is reported: {err}"
+    );
+    // A predictions file with the wrong number of lines is refused with a clear message.
+    std::fs::write(&preds, "SELECT 1\n").unwrap();
+    let (code, _, err) = exspin(&[
+        "eval",
+        "--jsonl",
+        jsonl.to_str().unwrap(),
+        "--predictions",
+        preds.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("1 predictions for 3 examples"), "{err}");
+}
+
+#[test]
+fn help_teaches_with_examples() {
+    for cmd in [["eval", "--help"], ["sql", "--help"]] {
+        let (code, out, _) = exspin(&cmd);
+        assert_eq!(code, 0);
+        assert!(out.contains("Example"), "{} --help has no example", cmd[0]);
+    }
+}
