@@ -3,3 +3,5 @@
 //! `../shared/data`) and skip with a message when it is unset.
 
 mod util;
+mod classify;
+mod synthetic;
