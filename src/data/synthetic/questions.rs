@@ -50,7 +50,7 @@ fn equality_key(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, String)> 
             format!("SELECT {col} FROM {name} WHERE {pk} = {id}"),
         ),
         2 => {
-            let &b = attrs.iter().filter(|&&b| b != a).collect::<Vec<_>>().choose(rng)?;
+            let &b = attrs.iter().filter(|&&b| b != a).copied().collect::<Vec<usize>>().choose(rng)?;
             (
                 format!("Show the {an} and the {} of the {e} whose id is {id}.", table.natural(b)),
                 format!("SELECT {col}, {} FROM {name} WHERE {pk} = {id}", table.columns[b].name),
@@ -99,7 +99,7 @@ fn equality_non_key(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, Strin
             format!("SELECT T1.{col} FROM {name} AS T1 WHERE T1.{fcol} = {lit}"),
         ),
         3 => {
-            let &b = outputs.iter().filter(|&&b| b != a).collect::<Vec<_>>().choose(rng)?;
+            let &b = outputs.iter().filter(|&&b| b != a).copied().collect::<Vec<usize>>().choose(rng)?;
             (
                 format!(
                     "List the {an} and the {} of the {es} whose {fname} is {v}.",
@@ -212,27 +212,23 @@ fn aggregate_group_by(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, Str
     let t = rng.random_range(0..db.table_count());
     let table = db.table(t);
     let (name, es) = (table.name, table.plural);
+    // Group by a categorical column, or by a foreign key ("each department id").
+    let mut groups: Vec<(String, &'static str)> = columns(table, Kind::is_categorical)
+        .into_iter()
+        .map(|g| (table.natural(g), table.columns[g].name))
+        .collect();
+    for fk in db.foreign_keys().into_iter().filter(|f| f.child == t) {
+        groups.push((format!("{} id", role_noun(db, fk)), table.columns[fk.column].name));
+    }
+    let (gn, gcol) = groups.choose(rng)?.clone();
     let numeric = columns(table, Kind::is_numeric);
-    let n = numeric.choose(rng).map(|&n| (table.natural(n), table.columns[n].name));
-    let Some(&g) = columns(table, Kind::is_categorical).choose(rng) else {
-        // No categorical column: count per foreign key value instead.
-        let fks: Vec<ForeignKey> =
-            db.foreign_keys().into_iter().filter(|f| f.child == t).collect();
-        let &fk = fks.choose(rng)?;
-        let role = role_noun(db, fk);
-        let k = table.columns[fk.column].name;
-        return Some((
-            format!("How many {es} does each {role} have? Show the {role} id and the count."),
-            format!("SELECT {k}, COUNT(*) FROM {name} GROUP BY {k}"),
-        ));
-    };
-    let (gn, gcol) = (table.natural(g), table.columns[g].name);
-    Some(match (rng.random_range(0..6), n) {
-        (1, Some((nn, ncol))) => (
+    let n = numeric.choose(rng).map(|&n| (n, table.natural(n), table.columns[n].name));
+    Some(match (rng.random_range(0..10), n) {
+        (1, Some((_, nn, ncol))) => (
             format!("What is the average {nn} of {es} for each {gn}?"),
             format!("SELECT {gcol}, AVG({ncol}) FROM {name} GROUP BY {gcol}"),
         ),
-        (2, Some((nn, ncol))) => (
+        (2, Some((_, nn, ncol))) => (
             format!("For each {gn}, show the highest and the lowest {nn} among {es}."),
             format!("SELECT {gcol}, MAX({ncol}), MIN({ncol}) FROM {name} GROUP BY {gcol}"),
         ),
@@ -241,15 +237,35 @@ fn aggregate_group_by(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, Str
             format!("SELECT {gcol} FROM {name} GROUP BY {gcol} ORDER BY COUNT(*) DESC LIMIT 1"),
         ),
         (4, _) => {
-            let k = rng.random_range(2..=8);
+            let k = rng.random_range(2..=12);
             (
                 format!("Which values of {gn} are shared by at least {k} {es}?"),
                 format!("SELECT {gcol} FROM {name} GROUP BY {gcol} HAVING COUNT(*) >= {k}"),
             )
         }
-        (5, Some((nn, ncol))) => (
+        (5, Some((_, nn, ncol))) => (
             format!("What is the total {nn} of the {es} in each {gn}?"),
             format!("SELECT {gcol}, SUM({ncol}) FROM {name} GROUP BY {gcol}"),
+        ),
+        (6, Some((c, nn, ncol))) => {
+            // A threshold taken from the data, so some group is above it.
+            let x = random_row(db, t, rng)[c].sql();
+            (
+                format!("Which {gn} values have an average {nn} of their {es} above {x}?"),
+                format!("SELECT {gcol} FROM {name} GROUP BY {gcol} HAVING AVG({ncol}) > {x}"),
+            )
+        }
+        (7, _) => (
+            format!("List each {gn} with its number of {es}, from the most to the fewest."),
+            format!("SELECT {gcol}, COUNT(*) FROM {name} GROUP BY {gcol} ORDER BY COUNT(*) DESC"),
+        ),
+        (8, Some((_, nn, ncol))) => (
+            format!("Which {gn} has the highest average {nn} of {es}?"),
+            format!("SELECT {gcol} FROM {name} GROUP BY {gcol} ORDER BY AVG({ncol}) DESC LIMIT 1"),
+        ),
+        (9, _) => (
+            format!("Which {gn} has the fewest {es}?"),
+            format!("SELECT {gcol} FROM {name} GROUP BY {gcol} ORDER BY COUNT(*) ASC LIMIT 1"),
         ),
         _ => (
             format!("How many {es} are there for each {gn}?"),
@@ -261,12 +277,33 @@ fn aggregate_group_by(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, Str
 fn join_aggregate_group_by(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, String)> {
     let &fk = db.foreign_keys().choose(rng)?;
     let J { child, parent, ces, role, from, .. } = J::new(db, fk);
-    let b = describing(parent)?;
+    // Name the parent by its label mostly, sometimes by another of its attributes.
+    let b = if rng.random_bool(0.6) {
+        describing(parent)?
+    } else {
+        *columns(parent, |k| k.is_attribute()).choose(rng)?
+    };
     let (bn, bcol, ppk) = (parent.natural(b), parent.columns[b].name, pk(parent));
     let n = columns(child, Kind::is_numeric)
         .choose(rng)
         .map(|&n| (child.natural(n), child.columns[n].name));
-    Some(match (rng.random_range(0..6), n) {
+    Some(match (rng.random_range(0..9), n) {
+        (8, Some((nn, ncol))) => {
+            let c = child.columns.iter().position(|col| col.name == ncol)?;
+            let x = random_row(db, fk.child, rng)[c].sql();
+            (
+                format!("Show the {bn} of the {role}s whose {ces} have an average {nn} above {x}."),
+                format!("SELECT T2.{bcol} {from} GROUP BY T2.{ppk} HAVING AVG(T1.{ncol}) > {x}"),
+            )
+        }
+        (6, Some((nn, ncol))) => (
+            format!("Show the {bn} of each {role} and the highest {nn} among its {ces}."),
+            format!("SELECT T2.{bcol}, MAX(T1.{ncol}) {from} GROUP BY T2.{ppk}"),
+        ),
+        (7, Some((nn, ncol))) => (
+            format!("For every {role}, give its {bn} and the smallest {nn} of its {ces}."),
+            format!("SELECT T2.{bcol}, MIN(T1.{ncol}) {from} GROUP BY T2.{ppk}"),
+        ),
         (1, Some((nn, ncol))) => (
             format!("What is the average {nn} of the {ces} of each {role}? Show the {role}'s {bn}."),
             format!("SELECT T2.{bcol}, AVG(T1.{ncol}) {from} GROUP BY T2.{ppk}"),
@@ -276,7 +313,7 @@ fn join_aggregate_group_by(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String
             format!("SELECT T2.{bcol} {from} GROUP BY T2.{ppk} ORDER BY COUNT(*) DESC LIMIT 1"),
         ),
         (3, _) => {
-            let k = rng.random_range(2..=6);
+            let k = rng.random_range(2..=10);
             (
                 format!("Show the {bn} of every {role} with at least {k} {ces}."),
                 format!("SELECT T2.{bcol} {from} GROUP BY T2.{ppk} HAVING COUNT(*) >= {k}"),
