@@ -2,8 +2,10 @@
 //! Tests that need the shared datasets read them from `EXSPIN_DATA` (`.ci/run` sets it to
 //! `../shared/data`) and skip with a message when it is unset.
 
+mod classify;
 mod compare;
 mod data;
 mod eval;
 mod executor;
+mod synthetic;
 mod util;
