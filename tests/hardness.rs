@@ -57,10 +57,13 @@ fn hardness_dev_text_agrees_with_parsed() {
                 same_level += usize::from(ours.level() == official.level());
                 same_counts += usize::from(ours == official);
                 if ours != official {
-                    disagreements.push(format!("#{i}: text {ours:?}, parsed {official:?}: {query}"));
+                    disagreements
+                        .push(format!("#{i}: text {ours:?}, parsed {official:?}: {query}"));
                 }
             }
-            Err(e) => disagreements.push(format!("#{i}: text error ({e}), parsed {official:?}: {query}")),
+            Err(e) => disagreements.push(format!(
+                "#{i}: text error ({e}), parsed {official:?}: {query}"
+            )),
         }
         // The convenience entry points agree with the two steps.
         assert_eq!(hardness_from_parsed(&ex["sql"]), Ok(official.level()));
@@ -101,6 +104,13 @@ fn hardness_reads_every_train_gold_query() {
     for f in &failures {
         eprintln!("UNREAD {f}");
     }
-    eprintln!("hardness: train gold {n} queries, levels {totals:?}, unread {}", failures.len());
-    assert!(failures.is_empty(), "{} of {n} train gold queries unread", failures.len());
+    eprintln!(
+        "hardness: train gold {n} queries, levels {totals:?}, unread {}",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {n} train gold queries unread",
+        failures.len()
+    );
 }

@@ -477,7 +477,9 @@ const CLAUSE_KEYWORDS: &[&str] = &[
 /// `get_sql`'s `JOIN_KEYWORDS`.
 const JOIN_KEYWORDS: &[&str] = &["join", "on", "as"];
 /// Words before `JOIN` that `get_sql` does not know; we read them all as a plain join.
-const JOIN_MODIFIERS: &[&str] = &["natural", "left", "right", "full", "outer", "inner", "cross"];
+const JOIN_MODIFIERS: &[&str] = &[
+    "natural", "left", "right", "full", "outer", "inner", "cross",
+];
 /// Words that are never a bare column, table or alias name here.
 const RESERVED: &[&str] = &[
     "select",
@@ -584,10 +586,7 @@ impl<'a> Parser<'a> {
     }
 
     fn skip_semicolons(&mut self) {
-        while self
-            .peek()
-            .is_some_and(|t| t.kind == TokenKind::Semicolon)
-        {
+        while self.peek().is_some_and(|t| t.kind == TokenKind::Semicolon) {
             self.pos += 1;
         }
     }
@@ -639,7 +638,7 @@ impl<'a> Parser<'a> {
         sql.distinct = self.eat_word("distinct");
         while !self.at_clause_stop() {
             let agg = match (self.peek(), self.peek_at(1)) {
-                (Some(t), Some(n)) if is_punct(&n, "(") => Agg::from_word(&t.text)
+                (Some(t), Some(n)) if is_punct(&n, "(") => Agg::from_word(t.text)
                     .filter(|_| t.kind == TokenKind::Word)
                     .unwrap_or_default(),
                 _ => Agg::None,
@@ -656,7 +655,7 @@ impl<'a> Parser<'a> {
             return Err(self.error("`,` or FROM after a select item"));
         }
         if self.eat_word("from") {
-            sql.from = self.from_clause()?;
+            sql.from = self.read_from()?;
         }
         if self.eat_word("where") {
             sql.where_ = self.condition()?;
@@ -746,7 +745,7 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    fn from_clause(&mut self) -> Result<FromClause> {
+    fn read_from(&mut self) -> Result<FromClause> {
         let mut from = FromClause::default();
         loop {
             let mut block = false;
@@ -934,13 +933,13 @@ impl<'a> Parser<'a> {
             return Ok(Val::Sql(Box::new(self.sql()?)));
         }
         let signed = (is_punct(&t, "-") || is_punct(&t, "+"))
-            && self
-                .peek_at(1)
-                .is_some_and(|n| n.kind == TokenKind::Number);
+            && self.peek_at(1).is_some_and(|n| n.kind == TokenKind::Number);
         let literal = match t.kind {
             TokenKind::String => Some(Val::Text(t.text.to_string())),
             // Spider writes strings in double quotes; `get_sql` reads them as strings.
-            TokenKind::QuotedIdent if t.text.starts_with('"') => Some(Val::Text(t.text.to_string())),
+            TokenKind::QuotedIdent if t.text.starts_with('"') => {
+                Some(Val::Text(t.text.to_string()))
+            }
             TokenKind::Number => Some(number(t.text)),
             _ if signed => {
                 self.pos += 1;
@@ -1096,8 +1095,12 @@ fn tuple<'j, const N: usize>(v: &'j Json, path: &str) -> Result<&'j [Json; N]> {
 }
 
 fn id(v: &Json, path: &str) -> Result<u64> {
-    v.as_u64()
-        .ok_or_else(|| bad(path, format!("expected a non-negative integer id, found {v}")))
+    v.as_u64().ok_or_else(|| {
+        bad(
+            path,
+            format!("expected a non-negative integer id, found {v}"),
+        )
+    })
 }
 
 fn flag(v: &Json, path: &str) -> Result<bool> {
@@ -1170,7 +1173,12 @@ fn read_sql(v: &Json, path: &str, depth: usize) -> Result<SpiderSql> {
         let desc = match dir.as_str() {
             Some("desc") => true,
             Some("asc") => false,
-            _ => return Err(bad(&order_path, format!("expected \"asc\" or \"desc\", found {dir}"))),
+            _ => {
+                return Err(bad(
+                    &order_path,
+                    format!("expected \"asc\" or \"desc\", found {dir}"),
+                ));
+            }
         };
         let items = array(items, &order_path)?
             .iter()
@@ -1182,10 +1190,12 @@ fn read_sql(v: &Json, path: &str, depth: usize) -> Result<SpiderSql> {
 
     let limit = match field(v, "limit", path)? {
         Json::Null => None,
-        l => Some(
-            l.as_i64()
-                .ok_or_else(|| bad(&format!("{path}.limit"), format!("expected an integer, found {l}")))?,
-        ),
+        l => Some(l.as_i64().ok_or_else(|| {
+            bad(
+                &format!("{path}.limit"),
+                format!("expected an integer, found {l}"),
+            )
+        })?),
     };
 
     Ok(SpiderSql {
@@ -1197,7 +1207,11 @@ fn read_sql(v: &Json, path: &str, depth: usize) -> Result<SpiderSql> {
         having: read_condition(field(v, "having", path)?, &format!("{path}.having"), depth)?,
         order_by,
         limit,
-        intersect: optional_sql(field(v, "intersect", path)?, &format!("{path}.intersect"), depth)?,
+        intersect: optional_sql(
+            field(v, "intersect", path)?,
+            &format!("{path}.intersect"),
+            depth,
+        )?,
         union: optional_sql(field(v, "union", path)?, &format!("{path}.union"), depth)?,
         except: optional_sql(field(v, "except", path)?, &format!("{path}.except"), depth)?,
     })
@@ -1230,7 +1244,8 @@ fn read_val_unit(v: &Json, path: &str) -> Result<ValUnit> {
     let [op, left, right] = tuple::<3>(v, path)?;
     let n = id(op, path)?;
     Ok(ValUnit {
-        op: UnitOp::from_id(n).ok_or_else(|| bad(path, format!("unknown unit op id {n} (0 to 4)")))?,
+        op: UnitOp::from_id(n)
+            .ok_or_else(|| bad(path, format!("unknown unit op id {n} (0 to 4)")))?,
         left: read_col_unit(left, path)?,
         right: match right {
             Json::Null => None,
@@ -1316,8 +1331,14 @@ mod tests {
         assert_eq!(having.val_unit.left.agg, Agg::Count);
         assert!(having.val_unit.left.distinct);
         // ... where `count_agg(having)` does not look (it reads not_op), so no aggregate counts.
-        assert_eq!(parts("SELECT a FROM t GROUP BY a HAVING count(*) > 1"), (1, 0, 0));
-        assert_eq!(level("SELECT a FROM t GROUP BY a HAVING count(*) > 1"), Hardness::Easy);
+        assert_eq!(
+            parts("SELECT a FROM t GROUP BY a HAVING count(*) > 1"),
+            (1, 0, 0)
+        );
+        assert_eq!(
+            level("SELECT a FROM t GROUP BY a HAVING count(*) > 1"),
+            Hardness::Easy
+        );
     }
 
     #[test]
@@ -1329,7 +1350,10 @@ mod tests {
     #[test]
     fn where_counts_once_and_two_conditions_count_as_other() {
         assert_eq!(parts("SELECT name FROM singer WHERE age > 20"), (1, 0, 0));
-        assert_eq!(level("SELECT name FROM singer WHERE age > 20"), Hardness::Easy);
+        assert_eq!(
+            level("SELECT name FROM singer WHERE age > 20"),
+            Hardness::Easy
+        );
         let two = "SELECT name FROM singer WHERE age > 20 AND country = 'France'";
         assert_eq!(parse(two).unwrap().where_.flat_len(), 3);
         assert_eq!(parts(two), (1, 0, 1));
@@ -1344,7 +1368,10 @@ mod tests {
         assert_eq!(parts(like), (2, 0, 0));
         assert_eq!(level(like), Hardness::Medium);
         // The same query with `=` is one component lighter, and easy.
-        assert_eq!(level("SELECT name FROM singer WHERE name = 'Smith'"), Hardness::Easy);
+        assert_eq!(
+            level("SELECT name FROM singer WHERE name = 'Smith'"),
+            Hardness::Easy
+        );
         let not_like = "SELECT name FROM singer WHERE name NOT LIKE '%Smith%'";
         let c = parse(not_like).unwrap();
         assert!(c.where_.units()[0].not);
@@ -1417,7 +1444,10 @@ mod tests {
         // BETWEEN's AND is not a connector.
         assert_eq!(plain.where_.flat_len(), 1);
         let nested = "SELECT a FROM t WHERE b BETWEEN 1 AND (SELECT max(b) FROM u)";
-        assert!(matches!(parse(nested).unwrap().where_.units()[0].val2, Some(Val::Sql(_))));
+        assert!(matches!(
+            parse(nested).unwrap().where_.units()[0].val2,
+            Some(Val::Sql(_))
+        ));
         assert_eq!(parts(nested), (1, 1, 0));
     }
 
@@ -1426,7 +1456,10 @@ mod tests {
         let sql = "SELECT a FROM t UNION SELECT a FROM u UNION SELECT a FROM v";
         let parsed = parse(sql).unwrap();
         let right = parsed.union.as_ref().expect("first union");
-        assert!(right.union.is_some(), "B UNION C is the right side of A's union");
+        assert!(
+            right.union.is_some(),
+            "B UNION C is the right side of A's union"
+        );
         assert!(parsed.intersect.is_none() && parsed.except.is_none());
         assert_eq!(parts(sql), (0, 1, 0));
         assert_eq!(level(sql), Hardness::Hard);
@@ -1470,7 +1503,10 @@ mod tests {
     fn order_by_aggregates_count_on_both_sides_of_an_expression() {
         assert_eq!(parts("SELECT a FROM t ORDER BY max(b)"), (1, 0, 0));
         assert_eq!(parts("SELECT a FROM t ORDER BY max(b) - min(b)"), (1, 0, 1));
-        assert_eq!(parts("SELECT a FROM t ORDER BY max(b) DESC, min(b)"), (1, 0, 1));
+        assert_eq!(
+            parts("SELECT a FROM t ORDER BY max(b) DESC, min(b)"),
+            (1, 0, 1)
+        );
     }
 
     #[test]
@@ -1495,8 +1531,14 @@ mod tests {
     #[test]
     fn forms_beyond_get_sql_are_read_sensibly() {
         // Comma and LEFT joins are joins; aliases without AS are aliases.
-        assert_eq!(parts("SELECT a FROM t1 x, t2 y WHERE x.id = y.id"), (2, 0, 0));
-        assert_eq!(parts("SELECT a FROM t1 LEFT OUTER JOIN t2 ON t1.id = t2.id"), (1, 0, 0));
+        assert_eq!(
+            parts("SELECT a FROM t1 x, t2 y WHERE x.id = y.id"),
+            (2, 0, 0)
+        );
+        assert_eq!(
+            parts("SELECT a FROM t1 LEFT OUTER JOIN t2 ON t1.id = t2.id"),
+            (1, 0, 0)
+        );
         assert_eq!(parts("SELECT count(*) AS n FROM t"), (0, 0, 0));
         let ne = parse("SELECT a FROM t WHERE b <> 1").unwrap();
         assert_eq!(ne.where_.units()[0].op, WhereOp::Ne);
@@ -1505,9 +1547,18 @@ mod tests {
         assert_eq!(is_not.where_.units()[0].op, WhereOp::Is);
         let list = parse("SELECT a FROM t WHERE b IN (1, -2, 'x')").unwrap();
         assert!(matches!(&list.where_.units()[0].val1, Some(Val::List(v)) if v.len() == 3));
-        assert_eq!(parts("SELECT a FROM t WHERE NOT EXISTS (SELECT * FROM u)"), (1, 1, 0));
-        assert_eq!(parts("SELECT a FROM t UNION ALL SELECT a FROM u"), (0, 1, 0));
-        assert_eq!(parse("SELECT a FROM t LIMIT 3 OFFSET 6;").unwrap().limit, Some(3));
+        assert_eq!(
+            parts("SELECT a FROM t WHERE NOT EXISTS (SELECT * FROM u)"),
+            (1, 1, 0)
+        );
+        assert_eq!(
+            parts("SELECT a FROM t UNION ALL SELECT a FROM u"),
+            (0, 1, 0)
+        );
+        assert_eq!(
+            parse("SELECT a FROM t LIMIT 3 OFFSET 6;").unwrap().limit,
+            Some(3)
+        );
     }
 
     #[test]
@@ -1523,7 +1574,10 @@ mod tests {
             Err(HardnessError::UnexpectedEnd { .. })
         ));
         let stray = parse("SELECT a FROM t WHERE b = 1 c").unwrap_err();
-        assert!(matches!(stray, HardnessError::Unexpected { offset: 28, .. }));
+        assert!(matches!(
+            stray,
+            HardnessError::Unexpected { offset: 28, .. }
+        ));
         assert!(stray.to_string().contains("byte 28"), "{stray}");
         assert!(stray.to_string().contains("AND, OR"), "{stray}");
         assert!(matches!(
@@ -1552,7 +1606,10 @@ mod tests {
             "SELECT a FROM t WHERE a IN (".repeat(depth),
             ")".repeat(depth)
         );
-        assert_eq!(parse(&sql), Err(HardnessError::TooDeep { limit: MAX_DEPTH }));
+        assert_eq!(
+            parse(&sql),
+            Err(HardnessError::TooDeep { limit: MAX_DEPTH })
+        );
         let ok = format!(
             "{}SELECT a FROM t{}",
             "SELECT a FROM t WHERE a IN (".repeat(10),
@@ -1606,7 +1663,12 @@ mod tests {
         }
         sql["orderBy"] = serde_json::json!([]);
         sql.as_object_mut().unwrap().remove("limit");
-        assert!(hardness_from_parsed(&sql).unwrap_err().to_string().contains("`limit`"));
+        assert!(
+            hardness_from_parsed(&sql)
+                .unwrap_err()
+                .to_string()
+                .contains("`limit`")
+        );
     }
 
     #[test]
@@ -1620,11 +1682,61 @@ mod tests {
     }
 
     const SOUP: &[&str] = &[
-        "SELECT", "FROM", "WHERE", "GROUP", "BY", "ORDER", "HAVING", "LIMIT", "OFFSET",
-        "INTERSECT", "UNION", "EXCEPT", "ALL", "JOIN", "LEFT", "ON", "AS", "AND", "OR", "NOT",
-        "IN", "LIKE", "IS", "NULL", "BETWEEN", "EXISTS", "DISTINCT", "ASC", "DESC", "count",
-        "max", "avg", "(", ")", ",", ".", "*", "-", "+", "/", "=", ">", "<", ">=", "!=", "<>",
-        ";", "t", "T1", "a", "1", "2.5", "'x'", "\"y\"", "`z`",
+        "SELECT",
+        "FROM",
+        "WHERE",
+        "GROUP",
+        "BY",
+        "ORDER",
+        "HAVING",
+        "LIMIT",
+        "OFFSET",
+        "INTERSECT",
+        "UNION",
+        "EXCEPT",
+        "ALL",
+        "JOIN",
+        "LEFT",
+        "ON",
+        "AS",
+        "AND",
+        "OR",
+        "NOT",
+        "IN",
+        "LIKE",
+        "IS",
+        "NULL",
+        "BETWEEN",
+        "EXISTS",
+        "DISTINCT",
+        "ASC",
+        "DESC",
+        "count",
+        "max",
+        "avg",
+        "(",
+        ")",
+        ",",
+        ".",
+        "*",
+        "-",
+        "+",
+        "/",
+        "=",
+        ">",
+        "<",
+        ">=",
+        "!=",
+        "<>",
+        ";",
+        "t",
+        "T1",
+        "a",
+        "1",
+        "2.5",
+        "'x'",
+        "\"y\"",
+        "`z`",
     ];
 
     proptest! {
