@@ -7,5 +7,6 @@ mod compare;
 mod data;
 mod eval;
 mod executor;
+mod hardness;
 mod synthetic;
 mod util;

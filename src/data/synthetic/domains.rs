@@ -160,7 +160,10 @@ pub const DOMAINS: &[Domain] = &[
                     c("course_id", Id),
                     c("title", Compose(FIELD_ADJECTIVES, FIELDS)),
                     c("credits", Int(1, 6)),
-                    c("level", Choice(&["introductory", "intermediate", "advanced"])),
+                    c(
+                        "level",
+                        Choice(&["introductory", "intermediate", "advanced"]),
+                    ),
                     c("teacher_id", Fk("teacher")),
                 ],
             },

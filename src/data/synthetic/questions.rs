@@ -50,10 +50,21 @@ fn equality_key(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, String)> 
             format!("SELECT {col} FROM {name} WHERE {pk} = {id}"),
         ),
         2 => {
-            let &b = attrs.iter().filter(|&&b| b != a).copied().collect::<Vec<usize>>().choose(rng)?;
+            let &b = attrs
+                .iter()
+                .filter(|&&b| b != a)
+                .copied()
+                .collect::<Vec<usize>>()
+                .choose(rng)?;
             (
-                format!("Show the {an} and the {} of the {e} whose id is {id}.", table.natural(b)),
-                format!("SELECT {col}, {} FROM {name} WHERE {pk} = {id}", table.columns[b].name),
+                format!(
+                    "Show the {an} and the {} of the {e} whose id is {id}.",
+                    table.natural(b)
+                ),
+                format!(
+                    "SELECT {col}, {} FROM {name} WHERE {pk} = {id}",
+                    table.columns[b].name
+                ),
             )
         }
         3 => (
@@ -99,7 +110,12 @@ fn equality_non_key(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, Strin
             format!("SELECT T1.{col} FROM {name} AS T1 WHERE T1.{fcol} = {lit}"),
         ),
         3 => {
-            let &b = outputs.iter().filter(|&&b| b != a).copied().collect::<Vec<usize>>().choose(rng)?;
+            let &b = outputs
+                .iter()
+                .filter(|&&b| b != a)
+                .copied()
+                .collect::<Vec<usize>>()
+                .choose(rng)?;
             (
                 format!(
                     "List the {an} and the {} of the {es} whose {fname} is {v}.",
@@ -121,7 +137,14 @@ fn equality_non_key(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, Strin
 fn join(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, String)> {
     let fks = db.foreign_keys();
     let &fk = fks.choose(rng)?;
-    let J { child, parent, ce, ces, role, from } = J::new(db, fk);
+    let J {
+        child,
+        parent,
+        ce,
+        ces,
+        role,
+        from,
+    } = J::new(db, fk);
     let &a = columns(child, |k| k.is_attribute()).choose(rng)?;
     let b = describing(parent)?;
     let (an, bn) = (child.natural(a), parent.natural(b));
@@ -139,7 +162,9 @@ fn join(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, String)> {
             let &f = columns(parent, filterable).choose(rng)?;
             // A parent row that has at least one child, so the answer is not empty.
             let row = random_row(db, fk.child, rng);
-            let Val::Int(pid) = row[fk.column] else { return None };
+            let Val::Int(pid) = row[fk.column] else {
+                return None;
+            };
             let value = &db.rows[fk.parent][pid as usize - 1][f];
             (
                 format!(
@@ -218,11 +243,16 @@ fn aggregate_group_by(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, Str
         .map(|g| (table.natural(g), table.columns[g].name))
         .collect();
     for fk in db.foreign_keys().into_iter().filter(|f| f.child == t) {
-        groups.push((format!("{} id", role_noun(db, fk)), table.columns[fk.column].name));
+        groups.push((
+            format!("{} id", role_noun(db, fk)),
+            table.columns[fk.column].name,
+        ));
     }
     let (gn, gcol) = groups.choose(rng)?.clone();
     let numeric = columns(table, Kind::is_numeric);
-    let n = numeric.choose(rng).map(|&n| (n, table.natural(n), table.columns[n].name));
+    let n = numeric
+        .choose(rng)
+        .map(|&n| (n, table.natural(n), table.columns[n].name));
     Some(match (rng.random_range(0..10), n) {
         (1, Some((_, nn, ncol))) => (
             format!("What is the average {nn} of {es} for each {gn}?"),
@@ -276,7 +306,14 @@ fn aggregate_group_by(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, Str
 
 fn join_aggregate_group_by(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, String)> {
     let &fk = db.foreign_keys().choose(rng)?;
-    let J { child, parent, ces, role, from, .. } = J::new(db, fk);
+    let J {
+        child,
+        parent,
+        ces,
+        role,
+        from,
+        ..
+    } = J::new(db, fk);
     // Name the parent by its label mostly, sometimes by another of its attributes.
     let b = if rng.random_bool(0.6) {
         describing(parent)?
@@ -305,7 +342,9 @@ fn join_aggregate_group_by(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String
             format!("SELECT T2.{bcol}, MIN(T1.{ncol}) {from} GROUP BY T2.{ppk}"),
         ),
         (1, Some((nn, ncol))) => (
-            format!("What is the average {nn} of the {ces} of each {role}? Show the {role}'s {bn}."),
+            format!(
+                "What is the average {nn} of the {ces} of each {role}? Show the {role}'s {bn}."
+            ),
             format!("SELECT T2.{bcol}, AVG(T1.{ncol}) {from} GROUP BY T2.{ppk}"),
         ),
         (2, _) => (
@@ -355,27 +394,47 @@ fn nested(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, String)> {
         return Some(match rng.random_range(0..4) {
             0 => (
                 format!("Which {es} have a {nn} above the average? Give their {ln}."),
-                format!("SELECT {lcol} FROM {name} WHERE {ncol} > (SELECT AVG({ncol}) FROM {name})"),
+                format!(
+                    "SELECT {lcol} FROM {name} WHERE {ncol} > (SELECT AVG({ncol}) FROM {name})"
+                ),
             ),
             1 => (
                 format!("List the {ln} of the {es} whose {nn} is below the average {nn}."),
-                format!("SELECT {lcol} FROM {name} WHERE {ncol} < (SELECT AVG({ncol}) FROM {name})"),
+                format!(
+                    "SELECT {lcol} FROM {name} WHERE {ncol} < (SELECT AVG({ncol}) FROM {name})"
+                ),
             ),
             2 => (
                 format!("What is the {ln} of the {e} with the highest {nn}?"),
-                format!("SELECT {lcol} FROM {name} WHERE {ncol} = (SELECT MAX({ncol}) FROM {name})"),
+                format!(
+                    "SELECT {lcol} FROM {name} WHERE {ncol} = (SELECT MAX({ncol}) FROM {name})"
+                ),
             ),
             _ => (
                 format!("Which {e} has the lowest {nn}? Show its {ln}."),
-                format!("SELECT {lcol} FROM {name} WHERE {ncol} = (SELECT MIN({ncol}) FROM {name})"),
+                format!(
+                    "SELECT {lcol} FROM {name} WHERE {ncol} = (SELECT MIN({ncol}) FROM {name})"
+                ),
             ),
         });
     }
     // Membership in the rows of a referencing table.
     let &fk = db.foreign_keys().choose(rng)?;
-    let J { child, parent, ce, ces, role, .. } = J::new(db, fk);
+    let J {
+        child,
+        parent,
+        ce,
+        ces,
+        role,
+        ..
+    } = J::new(db, fk);
     let b = describing(parent)?;
-    let (bn, bcol, ppk, pes) = (parent.natural(b), parent.columns[b].name, pk(parent), parent.plural);
+    let (bn, bcol, ppk, pes) = (
+        parent.natural(b),
+        parent.columns[b].name,
+        pk(parent),
+        parent.plural,
+    );
     let k = child.columns[fk.column].name;
     let (cname, pname) = (child.name, parent.name);
     // "airports that are the origin airport of no flight" when the role is not the table's name.
@@ -393,7 +452,12 @@ fn nested(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, String)> {
     }
     let &f = columns(child, filterable).choose(rng)?;
     let value = &random_row(db, fk.child, rng)[f];
-    let (fname, fcol, v, lit) = (child.natural(f), child.columns[f].name, value.spoken(), value.sql());
+    let (fname, fcol, v, lit) = (
+        child.natural(f),
+        child.columns[f].name,
+        value.spoken(),
+        value.sql(),
+    );
     let question = if plain {
         format!("Show the {bn} of the {pes} that have a {ce} whose {fname} is {v}.")
     } else {
