@@ -68,6 +68,27 @@ fn check_against_official(predictions: &str, expected_correct: usize) {
     );
     assert_eq!(report.missing_databases.get("wta_1"), Some(&62));
     assert_eq!(report.gold_failed, 0);
+    // Per hardness level, the official breakdown: the official verdicts grouped by the level of
+    // the official parse (dev.json's `sql` field).
+    let raw: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("dev.json")).unwrap()).unwrap();
+    let mut expected: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+    for (i, verdict) in official.iter().enumerate() {
+        if let Some(ok) = verdict {
+            let level = exspin::sql::hardness::hardness_from_parsed(&raw[i]["sql"]).unwrap();
+            let entry = expected
+                .entry(format!("{level:?}").to_lowercase())
+                .or_default();
+            entry.0 += 1;
+            entry.1 += usize::from(*ok);
+        }
+    }
+    let got: std::collections::BTreeMap<String, (usize, usize)> = report
+        .by_hardness
+        .iter()
+        .map(|(k, b)| (k.clone(), (b.count, b.correct)))
+        .collect();
+    assert_eq!(got, expected);
     // Breakdowns cover every evaluable example.
     let by_level: usize = report.by_hardness.values().map(|b| b.count).sum();
     let by_type: usize = report.by_query_type.values().map(|b| b.count).sum();
