@@ -219,7 +219,7 @@ pub fn evaluate(
             id: ex.id.clone(),
             db_id: ex.db_id.clone(),
             correct: None,
-            hardness: hardness::hardness(&ex.gold_sql).ok(),
+            hardness: None, // computed while the executor works, below
             query_type: None,
             prediction_outcome: None,
             note: (!dataset.evaluable[index])
@@ -230,12 +230,6 @@ pub fn evaluate(
     let mut jobs = Vec::new();
     for (index, ex) in dataset.evaluable_examples() {
         let db = dataset.db_path(&ex.db_id);
-        let key_info = keys
-            .entry(ex.db_id.clone())
-            .or_insert_with(|| KeyInfo::from_sqlite(&db).ok());
-        verdicts[index].query_type = key_info
-            .as_ref()
-            .map(|k| classify::classify(&ex.gold_sql, k));
         let mut pred = predictions[index].clone();
         if options.compat == Compat::Official {
             pred = official::official_value_quirk(&pred);
@@ -289,8 +283,19 @@ pub fn evaluate(
                 Ok(hit) => hit,
                 Err(rx) => pool.remember_gold(&gold_key, recv(rx)),
             };
+            // Classifying here overlaps with the workers executing the queries queued behind.
+            let ex = &dataset.examples[index];
+            let key_info = keys
+                .entry(ex.db_id.clone())
+                .or_insert_with(|| KeyInfo::from_sqlite(&dataset.db_path(&ex.db_id)).ok());
+            let query_type = key_info
+                .as_ref()
+                .map(|k| classify::classify(&ex.gold_sql, k));
+            let level = hardness::hardness(&ex.gold_sql).ok();
             let pred = recv(pred);
             let verdict = &mut verdicts[index];
+            verdict.query_type = query_type;
+            verdict.hardness = level;
             match gold.rows() {
                 None => {
                     gold_failed += 1;

@@ -247,7 +247,8 @@ impl Sandbox {
 
     /// Runs one statement under the limits and returns its typed outcome.
     pub fn run(&self, sql: &str, config: &ExecutorConfig) -> Outcome {
-        match lexer::statement_count(sql) {
+        let tokens = lexer::tokenize(sql);
+        match lexer::count_statements(&tokens) {
             0 => {
                 return Outcome::Rejected {
                     reason: RejectReason::Empty,
@@ -262,7 +263,7 @@ impl Sandbox {
                 };
             }
         }
-        if let Some(keyword) = leading_write_keyword(sql) {
+        if let Some(keyword) = leading_write_keyword(&tokens) {
             return Outcome::Rejected {
                 reason: if keyword.eq_ignore_ascii_case("attach")
                     || keyword.eq_ignore_ascii_case("detach")
@@ -383,8 +384,8 @@ const WRITE_KEYWORDS: &[&str] = &[
     "detach",
 ];
 
-fn leading_write_keyword(sql: &str) -> Option<&str> {
-    let first = lexer::tokenize(sql).into_iter().find(|t| !t.is_trivia())?;
+fn leading_write_keyword<'a>(tokens: &[lexer::Token<'a>]) -> Option<&'a str> {
+    let first = tokens.iter().find(|t| !t.is_trivia())?;
     WRITE_KEYWORDS
         .iter()
         .any(|k| first.is_word(k))

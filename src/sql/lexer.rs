@@ -181,9 +181,14 @@ pub fn significant(sql: &str) -> Vec<Token<'_>> {
 /// How many statements `sql` holds: `;` separators with something other than white space or
 /// comments after them start a new statement.
 pub fn statement_count(sql: &str) -> usize {
+    count_statements(&tokenize(sql))
+}
+
+/// [`statement_count`] over tokens already made.
+pub fn count_statements(tokens: &[Token<'_>]) -> usize {
     let mut count = 0;
     let mut in_statement = false;
-    for t in tokenize(sql) {
+    for t in tokens {
         match t.kind {
             TokenKind::Semicolon => in_statement = false,
             TokenKind::Whitespace | TokenKind::Comment => {}

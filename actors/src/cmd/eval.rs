@@ -118,7 +118,16 @@ fn print_report(r: &EvalReport) {
             "\n{title:<26} {:>6} {:>8} {:>9}",
             "count", "correct", "accuracy"
         );
-        for (name, b) in buckets.iter() {
+        // Hardness levels in their natural order, then anything else (e.g. "unknown").
+        let rank = |n: &str| {
+            ["easy", "medium", "hard", "extra"]
+                .iter()
+                .position(|l| *l == n)
+        };
+        let mut names: Vec<&String> = buckets.keys().collect();
+        names.sort_by_key(|n| (rank(n).unwrap_or(usize::MAX), n.to_string()));
+        for name in names {
+            let b = &buckets[name];
             println!(
                 "{name:<26} {:>6} {:>8} {:>8.2}%",
                 b.count,
