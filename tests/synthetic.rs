@@ -52,12 +52,23 @@ fn synthetic_same_seed_same_bytes_other_seed_other_bytes() {
         dev_examples: 60,
         ..SynthConfig::default()
     };
-    let (a, b, c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b, c) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
     generate(&config, a.path()).unwrap();
     generate(&config, b.path()).unwrap();
-    let other = SynthConfig { seed: config.seed + 1, ..config.clone() };
+    let other = SynthConfig {
+        seed: config.seed + 1,
+        ..config.clone()
+    };
     generate(&other, c.path()).unwrap();
-    let (ha, hb, hc) = (hash_tree(a.path()), hash_tree(b.path()), hash_tree(c.path()));
+    let (ha, hb, hc) = (
+        hash_tree(a.path()),
+        hash_tree(b.path()),
+        hash_tree(c.path()),
+    );
     // tables.json, two splits and eight databases; no temporary file left behind.
     assert_eq!(ha.len(), 11, "{:?}", ha.keys());
     assert!(ha.keys().all(|p| !p.to_string_lossy().ends_with(".tmp")));
@@ -66,7 +77,12 @@ fn synthetic_same_seed_same_bytes_other_seed_other_bytes() {
     for (file, hash) in &ha {
         // The schema does not depend on the seed; every data file does.
         if file != Path::new("tables.json") {
-            assert_ne!(hash, &hc[file], "{} did not change with the seed", file.display());
+            assert_ne!(
+                hash,
+                &hc[file],
+                "{} did not change with the seed",
+                file.display()
+            );
         }
     }
     // Regenerating into a used folder replaces the files with the same bytes.
@@ -84,21 +100,47 @@ fn synthetic_loads_as_spider_with_disjoint_databases() {
     assert_eq!(train.evaluable_count(), train.len());
     assert_eq!(dev.evaluable_count(), dev.len());
     let dbs = |d: &exspin::data::Dataset| {
-        d.examples.iter().map(|e| e.db_id.clone()).collect::<BTreeSet<_>>()
+        d.examples
+            .iter()
+            .map(|e| e.db_id.clone())
+            .collect::<BTreeSet<_>>()
     };
     let (train_dbs, dev_dbs) = (dbs(&train), dbs(&dev));
     assert_eq!(train_dbs.len(), 5, "{train_dbs:?}");
     assert_eq!(dev_dbs.len(), 3, "{dev_dbs:?}");
-    assert!(train_dbs.is_disjoint(&dev_dbs), "{train_dbs:?} vs {dev_dbs:?}");
+    assert!(
+        train_dbs.is_disjoint(&dev_dbs),
+        "{train_dbs:?} vs {dev_dbs:?}"
+    );
     let tables = exspin::data::TablesFile::load(&dir.join("tables.json")).unwrap();
     assert_eq!(tables.databases.len(), 8);
     for schema in tables.databases.values() {
-        assert!((3..=5).contains(&schema.table_names.len()), "{}", schema.db_id);
-        assert_eq!(schema.primary_keys.len(), schema.table_names.len(), "{}", schema.db_id);
+        assert!(
+            (3..=5).contains(&schema.table_names.len()),
+            "{}",
+            schema.db_id
+        );
+        assert_eq!(
+            schema.primary_keys.len(),
+            schema.table_names.len(),
+            "{}",
+            schema.db_id
+        );
         assert!(!schema.foreign_keys.is_empty(), "{}", schema.db_id);
         for ty in &schema.column_types {
             assert!(["text", "number", "time"].contains(&ty.as_str()), "{ty}");
         }
+        // The declared keys are the ones the SQLite file has.
+        let path = dir
+            .join("database")
+            .join(&schema.db_id)
+            .join(format!("{}.sqlite", schema.db_id));
+        assert_eq!(
+            KeyInfo::from_schema(schema),
+            KeyInfo::from_sqlite(&path).unwrap(),
+            "{}",
+            schema.db_id
+        );
     }
 }
 
@@ -109,7 +151,11 @@ fn records(dir: &Path, file: &str) -> Vec<(String, String, String)> {
     values
         .iter()
         .map(|v| {
-            let s = |k: &str| v[k].as_str().unwrap_or_else(|| panic!("{file}: no {k}")).to_string();
+            let s = |k: &str| {
+                v[k].as_str()
+                    .unwrap_or_else(|| panic!("{file}: no {k}"))
+                    .to_string()
+            };
             (s("db_id"), s("query"), s("query_type"))
         })
         .collect()
@@ -125,15 +171,22 @@ fn synthetic_gold_runs_returns_rows_and_classifies_as_intended() {
     for (split, file) in [("train", "train_spider.json"), ("dev", "dev.json")] {
         let mut types = BTreeSet::new();
         for (db_id, query, intended) in records(dir, file) {
-            let path = dir.join("database").join(&db_id).join(format!("{db_id}.sqlite"));
-            let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-            let mut stmt = conn.prepare(&query).unwrap_or_else(|e| panic!("{query}: {e}"));
+            let path = dir
+                .join("database")
+                .join(&db_id)
+                .join(format!("{db_id}.sqlite"));
+            let conn =
+                Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+            let mut stmt = conn
+                .prepare(&query)
+                .unwrap_or_else(|e| panic!("{query}: {e}"));
             let has_row = stmt.query([]).unwrap().next().unwrap().is_some();
             assert!(has_row, "{split}: no rows: {query}");
             let keys = keys_by_db
                 .entry(db_id.clone())
                 .or_insert_with(|| KeyInfo::from_sqlite(&path).unwrap());
-            let intended = QueryType::from_name(&intended).unwrap_or_else(|| panic!("type {intended}"));
+            let intended =
+                QueryType::from_name(&intended).unwrap_or_else(|| panic!("type {intended}"));
             types.insert(intended);
             total += 1;
             let got = classify(&query, keys);
@@ -143,10 +196,17 @@ fn synthetic_gold_runs_returns_rows_and_classifies_as_intended() {
                 disagreements.push(format!("{intended} classified {got}: {query}"));
             }
         }
-        assert_eq!(types, QueryType::SIX.into_iter().collect(), "{split} lacks a type");
+        assert_eq!(
+            types,
+            QueryType::SIX.into_iter().collect(),
+            "{split} lacks a type"
+        );
     }
     let rate = agree as f64 / total as f64;
-    eprintln!("synthetic: classify agrees with the intended type on {agree}/{total} ({:.2}%)", 100.0 * rate);
+    eprintln!(
+        "synthetic: classify agrees with the intended type on {agree}/{total} ({:.2}%)",
+        100.0 * rate
+    );
     for d in disagreements.iter().take(10) {
         eprintln!("  {d}");
     }
@@ -155,12 +215,22 @@ fn synthetic_gold_runs_returns_rows_and_classifies_as_intended() {
 
 #[test]
 fn synthetic_config_is_strict_and_validated() {
-    let err = serde_json::from_str::<SynthConfig>(r#"{"seed": 1, "train_exemples": 5}"#).unwrap_err();
+    let err =
+        serde_json::from_str::<SynthConfig>(r#"{"seed": 1, "train_exemples": 5}"#).unwrap_err();
     assert!(err.to_string().contains("train_exemples"), "{err}");
     let partial: SynthConfig = serde_json::from_str(r#"{"seed": 7}"#).unwrap();
-    assert_eq!(partial, SynthConfig { seed: 7, ..SynthConfig::default() });
+    assert_eq!(
+        partial,
+        SynthConfig {
+            seed: 7,
+            ..SynthConfig::default()
+        }
+    );
     let dir = tempfile::tempdir().unwrap();
-    let bad = SynthConfig { dev_databases: 8, ..SynthConfig::default() };
+    let bad = SynthConfig {
+        dev_databases: 8,
+        ..SynthConfig::default()
+    };
     let err = generate(&bad, dir.path()).unwrap_err();
     assert!(err.to_string().contains("dev_databases"), "{err}");
 }

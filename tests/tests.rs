@@ -2,6 +2,6 @@
 //! Tests that need the shared datasets read them from `EXSPIN_DATA` (`.ci/run` sets it to
 //! `../shared/data`) and skip with a message when it is unset.
 
-mod util;
 mod classify;
 mod synthetic;
+mod util;

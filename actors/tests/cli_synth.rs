@@ -19,7 +19,11 @@ fn synth_writes_refuses_non_empty_and_prints_json() {
         cmd.output().unwrap()
     };
     let first = run(&[]);
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     let summary: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
     assert_eq!(summary["seed"], 3);
     assert_eq!(summary["splits"][0]["examples"], 60);
@@ -32,10 +36,17 @@ fn synth_writes_refuses_non_empty_and_prints_json() {
     let again = run(&[]);
     assert!(!again.status.success());
     let stderr = String::from_utf8_lossy(&again.stderr);
-    assert!(stderr.contains("not empty") && stderr.contains("--force"), "{stderr}");
+    assert!(
+        stderr.contains("not empty") && stderr.contains("--force"),
+        "{stderr}"
+    );
 
     let forced = run(&["--force"]);
-    assert!(forced.status.success(), "{}", String::from_utf8_lossy(&forced.stderr));
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
     assert_eq!(forced.stdout, first.stdout);
 }
 
@@ -43,7 +54,15 @@ fn synth_writes_refuses_non_empty_and_prints_json() {
 fn synth_help_explains_the_options() {
     let out = exspin().args(["data", "synth", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for word in ["--out", "--seed", "--train", "--dev", "--force", "--json", "byte-identical"] {
+    for word in [
+        "--out",
+        "--seed",
+        "--train",
+        "--dev",
+        "--force",
+        "--json",
+        "byte-identical",
+    ] {
         assert!(help.contains(word), "--help lacks {word}:\n{help}");
     }
 }

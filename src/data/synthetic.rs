@@ -167,7 +167,12 @@ pub fn generate(config: &SynthConfig, out: &Path) -> Result<SynthSummary, SynthE
         discarded: 0,
     };
     let splits = [
-        ("train", "train_spider.json", &dbs[..n_train], config.train_examples),
+        (
+            "train",
+            "train_spider.json",
+            &dbs[..n_train],
+            config.train_examples,
+        ),
         ("dev", "dev.json", &dbs[n_train..], config.dev_examples),
     ];
     for (index, (split, file, split_dbs, count)) in splits.into_iter().enumerate() {
@@ -210,8 +215,11 @@ fn questions_for<'a>(
     for db in dbs {
         let path = crate::data::database_path(db_root, db.db_id());
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(&path, flags)
-            .map_err(|source| SynthError::Sqlite { path: path.clone(), source })?;
+        let conn =
+            Connection::open_with_flags(&path, flags).map_err(|source| SynthError::Sqlite {
+                path: path.clone(),
+                source,
+            })?;
         conns.push((conn, path));
     }
     let mut seen = BTreeSet::new();

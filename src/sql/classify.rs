@@ -180,7 +180,9 @@ impl KeyInfo {
             )
             .map_err(wrap)?;
         let pairs = stmt
-            .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
             .map_err(wrap)?;
         let mut info = KeyInfo::new();
         for pair in pairs {
@@ -194,7 +196,9 @@ impl KeyInfo {
 const AGGREGATES: [&str; 5] = ["count", "sum", "avg", "min", "max"];
 const SET_OPERATORS: [&str; 3] = ["union", "intersect", "except"];
 /// Words that end a `FROM` clause.
-const AFTER_FROM: [&str; 7] = ["where", "group", "having", "order", "limit", "window", "union"];
+const AFTER_FROM: [&str; 7] = [
+    "where", "group", "having", "order", "limit", "window", "union",
+];
 /// Words that cannot be a table alias.
 const NOT_ALIAS: [&str; 16] = [
     "on", "using", "join", "left", "right", "full", "inner", "outer", "cross", "natural", "where",
@@ -204,8 +208,7 @@ const NOT_ALIAS: [&str; 16] = [
 /// The type of `sql`; table and column names are resolved against `keys`.
 pub fn classify(sql: &str, keys: &KeyInfo) -> QueryType {
     let tokens = lexer::significant(sql);
-    let tokens: Vec<Token<'_>> = match tokens.iter().rposition(|t| t.kind != TokenKind::Semicolon)
-    {
+    let tokens: Vec<Token<'_>> = match tokens.iter().rposition(|t| t.kind != TokenKind::Semicolon) {
         Some(last) => tokens[..=last].to_vec(),
         None => return QueryType::Other,
     };
@@ -219,7 +222,9 @@ pub fn classify(sql: &str, keys: &KeyInfo) -> QueryType {
         return QueryType::Other;
     }
     let aggregate = tokens.windows(2).any(|w| {
-        AGGREGATES.iter().any(|a| w[0].is_word(a)) && w[1].kind == TokenKind::Punct && w[1].text == "("
+        AGGREGATES.iter().any(|a| w[0].is_word(a))
+            && w[1].kind == TokenKind::Punct
+            && w[1].text == "("
     });
     let group_by = tokens
         .windows(2)
@@ -244,7 +249,9 @@ pub fn classify(sql: &str, keys: &KeyInfo) -> QueryType {
 /// A `(` directly followed by `SELECT` (or `WITH`, a CTE inside parentheses).
 fn has_subquery(tokens: &[Token<'_>]) -> bool {
     tokens.windows(2).any(|w| {
-        w[0].kind == TokenKind::Punct && w[0].text == "(" && (w[1].is_word("select") || w[1].is_word("with"))
+        w[0].kind == TokenKind::Punct
+            && w[0].text == "("
+            && (w[1].is_word("select") || w[1].is_word("with"))
     })
 }
 
@@ -282,7 +289,8 @@ impl FromClause {
                 }
                 if t.is_word("join") || (t.kind == TokenKind::Punct && t.text == ",") {
                     expect_table = true;
-                } else if expect_table && matches!(t.kind, TokenKind::Word | TokenKind::QuotedIdent) {
+                } else if expect_table && matches!(t.kind, TokenKind::Word | TokenKind::QuotedIdent)
+                {
                     let table = ident(t);
                     let mut alias = None;
                     if tokens.get(i + 1).is_some_and(|n| n.is_word("as")) {
@@ -352,7 +360,11 @@ fn where_equality(tokens: &[Token<'_>], from: &FromClause, keys: &KeyInfo) -> Op
     let start = depth_zero(tokens).find(|&i| tokens[i].is_word("where"))?;
     let end = depth_zero(tokens)
         .filter(|&i| i > start)
-        .find(|&i| ["group", "having", "order", "limit"].iter().any(|w| tokens[i].is_word(w)))
+        .find(|&i| {
+            ["group", "having", "order", "limit"]
+                .iter()
+                .any(|w| tokens[i].is_word(w))
+        })
         .unwrap_or(tokens.len());
     let clause = &tokens[start + 1..end];
     let mut found = None;
@@ -402,7 +414,9 @@ fn column_after(clause: &[Token<'_>], op: usize) -> Option<(Option<String>, Stri
 /// Words and backtick/bracket identifiers; a double-quoted token is read as a string literal.
 fn is_column_token(t: Token<'_>) -> bool {
     match t.kind {
-        TokenKind::Word => !["null", "true", "false", "not"].iter().any(|w| t.is_word(w)),
+        TokenKind::Word => !["null", "true", "false", "not"]
+            .iter()
+            .any(|w| t.is_word(w)),
         TokenKind::QuotedIdent => !t.text.starts_with('"'),
         _ => false,
     }
@@ -418,7 +432,7 @@ fn is_literal(rest: &[Token<'_>]) -> bool {
     let literal = matches!(lit.kind, TokenKind::Number | TokenKind::String)
         || (lit.kind == TokenKind::QuotedIdent && lit.text.starts_with('"'));
     // `x = 1 + y` compares with an expression, not a literal.
-    literal && after.is_none_or(|t| !(t.kind == TokenKind::Punct && !matches!(t.text, ")" | ",")))
+    literal && after.is_none_or(|t| t.kind != TokenKind::Punct || matches!(t.text, ")" | ","))
 }
 
 /// Whether the token at `i` (left of an `=`) is a whole literal operand.
@@ -453,12 +467,18 @@ mod tests {
 
     #[test]
     fn equality_by_key_resolves_case_and_aliases() {
-        assert_eq!(t("SELECT email FROM student WHERE student_id = 17"), QueryType::EqualityByKey);
+        assert_eq!(
+            t("SELECT email FROM student WHERE student_id = 17"),
+            QueryType::EqualityByKey
+        );
         assert_eq!(
             t("select T1.email from STUDENT as T1 where T1.STUDENT_ID = 17 order by email"),
             QueryType::EqualityByKey
         );
-        assert_eq!(t("SELECT name FROM singer s WHERE 3 = s.singer_id"), QueryType::EqualityByKey);
+        assert_eq!(
+            t("SELECT name FROM singer s WHERE 3 = s.singer_id"),
+            QueryType::EqualityByKey
+        );
         // A member of a composite key counts, and a second, non-key equality does not matter.
         assert_eq!(
             t("SELECT grade FROM enroll WHERE grade = 'A' AND course_id = 4"),
@@ -468,24 +488,37 @@ mod tests {
 
     #[test]
     fn equality_by_non_key() {
-        assert_eq!(t("SELECT name FROM singer WHERE country = 'France'"), QueryType::EqualityByNonKey);
+        assert_eq!(
+            t("SELECT name FROM singer WHERE country = 'France'"),
+            QueryType::EqualityByNonKey
+        );
         assert_eq!(
             t("SELECT T1.name FROM singer AS T1 WHERE T1.country = \"France\" AND T1.age > 20"),
             QueryType::EqualityByNonKey
         );
-        assert_eq!(t("SELECT name FROM singer WHERE age == -3"), QueryType::EqualityByNonKey);
+        assert_eq!(
+            t("SELECT name FROM singer WHERE age == -3"),
+            QueryType::EqualityByNonKey
+        );
         // A key column of another table with the same name is not this table's key.
-        assert_eq!(t("SELECT name FROM concert WHERE singer_id = 2"), QueryType::EqualityByNonKey);
+        assert_eq!(
+            t("SELECT name FROM concert WHERE singer_id = 2"),
+            QueryType::EqualityByNonKey
+        );
     }
 
     #[test]
     fn joins_without_aggregate() {
         assert_eq!(
-            t("SELECT T1.name, T2.title FROM singer AS T1 JOIN concert AS T2 ON T1.singer_id = T2.singer_id"),
+            t(
+                "SELECT T1.name, T2.title FROM singer AS T1 JOIN concert AS T2 ON T1.singer_id = T2.singer_id"
+            ),
             QueryType::JoinNoAggregate
         );
         assert_eq!(
-            t("SELECT a.name FROM singer a, concert b WHERE a.singer_id = b.singer_id AND b.year = 2014"),
+            t(
+                "SELECT a.name FROM singer a, concert b WHERE a.singer_id = b.singer_id AND b.year = 2014"
+            ),
             QueryType::JoinNoAggregate
         );
     }
@@ -501,7 +534,9 @@ mod tests {
             QueryType::AggregateGroupBy
         );
         assert_eq!(
-            t("SELECT T2.name, AVG(T1.age) FROM singer AS T1 JOIN concert AS T2 ON T1.singer_id = T2.singer_id GROUP BY T2.concert_id"),
+            t(
+                "SELECT T2.name, AVG(T1.age) FROM singer AS T1 JOIN concert AS T2 ON T1.singer_id = T2.singer_id GROUP BY T2.concert_id"
+            ),
             QueryType::JoinAggregateGroupBy
         );
     }
@@ -512,9 +547,14 @@ mod tests {
             t("SELECT name FROM singer WHERE age > (SELECT avg(age) FROM singer)"),
             QueryType::Nested
         );
-        assert_eq!(t("SELECT count(*) FROM (SELECT * FROM singer)"), QueryType::Nested);
         assert_eq!(
-            t("SELECT name FROM singer UNION SELECT name FROM concert WHERE concert_id IN (SELECT concert_id FROM concert)"),
+            t("SELECT count(*) FROM (SELECT * FROM singer)"),
+            QueryType::Nested
+        );
+        assert_eq!(
+            t(
+                "SELECT name FROM singer UNION SELECT name FROM concert WHERE concert_id IN (SELECT concert_id FROM concert)"
+            ),
             QueryType::Nested
         );
     }
@@ -522,22 +562,41 @@ mod tests {
     #[test]
     fn everything_else_is_other() {
         assert_eq!(t("SELECT count(*) FROM singer"), QueryType::Other);
-        assert_eq!(t("SELECT name FROM singer ORDER BY age DESC LIMIT 3"), QueryType::Other);
-        assert_eq!(t("SELECT name FROM singer WHERE age > 30"), QueryType::Other);
-        assert_eq!(t("SELECT name FROM singer WHERE name LIKE '%a%'"), QueryType::Other);
-        assert_eq!(t("SELECT country FROM singer GROUP BY country"), QueryType::Other);
         assert_eq!(
-            t("SELECT name FROM singer WHERE age = 3 INTERSECT SELECT name FROM singer WHERE age = 4"),
+            t("SELECT name FROM singer ORDER BY age DESC LIMIT 3"),
             QueryType::Other
         );
         assert_eq!(
-            t("SELECT count(*) FROM singer AS T1 JOIN concert AS T2 ON T1.singer_id = T2.singer_id"),
+            t("SELECT name FROM singer WHERE age > 30"),
+            QueryType::Other
+        );
+        assert_eq!(
+            t("SELECT name FROM singer WHERE name LIKE '%a%'"),
+            QueryType::Other
+        );
+        assert_eq!(
+            t("SELECT country FROM singer GROUP BY country"),
+            QueryType::Other
+        );
+        assert_eq!(
+            t(
+                "SELECT name FROM singer WHERE age = 3 INTERSECT SELECT name FROM singer WHERE age = 4"
+            ),
+            QueryType::Other
+        );
+        assert_eq!(
+            t(
+                "SELECT count(*) FROM singer AS T1 JOIN concert AS T2 ON T1.singer_id = T2.singer_id"
+            ),
             QueryType::Other
         );
         assert_eq!(t("SELECT 1"), QueryType::Other);
         assert_eq!(t(""), QueryType::Other);
         // A comparison with an expression is not `column = literal`.
-        assert_eq!(t("SELECT name FROM singer WHERE age = 1 + bonus"), QueryType::Other);
+        assert_eq!(
+            t("SELECT name FROM singer WHERE age = 1 + bonus"),
+            QueryType::Other
+        );
     }
 
     #[test]

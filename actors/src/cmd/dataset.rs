@@ -4,6 +4,8 @@ use exspin::data::{self, Dataset};
 
 use crate::cli::DatasetArgs;
 
+// Used by `eval` and `bench eval`, still stubs on this branch.
+#[allow(dead_code)]
 pub fn load(args: &DatasetArgs) -> anyhow::Result<Dataset> {
     let mut dataset = if let Some(dir) = &args.spider {
         data::spider::load(dir, &args.split)?

@@ -73,7 +73,11 @@ fn is_non_empty(dir: &Path) -> anyhow::Result<bool> {
 }
 
 fn print_summary(summary: &SynthSummary) {
-    println!("synthetic dataset in {} (seed {})", summary.out.display(), summary.seed);
+    println!(
+        "synthetic dataset in {} (seed {})",
+        summary.out.display(),
+        summary.seed
+    );
     println!("databases:");
     for db in &summary.databases {
         println!(
@@ -93,5 +97,8 @@ fn print_summary(summary: &SynthSummary) {
             println!("  {ty:<24} {n:>5}");
         }
     }
-    println!("template draws discarded (no rows or repeated): {}", summary.discarded);
+    println!(
+        "template draws discarded (no rows or repeated): {}",
+        summary.discarded
+    );
 }

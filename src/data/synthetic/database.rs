@@ -103,7 +103,9 @@ impl SynthDb {
                         Kind::Compose(a, b) => {
                             Val::Text(format!("{} {}", pick(rng, a), pick(rng, b)))
                         }
-                        Kind::Int(lo, hi) => Val::Int(rng.random_range(lo..=hi)),
+                        Kind::Int(lo, hi) | Kind::Year(lo, hi) => {
+                            Val::Int(rng.random_range(lo..=hi))
+                        }
                         Kind::Real(lo, hi) => {
                             Val::Real(rng.random_range(lo * 100..=hi * 100) as f64 / 100.0)
                         }
@@ -167,14 +169,19 @@ impl SynthDb {
         };
         remove_if_exists(&tmp)?;
         let mut conn = Connection::open(&tmp).map_err(wrap)?;
-        conn.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA page_size = 4096;")
-            .map_err(wrap)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA page_size = 4096;",
+        )
+        .map_err(wrap)?;
         let tx = conn.transaction().map_err(wrap)?;
         for (t, table) in self.domain.tables.iter().enumerate() {
             tx.execute_batch(&create_table(table)).map_err(wrap)?;
             let placeholders = vec!["?"; table.columns.len()].join(", ");
             let mut insert = tx
-                .prepare(&format!("INSERT INTO {} VALUES ({placeholders})", table.name))
+                .prepare(&format!(
+                    "INSERT INTO {} VALUES ({placeholders})",
+                    table.name
+                ))
                 .map_err(wrap)?;
             for row in &self.rows[t] {
                 insert
@@ -210,10 +217,14 @@ impl SynthDb {
             first_column.push(schema.column_names.len());
             for (c, col) in table.columns.iter().enumerate() {
                 if matches!(col.kind, Kind::Id) {
-                    schema.primary_keys.push(KeyColumns::One(schema.column_names.len()));
+                    schema
+                        .primary_keys
+                        .push(KeyColumns::One(schema.column_names.len()));
                 }
                 schema.column_names.push((t as i64, table.natural(c)));
-                schema.column_names_original.push((t as i64, col.name.to_string()));
+                schema
+                    .column_names_original
+                    .push((t as i64, col.name.to_string()));
                 schema.column_types.push(col.kind.spider_type().to_string());
             }
         }
@@ -247,7 +258,11 @@ fn create_table(table: &TableDef) -> String {
             ));
         }
     }
-    format!("CREATE TABLE {} (\n  {}\n);", table.name, parts.join(",\n  "))
+    format!(
+        "CREATE TABLE {} (\n  {}\n);",
+        table.name,
+        parts.join(",\n  ")
+    )
 }
 
 fn table_index(domain: &Domain, name: &str) -> usize {

@@ -50,10 +50,21 @@ fn equality_key(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, String)> 
             format!("SELECT {col} FROM {name} WHERE {pk} = {id}"),
         ),
         2 => {
-            let &b = attrs.iter().filter(|&&b| b != a).copied().collect::<Vec<usize>>().choose(rng)?;
+            let &b = attrs
+                .iter()
+                .filter(|&&b| b != a)
+                .copied()
+                .collect::<Vec<usize>>()
+                .choose(rng)?;
             (
-                format!("Show the {an} and the {} of the {e} whose id is {id}.", table.natural(b)),
-                format!("SELECT {col}, {} FROM {name} WHERE {pk} = {id}", table.columns[b].name),
+                format!(
+                    "Show the {an} and the {} of the {e} whose id is {id}.",
+                    table.natural(b)
+                ),
+                format!(
+                    "SELECT {col}, {} FROM {name} WHERE {pk} = {id}",
+                    table.columns[b].name
+                ),
             )
         }
         3 => (
@@ -99,7 +110,12 @@ fn equality_non_key(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, Strin
             format!("SELECT T1.{col} FROM {name} AS T1 WHERE T1.{fcol} = {lit}"),
         ),
         3 => {
-            let &b = outputs.iter().filter(|&&b| b != a).copied().collect::<Vec<usize>>().choose(rng)?;
+            let &b = outputs
+                .iter()
+                .filter(|&&b| b != a)
+                .copied()
+                .collect::<Vec<usize>>()
+                .choose(rng)?;
             (
                 format!(
                     "List the {an} and the {} of the {es} whose {fname} is {v}.",
@@ -121,7 +137,14 @@ fn equality_non_key(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, Strin
 fn join(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, String)> {
     let fks = db.foreign_keys();
     let &fk = fks.choose(rng)?;
-    let J { child, parent, ce, ces, role, from } = J::new(db, fk);
+    let J {
+        child,
+        parent,
+        ce,
+        ces,
+        role,
+        from,
+    } = J::new(db, fk);
     let &a = columns(child, |k| k.is_attribute()).choose(rng)?;
     let b = describing(parent)?;
     let (an, bn) = (child.natural(a), parent.natural(b));
@@ -139,7 +162,9 @@ fn join(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, String)> {
             let &f = columns(parent, filterable).choose(rng)?;
             // A parent row that has at least one child, so the answer is not empty.
             let row = random_row(db, fk.child, rng);
-            let Val::Int(pid) = row[fk.column] else { return None };
+            let Val::Int(pid) = row[fk.column] else {
+                return None;
+            };
             let value = &db.rows[fk.parent][pid as usize - 1][f];
             (
                 format!(
@@ -218,11 +243,16 @@ fn aggregate_group_by(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, Str
         .map(|g| (table.natural(g), table.columns[g].name))
         .collect();
     for fk in db.foreign_keys().into_iter().filter(|f| f.child == t) {
-        groups.push((format!("{} id", role_noun(db, fk)), table.columns[fk.column].name));
+        groups.push((
+            format!("{} id", role_noun(db, fk)),
+            table.columns[fk.column].name,
+        ));
     }
     let (gn, gcol) = groups.choose(rng)?.clone();
     let numeric = columns(table, Kind::is_numeric);
-    let n = numeric.choose(rng).map(|&n| (n, table.natural(n), table.columns[n].name));
+    let n = numeric
+        .choose(rng)
+        .map(|&n| (n, table.natural(n), table.columns[n].name));
     Some(match (rng.random_range(0..10), n) {
         (1, Some((_, nn, ncol))) => (
             format!("What is the average {nn} of {es} for each {gn}?"),
@@ -243,7 +273,7 @@ fn aggregate_group_by(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, Str
                 format!("SELECT {gcol} FROM {name} GROUP BY {gcol} HAVING COUNT(*) >= {k}"),
             )
         }
-        (5, Some((_, nn, ncol))) => (
+        (5, Some((c, nn, ncol))) if table.columns[c].kind.is_summable() => (
             format!("What is the total {nn} of the {es} in each {gn}?"),
             format!("SELECT {gcol}, SUM({ncol}) FROM {name} GROUP BY {gcol}"),
         ),
@@ -276,7 +306,14 @@ fn aggregate_group_by(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, Str
 
 fn join_aggregate_group_by(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, String)> {
     let &fk = db.foreign_keys().choose(rng)?;
-    let J { child, parent, ces, role, from, .. } = J::new(db, fk);
+    let J {
+        child,
+        parent,
+        ces,
+        role,
+        from,
+        ..
+    } = J::new(db, fk);
     // Name the parent by its label mostly, sometimes by another of its attributes.
     let b = if rng.random_bool(0.6) {
         describing(parent)?
@@ -305,7 +342,9 @@ fn join_aggregate_group_by(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String
             format!("SELECT T2.{bcol}, MIN(T1.{ncol}) {from} GROUP BY T2.{ppk}"),
         ),
         (1, Some((nn, ncol))) => (
-            format!("What is the average {nn} of the {ces} of each {role}? Show the {role}'s {bn}."),
+            format!(
+                "What is the average {nn} of the {ces} of each {role}? Show the {role}'s {bn}."
+            ),
             format!("SELECT T2.{bcol}, AVG(T1.{ncol}) {from} GROUP BY T2.{ppk}"),
         ),
         (2, _) => (
@@ -327,10 +366,17 @@ fn join_aggregate_group_by(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String
                 format!("SELECT T2.{gcol}, COUNT(*) {from} GROUP BY T2.{gcol}"),
             )
         }
-        (5, Some((nn, ncol))) => (
-            format!("For each {role}, what is the total {nn} of its {ces}? Show its {bn} too."),
-            format!("SELECT T2.{bcol}, SUM(T1.{ncol}) {from} GROUP BY T2.{ppk}"),
-        ),
+        (5, Some((nn, ncol)))
+            if child
+                .columns
+                .iter()
+                .any(|c| c.name == ncol && c.kind.is_summable()) =>
+        {
+            (
+                format!("For each {role}, what is the total {nn} of its {ces}? Show its {bn} too."),
+                format!("SELECT T2.{bcol}, SUM(T1.{ncol}) {from} GROUP BY T2.{ppk}"),
+            )
+        }
         _ => (
             format!("List each {role}'s {bn} and its number of {ces}."),
             format!("SELECT T2.{bcol}, COUNT(*) {from} GROUP BY T2.{ppk}"),
@@ -355,27 +401,47 @@ fn nested(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, String)> {
         return Some(match rng.random_range(0..4) {
             0 => (
                 format!("Which {es} have a {nn} above the average? Give their {ln}."),
-                format!("SELECT {lcol} FROM {name} WHERE {ncol} > (SELECT AVG({ncol}) FROM {name})"),
+                format!(
+                    "SELECT {lcol} FROM {name} WHERE {ncol} > (SELECT AVG({ncol}) FROM {name})"
+                ),
             ),
             1 => (
                 format!("List the {ln} of the {es} whose {nn} is below the average {nn}."),
-                format!("SELECT {lcol} FROM {name} WHERE {ncol} < (SELECT AVG({ncol}) FROM {name})"),
+                format!(
+                    "SELECT {lcol} FROM {name} WHERE {ncol} < (SELECT AVG({ncol}) FROM {name})"
+                ),
             ),
             2 => (
                 format!("What is the {ln} of the {e} with the highest {nn}?"),
-                format!("SELECT {lcol} FROM {name} WHERE {ncol} = (SELECT MAX({ncol}) FROM {name})"),
+                format!(
+                    "SELECT {lcol} FROM {name} WHERE {ncol} = (SELECT MAX({ncol}) FROM {name})"
+                ),
             ),
             _ => (
                 format!("Which {e} has the lowest {nn}? Show its {ln}."),
-                format!("SELECT {lcol} FROM {name} WHERE {ncol} = (SELECT MIN({ncol}) FROM {name})"),
+                format!(
+                    "SELECT {lcol} FROM {name} WHERE {ncol} = (SELECT MIN({ncol}) FROM {name})"
+                ),
             ),
         });
     }
     // Membership in the rows of a referencing table.
     let &fk = db.foreign_keys().choose(rng)?;
-    let J { child, parent, ce, ces, role, .. } = J::new(db, fk);
+    let J {
+        child,
+        parent,
+        ce,
+        ces,
+        role,
+        ..
+    } = J::new(db, fk);
     let b = describing(parent)?;
-    let (bn, bcol, ppk, pes) = (parent.natural(b), parent.columns[b].name, pk(parent), parent.plural);
+    let (bn, bcol, ppk, pes) = (
+        parent.natural(b),
+        parent.columns[b].name,
+        pk(parent),
+        parent.plural,
+    );
     let k = child.columns[fk.column].name;
     let (cname, pname) = (child.name, parent.name);
     // "airports that are the origin airport of no flight" when the role is not the table's name.
@@ -393,7 +459,12 @@ fn nested(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, String)> {
     }
     let &f = columns(child, filterable).choose(rng)?;
     let value = &random_row(db, fk.child, rng)[f];
-    let (fname, fcol, v, lit) = (child.natural(f), child.columns[f].name, value.spoken(), value.sql());
+    let (fname, fcol, v, lit) = (
+        child.natural(f),
+        child.columns[f].name,
+        value.spoken(),
+        value.sql(),
+    );
     let question = if plain {
         format!("Show the {bn} of the {pes} that have a {ce} whose {fname} is {v}.")
     } else {

@@ -16,29 +16,66 @@ pub const LAST_NAMES: &[&str] = &[
 ];
 
 pub const CITIES: &[&str] = &[
-    "Paris", "Berlin", "Madrid", "Lisbon", "Rome", "Vienna", "Prague", "Warsaw", "Dublin",
-    "Oslo", "Helsinki", "Athens", "Tokyo", "Seoul", "Toronto", "Chicago", "Boston", "Denver",
-    "Lima", "Cairo", "Nairobi", "Sydney", "Auckland", "Mumbai",
+    "Paris", "Berlin", "Madrid", "Lisbon", "Rome", "Vienna", "Prague", "Warsaw", "Dublin", "Oslo",
+    "Helsinki", "Athens", "Tokyo", "Seoul", "Toronto", "Chicago", "Boston", "Denver", "Lima",
+    "Cairo", "Nairobi", "Sydney", "Auckland", "Mumbai",
 ];
 
 pub const COUNTRIES: &[&str] = &[
-    "France", "Germany", "Spain", "Portugal", "Italy", "Japan", "Canada", "Brazil", "Kenya",
-    "India", "Australia", "Norway",
+    "France",
+    "Germany",
+    "Spain",
+    "Portugal",
+    "Italy",
+    "Japan",
+    "Canada",
+    "Brazil",
+    "Kenya",
+    "India",
+    "Australia",
+    "Norway",
 ];
 
 pub const EMAIL_DOMAINS: &[&str] = &["example.com", "mail.org", "post.net", "inbox.io"];
 
 pub const FIELD_ADJECTIVES: &[&str] = &[
-    "Applied", "Modern", "Classical", "Advanced", "General", "Experimental", "Theoretical",
-    "Computational", "Comparative", "Digital",
+    "Applied",
+    "Modern",
+    "Classical",
+    "Advanced",
+    "General",
+    "Experimental",
+    "Theoretical",
+    "Computational",
+    "Comparative",
+    "Digital",
 ];
 
 pub const FIELDS: &[&str] = &[
-    "Physics", "History", "Mathematics", "Biology", "Chemistry", "Linguistics", "Economics",
-    "Philosophy", "Art", "Music", "Engineering", "Statistics", "Geography", "Literature",
+    "Physics",
+    "History",
+    "Mathematics",
+    "Biology",
+    "Chemistry",
+    "Linguistics",
+    "Economics",
+    "Philosophy",
+    "Art",
+    "Music",
+    "Engineering",
+    "Statistics",
+    "Geography",
+    "Literature",
 ];
 
-pub const BUILDINGS: &[&str] = &["North Hall", "South Hall", "Main Building", "Science Tower", "Library Wing", "East Annex"];
+pub const BUILDINGS: &[&str] = &[
+    "North Hall",
+    "South Hall",
+    "Main Building",
+    "Science Tower",
+    "Library Wing",
+    "East Annex",
+];
 
 pub const TITLE_ADJECTIVES: &[&str] = &[
     "Silent", "Hidden", "Golden", "Broken", "Endless", "Distant", "Crimson", "Quiet", "Wild",
@@ -50,27 +87,60 @@ pub const TITLE_NOUNS: &[&str] = &[
     "Winter", "Kingdom", "Lantern", "Orchard", "Horizon", "Island", "Signal",
 ];
 
-pub const GENRES: &[&str] = &["novel", "poetry", "history", "science", "biography", "fantasy", "mystery"];
+pub const GENRES: &[&str] = &[
+    "novel",
+    "poetry",
+    "history",
+    "science",
+    "biography",
+    "fantasy",
+    "mystery",
+];
 
 pub const PRODUCT_ADJECTIVES: &[&str] = &[
     "Classic", "Compact", "Deluxe", "Eco", "Smart", "Portable", "Premium", "Basic", "Ultra",
 ];
 
 pub const PRODUCT_NOUNS: &[&str] = &[
-    "Lamp", "Chair", "Kettle", "Backpack", "Headphones", "Blender", "Desk", "Jacket", "Watch",
-    "Camera", "Bottle", "Keyboard",
+    "Lamp",
+    "Chair",
+    "Kettle",
+    "Backpack",
+    "Headphones",
+    "Blender",
+    "Desk",
+    "Jacket",
+    "Watch",
+    "Camera",
+    "Bottle",
+    "Keyboard",
 ];
 
-pub const PRODUCT_CATEGORIES: &[&str] = &["home", "electronics", "kitchen", "clothing", "office", "outdoor"];
+pub const PRODUCT_CATEGORIES: &[&str] = &[
+    "home",
+    "electronics",
+    "kitchen",
+    "clothing",
+    "office",
+    "outdoor",
+];
 
 pub const ORDER_STATUSES: &[&str] = &["pending", "shipped", "delivered", "cancelled"];
 
-pub const WARD_NAMES: &[&str] = &["Cedar", "Maple", "Willow", "Oak", "Birch", "Aspen", "Elm", "Pine"];
+pub const WARD_NAMES: &[&str] = &[
+    "Cedar", "Maple", "Willow", "Oak", "Birch", "Aspen", "Elm", "Pine",
+];
 
 pub const WARD_KINDS: &[&str] = &["Ward", "Unit", "Wing"];
 
 pub const SPECIALTIES: &[&str] = &[
-    "cardiology", "neurology", "oncology", "pediatrics", "surgery", "dermatology", "radiology",
+    "cardiology",
+    "neurology",
+    "oncology",
+    "pediatrics",
+    "surgery",
+    "dermatology",
+    "radiology",
 ];
 
 pub const GENDERS: &[&str] = &["female", "male"];
@@ -83,16 +153,47 @@ pub const AIRCRAFT_MODELS: &[&str] = &[
 
 pub const PILOT_RANKS: &[&str] = &["captain", "first officer", "second officer"];
 
-pub const MUSIC_GENRES: &[&str] = &["rock", "jazz", "pop", "folk", "electronic", "classical", "hip hop"];
+pub const MUSIC_GENRES: &[&str] = &[
+    "rock",
+    "jazz",
+    "pop",
+    "folk",
+    "electronic",
+    "classical",
+    "hip hop",
+];
 
-pub const TEAM_MASCOTS: &[&str] = &["Rovers", "United", "Lions", "Eagles", "Wanderers", "Rangers", "Athletic"];
+pub const TEAM_MASCOTS: &[&str] = &[
+    "Rovers",
+    "United",
+    "Lions",
+    "Eagles",
+    "Wanderers",
+    "Rangers",
+    "Athletic",
+];
 
 pub const POSITIONS: &[&str] = &["goalkeeper", "defender", "midfielder", "forward"];
 
 pub const JOB_TITLES: &[&str] = &[
-    "engineer", "analyst", "manager", "designer", "accountant", "recruiter", "consultant",
+    "engineer",
+    "analyst",
+    "manager",
+    "designer",
+    "accountant",
+    "recruiter",
+    "consultant",
 ];
 
-pub const PROJECT_WORDS: &[&str] = &["Apollo", "Beacon", "Cobalt", "Delta", "Ember", "Falcon", "Granite", "Harbor", "Iris", "Jade"];
+pub const PROJECT_WORDS: &[&str] = &[
+    "Apollo", "Beacon", "Cobalt", "Delta", "Ember", "Falcon", "Granite", "Harbor", "Iris", "Jade",
+];
 
-pub const PROJECT_KINDS: &[&str] = &["Migration", "Platform", "Redesign", "Audit", "Launch", "Pilot"];
+pub const PROJECT_KINDS: &[&str] = &[
+    "Migration",
+    "Platform",
+    "Redesign",
+    "Audit",
+    "Launch",
+    "Pilot",
+];
