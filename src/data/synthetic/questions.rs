@@ -400,7 +400,7 @@ fn nested(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, String)> {
         );
         return Some(match rng.random_range(0..4) {
             0 => (
-                format!("Which {es} have a {nn} above the average? Give their {ln}."),
+                format!("Which {es} have a {nn} value above the average? Give their {ln}."),
                 format!(
                     "SELECT {lcol} FROM {name} WHERE {ncol} > (SELECT AVG({ncol}) FROM {name})"
                 ),
