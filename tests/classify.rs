@@ -17,6 +17,7 @@ fn classify_spider_dev_distribution() {
     let mut keys = BTreeMap::new();
     let mut counts: BTreeMap<QueryType, usize> = BTreeMap::new();
     let mut sqlite_agree = 0usize;
+    let mut samples: BTreeMap<QueryType, Vec<&str>> = BTreeMap::new();
     for ex in &dev.examples {
         let schema = tables
             .get(&ex.db_id)
@@ -36,6 +37,10 @@ fn classify_spider_dev_distribution() {
             sqlite_agree += 1;
         }
         *counts.entry(ty).or_insert(0) += 1;
+        let sample = samples.entry(ty).or_default();
+        if sample.len() < 2 && !sample.contains(&ex.gold_sql.as_str()) {
+            sample.push(&ex.gold_sql);
+        }
     }
     eprintln!("Spider dev, {} gold queries:", dev.len());
     for ty in QueryType::ALL {
@@ -45,6 +50,9 @@ fn classify_spider_dev_distribution() {
             ty.name(),
             100.0 * n as f64 / dev.len() as f64
         );
+        for sql in samples.get(&ty).into_iter().flatten() {
+            eprintln!("      e.g. {sql}");
+        }
     }
     eprintln!("  keys from the SQLite files give the same type for {sqlite_agree} queries");
     assert_eq!(counts.values().sum::<usize>(), dev.len());

@@ -130,6 +130,17 @@ fn synthetic_loads_as_spider_with_disjoint_databases() {
         for ty in &schema.column_types {
             assert!(["text", "number", "time"].contains(&ty.as_str()), "{ty}");
         }
+        // The declared keys are the ones the SQLite file has.
+        let path = dir
+            .join("database")
+            .join(&schema.db_id)
+            .join(format!("{}.sqlite", schema.db_id));
+        assert_eq!(
+            KeyInfo::from_schema(schema),
+            KeyInfo::from_sqlite(&path).unwrap(),
+            "{}",
+            schema.db_id
+        );
     }
 }
 

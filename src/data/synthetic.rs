@@ -6,6 +6,8 @@
 //! OUT/tables.json            official format (natural and original names, keys)
 //! OUT/train_spider.json      {db_id, question, query, query_type} records
 //! OUT/dev.json               the same, on other databases than train
+//! OUT/train_gold.sql, OUT/dev_gold.sql   `SQL<TAB>db_id` per example, as Spider ships them
+//!                            (a predictions file for `exspin eval` reads the first field)
 //! OUT/database/<db>/<db>.sqlite
 //! ```
 //!
@@ -175,6 +177,7 @@ pub fn generate(config: &SynthConfig, out: &Path) -> Result<SynthSummary, SynthE
         ),
         ("dev", "dev.json", &dbs[n_train..], config.dev_examples),
     ];
+    let gold_files = ["train_gold.sql", "dev_gold.sql"];
     for (index, (split, file, split_dbs, count)) in splits.into_iter().enumerate() {
         for db in split_dbs {
             summary.databases.push(DatabaseSummary {
@@ -192,6 +195,11 @@ pub fn generate(config: &SynthConfig, out: &Path) -> Result<SynthSummary, SynthE
             *by_type.entry(r.query_type.name().to_string()).or_insert(0) += 1;
         }
         write_json(&out.join(file), &records)?;
+        let gold: String = records
+            .iter()
+            .map(|r| format!("{}\t{}\n", r.query, r.db_id))
+            .collect();
+        write_atomically(&out.join(gold_files[index]), gold.as_bytes())?;
         summary.splits.push(SplitSummary {
             split,
             file,
@@ -299,8 +307,19 @@ fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), Synth
     };
     let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| io(e.into()))?;
     bytes.push(b'\n');
-    let tmp = path.with_extension("json.tmp");
+    write_atomically(path, &bytes)
+}
+
+/// Writes `bytes` to a temporary name beside `path`, then renames it into place.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SynthError> {
+    let io = |source| SynthError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     remove_if_exists(&tmp)?;
-    std::fs::write(&tmp, &bytes).map_err(io)?;
+    std::fs::write(&tmp, bytes).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
 }

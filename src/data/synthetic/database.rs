@@ -103,7 +103,9 @@ impl SynthDb {
                         Kind::Compose(a, b) => {
                             Val::Text(format!("{} {}", pick(rng, a), pick(rng, b)))
                         }
-                        Kind::Int(lo, hi) => Val::Int(rng.random_range(lo..=hi)),
+                        Kind::Int(lo, hi) | Kind::Year(lo, hi) => {
+                            Val::Int(rng.random_range(lo..=hi))
+                        }
                         Kind::Real(lo, hi) => {
                             Val::Real(rng.random_range(lo * 100..=hi * 100) as f64 / 100.0)
                         }

@@ -23,6 +23,8 @@ pub enum Kind {
     Compose(&'static [&'static str], &'static [&'static str]),
     /// An integer in the inclusive range.
     Int(i64, i64),
+    /// A year in the inclusive range: compared and averaged, never summed.
+    Year(i64, i64),
     /// An amount with two decimals in the inclusive whole-unit range.
     Real(i64, i64),
     /// A `YYYY-MM-DD` date with the year in the inclusive range.
@@ -33,7 +35,7 @@ impl Kind {
     /// The column type `tables.json` declares.
     pub fn spider_type(self) -> &'static str {
         match self {
-            Kind::Id | Kind::Fk(_) | Kind::Int(..) | Kind::Real(..) => "number",
+            Kind::Id | Kind::Fk(_) | Kind::Int(..) | Kind::Year(..) | Kind::Real(..) => "number",
             Kind::Date(..) => "time",
             _ => "text",
         }
@@ -42,7 +44,7 @@ impl Kind {
     /// The SQLite declared type.
     pub fn sql_type(self) -> &'static str {
         match self {
-            Kind::Id | Kind::Fk(_) | Kind::Int(..) => "INTEGER",
+            Kind::Id | Kind::Fk(_) | Kind::Int(..) | Kind::Year(..) => "INTEGER",
             Kind::Real(..) => "REAL",
             _ => "TEXT",
         }
@@ -55,6 +57,11 @@ impl Kind {
 
     /// A value that averages and comparisons make sense on.
     pub fn is_numeric(self) -> bool {
+        matches!(self, Kind::Int(..) | Kind::Year(..) | Kind::Real(..))
+    }
+
+    /// A quantity whose total means something (not a year).
+    pub fn is_summable(self) -> bool {
         matches!(self, Kind::Int(..) | Kind::Real(..))
     }
 
@@ -180,7 +187,7 @@ pub const DOMAINS: &[Domain] = &[
                     c("author_id", Id),
                     c("name", Person),
                     c("nationality", Choice(COUNTRIES)),
-                    c("birth_year", Int(1900, 2000)),
+                    c("birth_year", Year(1900, 2000)),
                 ],
             },
             TableDef {
@@ -349,7 +356,7 @@ pub const DOMAINS: &[Domain] = &[
                     c("aircraft_id", Id),
                     c("model", Choice(AIRCRAFT_MODELS)),
                     c("capacity", Int(50, 400)),
-                    c("built_year", Int(1995, 2023)),
+                    c("built_year", Year(1995, 2023)),
                 ],
             },
             TableDef {
@@ -391,7 +398,7 @@ pub const DOMAINS: &[Domain] = &[
                     c("artist_id", Id),
                     c("name", Person),
                     c("country", Choice(COUNTRIES)),
-                    c("debut_year", Int(1960, 2022)),
+                    c("debut_year", Year(1960, 2022)),
                 ],
             },
             TableDef {
@@ -431,7 +438,7 @@ pub const DOMAINS: &[Domain] = &[
                     c("team_id", Id),
                     c("name", Compose(CITIES, TEAM_MASCOTS)),
                     c("city", City),
-                    c("founded", Int(1880, 2010)),
+                    c("founded", Year(1880, 2010)),
                 ],
             },
             TableDef {

@@ -273,7 +273,7 @@ fn aggregate_group_by(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, Str
                 format!("SELECT {gcol} FROM {name} GROUP BY {gcol} HAVING COUNT(*) >= {k}"),
             )
         }
-        (5, Some((_, nn, ncol))) => (
+        (5, Some((c, nn, ncol))) if table.columns[c].kind.is_summable() => (
             format!("What is the total {nn} of the {es} in each {gn}?"),
             format!("SELECT {gcol}, SUM({ncol}) FROM {name} GROUP BY {gcol}"),
         ),
@@ -366,10 +366,17 @@ fn join_aggregate_group_by(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String
                 format!("SELECT T2.{gcol}, COUNT(*) {from} GROUP BY T2.{gcol}"),
             )
         }
-        (5, Some((nn, ncol))) => (
-            format!("For each {role}, what is the total {nn} of its {ces}? Show its {bn} too."),
-            format!("SELECT T2.{bcol}, SUM(T1.{ncol}) {from} GROUP BY T2.{ppk}"),
-        ),
+        (5, Some((nn, ncol)))
+            if child
+                .columns
+                .iter()
+                .any(|c| c.name == ncol && c.kind.is_summable()) =>
+        {
+            (
+                format!("For each {role}, what is the total {nn} of its {ces}? Show its {bn} too."),
+                format!("SELECT T2.{bcol}, SUM(T1.{ncol}) {from} GROUP BY T2.{ppk}"),
+            )
+        }
         _ => (
             format!("List each {role}'s {bn} and its number of {ces}."),
             format!("SELECT T2.{bcol}, COUNT(*) {from} GROUP BY T2.{ppk}"),
@@ -393,7 +400,7 @@ fn nested(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, String)> {
         );
         return Some(match rng.random_range(0..4) {
             0 => (
-                format!("Which {es} have a {nn} above the average? Give their {ln}."),
+                format!("Which {es} have a {nn} value above the average? Give their {ln}."),
                 format!(
                     "SELECT {lcol} FROM {name} WHERE {ncol} > (SELECT AVG({ncol}) FROM {name})"
                 ),
