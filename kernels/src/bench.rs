@@ -22,20 +22,29 @@ pub struct BenchConfig {
     pub reps: usize,
     /// Skip the composition (when its [rows, vocab] tensors would not fit).
     pub fused_only: bool,
+    /// Run the composition's forward only (its backward holds ~9 [rows, vocab] tensors: at
+    /// 4,096 × 151,936 that is ~22 GB).
+    pub composition_forward_only: bool,
 }
 
 /// Median time and peak extra bytes of one measurement.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Measure {
     pub seconds: f64,
+    /// Heap bytes requested above the baseline (counting allocator): includes calloc'd buffers
+    /// never written, such as the zeros candle's autograd allocates to accumulate each gradient.
     pub peak_bytes: usize,
+    /// Resident-set growth above the baseline (Linux `VmHWM` after `clear_refs`), when available:
+    /// what the machine actually had to hold.
+    pub peak_rss_bytes: Option<usize>,
 }
 
 /// Forward and forward+backward of one implementation.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ImplReport {
     pub forward: Measure,
-    pub forward_backward: Measure,
+    /// None when not run (see [`BenchConfig::composition_forward_only`]).
+    pub forward_backward: Option<Measure>,
 }
 
 /// Both implementations, plus the largest |difference| between their forward outputs as a sanity
@@ -51,16 +60,19 @@ pub struct BenchReport {
 }
 
 impl BenchReport {
-    /// composition / fused, for time and for peak memory (> 1 means the fused op wins).
-    pub fn ratios(&self) -> Option<[f64; 4]> {
+    /// composition / fused (> 1 means the fused op wins): forward time, forward+backward time,
+    /// forward peak, forward+backward peak, forward+backward peak RSS; None where not measured.
+    pub fn ratios(&self) -> Option<[Option<f64>; 5]> {
         let c = self.composition?;
         let f = self.fused;
-        let r = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+        let r = |a: f64, b: f64| (b > 0.0).then(|| a / b);
+        let fb = c.forward_backward.zip(f.forward_backward);
         Some([
             r(c.forward.seconds, f.forward.seconds),
-            r(c.forward_backward.seconds, f.forward_backward.seconds),
+            fb.and_then(|(c, f)| r(c.seconds, f.seconds)),
             r(c.forward.peak_bytes as f64, f.forward.peak_bytes as f64),
-            r(c.forward_backward.peak_bytes as f64, f.forward_backward.peak_bytes as f64),
+            fb.and_then(|(c, f)| r(c.peak_bytes as f64, f.peak_bytes as f64)),
+            fb.and_then(|(c, f)| r(c.peak_rss_bytes? as f64, f.peak_rss_bytes? as f64)),
         ])
     }
 }
@@ -106,19 +118,25 @@ fn run(cfg: &BenchConfig, x: &Inputs, fused: bool) -> Result<Tensor> {
 fn once(cfg: &BenchConfig, x: &Inputs, fused: bool, backward: bool) -> Result<(Measure, Tensor)> {
     alloc::reset_peak();
     let base = alloc::current_bytes();
+    let rss_base = rss::reset_peak();
     let t0 = Instant::now();
     let out = run(cfg, x, fused)?;
     let grads = if backward { Some(out.sum_all()?.backward()?) } else { None };
     let seconds = t0.elapsed().as_secs_f64();
     let peak_bytes = alloc::peak_bytes().saturating_sub(base);
+    let peak_rss_bytes = rss_base.and_then(|b| Some(rss::peak()?.saturating_sub(b)));
     drop(grads);
-    Ok((Measure { seconds, peak_bytes }, out.detach()))
+    Ok((Measure { seconds, peak_bytes, peak_rss_bytes }, out.detach()))
 }
 
-fn median(mut ms: Vec<Measure>) -> Measure {
+fn median(mut ms: Vec<Measure>) -> Option<Measure> {
+    if ms.is_empty() {
+        return None;
+    }
     ms.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
-    let peak = ms.iter().map(|m| m.peak_bytes).max().unwrap_or(0);
-    Measure { seconds: ms[ms.len() / 2].seconds, peak_bytes: peak }
+    let peak_bytes = ms.iter().map(|m| m.peak_bytes).max().unwrap_or(0);
+    let peak_rss_bytes = ms.iter().map(|m| m.peak_rss_bytes).max().flatten();
+    Some(Measure { seconds: ms[ms.len() / 2].seconds, peak_bytes, peak_rss_bytes })
 }
 
 /// Runs the benchmark on `threads` rayon threads (None: rayon's default).
@@ -142,7 +160,7 @@ fn bench_in_pool(cfg: &BenchConfig, threads: usize) -> Result<BenchReport> {
         for (k, backward) in [false, true].into_iter().enumerate() {
             let (m, fused_out) = once(cfg, &x, true, backward)?;
             f[k].push(m);
-            if !cfg.fused_only {
+            if !cfg.fused_only && !(backward && cfg.composition_forward_only) {
                 let (m, comp_out) = once(cfg, &x, false, backward)?;
                 c[k].push(m);
                 let d = (fused_out - comp_out)?.abs()?.max_all()?.to_scalar::<f32>()?;
@@ -155,10 +173,31 @@ fn bench_in_pool(cfg: &BenchConfig, threads: usize) -> Result<BenchReport> {
     Ok(BenchReport {
         config: cfg.clone(),
         threads,
-        fused: ImplReport { forward: median(f0), forward_backward: median(f1) },
-        composition: (!cfg.fused_only)
-            .then(|| ImplReport { forward: median(c0), forward_backward: median(c1) }),
+        fused: ImplReport {
+            forward: median(f0).unwrap_or_default(),
+            forward_backward: median(f1),
+        },
+        composition: median(c0).map(|forward| ImplReport { forward, forward_backward: median(c1) }),
         max_abs_diff: diff,
         peak_measured: alloc::is_installed(),
     })
+}
+
+/// Peak resident set on Linux: writing 5 to /proc/self/clear_refs resets VmHWM to the current RSS.
+mod rss {
+    fn status_kb(key: &str) -> Option<usize> {
+        let s = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = s.lines().find(|l| l.starts_with(key))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// Resets the peak; returns the current RSS in bytes (None where unsupported).
+    pub(super) fn reset_peak() -> Option<usize> {
+        std::fs::write("/proc/self/clear_refs", "5").ok()?;
+        Some(status_kb("VmRSS:")? * 1024)
+    }
+
+    pub(super) fn peak() -> Option<usize> {
+        Some(status_kb("VmHWM:")? * 1024)
+    }
 }

@@ -30,6 +30,10 @@ pub struct BenchLogprobArgs {
     /// Skip the composition (its [rows, vocab] tensors may not fit in memory).
     #[arg(long)]
     pub fused_only: bool,
+    /// Run only the composition's forward (its backward holds ~9 [rows, vocab] f32 tensors:
+    /// ~22 GB at 4096 x 151936).
+    #[arg(long, conflicts_with = "fused_only")]
+    pub composition_forward_only: bool,
     /// Print one JSON object on stdout (otherwise a short table).
     #[arg(long)]
     pub json: bool,
@@ -43,6 +47,7 @@ pub fn run(args: BenchLogprobArgs) -> anyhow::Result<()> {
         chunk_rows: args.chunk_rows,
         reps: args.reps,
         fused_only: args.fused_only,
+        composition_forward_only: args.composition_forward_only,
     };
     let report = run_bench(&cfg, args.threads).context("running the log-prob benchmark")?;
     if args.json {
@@ -54,11 +59,14 @@ pub fn run(args: BenchLogprobArgs) -> anyhow::Result<()> {
 }
 
 fn measure(m: &Measure) -> Value {
-    json!({ "seconds": m.seconds, "peak_bytes": m.peak_bytes })
+    json!({ "seconds": m.seconds, "peak_bytes": m.peak_bytes, "peak_rss_bytes": m.peak_rss_bytes })
 }
 
 fn implementation(r: &ImplReport) -> Value {
-    json!({ "forward": measure(&r.forward), "forward_backward": measure(&r.forward_backward) })
+    json!({
+        "forward": measure(&r.forward),
+        "forward_backward": r.forward_backward.as_ref().map(measure),
+    })
 }
 
 fn to_json(r: &BenchReport) -> Value {
@@ -75,31 +83,35 @@ fn to_json(r: &BenchReport) -> Value {
         "fused": implementation(&r.fused),
         "composition": r.composition.as_ref().map(implementation),
         "max_abs_diff_forward": r.max_abs_diff,
-        "ratios_composition_over_fused": r.ratios().map(|[tf, tfb, mf, mfb]| json!({
+        "ratios_composition_over_fused": r.ratios().map(|[tf, tfb, mf, mfb, mfbr]| json!({
             "forward_time": tf,
             "forward_backward_time": tfb,
             "forward_peak": mf,
             "forward_backward_peak": mfb,
+            "forward_backward_peak_rss": mfbr,
         })),
     })
 }
 
 fn print_table(r: &BenchReport) {
     let mb = |b: usize| b as f64 / (1024.0 * 1024.0);
+    let show = |m: &Option<Measure>| match m {
+        Some(m) => format!("{:>8.3} s {:>9.1} MiB", m.seconds, mb(m.peak_bytes)),
+        None => "not run".to_string(),
+    };
     let row = |name: &str, i: &ImplReport| {
-        println!(
-            "{name:<12} fwd {:>8.3} s {:>9.1} MiB   fwd+bwd {:>8.3} s {:>9.1} MiB",
-            i.forward.seconds,
-            mb(i.forward.peak_bytes),
-            i.forward_backward.seconds,
-            mb(i.forward_backward.peak_bytes)
-        )
+        println!("{name:<12} fwd {}   fwd+bwd {}", show(&Some(i.forward)), show(&i.forward_backward))
     };
     row("fused", &r.fused);
     if let Some(c) = &r.composition {
         row("composition", c);
     }
-    if let Some([tf, tfb, mf, mfb]) = r.ratios() {
-        println!("composition/fused: time {tf:.2}x / {tfb:.2}x, peak {mf:.2}x / {mfb:.2}x");
+    if let Some(ratios) = r.ratios() {
+        let names = ["fwd time", "fwd+bwd time", "fwd peak", "fwd+bwd peak", "fwd+bwd RSS"];
+        for (name, x) in names.iter().zip(ratios) {
+            if let Some(x) = x {
+                println!("composition/fused {name}: {x:.2}x");
+            }
+        }
     }
 }
