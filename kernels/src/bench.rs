@@ -88,7 +88,12 @@ struct Inputs {
 fn inputs(cfg: &BenchConfig) -> Result<Inputs> {
     let dev = Device::Cpu;
     let params = match cfg.hidden {
-        None => vec![Var::from_tensor(&Tensor::randn(0f32, 2.0, (cfg.rows, cfg.vocab), &dev)?)?],
+        None => vec![Var::from_tensor(&Tensor::randn(
+            0f32,
+            2.0,
+            (cfg.rows, cfg.vocab),
+            &dev,
+        )?)?],
         Some(h) => vec![
             Var::from_tensor(&Tensor::randn(0f32, 1.0, (cfg.rows, h), &dev)?)?,
             Var::from_tensor(&Tensor::randn(0f32, 0.05, (cfg.vocab, h), &dev)?)?,
@@ -99,7 +104,11 @@ fn inputs(cfg: &BenchConfig) -> Result<Inputs> {
         .to_dtype(DType::U32)?;
     let mask: Vec<u8> = (0..cfg.rows).map(|i| u8::from(i % 16 != 15)).collect();
     let mask = Tensor::from_vec(mask, cfg.rows, &dev)?;
-    Ok(Inputs { params, targets, mask })
+    Ok(Inputs {
+        params,
+        targets,
+        mask,
+    })
 }
 
 fn run(cfg: &BenchConfig, x: &Inputs, fused: bool) -> Result<Tensor> {
@@ -121,12 +130,23 @@ fn once(cfg: &BenchConfig, x: &Inputs, fused: bool, backward: bool) -> Result<(M
     let rss_base = rss::reset_peak();
     let t0 = Instant::now();
     let out = run(cfg, x, fused)?;
-    let grads = if backward { Some(out.sum_all()?.backward()?) } else { None };
+    let grads = if backward {
+        Some(out.sum_all()?.backward()?)
+    } else {
+        None
+    };
     let seconds = t0.elapsed().as_secs_f64();
     let peak_bytes = alloc::peak_bytes().saturating_sub(base);
     let peak_rss_bytes = rss_base.and_then(|b| Some(rss::peak()?.saturating_sub(b)));
     drop(grads);
-    Ok((Measure { seconds, peak_bytes, peak_rss_bytes }, out.detach()))
+    Ok((
+        Measure {
+            seconds,
+            peak_bytes,
+            peak_rss_bytes,
+        },
+        out.detach(),
+    ))
 }
 
 fn median(mut ms: Vec<Measure>) -> Option<Measure> {
@@ -136,7 +156,11 @@ fn median(mut ms: Vec<Measure>) -> Option<Measure> {
     ms.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
     let peak_bytes = ms.iter().map(|m| m.peak_bytes).max().unwrap_or(0);
     let peak_rss_bytes = ms.iter().map(|m| m.peak_rss_bytes).max().flatten();
-    Some(Measure { seconds: ms[ms.len() / 2].seconds, peak_bytes, peak_rss_bytes })
+    Some(Measure {
+        seconds: ms[ms.len() / 2].seconds,
+        peak_bytes,
+        peak_rss_bytes,
+    })
 }
 
 /// Runs the benchmark on `threads` rayon threads (None: rayon's default).
@@ -160,10 +184,14 @@ fn bench_in_pool(cfg: &BenchConfig, threads: usize) -> Result<BenchReport> {
         for (k, backward) in [false, true].into_iter().enumerate() {
             let (m, fused_out) = once(cfg, &x, true, backward)?;
             f[k].push(m);
-            if !cfg.fused_only && !(backward && cfg.composition_forward_only) {
+            let skip = cfg.fused_only || (backward && cfg.composition_forward_only);
+            if !skip {
                 let (m, comp_out) = once(cfg, &x, false, backward)?;
                 c[k].push(m);
-                let d = (fused_out - comp_out)?.abs()?.max_all()?.to_scalar::<f32>()?;
+                let d = (fused_out - comp_out)?
+                    .abs()?
+                    .max_all()?
+                    .to_scalar::<f32>()?;
                 diff = Some(diff.map_or(d, |old: f32| old.max(d)));
             }
         }
@@ -177,7 +205,10 @@ fn bench_in_pool(cfg: &BenchConfig, threads: usize) -> Result<BenchReport> {
             forward: median(f0).unwrap_or_default(),
             forward_backward: median(f1),
         },
-        composition: median(c0).map(|forward| ImplReport { forward, forward_backward: median(c1) }),
+        composition: median(c0).map(|forward| ImplReport {
+            forward,
+            forward_backward: median(c1),
+        }),
         max_abs_diff: diff,
         peak_measured: alloc::is_installed(),
     })

@@ -4,8 +4,8 @@
 //! The per-row statistics `[log p(target), max, ln Σ e^(x − max)]` are the forward's output: the
 //! backward recomputes the softmax from them in one pass instead of storing it.
 
-use half::{bf16, f16};
 use half::slice::HalfFloatSliceExt;
+use half::{bf16, f16};
 use rayon::prelude::*;
 
 use crate::IGNORE;

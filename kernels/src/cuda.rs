@@ -18,7 +18,9 @@ const THREADS: u32 = 256;
 fn ptx() -> Result<&'static str> {
     static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
     PTX.get_or_init(|| {
-        cudarc::nvrtc::compile_ptx(SOURCE).map(|p| p.to_src()).map_err(|e| e.to_string())
+        cudarc::nvrtc::compile_ptx(SOURCE)
+            .map(|p| p.to_src())
+            .map_err(|e| e.to_string())
     })
     .as_deref()
     .map_err(|e| candle_core::Error::Cuda(format!("NVRTC failed on logprob.cu: {e}").into()))
@@ -32,7 +34,11 @@ fn offsets(l: &Layout) -> Result<(usize, usize)> {
 }
 
 fn rows_config(n: usize) -> LaunchConfig {
-    LaunchConfig { grid_dim: (n as u32, 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 }
+    LaunchConfig {
+        grid_dim: (n as u32, 1, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    }
 }
 
 fn u32_of(x: usize, what: &str) -> Result<u32> {
@@ -60,7 +66,10 @@ pub(crate) fn forward(
         let name = match &s1.slice {
             CudaStorageSlice::F32(_) => "token_logprob_fwd_f32",
             CudaStorageSlice::BF16(_) => "token_logprob_fwd_bf16",
-            _ => bail!("token-logprob (cuda): logits must be f32 or bf16, got {:?}", s1.dtype()),
+            _ => bail!(
+                "token-logprob (cuda): logits must be f32 or bf16, got {:?}",
+                s1.dtype()
+            ),
         };
         let func = dev.get_or_load_custom_func(name, MODULE, ptx()?)?;
         let mut b = func.builder();
@@ -79,7 +88,10 @@ pub(crate) fn forward(
             _ => unreachable!("dtype checked above"),
         }
     }
-    Ok((CudaStorage::wrap_cuda_slice(out, dev.clone()), Shape::from((n, 3))))
+    Ok((
+        CudaStorage::wrap_cuda_slice(out, dev.clone()),
+        Shape::from((n, 3)),
+    ))
 }
 
 fn launch_bwd<T>(
@@ -101,7 +113,12 @@ where
         let func = dev.get_or_load_custom_func(name, MODULE, ptx()?)?;
         let x = x.slice(x0..x1);
         let mut b = func.builder();
-        b.arg(&x).arg(targets).arg(gs).arg(&out).arg(&v).arg(&col_offset);
+        b.arg(&x)
+            .arg(targets)
+            .arg(gs)
+            .arg(&out)
+            .arg(&v)
+            .arg(&col_offset);
         // SAFETY: argument order and types match `token_logprob_bwd_*` in logprob.cu.
         unsafe { b.launch(rows_config(n)) }.w()?;
     }
@@ -124,22 +141,42 @@ pub(crate) fn backward(
     let (t0, t1) = offsets(l2)?;
     let (g0, g1) = offsets(l3)?;
     if t1 - t0 != n || g1 - g0 != 3 * n {
-        bail!("token-logprob-grad (cuda): shapes {:?} {:?} {:?}", l1.dims(), l2.dims(), l3.dims());
+        bail!(
+            "token-logprob-grad (cuda): shapes {:?} {:?} {:?}",
+            l1.dims(),
+            l2.dims(),
+            l3.dims()
+        );
     }
     let targets = s2.as_cuda_slice::<u32>()?.slice(t0..t1);
     let gs = s3.as_cuda_slice::<f32>()?.slice(g0..g1);
     let x_range = offsets(l1)?;
-    let dims = (n, u32_of(v, "vocabulary size")?, u32_of(col_offset, "column offset")?);
+    let dims = (
+        n,
+        u32_of(v, "vocabulary size")?,
+        u32_of(col_offset, "column offset")?,
+    );
     let storage = match &s1.slice {
         CudaStorageSlice::F32(x) => {
             let out = launch_bwd(s1, x, x_range, &targets, &gs, dims, "token_logprob_bwd_f32")?;
             CudaStorage::wrap_cuda_slice(out, dev)
         }
         CudaStorageSlice::BF16(x) => {
-            let out = launch_bwd(s1, x, x_range, &targets, &gs, dims, "token_logprob_bwd_bf16")?;
+            let out = launch_bwd(
+                s1,
+                x,
+                x_range,
+                &targets,
+                &gs,
+                dims,
+                "token_logprob_bwd_bf16",
+            )?;
             CudaStorage::wrap_cuda_slice(out, dev)
         }
-        _ => bail!("token-logprob-grad (cuda): logits must be f32 or bf16, got {:?}", s1.dtype()),
+        _ => bail!(
+            "token-logprob-grad (cuda): logits must be f32 or bf16, got {:?}",
+            s1.dtype()
+        ),
     };
     Ok((storage, l1.shape().clone()))
 }

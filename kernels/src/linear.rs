@@ -57,7 +57,10 @@ pub fn linear_token_logprobs(
     for start in (0..n).step_by(chunk_rows) {
         let len = chunk_rows.min(n - start);
         let logits = hd.narrow(0, start, len)?.matmul(&wt)?;
-        parts.push(token_stats_no_grad(&logits, &targets.narrow(0, start, len)?)?);
+        parts.push(token_stats_no_grad(
+            &logits,
+            &targets.narrow(0, start, len)?,
+        )?);
     }
     let stats = Tensor::cat(&parts, 0)?;
     let op = LinearLogprob { stats, chunk_rows };
@@ -165,7 +168,11 @@ impl CustomOp3 for LinearLogprob {
             }
         }
         let grad_h: Vec<Tensor> = grad_h.into_iter().flatten().collect();
-        let grad_h = if grad_h.is_empty() { hd.zeros_like()? } else { Tensor::cat(&grad_h, 0)? };
+        let grad_h = if grad_h.is_empty() {
+            hd.zeros_like()?
+        } else {
+            Tensor::cat(&grad_h, 0)?
+        };
         Ok((Some(grad_h), Some(grad_w), None))
     }
 }

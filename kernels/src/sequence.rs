@@ -6,7 +6,11 @@ use candle_core::{Result, Tensor};
 use crate::{linear_token_logprobs, token_logprobs};
 
 /// Σₜ mask[b, t] · log p(targets[b, t]) for logits [B, T, V] → [B] (f32), differentiable.
-pub fn sequence_logprobs(logits: &Tensor, targets: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+pub fn sequence_logprobs(
+    logits: &Tensor,
+    targets: &Tensor,
+    mask: Option<&Tensor>,
+) -> Result<Tensor> {
     let (b, t, v) = logits.dims3()?;
     let rows = token_logprobs(
         &logits.reshape((b * t, v))?,

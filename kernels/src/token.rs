@@ -19,11 +19,17 @@ use crate::{IGNORE, cpu};
 /// be < V. The result is f32 whatever the logits dtype, and differentiable with respect to
 /// `logits` through candle's autograd.
 pub fn token_logprobs(logits: &Tensor, targets: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-    token_stats(logits, targets, mask)?.narrow(1, 0, 1)?.squeeze(1)
+    token_stats(logits, targets, mask)?
+        .narrow(1, 0, 1)?
+        .squeeze(1)
 }
 
 /// The op's raw `[N, 3]` output (see the module doc), differentiable.
-pub(crate) fn token_stats(logits: &Tensor, targets: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+pub(crate) fn token_stats(
+    logits: &Tensor,
+    targets: &Tensor,
+    mask: Option<&Tensor>,
+) -> Result<Tensor> {
     let targets = masked_targets(targets, mask)?;
     logits.contiguous()?.apply_op2(&targets, TokenLogprob)
 }
@@ -31,7 +37,9 @@ pub(crate) fn token_stats(logits: &Tensor, targets: &Tensor, mask: Option<&Tenso
 /// The forward without graph recording: for callers (the fused linear op) that do their own
 /// backward. `targets` must already carry the mask.
 pub(crate) fn token_stats_no_grad(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    logits.contiguous()?.apply_op2_no_bwd(targets, &TokenLogprob)
+    logits
+        .contiguous()?
+        .apply_op2_no_bwd(targets, &TokenLogprob)
 }
 
 /// g · (onehot − softmax) for a block of columns starting at `col_offset` of rows whose full-row
@@ -45,12 +53,17 @@ pub(crate) fn token_grad(
     col_offset: usize,
 ) -> Result<Tensor> {
     let gs = Tensor::cat(
-        &[&grad.to_dtype(DType::F32)?.unsqueeze(1)?, &stats.narrow(1, 1, 2)?],
+        &[
+            &grad.to_dtype(DType::F32)?.unsqueeze(1)?,
+            &stats.narrow(1, 1, 2)?,
+        ],
         1,
     )?;
-    logits
-        .contiguous()?
-        .apply_op3_no_bwd(&targets.contiguous()?, &gs.contiguous()?, &TokenLogprobGrad { col_offset })
+    logits.contiguous()?.apply_op3_no_bwd(
+        &targets.contiguous()?,
+        &gs.contiguous()?,
+        &TokenLogprobGrad { col_offset },
+    )
 }
 
 /// Folds an optional mask into the targets as [`IGNORE`], so the kernels test one thing per row.
@@ -63,7 +76,11 @@ pub(crate) fn masked_targets(targets: &Tensor, mask: Option<&Tensor>) -> Result<
         None => Ok(targets),
         Some(mask) => {
             if mask.dims() != targets.dims() {
-                bail!("mask shape {:?} differs from targets shape {:?}", mask.dims(), targets.dims());
+                bail!(
+                    "mask shape {:?} differs from targets shape {:?}",
+                    mask.dims(),
+                    targets.dims()
+                );
             }
             let keep = mask.ne(&mask.zeros_like()?)?;
             let ignore = Tensor::full(IGNORE, targets.shape(), targets.device())?;
@@ -98,14 +115,23 @@ impl CustomOp2 for TokenLogprob {
         "token-logprob"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let targets = contiguous(s2.as_slice::<u32>()?, l2)?;
         let (n, v) = check(l1, targets)?;
         let out = match s1 {
             CpuStorage::F32(d) => cpu::forward(contiguous(d, l1)?, targets, v),
             CpuStorage::BF16(d) => cpu::forward(contiguous(d, l1)?, targets, v),
             CpuStorage::F16(d) => cpu::forward(contiguous(d, l1)?, targets, v),
-            other => bail!("token-logprob: unsupported logits dtype {:?}", other.dtype()),
+            other => bail!(
+                "token-logprob: unsupported logits dtype {:?}",
+                other.dtype()
+            ),
         };
         Ok((CpuStorage::F32(out), Shape::from((n, 3))))
     }
@@ -121,7 +147,13 @@ impl CustomOp2 for TokenLogprob {
         crate::cuda::forward(s1, l1, s2, l2)
     }
 
-    fn bwd(&self, logits: &Tensor, targets: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        logits: &Tensor,
+        targets: &Tensor,
+        res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad_res.narrow(1, 0, 1)?.squeeze(1)?;
         Ok((Some(token_grad(logits, targets, &grad, res, 0)?), None))
     }
@@ -149,15 +181,29 @@ impl CustomOp3 for TokenLogprobGrad {
         let targets = contiguous(s2.as_slice::<u32>()?, l2)?;
         let (n, v) = l1.shape().dims2()?;
         if targets.len() != n || l3.shape().dims() != [n, 3] {
-            bail!("token-logprob-grad: shapes {:?} {:?} {:?}", l1.dims(), l2.dims(), l3.dims());
+            bail!(
+                "token-logprob-grad: shapes {:?} {:?} {:?}",
+                l1.dims(),
+                l2.dims(),
+                l3.dims()
+            );
         }
         let gs = contiguous(s3.as_slice::<f32>()?, l3)?;
         let c = self.col_offset;
         let out = match s1 {
-            CpuStorage::F32(d) => CpuStorage::F32(cpu::backward(contiguous(d, l1)?, targets, gs, v, c)),
-            CpuStorage::BF16(d) => CpuStorage::BF16(cpu::backward(contiguous(d, l1)?, targets, gs, v, c)),
-            CpuStorage::F16(d) => CpuStorage::F16(cpu::backward(contiguous(d, l1)?, targets, gs, v, c)),
-            other => bail!("token-logprob-grad: unsupported logits dtype {:?}", other.dtype()),
+            CpuStorage::F32(d) => {
+                CpuStorage::F32(cpu::backward(contiguous(d, l1)?, targets, gs, v, c))
+            }
+            CpuStorage::BF16(d) => {
+                CpuStorage::BF16(cpu::backward(contiguous(d, l1)?, targets, gs, v, c))
+            }
+            CpuStorage::F16(d) => {
+                CpuStorage::F16(cpu::backward(contiguous(d, l1)?, targets, gs, v, c))
+            }
+            other => bail!(
+                "token-logprob-grad: unsupported logits dtype {:?}",
+                other.dtype()
+            ),
         };
         Ok((out, l1.shape().clone()))
     }

@@ -37,13 +37,18 @@ const FWD_TOL: f64 = 1e-4;
 const GRAD_TOL: f32 = 1e-5;
 
 fn host(t: &Tensor) -> Result<Vec<f32>> {
-    t.to_device(&Device::Cpu)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()
+    t.to_device(&Device::Cpu)?
+        .to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_vec1()
 }
 
 /// Uniform random targets in [0, v).
 fn random_targets(n: usize, v: usize) -> Result<Vec<u32>> {
     let r = Tensor::rand(0f32, 1.0, n, &Device::Cpu)?.to_vec1::<f32>()?;
-    Ok(r.iter().map(|&x| ((x * v as f32) as u32).min(v as u32 - 1)).collect())
+    Ok(r.iter()
+        .map(|&x| ((x * v as f32) as u32).min(v as u32 - 1))
+        .collect())
 }
 
 /// Random keep/skip pattern with at least one of each when n ≥ 2.
@@ -74,7 +79,10 @@ fn reference_f64(x: &[f32], v: usize, targets: &[Option<u32>]) -> Vec<f64> {
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// Checks forward (vs f64) and gradient (vs autograd of the composition) for given logits, with
@@ -116,17 +124,31 @@ fn check_token(dev: &Device, logits: Tensor) -> Result<()> {
 
     let w = Tensor::randn(0f32, 1.0, n, dev)?;
     let grads = (lp * &w)?.sum_all()?.backward()?;
-    let fused = host(grads.get(x.as_tensor()).expect("fused op gives a logits gradient"))?;
+    let fused = host(
+        grads
+            .get(x.as_tensor())
+            .expect("fused op gives a logits gradient"),
+    )?;
 
     let y = Var::from_tensor(&logits)?;
     let lp_ref = reference::token_logprobs(y.as_tensor(), &t, Some(&m))?;
     let grads_ref = (lp_ref * &w)?.sum_all()?.backward()?;
-    let composed = host(grads_ref.get(y.as_tensor()).expect("composition gives a gradient"))?;
+    let composed = host(
+        grads_ref
+            .get(y.as_tensor())
+            .expect("composition gives a gradient"),
+    )?;
     let diff = max_abs_diff(&fused, &composed);
-    assert!(diff <= GRAD_TOL, "gradient differs from autograd by {diff} (V = {v})");
+    assert!(
+        diff <= GRAD_TOL,
+        "gradient differs from autograd by {diff} (V = {v})"
+    );
     for (i, k) in kept.iter().enumerate() {
         if k.is_none() {
-            assert!(fused[i * v..(i + 1) * v].iter().all(|&g| g == 0.0), "row {i} must get 0 grad");
+            assert!(
+                fused[i * v..(i + 1) * v].iter().all(|&g| g == 0.0),
+                "row {i} must get 0 grad"
+            );
         }
     }
     Ok(())
@@ -167,10 +189,18 @@ fn fully_masked(dev: &Device) -> Result<()> {
     let lp = token_logprobs(x.as_tensor(), &t, Some(&m))?;
     assert!(host(&lp)?.iter().all(|&a| a == 0.0));
     let g = lp.sum_all()?.backward()?;
-    assert!(host(g.get(x.as_tensor()).unwrap())?.iter().all(|&a| a == 0.0));
+    assert!(
+        host(g.get(x.as_tensor()).unwrap())?
+            .iter()
+            .all(|&a| a == 0.0)
+    );
     // All targets IGNORE, no mask: the same.
     let t = Tensor::full(IGNORE, n, dev)?;
-    assert!(host(&token_logprobs(x.as_tensor(), &t, None)?)?.iter().all(|&a| a == 0.0));
+    assert!(
+        host(&token_logprobs(x.as_tensor(), &t, None)?)?
+            .iter()
+            .all(|&a| a == 0.0)
+    );
     Ok(())
 }
 test_device!(fully_masked, fully_masked_cpu, fully_masked_cuda);
@@ -194,7 +224,9 @@ fn bf16_logits(dev: &Device) -> Result<()> {
     let got = g.get(x.as_tensor()).unwrap();
     assert_eq!(got.dtype(), DType::BF16);
     let y = Var::from_tensor(&x16.to_dtype(DType::F32)?)?;
-    let gy = reference::token_logprobs(y.as_tensor(), &t, None)?.sum_all()?.backward()?;
+    let gy = reference::token_logprobs(y.as_tensor(), &t, None)?
+        .sum_all()?
+        .backward()?;
     let diff = max_abs_diff(&host(got)?, &host(gy.get(y.as_tensor()).unwrap())?);
     assert!(diff <= 4e-3, "bf16 gradient off by {diff}");
     Ok(())
@@ -225,18 +257,26 @@ fn linear(dev: &Device) -> Result<()> {
             continue;
         }
         let logit = |j: usize| -> f64 {
-            (0..h).map(|k| hh[i * h + k] as f64 * wh[j * h + k] as f64).sum()
+            (0..h)
+                .map(|k| hh[i * h + k] as f64 * wh[j * h + k] as f64)
+                .sum()
         };
         let row: Vec<f64> = (0..v).map(logit).collect();
         let mx = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let lse = mx + row.iter().map(|&a| (a - mx).exp()).sum::<f64>().ln();
         let want = row[targets[i] as usize] - lse;
         // The f32 matmul itself is ~1e-6 relative off the f64 logits; the tolerance is the issue's.
-        assert!((*got as f64 - want).abs() <= FWD_TOL, "row {i}: {got} vs {want}");
+        assert!(
+            (*got as f64 - want).abs() <= FWD_TOL,
+            "row {i}: {got} vs {want}"
+        );
     }
 
     let g = (lp * &w_up)?.sum_all()?.backward()?;
-    let (gh, gw) = (host(g.get(hv.as_tensor()).unwrap())?, host(g.get(wv.as_tensor()).unwrap())?);
+    let (gh, gw) = (
+        host(g.get(hv.as_tensor()).unwrap())?,
+        host(g.get(wv.as_tensor()).unwrap())?,
+    );
 
     let (hr, wr) = (Var::from_tensor(&hidden)?, Var::from_tensor(&weight)?);
     let lr = reference::linear_token_logprobs(hr.as_tensor(), wr.as_tensor(), &t, Some(&m))?;
@@ -270,7 +310,10 @@ fn sequences(dev: &Device) -> Result<()> {
     let hidden = Tensor::randn(0f32, 1.0, (b, t, h), dev)?;
     let weight = Tensor::randn(0f32, 0.3, (v, h), dev)?;
     let lin = linear_sequence_logprobs(&hidden, &weight, &targets, Some(&mask), 4)?;
-    let logits = hidden.reshape((b * t, h))?.matmul(&weight.t()?)?.reshape((b, t, v))?;
+    let logits = hidden
+        .reshape((b * t, h))?
+        .matmul(&weight.t()?)?
+        .reshape((b, t, v))?;
     let want = sequence_logprobs(&logits, &targets, Some(&mask))?;
     assert!(max_abs_diff(&host(&lin)?, &host(&want)?) <= 1e-4);
     Ok(())

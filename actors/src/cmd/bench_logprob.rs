@@ -6,8 +6,10 @@ use exspin_kernels::bench::{BenchConfig, BenchReport, ImplReport, Measure, run_b
 use serde_json::{Value, json};
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Example:\n  exspin bench logprob --rows 4096 --vocab 151936 --json\n  \
-exspin bench logprob --rows 1024 --vocab 151936 --hidden 896 --fused-only --json")]
+#[command(
+    after_help = "Example:\n  exspin bench logprob --rows 4096 --vocab 151936 --json\n  \
+exspin bench logprob --rows 1024 --vocab 151936 --hidden 896 --fused-only --json"
+)]
 pub struct BenchLogprobArgs {
     /// Tokens (rows of the logits).
     #[arg(long, default_value_t = 4096)]
@@ -100,14 +102,24 @@ fn print_table(r: &BenchReport) {
         None => "not run".to_string(),
     };
     let row = |name: &str, i: &ImplReport| {
-        println!("{name:<12} fwd {}   fwd+bwd {}", show(&Some(i.forward)), show(&i.forward_backward))
+        println!(
+            "{name:<12} fwd {}   fwd+bwd {}",
+            show(&Some(i.forward)),
+            show(&i.forward_backward)
+        )
     };
     row("fused", &r.fused);
     if let Some(c) = &r.composition {
         row("composition", c);
     }
     if let Some(ratios) = r.ratios() {
-        let names = ["fwd time", "fwd+bwd time", "fwd peak", "fwd+bwd peak", "fwd+bwd RSS"];
+        let names = [
+            "fwd time",
+            "fwd+bwd time",
+            "fwd peak",
+            "fwd+bwd peak",
+            "fwd+bwd RSS",
+        ];
         for (name, x) in names.iter().zip(ratios) {
             if let Some(x) = x {
                 println!("composition/fused {name}: {x:.2}x");
