@@ -72,17 +72,20 @@ pub(crate) fn forward(
             ),
         };
         let func = dev.get_or_load_custom_func(name, MODULE, ptx()?)?;
-        let mut b = func.builder();
-        // The views must outlive the launch; each arm keeps its own.
+        // Each arm makes its view first and its builder after, so the view outlives the launch.
         match &s1.slice {
             CudaStorageSlice::F32(x) => {
                 let x = x.slice(x0..x1);
+                let mut b = func.builder();
                 b.arg(&x).arg(&targets).arg(&out).arg(&v);
+                // SAFETY: argument order and types match `token_logprob_fwd_f32` in logprob.cu.
                 unsafe { b.launch(rows_config(n)) }.w()?;
             }
             CudaStorageSlice::BF16(x) => {
                 let x = x.slice(x0..x1);
+                let mut b = func.builder();
                 b.arg(&x).arg(&targets).arg(&out).arg(&v);
+                // SAFETY: argument order and types match `token_logprob_fwd_bf16` in logprob.cu.
                 unsafe { b.launch(rows_config(n)) }.w()?;
             }
             _ => unreachable!("dtype checked above"),
