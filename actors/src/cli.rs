@@ -60,6 +60,9 @@ pub enum DataCommand {
 pub enum BenchCommand {
     /// Evaluation throughput against a plain Python sqlite3 loop doing the same executions.
     Eval(crate::cmd::bench_eval::BenchEvalArgs),
+    /// Fused token log-prob kernels vs the plain candle composition (log_softmax → gather):
+    /// forward and forward+backward time and peak memory, one JSON object with --json.
+    Logprob(crate::cmd::bench_logprob::BenchLogprobArgs),
 }
 
 /// Where a dataset comes from: exactly one of --spider, --bird, --jsonl.

@@ -8,7 +8,12 @@ mod progress;
 
 use clap::Parser;
 
+/// Counts live and peak heap bytes for `exspin bench` (two relaxed atomics per allocation).
+#[global_allocator]
+static ALLOC: exspin_kernels::alloc::CountingAllocator = exspin_kernels::alloc::CountingAllocator;
+
 fn main() -> std::process::ExitCode {
+    exspin_kernels::alloc::CountingAllocator::mark_installed();
     let cli = cli::Cli::parse();
     init_logging(cli.verbose);
     match cmd::dispatch(cli.command) {

@@ -1,1 +1,35 @@
-pub fn placeholder() {}
+//! Fused log-prob and log-ratio ops for candle.
+//!
+//! A policy-gradient or preference loss needs log p(target) per token, not the [tokens × vocab]
+//! log-softmax: with Qwen's 151,936-token vocabulary that tensor is 600 KB per token in f32, and
+//! `log_softmax → gather` (with its backward) materializes several of them. The ops here stream
+//! each row once, keep two numbers per row (max and log-sum-exp), and write the gradient
+//! `g · (onehot − softmax)` in one pass from those numbers.
+//!
+//! - [`token_logprobs`]: logits [N, V] → [N], autograd-aware (custom op with `bwd`).
+//! - [`linear_token_logprobs`]: hidden [N, H] and output weight [V, H] → [N] without ever holding
+//!   [N, V] logits: row chunks forward, (row × vocab) tiles backward.
+//! - [`sequence_logprobs`], [`linear_sequence_logprobs`], [`sequence_log_ratios`]: masked
+//!   per-sequence sums over a [B, T] layout, the shape a trainer's loss consumes.
+//!
+//! Rows to skip are marked by target [`IGNORE`] or a zero in the optional mask: they are not read,
+//! give log-prob 0 and get zero gradient. The CPU path (rayon, vectorized `exp`) is always built; the
+//! CUDA path (NVRTC-compiled kernels, one block per row) is behind feature `cuda`.
+
+pub mod alloc;
+pub mod bench;
+mod cpu;
+#[cfg(feature = "cuda")]
+mod cuda;
+mod fastmath;
+mod linear;
+pub mod reference;
+mod sequence;
+mod token;
+
+pub use linear::{DEFAULT_CHUNK_ROWS, linear_token_logprobs};
+pub use sequence::{linear_sequence_logprobs, sequence_log_ratios, sequence_logprobs};
+pub use token::token_logprobs;
+
+/// Target value that marks a row to skip (same effect as a 0 in the mask).
+pub const IGNORE: u32 = u32::MAX;

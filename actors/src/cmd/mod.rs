@@ -1,6 +1,7 @@
 //! One file per subcommand; `dispatch` routes to them.
 
 pub mod bench_eval;
+pub mod bench_logprob;
 pub mod dataset;
 pub mod eval;
 pub mod sql;
@@ -14,5 +15,6 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Sql(args) => sql::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Bench(BenchCommand::Eval(args)) => bench_eval::run(args),
+        Command::Bench(BenchCommand::Logprob(args)) => bench_logprob::run(args),
     }
 }
