@@ -1,12 +1,18 @@
 //! One file per subcommand; `dispatch` routes to them.
 
 pub mod bench_eval;
+pub mod bench_prompt;
+pub mod index;
+pub mod prompt;
+pub mod schema_args;
+pub mod schema_recall;
+pub mod schema_train;
 pub mod dataset;
 pub mod eval;
 pub mod sql;
 pub mod synth;
 
-use crate::cli::{BenchCommand, Command, DataCommand};
+use crate::cli::{BenchCommand, Command, DataCommand, SchemaCommand};
 
 pub fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
@@ -14,5 +20,10 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Sql(args) => sql::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Bench(BenchCommand::Eval(args)) => bench_eval::run(args),
+        Command::Bench(BenchCommand::Prompt(args)) => bench_prompt::run(args),
+        Command::Schema(SchemaCommand::Recall(args)) => schema_recall::run(args),
+        Command::Schema(SchemaCommand::Train(args)) => schema_train::run(args),
+        Command::Prompt(args) => prompt::run(args),
+        Command::Index(args) => index::run(args),
     }
 }
