@@ -55,12 +55,18 @@ fn example(db: &str, question: &str) -> Example {
 
 /// Compares `text` with `tests/snapshots/NAME`; `EXSPIN_UPDATE_SNAPSHOTS=1` rewrites the file.
 fn assert_snapshot(name: &str, text: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(name);
     if std::env::var_os("EXSPIN_UPDATE_SNAPSHOTS").is_some() {
         std::fs::write(&path, text).unwrap();
     }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with EXSPIN_UPDATE_SNAPSHOTS=1 to create it)", path.display()));
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with EXSPIN_UPDATE_SNAPSHOTS=1 to create it)",
+            path.display()
+        )
+    });
     assert_eq!(text, expected, "prompt differs from {}", path.display());
 }
 
@@ -80,7 +86,11 @@ fn introspects_keys_types_values_and_row_counts() {
     let sic = &info.tables[3];
     assert!(sic.columns.iter().all(|c| c.primary_key), "composite key");
     assert_eq!(info.foreign_keys.len(), 3);
-    let fk = info.foreign_keys.iter().find(|f| f.from_table == 2).unwrap();
+    let fk = info
+        .foreign_keys
+        .iter()
+        .find(|f| f.from_table == 2)
+        .unwrap();
     assert_eq!((fk.to_table, fk.to_column), (0, 0));
 }
 
@@ -92,8 +102,16 @@ fn merges_natural_names_and_declared_keys_from_tables_json() {
         db_id: "concert".into(),
         table_names: vec!["arena".into(), "performer".into()],
         table_names_original: vec!["Stadium".into(), "singer".into()],
-        column_names: vec![(-1, "*".into()), (0, "arena id".into()), (1, "home nation".into())],
-        column_names_original: vec![(-1, "*".into()), (0, "stadium_id".into()), (1, "country".into())],
+        column_names: vec![
+            (-1, "*".into()),
+            (0, "arena id".into()),
+            (1, "home nation".into()),
+        ],
+        column_names_original: vec![
+            (-1, "*".into()),
+            (0, "stadium_id".into()),
+            (1, "country".into()),
+        ],
         column_types: vec!["text".into(), "number".into(), "text".into()],
         primary_keys: vec![KeyColumns::One(1)],
         // Declared only here: singer.country -> stadium.stadium_id (nonsense, but it must merge).
@@ -104,7 +122,11 @@ fn merges_natural_names_and_declared_keys_from_tables_json() {
     assert_eq!(info.tables[0].natural, "arena");
     assert_eq!(info.tables[1].natural, "performer");
     assert_eq!(info.tables[1].columns[2].natural, "home nation");
-    assert!(info.foreign_keys.iter().any(|f| (f.from_table, f.from_column, f.to_table) == (1, 2, 0)));
+    assert!(
+        info.foreign_keys
+            .iter()
+            .any(|f| (f.from_table, f.from_column, f.to_table) == (1, 2, 0))
+    );
 }
 
 #[test]
@@ -119,7 +141,10 @@ fn cache_is_keyed_by_content_and_rebuilt_when_the_database_changes() {
     assert!(!built, "second open reads the cache");
     rusqlite::Connection::open(&path)
         .unwrap()
-        .execute("INSERT INTO singer VALUES (6, 'Kylie', 'Australia', 50)", [])
+        .execute(
+            "INSERT INTO singer VALUES (6, 'Kylie', 'Australia', 50)",
+            [],
+        )
         .unwrap();
     let b = introspect::load_cached(&cache, &path, None).unwrap();
     assert_ne!(a.content_hash, b.content_hash);
@@ -137,16 +162,39 @@ fn value_retrieval_keeps_only_values_in_the_question() {
     let path = concert_db(dir.path());
     let info = introspect::load_cached(&cache, &path, None).unwrap();
     let (index, _) = ValueIndex::open_or_build(&cache, &path, &info).unwrap();
-    let found = index.search("Which singers from france performed at hampden park?", &MatchConfig::default());
-    let pairs: Vec<(usize, usize, &str)> = found.iter().map(|m| (m.table, m.column, m.value.as_str())).collect();
+    let found = index.search(
+        "Which singers from france performed at hampden park?",
+        &MatchConfig::default(),
+    );
+    let pairs: Vec<(usize, usize, &str)> = found
+        .iter()
+        .map(|m| (m.table, m.column, m.value.as_str()))
+        .collect();
     assert!(pairs.contains(&(1, 2, "France")), "{pairs:?}");
     assert!(pairs.contains(&(0, 1, "Hampden Park")), "{pairs:?}");
-    assert!(!pairs.iter().any(|p| p.2 == "Glebe Park"), "shares only 'park': {pairs:?}");
+    assert!(
+        !pairs.iter().any(|p| p.2 == "Glebe Park"),
+        "shares only 'park': {pairs:?}"
+    );
     // "Ed Sheldon" shares the word "ed" with nothing here; "edited" must not match "Ed".
-    assert!(index.search("Who edited the list?", &MatchConfig::default()).is_empty());
-    let loose = MatchConfig { threshold: 0.5, ..MatchConfig::default() };
-    assert!(!index.search("singer called justin", &loose).is_empty(), "half of 'Justin Brown'");
-    assert!(index.search("singer called justin", &MatchConfig::default()).is_empty());
+    assert!(
+        index
+            .search("Who edited the list?", &MatchConfig::default())
+            .is_empty()
+    );
+    let loose = MatchConfig {
+        threshold: 0.5,
+        ..MatchConfig::default()
+    };
+    assert!(
+        !index.search("singer called justin", &loose).is_empty(),
+        "half of 'Justin Brown'"
+    );
+    assert!(
+        index
+            .search("singer called justin", &MatchConfig::default())
+            .is_empty()
+    );
 }
 
 #[test]
@@ -154,19 +202,44 @@ fn filter_keeps_join_keys_and_pads_reproducibly() {
     let dir = tempfile::tempdir().unwrap();
     let path = concert_db(dir.path());
     let info = introspect::introspect(&path, None).unwrap();
-    let q = Question::new("What are the names of singers and the concert names they sang in?", "", &[]);
+    let q = Question::new(
+        "What are the names of singers and the concert names they sang in?",
+        "",
+        &[],
+    );
     let scores = LexicalScorer.score(&info, &q);
-    let cfg = FilterConfig { k1: 3, k2: 1, seed: 7, random_padding: true };
-    let sel = select(&info, &scores, LexicalScorer.relevance_threshold(), &cfg, q.text);
+    let cfg = FilterConfig {
+        k1: 3,
+        k2: 1,
+        seed: 7,
+        random_padding: true,
+    };
+    let sel = select(
+        &info,
+        &scores,
+        LexicalScorer.relevance_threshold(),
+        &cfg,
+        q.text,
+    );
     assert!(sel.has_table(1) && sel.has_table(2), "{sel:?}");
     // k2 = 1 keeps one scored column, yet the keys joining the kept tables stay.
     for fk in &info.foreign_keys {
         if sel.has_table(fk.from_table) && sel.has_table(fk.to_table) {
-            assert!(sel.has_column(fk.from_table, fk.from_column) && sel.has_column(fk.to_table, fk.to_column));
+            assert!(
+                sel.has_column(fk.from_table, fk.from_column)
+                    && sel.has_column(fk.to_table, fk.to_column)
+            );
         }
     }
     // Padding: nothing is relevant, so k1 tables are drawn at random, the same way every time.
-    let flat = Scores { tables: vec![0.0; 4], columns: info.tables.iter().map(|t| vec![0.0; t.columns.len()]).collect() };
+    let flat = Scores {
+        tables: vec![0.0; 4],
+        columns: info
+            .tables
+            .iter()
+            .map(|t| vec![0.0; t.columns.len()])
+            .collect(),
+    };
     let cfg = FilterConfig { k1: 2, ..cfg };
     let draw = |seed| {
         let s = select(&info, &flat, 0.5, &FilterConfig { seed, ..cfg }, "q");
@@ -188,29 +261,59 @@ fn gold_usage_resolves_aliases_and_bare_columns() {
     assert_eq!(u.tables.iter().copied().collect::<Vec<_>>(), [2, 3]);
     let cols: Vec<(usize, usize)> = u.columns.iter().copied().collect();
     assert_eq!(cols, [(2, 0), (2, 1), (2, 2), (3, 0)]);
-    assert_eq!(gold::string_literals("SELECT * FROM singer WHERE country = 'France' OR name LIKE \"%Sharp%\""), ["France", "Sharp"]);
+    assert_eq!(
+        gold::string_literals(
+            "SELECT * FROM singer WHERE country = 'France' OR name LIKE \"%Sharp%\""
+        ),
+        ["France", "Sharp"]
+    );
 }
 
 fn snapshot_builder(dir: &Path, style: Style) -> PromptBuilder {
     concert_db(dir);
     let options = PromptOptions {
-        filter: FilterConfig { k1: 2, k2: 3, seed: 0, random_padding: true },
+        filter: FilterConfig {
+            k1: 2,
+            k2: 3,
+            seed: 0,
+            random_padding: true,
+        },
         style,
         ..PromptOptions::default()
     };
-    builder(&dir.join("cache"), &dir.join("db"), TablesFile::default(), options)
+    builder(
+        &dir.join("cache"),
+        &dir.join("db"),
+        TablesFile::default(),
+        options,
+    )
 }
 
 #[test]
 fn explicit_prompt_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let b = snapshot_builder(dir.path(), Style::Explicit);
-    let built = b.build(&example("concert", "How many singers from France are older than 40?")).unwrap();
-    assert!(built.prompt.text.ends_with("-- Question: How many singers from France are older than 40?\n"));
+    let built = b
+        .build(&example(
+            "concert",
+            "How many singers from France are older than 40?",
+        ))
+        .unwrap();
+    assert!(
+        built
+            .prompt
+            .text
+            .ends_with("-- Question: How many singers from France are older than 40?\n")
+    );
     assert!(built.prompt.text[..built.prompt.schema_len].starts_with("-- Database: concert\n"));
     assert_snapshot("schema_explicit.txt", &built.prompt.text);
     // Deterministic: a second build (warm caches) gives the same bytes.
-    let again = b.build(&example("concert", "How many singers from France are older than 40?")).unwrap();
+    let again = b
+        .build(&example(
+            "concert",
+            "How many singers from France are older than 40?",
+        ))
+        .unwrap();
     assert_eq!(built.prompt, again.prompt);
 }
 
@@ -218,7 +321,12 @@ fn explicit_prompt_snapshot() {
 fn plain_full_schema_prompt_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let b = snapshot_builder(dir.path(), Style::Plain);
-    let built = b.build(&example("concert", "How many singers from France are older than 40?")).unwrap();
+    let built = b
+        .build(&example(
+            "concert",
+            "How many singers from France are older than 40?",
+        ))
+        .unwrap();
     assert_eq!(built.selection.tables.len(), 4);
     assert_snapshot("schema_plain.txt", &built.prompt.text);
 }
@@ -227,7 +335,11 @@ fn plain_full_schema_prompt_snapshot() {
 fn unreadable_database_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.sqlite");
-    std::fs::write(&path, b"this is not an sqlite file, just text that is long enough to matter.....").unwrap();
+    std::fs::write(
+        &path,
+        b"this is not an sqlite file, just text that is long enough to matter.....",
+    )
+    .unwrap();
     let err = introspect::introspect(&path, None).unwrap_err();
     assert!(matches!(err, SchemaError::Sqlite { .. }), "{err}");
     assert!(err.to_string().contains("broken.sqlite"), "{err}");
@@ -252,14 +364,20 @@ fn table_declared_but_absent_is_a_clear_error() {
     let err = introspect::introspect(&path, Some(&declared)).unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, SchemaError::TableMissing { .. }));
-    assert!(text.contains("ghost") && text.contains("singer_in_concert"), "{text}");
+    assert!(
+        text.contains("ghost") && text.contains("singer_in_concert"),
+        "{text}"
+    );
 }
 
 #[test]
 fn empty_database_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("empty.sqlite");
-    rusqlite::Connection::open(&path).unwrap().execute_batch("PRAGMA user_version = 1;").unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 1;")
+        .unwrap();
     let err = introspect::introspect(&path, None).unwrap_err();
     assert!(matches!(err, SchemaError::EmptyDatabase { .. }), "{err}");
 }
@@ -269,10 +387,25 @@ fn tables_without_rows_still_give_a_prompt() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db").join("e");
     std::fs::create_dir_all(&db).unwrap();
-    rusqlite::Connection::open(db.join("e.sqlite")).unwrap().execute_batch("CREATE TABLE t (a TEXT, b INT);").unwrap();
-    let b = builder(&dir.path().join("cache"), &dir.path().join("db"), TablesFile::default(), PromptOptions::default());
+    rusqlite::Connection::open(db.join("e.sqlite"))
+        .unwrap()
+        .execute_batch("CREATE TABLE t (a TEXT, b INT);")
+        .unwrap();
+    let b = builder(
+        &dir.path().join("cache"),
+        &dir.path().join("db"),
+        TablesFile::default(),
+        PromptOptions::default(),
+    );
     let built = b.build(&example("e", "how many rows are in t?")).unwrap();
-    assert!(built.prompt.text.contains("CREATE TABLE t (\n  a TEXT,\n  b INT\n); -- 0 rows\n"), "{}", built.prompt.text);
+    assert!(
+        built
+            .prompt
+            .text
+            .contains("CREATE TABLE t (\n  a TEXT,\n  b INT\n); -- 0 rows\n"),
+        "{}",
+        built.prompt.text
+    );
 }
 
 #[test]
@@ -281,14 +414,31 @@ fn non_utf8_values_are_replaced_not_fatal() {
     let db = dir.path().join("db").join("bytes");
     std::fs::create_dir_all(&db).unwrap();
     let conn = rusqlite::Connection::open(db.join("bytes.sqlite")).unwrap();
-    conn.execute_batch("CREATE TABLE city (name TEXT);").unwrap();
+    conn.execute_batch("CREATE TABLE city (name TEXT);")
+        .unwrap();
     // Latin-1 "Zürich": 0xFC is not UTF-8. CAST keeps the bytes while typing them as text.
-    conn.execute("INSERT INTO city VALUES (CAST(X'5AFC72696368' AS TEXT))", []).unwrap();
-    conn.execute("INSERT INTO city VALUES ('Bern')", []).unwrap();
+    conn.execute(
+        "INSERT INTO city VALUES (CAST(X'5AFC72696368' AS TEXT))",
+        [],
+    )
+    .unwrap();
+    conn.execute("INSERT INTO city VALUES ('Bern')", [])
+        .unwrap();
     drop(conn);
-    let b = builder(&dir.path().join("cache"), &dir.path().join("db"), TablesFile::default(), PromptOptions::default());
-    let built = b.build(&example("bytes", "Which city is Z\u{fffd}rich or Bern?")).unwrap();
-    assert!(built.prompt.text.contains("Z\u{fffd}rich"), "{}", built.prompt.text);
+    let b = builder(
+        &dir.path().join("cache"),
+        &dir.path().join("db"),
+        TablesFile::default(),
+        PromptOptions::default(),
+    );
+    let built = b
+        .build(&example("bytes", "Which city is Z\u{fffd}rich or Bern?"))
+        .unwrap();
+    assert!(
+        built.prompt.text.contains("Z\u{fffd}rich"),
+        "{}",
+        built.prompt.text
+    );
     assert!(built.values.iter().any(|m| m.value == "Bern"));
 }
 
@@ -300,7 +450,11 @@ fn huge_question_gives_a_bounded_prompt() {
     assert!(question.len() >= 10_000);
     let start = std::time::Instant::now();
     let built = b.build(&example("concert", &question)).unwrap();
-    assert!(built.prompt.text.len() < 6_000, "{} bytes", built.prompt.text.len());
+    assert!(
+        built.prompt.text.len() < 6_000,
+        "{} bytes",
+        built.prompt.text.len()
+    );
     assert!(built.prompt.text.contains("-- Question: singer france"));
     // Generous: this guards against quadratic blow-up, not a speed target.
     assert!(start.elapsed().as_secs() < 10);
@@ -308,7 +462,10 @@ fn huge_question_gives_a_bounded_prompt() {
 
 #[test]
 fn token_budget_is_met_by_dropping_detail_then_tables() {
-    let Some(tok) = std::env::var_os("EXSPIN_TOKENIZER").map(PathBuf::from).filter(|p| p.is_file()) else {
+    let Some(tok) = std::env::var_os("EXSPIN_TOKENIZER")
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+    else {
         eprintln!("SKIP token budget: set EXSPIN_TOKENIZER to a tokenizer.json");
         return;
     };
@@ -316,10 +473,26 @@ fn token_budget_is_met_by_dropping_detail_then_tables() {
     concert_db(dir.path());
     let counter = || exspin::schema::tokens::TokenCounter::from_file(&tok).unwrap();
     let make = |budget| {
-        let options = PromptOptions { filter: FilterConfig { k1: 4, ..FilterConfig::default() }, token_budget: budget, ..PromptOptions::default() };
-        builder(&dir.path().join("cache"), &dir.path().join("db"), TablesFile::default(), options).with_tokenizer(counter())
+        let options = PromptOptions {
+            filter: FilterConfig {
+                k1: 4,
+                ..FilterConfig::default()
+            },
+            token_budget: budget,
+            ..PromptOptions::default()
+        };
+        builder(
+            &dir.path().join("cache"),
+            &dir.path().join("db"),
+            TablesFile::default(),
+            options,
+        )
+        .with_tokenizer(counter())
     };
-    let ex = example("concert", "Which singers from France sang in a concert at Hampden Park?");
+    let ex = example(
+        "concert",
+        "Which singers from France sang in a concert at Hampden Park?",
+    );
     let full = make(None).build(&ex).unwrap();
     let full_tokens = counter().count(&full.prompt.text);
     for budget in [full_tokens - 20, full_tokens / 2] {
@@ -328,4 +501,77 @@ fn token_budget_is_met_by_dropping_detail_then_tables() {
         assert!(n <= budget, "{n} tokens > budget {budget}");
         assert!(built.prompt.text.ends_with("Hampden Park?\n"));
     }
+}
+
+/// Recall of the lexical filter on the first Spider dev questions: a regression guard well below
+/// the measured figure (SCHEMA_BENCHMARKS.md), so it fails only when filtering breaks.
+#[test]
+fn spider_dev_lexical_filter_keeps_gold_tables() {
+    let Some(dir) = crate::util::spider_dir("schema recall") else {
+        return;
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let mut dataset = exspin::data::spider::load(&dir, "dev").unwrap();
+    dataset.truncate(200);
+    let tables = exspin::schema::builder::tables_file_for(&dataset).unwrap();
+    let options = PromptOptions {
+        filter: FilterConfig {
+            k1: 4,
+            k2: 10,
+            seed: 0,
+            random_padding: true,
+        },
+        ..PromptOptions::default()
+    };
+    let b = builder(cache.path(), &dataset.database_root, tables, options);
+    let report = exspin::schema::evaluate::recall(&b, &dataset, &|| {}).unwrap();
+    assert_eq!(report.examples, dataset.evaluable_count());
+    assert!(report.tables_all_kept >= 0.85, "{report:?}");
+    assert!(report.columns_all_kept >= 0.75, "{report:?}");
+    assert!(report.value_recall > 0.3, "{report:?}");
+}
+
+/// Trains the learned scorer on part of Spider train and checks it ranks dev tables at least
+/// about as well as the lexical one it is built from.
+#[test]
+fn spider_learned_scorer_trains_and_filters() {
+    let Some(dir) = crate::util::spider_dir("learned scorer") else {
+        return;
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let mut train = exspin::data::spider::load(&dir, "train").unwrap();
+    train.truncate(1500);
+    let tables = exspin::schema::builder::tables_file_for(&train).unwrap();
+    let b = builder(
+        cache.path(),
+        &train.database_root,
+        tables.clone(),
+        PromptOptions::default(),
+    );
+    let set = exspin::schema::evaluate::training_set(&b, &train, &|| {}).unwrap();
+    assert!(set.examples > 1000);
+    let model = set.fit("test");
+    let path = exspin::schema::learned::model_path(cache.path());
+    model.save(&path).unwrap();
+    let loaded = exspin::schema::learned::LearnedScorer::load(&path).unwrap();
+    let mut dev = exspin::data::spider::load(&dir, "dev").unwrap();
+    dev.truncate(200);
+    let measure = |scorer: Box<dyn SchemaScorer>| {
+        let b = PromptBuilder::new(
+            cache.path(),
+            &dev.database_root,
+            tables.clone(),
+            scorer,
+            PromptOptions::default(),
+        );
+        exspin::schema::evaluate::recall(&b, &dev, &|| {}).unwrap()
+    };
+    let learned = measure(Box::new(loaded));
+    let lexical = measure(Box::new(LexicalScorer));
+    assert_eq!(learned.scorer, "learned");
+    assert!(
+        learned.tables_all_kept >= lexical.tables_all_kept - 0.03,
+        "{learned:?} vs {lexical:?}"
+    );
+    assert!(learned.columns_all_kept >= 0.75, "{learned:?}");
 }

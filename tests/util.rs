@@ -12,7 +12,9 @@ pub fn shared_data(what: &str) -> Option<PathBuf> {
             None
         }
         None => {
-            eprintln!("SKIP {what}: set EXSPIN_DATA to the shared data folder (e.g. ../shared/data)");
+            eprintln!(
+                "SKIP {what}: set EXSPIN_DATA to the shared data folder (e.g. ../shared/data)"
+            );
             None
         }
     }

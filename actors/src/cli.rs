@@ -102,7 +102,7 @@ pub struct SchemaArgs {
     #[arg(long)]
     pub full_schema: bool,
     /// tokenizer.json for token counts and the budget (default: $EXSPIN_TOKENIZER).
-    #[arg(long, value_name = "FILE", env = "EXSPIN_TOKENIZER")]
+    #[arg(long, value_name = "FILE")]
     pub tokenizer: Option<PathBuf>,
     /// Token budget of a prompt (needs a tokenizer).
     #[arg(long, value_name = "TOKENS")]

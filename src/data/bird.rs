@@ -78,5 +78,10 @@ pub fn load(dir: &Path, split: &str) -> Result<Dataset, DataError> {
     } else {
         dir.join("database")
     };
-    Ok(Dataset::new(DatasetKind::Bird, file, database_root, examples))
+    Ok(Dataset::new(
+        DatasetKind::Bird,
+        file,
+        database_root,
+        examples,
+    ))
 }

@@ -36,7 +36,9 @@ impl std::str::FromStr for ScorerKind {
             "lexical" => Ok(ScorerKind::Lexical),
             "embedding" => Ok(ScorerKind::Embedding),
             "learned" => Ok(ScorerKind::Learned),
-            other => Err(format!("unknown scorer '{other}' (expected auto, lexical, embedding, learned)")),
+            other => Err(format!(
+                "unknown scorer '{other}' (expected auto, lexical, embedding, learned)"
+            )),
         }
     }
 }
@@ -50,7 +52,8 @@ pub fn make_scorer(kind: ScorerKind, cache: &Path) -> Result<Box<dyn SchemaScore
         ScorerKind::Auto | ScorerKind::Learned => Ok(Box::new(LearnedScorer::load(&model)?)),
         ScorerKind::Embedding => Err(SchemaError::Model {
             path: cache.join("minilm"),
-            message: "the embedding scorer is not implemented yet; use --scorer lexical or learned".into(),
+            message: "the embedding scorer is not implemented yet; use --scorer lexical or learned"
+                .into(),
         }),
     }
 }
@@ -105,7 +108,11 @@ pub struct PromptBuilder {
 /// BIRD use. None when there is none (the SQLite files alone are then the schema).
 pub fn tables_file_for(dataset: &Dataset) -> Result<TablesFile, SchemaError> {
     let dir = dataset.source.parent().unwrap_or(Path::new("."));
-    let stem = dataset.source.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = dataset
+        .source
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut names = vec!["tables.json", "dev_tables.json"];
     if stem.starts_with("mini_dev") {
         names.insert(0, "mini_dev_tables.json");
@@ -166,7 +173,9 @@ impl PromptBuilder {
         let info = introspect::load_cached(&self.cache, &path, self.tables.get(db_id))?;
         let (values, built) = ValueIndex::open_or_build(&self.cache, &path, &info)?;
         let db = Arc::new(LoadedDb { info, values });
-        self.loaded.lock().insert(db_id.to_string(), Arc::clone(&db));
+        self.loaded
+            .lock()
+            .insert(db_id.to_string(), Arc::clone(&db));
         Ok((db, built))
     }
 
@@ -185,11 +194,24 @@ impl PromptBuilder {
                 let values = db.values.search(question, &opts.matching);
                 let q = Question::new(question, evidence, &values);
                 let scores = self.scorer.score(&db.info, &q);
-                let sel = filter::select(&db.info, &scores, self.scorer.relevance_threshold(), &opts.filter, question);
+                let sel = filter::select(
+                    &db.info,
+                    &scores,
+                    self.scorer.relevance_threshold(),
+                    &opts.filter,
+                    question,
+                );
                 // Values of dropped tables would name columns the prompt does not show.
-                let values: Vec<ValueMatch> = values.into_iter().filter(|m| sel.has_column(m.table, m.column)).collect();
+                let values: Vec<ValueMatch> = values
+                    .into_iter()
+                    .filter(|m| sel.has_column(m.table, m.column))
+                    .collect();
                 let mut drop: Vec<usize> = sel.tables.iter().map(|k| k.table).collect();
-                drop.sort_by(|&a, &b| scores.tables[a].total_cmp(&scores.tables[b]).then(b.cmp(&a)));
+                drop.sort_by(|&a, &b| {
+                    scores.tables[a]
+                        .total_cmp(&scores.tables[b])
+                        .then(b.cmp(&a))
+                });
                 (sel, values, drop)
             }
         };
@@ -204,9 +226,15 @@ impl PromptBuilder {
         };
         let counter = self.tokens.as_ref().map(|t| move |s: &str| t.count(s));
         let prompt = match (opts.token_budget, &counter) {
-            (Some(limit), Some(count)) => prompt::render(&input, Some((limit, count as &dyn Fn(&str) -> usize))),
+            (Some(limit), Some(count)) => {
+                prompt::render(&input, Some((limit, count as &dyn Fn(&str) -> usize)))
+            }
             _ => prompt::render(&input, None),
         };
-        BuiltPrompt { prompt, selection, values }
+        BuiltPrompt {
+            prompt,
+            selection,
+            values,
+        }
     }
 }

@@ -50,11 +50,19 @@ fn p95(v: &mut [usize]) -> Option<usize> {
 }
 
 fn share(num: usize, den: usize) -> f64 {
-    if den == 0 { 0.0 } else { num as f64 / den as f64 }
+    if den == 0 {
+        0.0
+    } else {
+        num as f64 / den as f64
+    }
 }
 
 /// Measures the builder on every evaluable example; `progress` is called after each one.
-pub fn recall(builder: &PromptBuilder, dataset: &Dataset, progress: &dyn Fn()) -> Result<RecallReport, SchemaError> {
+pub fn recall(
+    builder: &PromptBuilder,
+    dataset: &Dataset,
+    progress: &dyn Fn(),
+) -> Result<RecallReport, SchemaError> {
     let k1 = builder.options().filter.k1;
     let (mut n, mut tables_ok, mut cols_ok, mut large, mut large_ok) = (0, 0, 0, 0, 0);
     let (mut gold_values, mut gold_found, mut matched, mut matched_gold) = (0, 0, 0, 0);
@@ -67,19 +75,34 @@ pub fn recall(builder: &PromptBuilder, dataset: &Dataset, progress: &dyn Fn()) -
         let t_ok = usage.tables.iter().all(|&t| built.selection.has_table(t));
         n += 1;
         tables_ok += usize::from(t_ok);
-        cols_ok += usize::from(t_ok && usage.columns.iter().all(|&(t, c)| built.selection.has_column(t, c)));
+        cols_ok += usize::from(
+            t_ok && usage
+                .columns
+                .iter()
+                .all(|&(t, c)| built.selection.has_column(t, c)),
+        );
         if db.info.tables.len() > k1 {
             large += 1;
             large_ok += usize::from(t_ok);
         }
         let literals = gold::string_literals(&ex.gold_sql);
-        let mut values: Vec<String> = built.values.iter().map(|m| m.value.to_lowercase()).collect();
+        let mut values: Vec<String> = built
+            .values
+            .iter()
+            .map(|m| m.value.to_lowercase())
+            .collect();
         values.sort();
         values.dedup();
         gold_values += literals.len();
-        gold_found += literals.iter().filter(|l| values.contains(&l.to_lowercase())).count();
+        gold_found += literals
+            .iter()
+            .filter(|l| values.contains(&l.to_lowercase()))
+            .count();
         matched += values.len();
-        matched_gold += values.iter().filter(|v| literals.iter().any(|l| l.to_lowercase() == **v)).count();
+        matched_gold += values
+            .iter()
+            .filter(|v| literals.iter().any(|l| l.to_lowercase() == **v))
+            .count();
         if let Some(t) = builder.count_tokens(&built.prompt.text) {
             tokens.push(t);
             let full = Selection::full(&db.info);
@@ -99,7 +122,8 @@ pub fn recall(builder: &PromptBuilder, dataset: &Dataset, progress: &dyn Fn()) -
         }
         progress();
     }
-    let mean = |v: &[usize]| (!v.is_empty()).then(|| v.iter().sum::<usize>() as f64 / v.len() as f64);
+    let mean =
+        |v: &[usize]| (!v.is_empty()).then(|| v.iter().sum::<usize>() as f64 / v.len() as f64);
     Ok(RecallReport {
         scorer: builder.scorer_name().to_string(),
         k1,
@@ -123,7 +147,11 @@ pub fn recall(builder: &PromptBuilder, dataset: &Dataset, progress: &dyn Fn()) -
 
 /// The learned scorer's training rows: features of every evaluable example, labelled by what its
 /// gold SQL uses.
-pub fn training_set(builder: &PromptBuilder, dataset: &Dataset, progress: &dyn Fn()) -> Result<TrainingSet, SchemaError> {
+pub fn training_set(
+    builder: &PromptBuilder,
+    dataset: &Dataset,
+    progress: &dyn Fn(),
+) -> Result<TrainingSet, SchemaError> {
     let mut set = TrainingSet::default();
     for (_, ex) in dataset.evaluable_examples() {
         let (db, _) = builder.load(&ex.db_id)?;

@@ -26,8 +26,20 @@ impl<'a> Question<'a> {
         stems.truncate(MAX_QUESTION_WORDS);
         let mut flat_words = words(text);
         flat_words.truncate(MAX_QUESTION_WORDS * 2);
-        let flat = format!(" {} ", flat_words.iter().map(|w| stem(w)).collect::<Vec<_>>().join(" "));
-        Question { text, stems, flat, values }
+        let flat = format!(
+            " {} ",
+            flat_words
+                .iter()
+                .map(|w| stem(w))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        Question {
+            text,
+            stems,
+            flat,
+            values,
+        }
     }
 
     fn has_phrase(&self, name: &str) -> bool {
@@ -52,7 +64,8 @@ fn coverage(name: &str, q: &Question<'_>) -> f32 {
 
 pub fn compute(db: &DbInfo, q: &Question<'_>) -> Features {
     let n_tables = db.tables.len().max(1) as f32;
-    let asks_name = q.flat.contains(" name ") || q.flat.contains(" who ") || q.flat.contains(" title ");
+    let asks_name =
+        q.flat.contains(" name ") || q.flat.contains(" who ") || q.flat.contains(" title ");
     let mut col_cov: Vec<Vec<f32>> = Vec::with_capacity(db.tables.len());
     let mut columns = Vec::with_capacity(db.tables.len());
     let mut table_cov = Vec::with_capacity(db.tables.len());
@@ -73,7 +86,9 @@ pub fn compute(db: &DbInfo, q: &Question<'_>) -> Features {
                 .map(|m| m.score)
                 .fold(0.0, f32::max);
             let ty = c.ty.to_lowercase();
-            let numeric = ["int", "real", "num", "float", "double", "dec"].iter().any(|k| ty.contains(k));
+            let numeric = ["int", "real", "num", "float", "double", "dec"]
+                .iter()
+                .any(|k| ty.contains(k));
             let namey = words(&c.name).iter().any(|w| w == "name" || w == "title");
             covs.push(name_cov.max(nat_cov));
             feats.push([
@@ -118,17 +133,27 @@ pub fn compute(db: &DbInfo, q: &Question<'_>) -> Features {
             })
             .collect()
     };
-    let mentioned = |t: usize| table_cov[t] >= 0.5 || col_cov[t].iter().any(|&c| c >= 0.99) || q.values.iter().any(|m| m.table == t);
+    let mentioned = |t: usize| {
+        table_cov[t] >= 0.5
+            || col_cov[t].iter().any(|&c| c >= 0.99)
+            || q.values.iter().any(|m| m.table == t)
+    };
     let tables = db
         .tables
         .iter()
         .enumerate()
         .map(|(ti, t)| {
             let ns = neighbours(ti);
-            let mut mentioned_neighbours: Vec<usize> = ns.iter().copied().filter(|&n| mentioned(n)).collect();
+            let mut mentioned_neighbours: Vec<usize> =
+                ns.iter().copied().filter(|&n| mentioned(n)).collect();
             mentioned_neighbours.sort();
             mentioned_neighbours.dedup();
-            let value = q.values.iter().filter(|m| m.table == ti).map(|m| m.score).fold(0.0, f32::max);
+            let value = q
+                .values
+                .iter()
+                .filter(|m| m.table == ti)
+                .map(|m| m.score)
+                .fold(0.0, f32::max);
             let full_cols = col_cov[ti].iter().filter(|&&c| c >= 0.99).count() as f32;
             [
                 coverage(&t.name, q),

@@ -42,7 +42,9 @@ impl SchemaScorer for LexicalScorer {
             .iter()
             .map(|cols| {
                 cols.iter()
-                    .map(|c| c[0].max(c[1]) + 0.5 * c[8] + c[2] + 0.3 * c[9] + 0.2 * c[10] + 0.05 * c[3])
+                    .map(|c| {
+                        c[0].max(c[1]) + 0.5 * c[8] + c[2] + 0.3 * c[9] + 0.2 * c[10] + 0.05 * c[3]
+                    })
                     .collect()
             })
             .collect();
@@ -74,7 +76,12 @@ pub struct FilterConfig {
 
 impl Default for FilterConfig {
     fn default() -> Self {
-        FilterConfig { k1: 4, k2: 10, seed: 0, random_padding: true }
+        FilterConfig {
+            k1: 4,
+            k2: 10,
+            seed: 0,
+            random_padding: true,
+        }
     }
 }
 
@@ -99,7 +106,10 @@ impl Selection {
                 .tables
                 .iter()
                 .enumerate()
-                .map(|(ti, t)| KeptTable { table: ti, columns: (0..t.columns.len()).collect() })
+                .map(|(ti, t)| KeptTable {
+                    table: ti,
+                    columns: (0..t.columns.len()).collect(),
+                })
                 .collect(),
         }
     }
@@ -109,21 +119,35 @@ impl Selection {
     }
 
     pub fn has_column(&self, t: usize, c: usize) -> bool {
-        self.tables.iter().any(|k| k.table == t && k.columns.contains(&c))
+        self.tables
+            .iter()
+            .any(|k| k.table == t && k.columns.contains(&c))
     }
 }
 
 /// FNV-1a, to turn a question into a padding seed that does not depend on the process.
 fn fnv(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Keeps the top-k1 tables (relevant ones first, padding after) and the top-k2 columns of each,
 /// plus primary keys and the foreign-key columns between kept tables.
-pub fn select(db: &DbInfo, scores: &Scores, threshold: f32, cfg: &FilterConfig, question: &str) -> Selection {
+pub fn select(
+    db: &DbInfo,
+    scores: &Scores,
+    threshold: f32,
+    cfg: &FilterConfig,
+    question: &str,
+) -> Selection {
     let n = db.tables.len();
     let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&a, &b| scores.tables[b].total_cmp(&scores.tables[a]).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| {
+        scores.tables[b]
+            .total_cmp(&scores.tables[a])
+            .then(a.cmp(&b))
+    });
     let k1 = cfg.k1.max(1).min(n);
     let mut kept: Vec<usize> = order
         .iter()
@@ -132,7 +156,11 @@ pub fn select(db: &DbInfo, scores: &Scores, threshold: f32, cfg: &FilterConfig, 
         .take(k1)
         .collect();
     if kept.len() < k1 {
-        let mut rest: Vec<usize> = order.iter().copied().filter(|t| !kept.contains(t)).collect();
+        let mut rest: Vec<usize> = order
+            .iter()
+            .copied()
+            .filter(|t| !kept.contains(t))
+            .collect();
         if cfg.random_padding {
             let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ fnv(question));
             rest.shuffle(&mut rng);
@@ -145,7 +173,11 @@ pub fn select(db: &DbInfo, scores: &Scores, threshold: f32, cfg: &FilterConfig, 
         .map(|&ti| {
             let t = &db.tables[ti];
             let mut cols: Vec<usize> = (0..t.columns.len()).collect();
-            cols.sort_by(|&a, &b| scores.columns[ti][b].total_cmp(&scores.columns[ti][a]).then(a.cmp(&b)));
+            cols.sort_by(|&a, &b| {
+                scores.columns[ti][b]
+                    .total_cmp(&scores.columns[ti][a])
+                    .then(a.cmp(&b))
+            });
             let mut keep: BTreeSet<usize> = cols.into_iter().take(cfg.k2).collect();
             keep.extend((0..t.columns.len()).filter(|&c| t.columns[c].primary_key));
             for fk in &db.foreign_keys {
@@ -158,7 +190,10 @@ pub fn select(db: &DbInfo, scores: &Scores, threshold: f32, cfg: &FilterConfig, 
                     }
                 }
             }
-            KeptTable { table: ti, columns: keep.into_iter().collect() }
+            KeptTable {
+                table: ti,
+                columns: keep.into_iter().collect(),
+            }
         })
         .collect();
     Selection { tables }

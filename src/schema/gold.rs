@@ -20,7 +20,12 @@ pub struct Usage {
 
 fn unquote(text: &str) -> &str {
     let b = text.as_bytes();
-    if b.len() >= 2 && matches!((b[0], b[b.len() - 1]), (b'"', b'"') | (b'`', b'`') | (b'[', b']')) {
+    if b.len() >= 2
+        && matches!(
+            (b[0], b[b.len() - 1]),
+            (b'"', b'"') | (b'`', b'`') | (b'[', b']')
+        )
+    {
         &text[1..text.len() - 1]
     } else {
         text
@@ -28,8 +33,27 @@ fn unquote(text: &str) -> &str {
 }
 
 const NOT_ALIAS: &[&str] = &[
-    "where", "join", "on", "group", "order", "limit", "union", "intersect", "except", "inner",
-    "left", "right", "outer", "cross", "natural", "having", "as", "select", "from", "and", "or",
+    "where",
+    "join",
+    "on",
+    "group",
+    "order",
+    "limit",
+    "union",
+    "intersect",
+    "except",
+    "inner",
+    "left",
+    "right",
+    "outer",
+    "cross",
+    "natural",
+    "having",
+    "as",
+    "select",
+    "from",
+    "and",
+    "or",
 ];
 
 /// Resolves the tables and columns `sql` uses in `db`.
@@ -47,18 +71,30 @@ pub fn usage(sql: &str, db: &DbInfo) -> Usage {
         let t = &toks[i];
         if t.is_word("from") || t.is_word("join") {
             in_from = true;
-        } else if t.kind == TokenKind::Word && !t.is_word("as") && NOT_ALIAS.contains(&t.text.to_lowercase().as_str()) {
+        } else if t.kind == TokenKind::Word
+            && !t.is_word("as")
+            && NOT_ALIAS.contains(&t.text.to_lowercase().as_str())
+        {
             in_from = false;
         }
-        let after_table_keyword = i > 0 && (toks[i - 1].is_word("from") || toks[i - 1].is_word("join") || (in_from && toks[i - 1].text == ","));
+        let after_table_keyword = i > 0
+            && (toks[i - 1].is_word("from")
+                || toks[i - 1].is_word("join")
+                || (in_from && toks[i - 1].text == ","));
         if !after_table_keyword {
             continue;
         }
         let Some(name) = ident(i) else { continue };
-        let Some(ti) = db.table_index(name) else { continue };
+        let Some(ti) = db.table_index(name) else {
+            continue;
+        };
         usage.tables.insert(ti);
         aliases.insert(name.to_lowercase(), ti);
-        let alias_at = if toks.get(i + 1).is_some_and(|t| t.is_word("as")) { i + 2 } else { i + 1 };
+        let alias_at = if toks.get(i + 1).is_some_and(|t| t.is_word("as")) {
+            i + 2
+        } else {
+            i + 1
+        };
         if let Some(alias) = ident(alias_at)
             && !NOT_ALIAS.contains(&alias.to_lowercase().as_str())
         {
@@ -96,8 +132,16 @@ pub fn usage(sql: &str, db: &DbInfo) -> Usage {
 pub fn string_literals(sql: &str) -> Vec<String> {
     significant(sql)
         .iter()
-        .filter(|t| t.kind == TokenKind::String || (t.kind == TokenKind::QuotedIdent && t.text.starts_with('"')))
-        .map(|t| t.text[1..t.text.len().saturating_sub(1).max(1)].replace("''", "'").trim_matches('%').to_string())
+        .filter(|t| {
+            t.kind == TokenKind::String
+                || (t.kind == TokenKind::QuotedIdent && t.text.starts_with('"'))
+        })
+        .map(|t| {
+            t.text[1..t.text.len().saturating_sub(1).max(1)]
+                .replace("''", "'")
+                .trim_matches('%')
+                .to_string()
+        })
         .filter(|s| !s.trim().is_empty())
         .collect()
 }

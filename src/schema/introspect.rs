@@ -159,16 +159,18 @@ pub fn introspect(path: &Path, declared: Option<&DatabaseSchema>) -> Result<DbIn
     let file_tables: Vec<String> = {
         let mut stmt = conn
             .prepare(
-                "SELECT name FROM sqlite_master WHERE type = 'table' \
-                 AND name NOT LIKE 'sqlite_%' ORDER BY rowid",
+                // Internal tables are read too: Spider's tables.json declares sqlite_sequence.
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY rowid",
             )
             .map_err(sql_err)?;
         let rows = stmt
-            .query_map([], |r| r.get_ref(0).map(|v| value_text(v).unwrap_or_default()))
+            .query_map([], |r| {
+                r.get_ref(0).map(|v| value_text(v).unwrap_or_default())
+            })
             .map_err(sql_err)?;
         rows.collect::<Result<_, _>>().map_err(sql_err)?
     };
-    if file_tables.is_empty() {
+    if file_tables.iter().all(|t| t.starts_with("sqlite_")) {
         return Err(SchemaError::EmptyDatabase {
             path: path.to_path_buf(),
         });
@@ -194,7 +196,7 @@ pub fn introspect(path: &Path, declared: Option<&DatabaseSchema>) -> Result<DbIn
             order.push((found.clone(), natural));
         }
     }
-    for t in &file_tables {
+    for t in file_tables.iter().filter(|t| !t.starts_with("sqlite_")) {
         if !order.iter().any(|(n, _)| n.eq_ignore_ascii_case(t)) {
             order.push((t.clone(), t.replace('_', " ")));
         }
@@ -215,9 +217,11 @@ pub fn introspect(path: &Path, declared: Option<&DatabaseSchema>) -> Result<DbIn
             c.values = representative_values(&conn, name, &c.name).unwrap_or_default();
         }
         let rows = conn
-            .query_row(&format!("SELECT COUNT(*) FROM {}", quote_ident(name)), [], |r| {
-                r.get::<_, i64>(0)
-            })
+            .query_row(
+                &format!("SELECT COUNT(*) FROM {}", quote_ident(name)),
+                [],
+                |r| r.get::<_, i64>(0),
+            )
             .map_err(sql_err)? as u64;
         for (from, to_table, to_col) in read_foreign_keys(&conn, name).map_err(sql_err)? {
             file_fks.push((ti, from, to_table, to_col));
@@ -242,8 +246,12 @@ pub fn introspect(path: &Path, declared: Option<&DatabaseSchema>) -> Result<DbIn
     };
     let mut fks = BTreeSet::new();
     for (ft, from, to_table, to_col) in file_fks {
-        let Some(tt) = info.table_index(&to_table) else { continue };
-        let Some(fc) = info.column_index(ft, &from) else { continue };
+        let Some(tt) = info.table_index(&to_table) else {
+            continue;
+        };
+        let Some(fc) = info.column_index(ft, &from) else {
+            continue;
+        };
         // `REFERENCES t` without a column means t's primary key.
         let tc = if to_col.is_empty() {
             info.tables[tt].columns.iter().position(|c| c.primary_key)
@@ -251,15 +259,26 @@ pub fn introspect(path: &Path, declared: Option<&DatabaseSchema>) -> Result<DbIn
             info.column_index(tt, &to_col)
         };
         if let Some(tc) = tc {
-            fks.insert(ForeignKey { from_table: ft, from_column: fc, to_table: tt, to_column: tc });
+            fks.insert(ForeignKey {
+                from_table: ft,
+                from_column: fc,
+                to_table: tt,
+                to_column: tc,
+            });
         }
     }
     if let Some(schema) = declared {
         for &(a, b) in &schema.foreign_keys {
-            if let (Some((ft, fc)), Some((tt, tc))) =
-                (resolve_declared(&info, schema, a), resolve_declared(&info, schema, b))
-            {
-                fks.insert(ForeignKey { from_table: ft, from_column: fc, to_table: tt, to_column: tc });
+            if let (Some((ft, fc)), Some((tt, tc))) = (
+                resolve_declared(&info, schema, a),
+                resolve_declared(&info, schema, b),
+            ) {
+                fks.insert(ForeignKey {
+                    from_table: ft,
+                    from_column: fc,
+                    to_table: tt,
+                    to_column: tc,
+                });
             }
         }
     }
@@ -309,12 +328,20 @@ fn merge_declared(schema: &DatabaseSchema, table: &str, columns: &mut [Column]) 
         if *t != ti as i64 {
             continue;
         }
-        if let Some(c) = columns.iter_mut().find(|c| c.name.eq_ignore_ascii_case(orig)) {
+        if let Some(c) = columns
+            .iter_mut()
+            .find(|c| c.name.eq_ignore_ascii_case(orig))
+        {
             if let Some((_, natural)) = schema.column_names.get(ci) {
                 c.natural = natural.clone();
             }
             if c.ty.is_empty() {
-                c.ty = schema.column_types.get(ci).cloned().unwrap_or_default().to_uppercase();
+                c.ty = schema
+                    .column_types
+                    .get(ci)
+                    .cloned()
+                    .unwrap_or_default()
+                    .to_uppercase();
             }
             c.primary_key |= pks.contains(&ci);
         }
@@ -323,7 +350,10 @@ fn merge_declared(schema: &DatabaseSchema, table: &str, columns: &mut [Column]) 
 
 /// `(from column, referenced table, referenced column)`; the column is empty when the clause
 /// names none.
-fn read_foreign_keys(conn: &Connection, table: &str) -> rusqlite::Result<Vec<(String, String, String)>> {
+fn read_foreign_keys(
+    conn: &Connection,
+    table: &str,
+) -> rusqlite::Result<Vec<(String, String, String)>> {
     let mut stmt = conn.prepare(&format!("PRAGMA foreign_key_list({})", quote_ident(table)))?;
     let rows = stmt.query_map([], |r| {
         Ok((
@@ -337,7 +367,11 @@ fn read_foreign_keys(conn: &Connection, table: &str) -> rusqlite::Result<Vec<(St
 
 /// The most frequent distinct values of a column. A column whose values cannot be read (a view
 /// gone wrong, a collation missing) just gets none: values are a hint, not a requirement.
-fn representative_values(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<Vec<String>> {
+fn representative_values(
+    conn: &Connection,
+    table: &str,
+    column: &str,
+) -> rusqlite::Result<Vec<String>> {
     let (t, c) = (quote_ident(table), quote_ident(column));
     let sql = format!(
         "SELECT {c} FROM {t} WHERE {c} IS NOT NULL AND typeof({c}) <> 'blob' \
@@ -360,11 +394,16 @@ fn representative_values(conn: &Connection, table: &str, column: &str) -> rusqli
 /// BIRD's `database_description/<table>.csv`: `original_column_name, column_name,
 /// column_description, data_format, value_description`. A missing or odd file is skipped.
 fn merge_descriptions(csv: &Path, columns: &mut [Column]) {
-    let Ok(bytes) = std::fs::read(csv) else { return };
+    let Ok(bytes) = std::fs::read(csv) else {
+        return;
+    };
     let text = String::from_utf8_lossy(&bytes);
     for record in parse_csv(&text).into_iter().skip(1) {
         let get = |i: usize| record.get(i).map(|s| s.trim()).unwrap_or("");
-        let Some(c) = columns.iter_mut().find(|c| c.name.eq_ignore_ascii_case(get(0))) else {
+        let Some(c) = columns
+            .iter_mut()
+            .find(|c| c.name.eq_ignore_ascii_case(get(0)))
+        else {
             continue;
         };
         let mut parts: Vec<&str> = Vec::new();
@@ -374,7 +413,10 @@ fn merge_descriptions(csv: &Path, columns: &mut [Column]) {
             }
         }
         if !parts.is_empty() {
-            c.description = Some(truncate_chars(&parts.join("; ").replace(['\n', '\r'], " "), 200));
+            c.description = Some(truncate_chars(
+                &parts.join("; ").replace(['\n', '\r'], " "),
+                200,
+            ));
         }
         if !get(1).is_empty() {
             c.natural = get(1).to_string();
@@ -417,7 +459,9 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
 
 /// Where the introspection of `db_id` with this content is cached.
 fn cache_file(cache: &Path, db_id: &str, hash: &str) -> PathBuf {
-    cache.join("schema").join(format!("{db_id}-{}.json", &hash[..16]))
+    cache
+        .join("schema")
+        .join(format!("{db_id}-{}.json", &hash[..16]))
 }
 
 /// [`introspect`] through a JSON cache keyed by the file's content hash (a changed database gets
@@ -429,7 +473,9 @@ pub fn load_cached(
 ) -> Result<DbInfo, SchemaError> {
     let hash = content_hash(path)?;
     let db_id = declared.map(|d| d.db_id.clone()).unwrap_or_else(|| {
-        path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
     });
     let file = cache_file(cache, &db_id, &hash);
     if let Ok(text) = std::fs::read_to_string(&file)
@@ -441,7 +487,10 @@ pub fn load_cached(
     let write = || -> std::io::Result<()> {
         std::fs::create_dir_all(file.parent().expect("cache file has a parent"))?;
         let tmp = file.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec(&info).map_err(std::io::Error::other)?)?;
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec(&info).map_err(std::io::Error::other)?,
+        )?;
         std::fs::rename(&tmp, &file)
     };
     if let Err(e) = write() {
@@ -466,6 +515,9 @@ mod tests {
     #[test]
     fn csv_quotes_and_newlines() {
         let rows = parse_csv("a,b\n\"x, y\",\"he said \"\"hi\"\"\nok\"\n");
-        assert_eq!(rows[1], vec!["x, y".to_string(), "he said \"hi\"\nok".to_string()]);
+        assert_eq!(
+            rows[1],
+            vec!["x, y".to_string(), "he said \"hi\"\nok".to_string()]
+        );
     }
 }

@@ -122,7 +122,12 @@ impl Logistic {
             }
         }
         let bias = w.pop().unwrap_or(0.0);
-        Logistic { mean, std, weights: w, bias }
+        Logistic {
+            mean,
+            std,
+            weights: w,
+            bias,
+        }
     }
 }
 
@@ -172,25 +177,33 @@ impl LearnedScorer {
         })?;
         let model: LearnedScorer = serde_json::from_str(&text).map_err(|e| SchemaError::Model {
             path: path.to_path_buf(),
-            message: format!("not a learned schema scorer: {e} (retrain with `exspin schema train`)"),
+            message: format!(
+                "not a learned schema scorer: {e} (retrain with `exspin schema train`)"
+            ),
         })?;
         let dt = expand(&[0.0; features::TABLE_FEATURES]).len();
         let dc = expand(&[0.0; features::COLUMN_FEATURES]).len();
         if model.table.weights.len() != dt || model.column.weights.len() != dc {
             return Err(SchemaError::Model {
                 path: path.to_path_buf(),
-                message: "trained with another feature set (retrain with `exspin schema train`)".into(),
+                message: "trained with another feature set (retrain with `exspin schema train`)"
+                    .into(),
             });
         }
         Ok(model)
     }
 
     pub fn save(&self, path: &Path) -> Result<(), SchemaError> {
-        let io = |source| SchemaError::Cache { path: path.to_path_buf(), source };
+        let io = |source| SchemaError::Cache {
+            path: path.to_path_buf(),
+            source,
+        };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other).map_err(io)?;
+        let json = serde_json::to_vec_pretty(self)
+            .map_err(std::io::Error::other)
+            .map_err(io)?;
         std::fs::write(path, json).map_err(io)
     }
 }

@@ -24,6 +24,6 @@ pub mod text;
 pub mod tokens;
 pub mod values;
 
-pub use builder::{PromptBuilder, PromptOptions, BuiltPrompt, ScorerKind};
+pub use builder::{BuiltPrompt, PromptBuilder, PromptOptions, ScorerKind};
 pub use error::SchemaError;
 pub use introspect::{Column, DbInfo, ForeignKey, Table};

@@ -54,7 +54,11 @@ fn ident(name: &str) -> String {
     let plain = !name.is_empty()
         && !name.starts_with(|c: char| c.is_ascii_digit())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if plain { name.to_string() } else { format!("\"{}\"", name.replace('"', "\"\"")) }
+    if plain {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
 }
 
 /// One line of comment text: no newlines, no `*/` that would end a comment early.
@@ -76,7 +80,11 @@ fn column_comment(c: &Column, detail: Detail) -> String {
         let vals: Vec<String> = c.values.iter().map(|v| clean(&sql_literal(v))).collect();
         parts.push(format!("e.g. {}", vals.join(", ")));
     }
-    if parts.is_empty() { String::new() } else { format!(" -- {}", parts.join("; ")) }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" -- {}", parts.join("; "))
+    }
 }
 
 fn schema_text(db: &DbInfo, sel: &Selection, style: Style, detail: Detail) -> String {
@@ -85,7 +93,12 @@ fn schema_text(db: &DbInfo, sel: &Selection, style: Style, detail: Detail) -> St
     for kept in &sel.tables {
         let t = &db.tables[kept.table];
         let mut lines: Vec<(String, String)> = Vec::new();
-        let pks: Vec<&Column> = kept.columns.iter().map(|&c| &t.columns[c]).filter(|c| c.primary_key).collect();
+        let pks: Vec<&Column> = kept
+            .columns
+            .iter()
+            .map(|&c| &t.columns[c])
+            .filter(|c| c.primary_key)
+            .collect();
         for &ci in &kept.columns {
             let c = &t.columns[ci];
             let mut def = ident(&c.name);
@@ -96,7 +109,11 @@ fn schema_text(db: &DbInfo, sel: &Selection, style: Style, detail: Detail) -> St
             if c.primary_key && pks.len() == 1 {
                 def.push_str(" PRIMARY KEY");
             }
-            let comment = if style == Style::Explicit { column_comment(c, detail) } else { String::new() };
+            let comment = if style == Style::Explicit {
+                column_comment(c, detail)
+            } else {
+                String::new()
+            };
             lines.push((def, comment));
         }
         if pks.len() > 1 {
@@ -121,7 +138,10 @@ fn schema_text(db: &DbInfo, sel: &Selection, style: Style, detail: Detail) -> St
             }
         }
         let mut header = format!("CREATE TABLE {} (", ident(&t.name));
-        if style == Style::Explicit && detail < Detail::Bare && !t.natural.eq_ignore_ascii_case(&t.name.replace('_', " ")) {
+        if style == Style::Explicit
+            && detail < Detail::Bare
+            && !t.natural.eq_ignore_ascii_case(&t.name.replace('_', " "))
+        {
             let _ = write!(header, " -- {}", clean(&t.natural));
         }
         out.push_str(&header);
@@ -140,7 +160,13 @@ fn schema_text(db: &DbInfo, sel: &Selection, style: Style, detail: Detail) -> St
     out
 }
 
-fn tail_text(db: &DbInfo, question: &str, evidence: &str, values: &[ValueMatch], style: Style) -> String {
+fn tail_text(
+    db: &DbInfo,
+    question: &str,
+    evidence: &str,
+    values: &[ValueMatch],
+    style: Style,
+) -> String {
     let mut out = String::new();
     if style == Style::Explicit && !values.is_empty() {
         out.push_str("-- Values the question mentions:\n");
@@ -156,9 +182,17 @@ fn tail_text(db: &DbInfo, question: &str, evidence: &str, values: &[ValueMatch],
         }
     }
     if !evidence.trim().is_empty() {
-        let _ = writeln!(out, "-- Evidence: {}", clean(&truncate_chars(evidence.trim(), MAX_QUESTION_CHARS)));
+        let _ = writeln!(
+            out,
+            "-- Evidence: {}",
+            clean(&truncate_chars(evidence.trim(), MAX_QUESTION_CHARS))
+        );
     }
-    let _ = writeln!(out, "-- Question: {}", clean(&truncate_chars(question.trim(), MAX_QUESTION_CHARS)));
+    let _ = writeln!(
+        out,
+        "-- Question: {}",
+        clean(&truncate_chars(question.trim(), MAX_QUESTION_CHARS))
+    );
     out
 }
 
@@ -174,13 +208,25 @@ pub struct PromptInput<'a> {
     pub drop_order: &'a [usize],
 }
 
+/// A token limit and the function that counts tokens.
+pub type TokenBudget<'a> = (usize, &'a dyn Fn(&str) -> usize);
+
 /// Serializes a prompt. With a budget and a token counter, detail is lowered (values first, then
 /// comments) and then the least relevant tables are dropped until it fits; one table always stays.
-pub fn render(input: &PromptInput<'_>, budget: Option<(usize, &dyn Fn(&str) -> usize)>) -> Prompt {
-    let tail = tail_text(input.db, input.question, input.evidence, input.values, input.style);
+pub fn render(input: &PromptInput<'_>, budget: Option<TokenBudget<'_>>) -> Prompt {
+    let tail = tail_text(
+        input.db,
+        input.question,
+        input.evidence,
+        input.values,
+        input.style,
+    );
     let build = |sel: &Selection, detail: Detail| {
         let schema = schema_text(input.db, sel, input.style, detail);
-        Prompt { schema_len: schema.len(), text: schema + &tail }
+        Prompt {
+            schema_len: schema.len(),
+            text: schema + &tail,
+        }
     };
     let Some((limit, count)) = budget else {
         return build(input.selection, Detail::Full);

@@ -38,7 +38,12 @@ pub struct MatchConfig {
 
 impl Default for MatchConfig {
     fn default() -> Self {
-        MatchConfig { candidates: 50, threshold: 0.9, min_chars: 3, max_matches: 8 }
+        MatchConfig {
+            candidates: 50,
+            threshold: 0.9,
+            min_chars: 3,
+            max_matches: 8,
+        }
     }
 }
 
@@ -83,7 +88,11 @@ fn schema() -> (Schema, Field, Field) {
 impl ValueIndex {
     /// Opens the index of `info` from the cache, building it from `db_path` first when it is
     /// missing. Returns the index and whether it was built now.
-    pub fn open_or_build(cache: &Path, db_path: &Path, info: &DbInfo) -> Result<(ValueIndex, bool), SchemaError> {
+    pub fn open_or_build(
+        cache: &Path,
+        db_path: &Path,
+        info: &DbInfo,
+    ) -> Result<(ValueIndex, bool), SchemaError> {
         let dir = index_dir(cache, info);
         if dir.join("complete").is_file()
             && let Ok(index) = Self::open(&dir)
@@ -95,40 +104,61 @@ impl ValueIndex {
     }
 
     fn open(dir: &Path) -> Result<ValueIndex, SchemaError> {
-        let err = |message: String| SchemaError::Index { path: dir.to_path_buf(), message };
+        let err = |message: String| SchemaError::Index {
+            path: dir.to_path_buf(),
+            message,
+        };
         let bytes = std::fs::read(dir.join("values.json")).map_err(|e| err(e.to_string()))?;
-        let values: Vec<IndexedValue> = serde_json::from_slice(&bytes).map_err(|e| err(e.to_string()))?;
+        let values: Vec<IndexedValue> =
+            serde_json::from_slice(&bytes).map_err(|e| err(e.to_string()))?;
         let index = Index::open_in_dir(dir.join("index")).map_err(|e| err(e.to_string()))?;
-        let text = index.schema().get_field("value").map_err(|e| err(e.to_string()))?;
+        let text = index
+            .schema()
+            .get_field("value")
+            .map_err(|e| err(e.to_string()))?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .map_err(|e: tantivy::TantivyError| err(e.to_string()))?;
-        Ok(ValueIndex { reader, text, values })
+        Ok(ValueIndex {
+            reader,
+            text,
+            values,
+        })
     }
 
     /// Builds the index in a temporary folder and renames it into place, so a crash never leaves
     /// a half index that looks complete.
     fn build(dir: &Path, db_path: &Path, info: &DbInfo) -> Result<(), SchemaError> {
         let values = distinct_text_values(db_path, info)?;
-        let io = |source| SchemaError::Cache { path: dir.to_path_buf(), source };
+        let io = |source| SchemaError::Cache {
+            path: dir.to_path_buf(),
+            source,
+        };
         let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(io)?;
         }
         std::fs::create_dir_all(tmp.join("index")).map_err(io)?;
-        let err = |e: tantivy::TantivyError| SchemaError::Index { path: tmp.clone(), message: e.to_string() };
+        let err = |e: tantivy::TantivyError| SchemaError::Index {
+            path: tmp.clone(),
+            message: e.to_string(),
+        };
         let (schema, text, id) = schema();
         let index = Index::create_in_dir(tmp.join("index"), schema).map_err(err)?;
         // One thread, the smallest arena tantivy allows: databases are small and cores are shared.
         let mut writer = index.writer_with_num_threads(1, 15_000_000).map_err(err)?;
         for (i, v) in values.iter().enumerate() {
-            writer.add_document(doc!(text => v.value.as_str(), id => i as u64)).map_err(err)?;
+            writer
+                .add_document(doc!(text => v.value.as_str(), id => i as u64))
+                .map_err(err)?;
         }
         writer.commit().map_err(err)?;
         writer.wait_merging_threads().map_err(err)?;
-        let json = serde_json::to_vec(&values).map_err(std::io::Error::other).map_err(io)?;
+        let json = serde_json::to_vec(&values)
+            .map_err(std::io::Error::other)
+            .map_err(io)?;
         std::fs::write(tmp.join("values.json"), json).map_err(io)?;
         std::fs::write(tmp.join("complete"), b"").map_err(io)?;
         if dir.exists() {
@@ -171,20 +201,34 @@ impl ValueIndex {
             .collect();
         let query = BooleanQuery::new(clauses);
         let searcher = self.reader.searcher();
-        let Ok(hits) = searcher.search(&query, &TopDocs::with_limit(cfg.candidates).order_by_score()) else {
+        let Ok(hits) = searcher.search(
+            &query,
+            &TopDocs::with_limit(cfg.candidates).order_by_score(),
+        ) else {
             return Vec::new();
         };
         let q: Vec<char> = question.to_lowercase().chars().collect();
         let mut out: Vec<ValueMatch> = Vec::new();
         for (_, addr) in hits {
-            let Ok(col) = searcher.segment_reader(addr.segment_ord).fast_fields().u64("vid") else {
+            let Ok(col) = searcher
+                .segment_reader(addr.segment_ord)
+                .fast_fields()
+                .u64("vid")
+            else {
                 continue;
             };
-            let Some(v) = col.first(addr.doc_id).and_then(|i| self.values.get(i as usize)) else {
+            let Some(v) = col
+                .first(addr.doc_id)
+                .and_then(|i| self.values.get(i as usize))
+            else {
                 continue;
             };
             if let Some(score) = occurrence(&v.value, &q, cfg)
-                && !out.iter().any(|m| m.table == v.table as usize && m.column == v.column as usize && m.value == v.value)
+                && !out.iter().any(|m| {
+                    m.table == v.table as usize
+                        && m.column == v.column as usize
+                        && m.value == v.value
+                })
             {
                 out.push(ValueMatch {
                     table: v.table as usize,
@@ -224,7 +268,11 @@ fn occurrence(value: &str, question: &[char], cfg: &MatchConfig) -> Option<f32> 
     }
     let start = end - len;
     let boundary = |i: Option<&char>| i.is_none_or(|c| !c.is_alphanumeric());
-    let before = if start == 0 { None } else { question.get(start - 1) };
+    let before = if start == 0 {
+        None
+    } else {
+        question.get(start - 1)
+    };
     if !boundary(before) || !boundary(question.get(end)) {
         return None;
     }
@@ -244,12 +292,20 @@ fn distinct_text_values(db_path: &Path, info: &DbInfo) -> Result<Vec<IndexedValu
                  AND length({cq}) BETWEEN 1 AND {MAX_VALUE_CHARS} LIMIT {MAX_VALUES_PER_COLUMN}"
             );
             // A column that cannot be read contributes no values rather than failing the index.
-            let Ok(mut stmt) = conn.prepare(&sql) else { continue };
-            let Ok(rows) = stmt.query_map([], |r| Ok(value_text(r.get_ref(0)?))) else { continue };
+            let Ok(mut stmt) = conn.prepare(&sql) else {
+                continue;
+            };
+            let Ok(rows) = stmt.query_map([], |r| Ok(value_text(r.get_ref(0)?))) else {
+                continue;
+            };
             for v in rows.flatten().flatten() {
                 let v = v.trim().to_string();
                 if !v.is_empty() && v.chars().any(|c| c.is_alphabetic()) {
-                    out.push(IndexedValue { table: ti as u32, column: ci as u32, value: v });
+                    out.push(IndexedValue {
+                        table: ti as u32,
+                        column: ci as u32,
+                        value: v,
+                    });
                 }
             }
         }

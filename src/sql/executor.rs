@@ -195,7 +195,8 @@ impl Sandbox {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut conn = Connection::open_with_flags(path, flags).map_err(wrap)?;
         conn.pragma_update(None, "query_only", true).map_err(wrap)?;
-        conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0).map_err(wrap)?;
+        conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)
+            .map_err(wrap)?;
         use rusqlite::config::DbConfig;
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)
             .map_err(wrap)?;
@@ -455,7 +456,10 @@ impl ExecutorPool {
     }
 
     /// Runs many queries in parallel; outcomes come back in input order.
-    pub fn execute_many<'a>(&self, queries: impl IntoIterator<Item = (&'a Path, &'a str)>) -> Vec<Outcome> {
+    pub fn execute_many<'a>(
+        &self,
+        queries: impl IntoIterator<Item = (&'a Path, &'a str)>,
+    ) -> Vec<Outcome> {
         // Submit from a helper thread so a batch larger than the queue cannot deadlock us.
         let queries: Vec<(PathBuf, String)> = queries
             .into_iter()

@@ -51,7 +51,8 @@ pub fn tokenize(sql: &str) -> Vec<Token<'_>> {
         let c = bytes[i];
         let kind = match c {
             b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => {
-                while i < bytes.len() && matches!(bytes[i], b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+                while i < bytes.len()
+                    && matches!(bytes[i], b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
                 {
                     i += 1;
                 }
@@ -171,7 +172,10 @@ fn skip_number(bytes: &[u8], start: usize) -> usize {
 
 /// Meaningful tokens only (no white space, no comments).
 pub fn significant(sql: &str) -> Vec<Token<'_>> {
-    tokenize(sql).into_iter().filter(|t| !t.is_trivia()).collect()
+    tokenize(sql)
+        .into_iter()
+        .filter(|t| !t.is_trivia())
+        .collect()
 }
 
 /// How many statements `sql` holds: `;` separators with something other than white space or

@@ -9,6 +9,4 @@ pub mod lexer;
 pub mod official;
 pub mod value;
 
-
-
 pub use value::{ResultSet, Value};

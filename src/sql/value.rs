@@ -197,7 +197,10 @@ mod tests {
     fn int_equals_integral_float_like_python() {
         assert_eq!(Value::Integer(1), Value::Real(1.0));
         assert_ne!(Value::Integer(1), Value::Real(1.5));
-        assert_ne!(Value::Integer(9_007_199_254_740_993), Value::Real(9_007_199_254_740_992.0));
+        assert_ne!(
+            Value::Integer(9_007_199_254_740_993),
+            Value::Real(9_007_199_254_740_992.0)
+        );
         assert_eq!(Value::Real(0.0), Value::Real(-0.0));
         assert_ne!(Value::Text("1".into()), Value::Integer(1));
         assert_eq!(Value::Null, Value::Null);

@@ -34,7 +34,8 @@ pub fn run(args: BenchPromptArgs) -> anyhow::Result<()> {
         }
     }
     micros.sort_by(f64::total_cmp);
-    let pct = |p: f64| micros[((micros.len() as f64 * p).ceil() as usize).clamp(1, micros.len()) - 1];
+    let pct =
+        |p: f64| micros[((micros.len() as f64 * p).ceil() as usize).clamp(1, micros.len()) - 1];
     println!(
         "{}",
         serde_json::json!({

@@ -20,12 +20,17 @@ pub fn run(mut args: IndexArgs) -> anyhow::Result<()> {
     // Every database in the folder, not only those of one split: train and dev share the cache.
     let mut dbs: Vec<String> = std::fs::read_dir(&dataset.database_root)?
         .filter_map(Result::ok)
-        .filter(|e| e.path().join(format!("{}.sqlite", e.file_name().to_string_lossy())).is_file())
+        .filter(|e| {
+            e.path()
+                .join(format!("{}.sqlite", e.file_name().to_string_lossy()))
+                .is_file()
+        })
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     dbs.sort();
-    let bar = indicatif::ProgressBar::new(dbs.len() as u64)
-        .with_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")?);
+    let bar = indicatif::ProgressBar::new(dbs.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")?,
+    );
     let start = Instant::now();
     let (mut built, mut values, mut failed) = (0, 0, 0);
     for db in &dbs {

@@ -2,13 +2,13 @@
 
 pub mod bench_eval;
 pub mod bench_prompt;
+pub mod dataset;
+pub mod eval;
 pub mod index;
 pub mod prompt;
 pub mod schema_args;
 pub mod schema_recall;
 pub mod schema_train;
-pub mod dataset;
-pub mod eval;
 pub mod sql;
 pub mod synth;
 

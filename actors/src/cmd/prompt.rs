@@ -16,7 +16,11 @@ pub struct PromptArgs {
 pub fn run(args: PromptArgs) -> anyhow::Result<()> {
     let dataset = super::dataset::load(&args.dataset)?;
     let Some(example) = dataset.examples.get(args.index) else {
-        anyhow::bail!("--index {} is out of range: the split has {} examples", args.index, dataset.len());
+        anyhow::bail!(
+            "--index {} is out of range: the split has {} examples",
+            args.index,
+            dataset.len()
+        );
     };
     let builder = super::schema_args::builder(&args.schema, &dataset)?;
     let built = builder.build(example)?;

@@ -31,7 +31,9 @@ pub fn run(mut args: TrainArgs) -> anyhow::Result<()> {
     let set = exspin::schema::evaluate::training_set(&builder, &dataset, &|| bar.inc(1))?;
     bar.finish_and_clear();
     let model = set.fit(&dataset.source.display().to_string());
-    let out = args.out.unwrap_or_else(|| learned::model_path(&args.schema.cache));
+    let out = args
+        .out
+        .unwrap_or_else(|| learned::model_path(&args.schema.cache));
     model.save(&out)?;
     eprintln!(
         "trained on {} examples ({} table rows, {} column rows) in {:.1} s; saved {}",
