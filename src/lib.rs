@@ -11,4 +11,5 @@
 
 pub mod data;
 pub mod eval;
+pub mod schema;
 pub mod sql;

@@ -8,5 +8,6 @@ mod data;
 mod eval;
 mod executor;
 mod hardness;
+mod schema;
 mod synthetic;
 mod util;

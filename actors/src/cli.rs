@@ -33,6 +33,13 @@ pub enum Command {
     Sql(crate::cmd::sql::SqlArgs),
     /// Execution accuracy of a predictions file (official Spider / BIRD semantics).
     Eval(crate::cmd::eval::EvalArgs),
+    /// Explicit schema integration: recall of the schema filter, training the learned scorer.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
+    /// Print the prompt of one example (schema first, question last).
+    Prompt(crate::cmd::prompt::PromptArgs),
+    /// Build the value indexes (tantivy BM25) of every database of a dataset in the cache folder.
+    Index(crate::cmd::index::IndexArgs),
     /// Benchmarks (speed is measured here, never in tests).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -63,6 +70,57 @@ pub enum BenchCommand {
     /// Fused token log-prob kernels vs the plain candle composition (log_softmax → gather):
     /// forward and forward+backward time and peak memory, one JSON object with --json.
     Logprob(crate::cmd::bench_logprob::BenchLogprobArgs),
+    /// Prompt build latency per question (p50/p99) with warm caches and value indexes.
+    Prompt(crate::cmd::bench_prompt::BenchPromptArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SchemaCommand {
+    /// How often the filtered schema keeps every gold table / column, value retrieval recall and
+    /// precision, prompt length. Prints one JSON object.
+    ///
+    /// Example: exspin schema recall --spider data/spider --split dev --k1 4 --k2 10 --json
+    Recall(crate::cmd::schema_recall::RecallArgs),
+    /// Train the learned schema scorer on Spider train (train_spider*.json + tables.json) and save
+    /// it in the cache folder, where it becomes the default scorer.
+    ///
+    /// Example: exspin schema train --spider data/spider
+    Train(crate::cmd::schema_train::TrainArgs),
+}
+
+/// How prompts are built: cache, scorer, k1/k2, tokenizer, budget.
+#[derive(Args, Debug, Clone)]
+pub struct SchemaArgs {
+    /// Cache folder (introspection, value indexes, the learned scorer). Never inside the dataset.
+    #[arg(long, value_name = "DIR", default_value = ".cache/exspin")]
+    pub cache: PathBuf,
+    /// Schema scorer: auto (learned when trained, else lexical), lexical, learned, embedding.
+    #[arg(long, default_value = "auto")]
+    pub scorer: String,
+    /// Tables kept.
+    #[arg(long, default_value_t = 4)]
+    pub k1: usize,
+    /// Columns kept per table (keys come on top).
+    #[arg(long, default_value_t = 10)]
+    pub k2: usize,
+    /// Seed of the random table padding.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Pad with the next best tables instead of random ones (the paper pads randomly).
+    #[arg(long)]
+    pub ranked_padding: bool,
+    /// Minimum share of a value that must occur in the question to be matched.
+    #[arg(long, default_value_t = 0.9)]
+    pub value_threshold: f32,
+    /// The plain full-schema prompt (the ablation without explicit schema integration).
+    #[arg(long)]
+    pub full_schema: bool,
+    /// tokenizer.json for token counts and the budget (default: $EXSPIN_TOKENIZER).
+    #[arg(long, value_name = "FILE")]
+    pub tokenizer: Option<PathBuf>,
+    /// Token budget of a prompt (needs a tokenizer).
+    #[arg(long, value_name = "TOKENS")]
+    pub budget: Option<usize>,
 }
 
 /// Where a dataset comes from: exactly one of --spider, --bird, --jsonl.

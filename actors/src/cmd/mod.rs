@@ -2,12 +2,18 @@
 
 pub mod bench_eval;
 pub mod bench_logprob;
+pub mod bench_prompt;
 pub mod dataset;
 pub mod eval;
+pub mod index;
+pub mod prompt;
+pub mod schema_args;
+pub mod schema_recall;
+pub mod schema_train;
 pub mod sql;
 pub mod synth;
 
-use crate::cli::{BenchCommand, Command, DataCommand};
+use crate::cli::{BenchCommand, Command, DataCommand, SchemaCommand};
 
 pub fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
@@ -16,5 +22,10 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Eval(args) => eval::run(args),
         Command::Bench(BenchCommand::Eval(args)) => bench_eval::run(args),
         Command::Bench(BenchCommand::Logprob(args)) => bench_logprob::run(args),
+        Command::Bench(BenchCommand::Prompt(args)) => bench_prompt::run(args),
+        Command::Schema(SchemaCommand::Recall(args)) => schema_recall::run(args),
+        Command::Schema(SchemaCommand::Train(args)) => schema_train::run(args),
+        Command::Prompt(args) => prompt::run(args),
+        Command::Index(args) => index::run(args),
     }
 }
