@@ -11,4 +11,6 @@
 
 pub mod data;
 pub mod eval;
+pub mod model;
 pub mod sql;
+pub mod train;

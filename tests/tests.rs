@@ -3,3 +3,4 @@
 //! `../shared/data`) and skip with a message when it is unset.
 
 mod util;
+mod model;
