@@ -701,7 +701,7 @@ fn model_extract_sql_handles_fences_and_prose() {
     );
     assert_eq!(extract_sql("  "), "");
     let rules = StopRules::default();
-    assert_eq!(rules.cut("```sql\nSELECT 1\n``` more"), Some(17));
+    assert_eq!(rules.cut("```sql\nSELECT 1\n``` more"), Some(16));
     assert_eq!(rules.cut("```sql\nSELECT 1"), None);
     assert_eq!(rules.cut("SELECT 1; SELECT 2"), Some(9));
 }

@@ -33,6 +33,11 @@ pub enum Command {
     Sql(crate::cmd::sql::SqlArgs),
     /// Execution accuracy of a predictions file (official Spider / BIRD semantics).
     Eval(crate::cmd::eval::EvalArgs),
+    /// Predict one SQL query per question of a Spider split with a model (resumable).
+    Generate(crate::cmd::generate::GenerateArgs),
+    /// Supervised fine-tuning (full or LoRA) on a Spider split, from a JSON run config; writes a
+    /// Hugging Face folder (+ PEFT adapter) with the optimizer state.
+    Sft(crate::cmd::sft::SftArgs),
     /// Benchmarks (speed is measured here, never in tests).
     #[command(subcommand)]
     Bench(BenchCommand),

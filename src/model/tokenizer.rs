@@ -7,8 +7,11 @@ use std::path::Path;
 use candle_core::quantized::gguf_file;
 use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
 use tokenizers::models::TrainerWrapper;
+use tokenizers::pre_tokenizers::PreTokenizerWrapper;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-use tokenizers::{AddedToken, Tokenizer};
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
 
 use super::{ModelError, Result};
 
@@ -137,9 +140,20 @@ where
         path: "<training>".into(),
         message: e.to_string(),
     };
+    // Qwen's pre-tokenizer (split pattern, then byte-level without its own regex), so that a tiny
+    // model tokenizes like the real one and its tokenizer survives a GGUF round trip.
+    let split = Split::new(
+        SplitPattern::Regex(QWEN2_PATTERN.into()),
+        SplitDelimiterBehavior::Isolated,
+        false,
+    )
+    .map_err(err)?;
     let mut tok = Tokenizer::new(BPE::default());
-    tok.with_pre_tokenizer(Some(ByteLevel::new(false, false, true)));
-    tok.with_decoder(Some(ByteLevel::new(false, false, true)));
+    tok.with_pre_tokenizer(Some(Sequence::new(vec![
+        PreTokenizerWrapper::Split(split),
+        PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, false, false)),
+    ])));
+    tok.with_decoder(Some(ByteLevel::new(false, false, false)));
     let specials: Vec<AddedToken> = TINY_SPECIAL_TOKENS
         .iter()
         .map(|s| AddedToken::from(*s, true))
