@@ -114,14 +114,20 @@ fn model_kv_cache_equals_full_recompute() {
     let mut last = None;
     for e in extra {
         let step = Tensor::new(&[[e[0]], [e[1]]], &dev).unwrap();
-        last = Some(m.forward(&step, &[vec![1], vec![1]], Some(&mut cache)).unwrap());
+        last = Some(
+            m.forward(&step, &[vec![1], vec![1]], Some(&mut cache))
+                .unwrap(),
+        );
         full_rows[0].push(e[0]);
         full_rows[1].push(e[1]);
     }
     assert_eq!(cache.len(), 9);
     let (fx, fmask) = pad_batch(&full_rows, 0, true, &dev).unwrap();
     let full = m.forward(&fx, &fmask, None).unwrap();
-    let d = max_abs_diff(&last.unwrap().squeeze(1).unwrap(), &full.narrow(1, 8, 1).unwrap().squeeze(1).unwrap());
+    let d = max_abs_diff(
+        &last.unwrap().squeeze(1).unwrap(),
+        &full.narrow(1, 8, 1).unwrap().squeeze(1).unwrap(),
+    );
     assert!(d < 1e-4, "cached vs full: {d}");
 }
 
@@ -212,8 +218,14 @@ fn model_response_logprobs_equal_manual_sum() {
         let y = m.forward(&ids(&seq), &[vec![1; seq.len()]], None).unwrap();
         let lsm = candle_nn::ops::log_softmax(&y.get(0).unwrap(), D::Minus1).unwrap();
         let lsm: Vec<Vec<f32>> = lsm.to_vec2().unwrap();
-        let want: f32 = (p.prompt.len()..seq.len()).map(|t| lsm[t - 1][seq[t] as usize]).sum();
-        assert!((got[i] - want).abs() < 1e-4, "pair {i}: {} vs {want}", got[i]);
+        let want: f32 = (p.prompt.len()..seq.len())
+            .map(|t| lsm[t - 1][seq[t] as usize])
+            .sum();
+        assert!(
+            (got[i] - want).abs() < 1e-4,
+            "pair {i}: {} vs {want}",
+            got[i]
+        );
     }
     assert_eq!(lp.n_tokens, vec![2, 3]);
 }
@@ -229,12 +241,33 @@ fn model_hf_folder_round_trip_gives_identical_logits() {
     };
     let (m, _) = load::random(&cfg, &dev).unwrap();
     let out = dir.path().join("ckpt");
-    checkpoint::save_hf(&out, &m, &tok, &specials(&tok), &ChatTemplate::ChatMl, false).unwrap();
-    for f in ["config.json", "model.safetensors", "tokenizer.json", "generation_config.json"] {
+    checkpoint::save_hf(
+        &out,
+        &m,
+        &tok,
+        &specials(&tok),
+        &ChatTemplate::ChatMl,
+        false,
+    )
+    .unwrap();
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "generation_config.json",
+    ] {
         assert!(out.join(f).is_file(), "{f} written");
     }
     // Saving again replaces the folder atomically (no temporary left behind).
-    checkpoint::save_hf(&out, &m, &tok, &specials(&tok), &ChatTemplate::ChatMl, false).unwrap();
+    checkpoint::save_hf(
+        &out,
+        &m,
+        &tok,
+        &specials(&tok),
+        &ChatTemplate::ChatMl,
+        false,
+    )
+    .unwrap();
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     let loaded = load::load(&out, &dev).unwrap();
     assert_eq!(loaded.config, {
@@ -263,7 +296,8 @@ fn model_load_errors_name_the_file_and_the_tensor() {
     let out = dir.path().join("m");
     checkpoint::save_hf(&out, &m, &tok, &specials(&tok), &ChatTemplate::Plain, false).unwrap();
     let weights = out.join("model.safetensors");
-    let mut tensors: HashMap<String, Tensor> = candle_core::safetensors::load(&weights, &dev).unwrap();
+    let mut tensors: HashMap<String, Tensor> =
+        candle_core::safetensors::load(&weights, &dev).unwrap();
 
     // Missing tensor.
     let w = tensors.remove("model.layers.1.mlp.up_proj.weight").unwrap();
@@ -271,28 +305,56 @@ fn model_load_errors_name_the_file_and_the_tensor() {
     let e = load::load(&out, &dev).err().expect("must fail");
     assert!(matches!(e, ModelError::MissingTensor { .. }), "{e}");
     let msg = e.to_string();
-    assert!(msg.contains("model.safetensors") && msg.contains("model.layers.1.mlp.up_proj.weight"), "{msg}");
+    assert!(
+        msg.contains("model.safetensors") && msg.contains("model.layers.1.mlp.up_proj.weight"),
+        "{msg}"
+    );
 
     // Shape mismatch.
-    tensors.insert("model.layers.1.mlp.up_proj.weight".into(), w.t().unwrap().contiguous().unwrap());
+    tensors.insert(
+        "model.layers.1.mlp.up_proj.weight".into(),
+        w.t().unwrap().contiguous().unwrap(),
+    );
     candle_core::safetensors::save(&tensors, &weights).unwrap();
     let msg = load::load(&out, &dev).err().expect("must fail").to_string();
-    assert!(msg.contains("has shape [32, 64]") && msg.contains("[64, 32]"), "{msg}");
+    assert!(
+        msg.contains("has shape [32, 64]") && msg.contains("[64, 32]"),
+        "{msg}"
+    );
 
     // Unknown architecture.
     let c = out.join("config.json");
-    let text = std::fs::read_to_string(&c).unwrap().replace("Qwen2ForCausalLM", "MambaForCausalLM");
+    let text = std::fs::read_to_string(&c)
+        .unwrap()
+        .replace("Qwen2ForCausalLM", "MambaForCausalLM");
     std::fs::write(&c, text).unwrap();
     let msg = load::load(&out, &dev).err().expect("must fail").to_string();
-    assert!(msg.contains("config.json") && msg.contains("MambaForCausalLM"), "{msg}");
+    assert!(
+        msg.contains("config.json") && msg.contains("MambaForCausalLM"),
+        "{msg}"
+    );
 
     // A tokenizer larger than the model's vocabulary belongs to another model.
     let big = Config::tiny(20);
     let (small, _) = load::random(&big, &dev).unwrap();
     let out2 = dir.path().join("m2");
-    checkpoint::save_hf(&out2, &small, &tok, &specials(&tok), &ChatTemplate::Plain, false).unwrap();
-    let msg = load::load(&out2, &dev).err().expect("must fail").to_string();
-    assert!(msg.contains("tokenizer.json") && msg.contains("another model"), "{msg}");
+    checkpoint::save_hf(
+        &out2,
+        &small,
+        &tok,
+        &specials(&tok),
+        &ChatTemplate::Plain,
+        false,
+    )
+    .unwrap();
+    let msg = load::load(&out2, &dev)
+        .err()
+        .expect("must fail")
+        .to_string();
+    assert!(
+        msg.contains("tokenizer.json") && msg.contains("another model"),
+        "{msg}"
+    );
 }
 
 /// Write `model`'s weights and `tok` as a GGUF file the way llama.cpp's converter does.
@@ -309,7 +371,11 @@ fn write_gguf(path: &Path, model: &Model, tok: &Tokenizer, arch: &str) {
             t
         };
         // Matrices as f16 (dequantized on load), vectors as f32, as in real GGUF files.
-        let dt = if t.rank() == 2 { GgmlDType::F16 } else { GgmlDType::F32 };
+        let dt = if t.rank() == 2 {
+            GgmlDType::F16
+        } else {
+            GgmlDType::F32
+        };
         tensors.push((g, QTensor::quantize(&t, dt).unwrap()));
     }
     use gguf_file::Value as V;
@@ -320,7 +386,11 @@ fn write_gguf(path: &Path, model: &Model, tok: &Tokenizer, arch: &str) {
         .unwrap()
         .iter()
         .map(|m| match m {
-            serde_json::Value::Array(p) => V::String(format!("{} {}", p[0].as_str().unwrap(), p[1].as_str().unwrap())),
+            serde_json::Value::Array(p) => V::String(format!(
+                "{} {}",
+                p[0].as_str().unwrap(),
+                p[1].as_str().unwrap()
+            )),
             s => V::String(s.as_str().unwrap().to_string()),
         })
         .collect();
@@ -333,21 +403,51 @@ fn write_gguf(path: &Path, model: &Model, tok: &Tokenizer, arch: &str) {
         ("general.architecture".into(), V::String(arch.into())),
         ("general.name".into(), V::String("tiny-instruct".into())),
         (format!("{arch}.block_count"), u(cfg.num_hidden_layers)),
-        (format!("{arch}.context_length"), u(cfg.max_position_embeddings)),
+        (
+            format!("{arch}.context_length"),
+            u(cfg.max_position_embeddings),
+        ),
         (format!("{arch}.embedding_length"), u(cfg.hidden_size)),
-        (format!("{arch}.feed_forward_length"), u(cfg.intermediate_size)),
-        (format!("{arch}.attention.head_count"), u(cfg.num_attention_heads)),
-        (format!("{arch}.attention.head_count_kv"), u(cfg.num_key_value_heads)),
-        (format!("{arch}.rope.freq_base"), V::F32(cfg.rope_theta as f32)),
-        (format!("{arch}.attention.layer_norm_rms_epsilon"), V::F32(cfg.rms_norm_eps as f32)),
+        (
+            format!("{arch}.feed_forward_length"),
+            u(cfg.intermediate_size),
+        ),
+        (
+            format!("{arch}.attention.head_count"),
+            u(cfg.num_attention_heads),
+        ),
+        (
+            format!("{arch}.attention.head_count_kv"),
+            u(cfg.num_key_value_heads),
+        ),
+        (
+            format!("{arch}.rope.freq_base"),
+            V::F32(cfg.rope_theta as f32),
+        ),
+        (
+            format!("{arch}.attention.layer_norm_rms_epsilon"),
+            V::F32(cfg.rms_norm_eps as f32),
+        ),
         ("tokenizer.ggml.model".into(), V::String("gpt2".into())),
         ("tokenizer.ggml.pre".into(), V::String("qwen2".into())),
-        ("tokenizer.ggml.tokens".into(), V::Array(vocab.iter().map(|t| V::String(t.clone())).collect())),
+        (
+            "tokenizer.ggml.tokens".into(),
+            V::Array(vocab.iter().map(|t| V::String(t.clone())).collect()),
+        ),
         ("tokenizer.ggml.token_type".into(), V::Array(types)),
         ("tokenizer.ggml.merges".into(), V::Array(merges)),
-        ("tokenizer.ggml.eos_token_id".into(), u(tok.token_to_id("<|im_end|>").unwrap() as usize)),
-        ("tokenizer.ggml.padding_token_id".into(), u(tok.token_to_id("<|endoftext|>").unwrap() as usize)),
-        ("tokenizer.chat_template".into(), V::String("{{ '<|im_start|>' + message['role'] }}".into())),
+        (
+            "tokenizer.ggml.eos_token_id".into(),
+            u(tok.token_to_id("<|im_end|>").unwrap() as usize),
+        ),
+        (
+            "tokenizer.ggml.padding_token_id".into(),
+            u(tok.token_to_id("<|endoftext|>").unwrap() as usize),
+        ),
+        (
+            "tokenizer.chat_template".into(),
+            V::String("{{ '<|im_start|>' + message['role'] }}".into()),
+        ),
     ];
     let md_refs: Vec<(&str, &V)> = md.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let t_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
@@ -375,7 +475,11 @@ fn model_gguf_load_matches_source_model() {
         assert_eq!(g.config.tie_word_embeddings, cfg.tie_word_embeddings);
         assert_eq!(g.chat, ChatTemplate::ChatMl);
         assert_eq!(g.name, "tiny-instruct");
-        assert!(g.special.eos.contains(&tok.token_to_id("<|im_end|>").unwrap()));
+        assert!(
+            g.special
+                .eos
+                .contains(&tok.token_to_id("<|im_end|>").unwrap())
+        );
         // Weights went through f16: logits agree to f16 precision, not bit for bit.
         let x = Tensor::new(&[[3u32, 4, 5, 6, 7]], &dev).unwrap();
         let a = m.forward(&x, &[vec![1; 5]], None).unwrap();
@@ -483,7 +587,10 @@ fn model_lora_step_changes_only_adapters_and_peft_round_trip() {
     m.set_training(true);
     let batch = sft_batch(&tok);
     let pad = specials(&tok).pad;
-    let l0 = loss::sft_loss(&response_logprobs(&m, &batch, pad).unwrap()).unwrap().metrics.loss;
+    let l0 = loss::sft_loss(&response_logprobs(&m, &batch, pad).unwrap())
+        .unwrap()
+        .metrics
+        .loss;
     let params = params_of(&adapters);
     assert_eq!(params.len(), 12);
     let mut tr = Trainer::new(params, trainer_cfg(2e-2)).unwrap();
@@ -492,10 +599,17 @@ fn model_lora_step_changes_only_adapters_and_peft_round_trip() {
         tr.backward(&l.loss).unwrap();
     }
     m.set_training(false);
-    let l1 = loss::sft_loss(&response_logprobs(&m, &batch, pad).unwrap()).unwrap().metrics.loss;
+    let l1 = loss::sft_loss(&response_logprobs(&m, &batch, pad).unwrap())
+        .unwrap()
+        .metrics
+        .loss;
     assert!(l1 < l0 - 0.05, "LoRA loss {l0} -> {l1}");
     for ((n, before), (_, now)) in base_before.iter().zip(params_of(&base_vm)) {
-        assert_eq!(max_abs_diff(before, now.as_tensor()), 0.0, "base weight {n} changed");
+        assert_eq!(
+            max_abs_diff(before, now.as_tensor()),
+            0.0,
+            "base weight {n} changed"
+        );
     }
     let after_logits = m.forward(&x, &[vec![1; 3]], None).unwrap();
     assert!(max_abs_diff(&before_logits, &after_logits) > 1e-4);
@@ -504,7 +618,8 @@ fn model_lora_step_changes_only_adapters_and_peft_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     checkpoint::save_adapter(&dir.path().join("adapter"), &mut m, &lcfg, "tiny").unwrap();
     let st: HashMap<String, Tensor> =
-        candle_core::safetensors::load(dir.path().join("adapter/adapter_model.safetensors"), &dev).unwrap();
+        candle_core::safetensors::load(dir.path().join("adapter/adapter_model.safetensors"), &dev)
+            .unwrap();
     assert!(st.contains_key("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"));
     assert_eq!(st.len(), 12);
     let (mut fresh, _) = {
@@ -520,7 +635,15 @@ fn model_lora_step_changes_only_adapters_and_peft_round_trip() {
     let again = fresh.forward(&x, &[vec![1; 3]], None).unwrap();
     assert!(max_abs_diff(&after_logits, &again) < 1e-6);
     let merged_dir = dir.path().join("merged");
-    checkpoint::save_hf(&merged_dir, &m, &tok, &specials(&tok), &ChatTemplate::Plain, true).unwrap();
+    checkpoint::save_hf(
+        &merged_dir,
+        &m,
+        &tok,
+        &specials(&tok),
+        &ChatTemplate::Plain,
+        true,
+    )
+    .unwrap();
     let merged = load::load(&merged_dir, &dev).unwrap();
     let y = merged.model.forward(&x, &[vec![1; 3]], None).unwrap();
     assert!(max_abs_diff(&after_logits, &y) < 1e-4);
@@ -566,7 +689,11 @@ fn model_pair_losses_match_hand_computed_values() {
     let nls = |z: f64| -(1.0 / (1.0 + (-z).exp())).ln();
     let want = (nls(1.0) + nls(-0.5)) / 2.0;
     let out = loss::spin_loss(0.5, lp).unwrap();
-    assert!((out.metrics.loss as f64 - want).abs() < 1e-6, "{} vs {want}", out.metrics.loss);
+    assert!(
+        (out.metrics.loss as f64 - want).abs() < 1e-6,
+        "{} vs {want}",
+        out.metrics.loss
+    );
     assert!((out.metrics.chosen_reward - 0.25).abs() < 1e-6);
     assert!((out.metrics.rejected_reward - 0.0).abs() < 1e-6);
     assert!((out.metrics.margin - 0.25).abs() < 1e-6);
@@ -589,12 +716,15 @@ fn model_pair_losses_match_hand_computed_values() {
     // Large margins stay finite (the stable form).
     let big = Tensor::new(&[1000.0f32], &dev).unwrap();
     let small = Tensor::new(&[-1000.0f32], &dev).unwrap();
-    let o = loss::spin_loss(1.0, PairLogprobs {
-        policy_chosen: &small,
-        policy_rejected: &big,
-        ref_chosen: &[0.0],
-        ref_rejected: &[0.0],
-    })
+    let o = loss::spin_loss(
+        1.0,
+        PairLogprobs {
+            policy_chosen: &small,
+            policy_rejected: &big,
+            ref_chosen: &[0.0],
+            ref_rejected: &[0.0],
+        },
+    )
     .unwrap();
     assert!((o.metrics.loss - 2000.0).abs() < 1e-2);
 }
@@ -623,12 +753,17 @@ fn model_real_qwen_gguf_tokenizer_and_greedy_sql() {
     let lm = load::load(Path::new(&path), &dev).unwrap();
     eprintln!("loaded {} in {:.1}s", lm.name, t0.elapsed().as_secs_f64());
     assert_eq!(lm.chat, ChatTemplate::ChatMl);
-    assert_eq!((lm.config.num_hidden_layers, lm.config.hidden_size), (24, 896));
-    let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/models/qwen2.5-tokenizer.json");
+    assert_eq!(
+        (lm.config.num_hidden_layers, lm.config.hidden_size),
+        (24, 896)
+    );
+    let reference =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/models/qwen2.5-tokenizer.json");
     let reference = if reference.is_file() {
         Some(reference)
     } else {
-        Some(Path::new("/work/shared/models/qwen2.5-tokenizer.json").to_path_buf()).filter(|p| p.is_file())
+        Some(Path::new("/work/shared/models/qwen2.5-tokenizer.json").to_path_buf())
+            .filter(|p| p.is_file())
     };
     if let Some(r) = reference {
         let rt = tokenizer::from_file(&r).unwrap();
@@ -668,17 +803,33 @@ fn model_real_qwen_gguf_tokenizer_and_greedy_sql() {
         t0.elapsed().as_secs_f64(),
         out[0].text
     );
-    assert!(sql.to_ascii_uppercase().starts_with("SELECT COUNT(*) FROM SINGER"), "{sql}");
+    assert!(
+        sql.to_ascii_uppercase()
+            .starts_with("SELECT COUNT(*) FROM SINGER"),
+        "{sql}"
+    );
 }
 
 #[test]
 fn model_chat_templates() {
     let t = ChatTemplate::ChatMl.render(Some("sys"), "hi");
-    assert_eq!(t, "<|im_start|>system\nsys<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+    assert_eq!(
+        t,
+        "<|im_start|>system\nsys<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    );
     assert_eq!(ChatTemplate::Plain.render(None, "hi"), "hi");
-    assert_eq!(ChatTemplate::detect(None, true, Some("Qwen2.5-Coder-0.5B-Instruct")), ChatTemplate::ChatMl);
-    assert_eq!(ChatTemplate::detect(None, true, Some("Qwen2.5-Coder-0.5B")), ChatTemplate::Plain);
-    assert_eq!("chatml".parse::<ChatTemplate>().unwrap(), ChatTemplate::ChatMl);
+    assert_eq!(
+        ChatTemplate::detect(None, true, Some("Qwen2.5-Coder-0.5B-Instruct")),
+        ChatTemplate::ChatMl
+    );
+    assert_eq!(
+        ChatTemplate::detect(None, true, Some("Qwen2.5-Coder-0.5B")),
+        ChatTemplate::Plain
+    );
+    assert_eq!(
+        "chatml".parse::<ChatTemplate>().unwrap(),
+        ChatTemplate::ChatMl
+    );
     assert!("jinja".parse::<ChatTemplate>().is_err());
 }
 
@@ -687,10 +838,15 @@ fn model_extract_sql_handles_fences_and_prose() {
     use generate::extract_sql;
     assert_eq!(extract_sql("SELECT a FROM t;"), "SELECT a FROM t");
     assert_eq!(
-        extract_sql("Here is the query:\n```sql\nSELECT a,\n  b\nFROM t\nWHERE x = 'a;b'\n```\nIt selects."),
+        extract_sql(
+            "Here is the query:\n```sql\nSELECT a,\n  b\nFROM t\nWHERE x = 'a;b'\n```\nIt selects."
+        ),
         "SELECT a, b FROM t WHERE x = 'a;b'"
     );
-    assert_eq!(extract_sql("```\nselect count(*) from t\n"), "select count(*) from t");
+    assert_eq!(
+        extract_sql("```\nselect count(*) from t\n"),
+        "select count(*) from t"
+    );
     assert_eq!(
         extract_sql("To count rows, use SELECT count(*) FROM t\n\nThis returns the number."),
         "SELECT count(*) FROM t"
@@ -705,4 +861,3 @@ fn model_extract_sql_handles_fences_and_prose() {
     assert_eq!(rules.cut("```sql\nSELECT 1"), None);
     assert_eq!(rules.cut("SELECT 1; SELECT 2"), Some(9));
 }
-

@@ -2,5 +2,5 @@
 //! Tests that need the shared datasets read them from `EXSPIN_DATA` (`.ci/run` sets it to
 //! `../shared/data`) and skip with a message when it is unset.
 
-mod util;
 mod model;
+mod util;

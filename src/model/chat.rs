@@ -72,7 +72,9 @@ impl FromStr for ChatTemplate {
         match s.to_ascii_lowercase().as_str() {
             "chatml" => Ok(ChatTemplate::ChatMl),
             "plain" | "base" | "none" => Ok(ChatTemplate::Plain),
-            other => Err(format!("unknown chat template {other:?}: use chatml or plain")),
+            other => Err(format!(
+                "unknown chat template {other:?}: use chatml or plain"
+            )),
         }
     }
 }

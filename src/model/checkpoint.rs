@@ -79,7 +79,10 @@ pub fn write_hf_files(
     let mut cfg = model.config().clone();
     cfg.eos_token_id = cfg.eos_token_id.or(special.eos.first().copied());
     write_json(&dir.join("config.json"), &cfg.to_hf_json())?;
-    save_safetensors(&dir.join("model.safetensors"), model.named_tensors(merge_lora)?)?;
+    save_safetensors(
+        &dir.join("model.safetensors"),
+        model.named_tensors(merge_lora)?,
+    )?;
     let tok_path = dir.join("tokenizer.json");
     tokenizer
         .save(&tok_path, false)
@@ -130,10 +133,18 @@ pub fn save_hf(
 }
 
 /// The files of a PEFT adapter, written into `dir`.
-pub fn write_adapter_files(dir: &Path, model: &mut Model, cfg: &LoraConfig, base: &str) -> Result<()> {
+pub fn write_adapter_files(
+    dir: &Path,
+    model: &mut Model,
+    cfg: &LoraConfig,
+    base: &str,
+) -> Result<()> {
     let tensors = lora::adapter_tensors(model);
     if tensors.is_empty() {
-        return Err(ModelError::invalid(dir, "the model has no LoRA adapter to save"));
+        return Err(ModelError::invalid(
+            dir,
+            "the model has no LoRA adapter to save",
+        ));
     }
     write_json(&dir.join("adapter_config.json"), &cfg.to_peft_json(base))?;
     save_safetensors(&dir.join("adapter_model.safetensors"), tensors)
@@ -143,4 +154,3 @@ pub fn write_adapter_files(dir: &Path, model: &mut Model, cfg: &LoraConfig, base
 pub fn save_adapter(dir: &Path, model: &mut Model, cfg: &LoraConfig, base: &str) -> Result<()> {
     write_atomically(dir, |tmp| write_adapter_files(tmp, model, cfg, base))
 }
-

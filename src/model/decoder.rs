@@ -109,7 +109,10 @@ impl Config {
             })?;
         let req = |key: &str| -> Result<usize> {
             v[key].as_u64().map(|x| x as usize).ok_or_else(|| {
-                ModelError::invalid(path, format!("config field {key:?} is missing or not an integer"))
+                ModelError::invalid(
+                    path,
+                    format!("config field {key:?} is missing or not an integer"),
+                )
             })
         };
         if let Some(act) = v["hidden_act"].as_str()
@@ -139,7 +142,11 @@ impl Config {
         }
         let first_id = |x: &serde_json::Value| -> Option<u32> {
             x.as_u64()
-                .or_else(|| x.as_array().and_then(|a| a.first()).and_then(|y| y.as_u64()))
+                .or_else(|| {
+                    x.as_array()
+                        .and_then(|a| a.first())
+                        .and_then(|y| y.as_u64())
+                })
                 .map(|n| n as u32)
         };
         Ok(Config {
@@ -153,7 +160,8 @@ impl Config {
                 .as_u64()
                 .map(|x| x as usize)
                 .unwrap_or(heads),
-            max_position_embeddings: v["max_position_embeddings"].as_u64().unwrap_or(32768) as usize,
+            max_position_embeddings: v["max_position_embeddings"].as_u64().unwrap_or(32768)
+                as usize,
             rope_theta: v["rope_theta"].as_f64().unwrap_or(10_000.0),
             rms_norm_eps: v["rms_norm_eps"].as_f64().unwrap_or(1e-6),
             tie_word_embeddings: v["tie_word_embeddings"].as_bool().unwrap_or(false),
@@ -218,7 +226,10 @@ impl Config {
         let q = self.num_attention_heads * hd;
         let kv = self.num_key_value_heads * hd;
         let i = self.intermediate_size;
-        let mut out = vec![("model.embed_tokens.weight".to_string(), vec![self.vocab_size, h])];
+        let mut out = vec![(
+            "model.embed_tokens.weight".to_string(),
+            vec![self.vocab_size, h],
+        )];
         for l in 0..self.num_hidden_layers {
             let p = format!("model.layers.{l}");
             out.push((format!("{p}.self_attn.q_proj.weight"), vec![q, h]));
@@ -367,10 +378,34 @@ impl Attention {
         let hd = cfg.head_dim();
         let b = cfg.attention_bias;
         Ok(Attention {
-            q_proj: Linear::new(vb, &format!("{p}.q_proj"), cfg.num_attention_heads * hd, h, b)?,
-            k_proj: Linear::new(vb, &format!("{p}.k_proj"), cfg.num_key_value_heads * hd, h, b)?,
-            v_proj: Linear::new(vb, &format!("{p}.v_proj"), cfg.num_key_value_heads * hd, h, b)?,
-            o_proj: Linear::new(vb, &format!("{p}.o_proj"), h, cfg.num_attention_heads * hd, false)?,
+            q_proj: Linear::new(
+                vb,
+                &format!("{p}.q_proj"),
+                cfg.num_attention_heads * hd,
+                h,
+                b,
+            )?,
+            k_proj: Linear::new(
+                vb,
+                &format!("{p}.k_proj"),
+                cfg.num_key_value_heads * hd,
+                h,
+                b,
+            )?,
+            v_proj: Linear::new(
+                vb,
+                &format!("{p}.v_proj"),
+                cfg.num_key_value_heads * hd,
+                h,
+                b,
+            )?,
+            o_proj: Linear::new(
+                vb,
+                &format!("{p}.o_proj"),
+                h,
+                cfg.num_attention_heads * hd,
+                false,
+            )?,
             n_heads: cfg.num_attention_heads,
             n_kv: cfg.num_key_value_heads,
             head_dim: hd,
@@ -505,7 +540,11 @@ impl Model {
             ));
         }
         let h = cfg.hidden_size;
-        let embed = vb.get_with_hints((cfg.vocab_size, h), "model.embed_tokens.weight", init_normal())?;
+        let embed = vb.get_with_hints(
+            (cfg.vocab_size, h),
+            "model.embed_tokens.weight",
+            init_normal(),
+        )?;
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for l in 0..cfg.num_hidden_layers {
             let p = format!("model.layers.{l}");
@@ -517,7 +556,11 @@ impl Model {
                     up_proj: Linear::new(&vb, &format!("{p}.mlp.up_proj"), i, h, false)?,
                     down_proj: Linear::new(&vb, &format!("{p}.mlp.down_proj"), h, i, false)?,
                 },
-                input_norm: vb.get_with_hints(h, &format!("{p}.input_layernorm.weight"), Init::Const(1.0))?,
+                input_norm: vb.get_with_hints(
+                    h,
+                    &format!("{p}.input_layernorm.weight"),
+                    Init::Const(1.0),
+                )?,
                 post_norm: vb.get_with_hints(
                     h,
                     &format!("{p}.post_attention_layernorm.weight"),
@@ -614,7 +657,10 @@ impl Model {
     pub fn named_tensors(&self, merge_lora: bool) -> Result<Vec<(String, Tensor)>> {
         let mut out = vec![("model.embed_tokens.weight".to_string(), self.embed.clone())];
         for (i, l) in self.layers.iter().enumerate() {
-            out.push((format!("model.layers.{i}.input_layernorm.weight"), l.input_norm.clone()));
+            out.push((
+                format!("model.layers.{i}.input_layernorm.weight"),
+                l.input_norm.clone(),
+            ));
             out.push((
                 format!("model.layers.{i}.post_attention_layernorm.weight"),
                 l.post_norm.clone(),
@@ -637,7 +683,12 @@ impl Model {
 
     /// Logits for every position: `ids` (b, t) u32, `mask` (b, t) with 1 for real tokens and 0 for
     /// padding (any padding side). With a cache, the tokens are appended after the cached ones.
-    pub fn forward(&self, ids: &Tensor, mask: &[Vec<u8>], cache: Option<&mut KvCache>) -> Result<Tensor> {
+    pub fn forward(
+        &self,
+        ids: &Tensor,
+        mask: &[Vec<u8>],
+        cache: Option<&mut KvCache>,
+    ) -> Result<Tensor> {
         let h = self.forward_hidden(ids, mask, cache)?;
         self.logits(&h)
     }
@@ -724,7 +775,11 @@ impl Model {
         let dev = &self.device;
         let mask_t = Tensor::from_vec(add, (b, 1, t, total), dev)?;
         let (cos, sin) = self.rope(&pos, b, t)?;
-        let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.cfg.hidden_size))?;
+        let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((
+            b,
+            t,
+            self.cfg.hidden_size,
+        ))?;
         if let Some(c) = cache.as_deref_mut()
             && c.layers.len() != self.layers.len()
         {

@@ -115,7 +115,12 @@ pub struct Generation {
 
 fn log_softmax(row: &[f32]) -> Vec<f32> {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let lse = row.iter().map(|&x| ((x - max) as f64).exp()).sum::<f64>().ln() as f32 + max;
+    let lse = row
+        .iter()
+        .map(|&x| ((x - max) as f64).exp())
+        .sum::<f64>()
+        .ln() as f32
+        + max;
     row.iter().map(|&x| x - lse).collect()
 }
 
@@ -133,7 +138,11 @@ fn argmax(row: &[f32]) -> usize {
 fn sample(logits: &[f32], temperature: f64, top_p: f64, rng: &mut ChaCha8Rng) -> usize {
     let scaled: Vec<f64> = logits.iter().map(|&x| x as f64 / temperature).collect();
     let max = scaled.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let mut probs: Vec<(usize, f64)> = scaled.iter().map(|&x| (x - max).exp()).enumerate().collect();
+    let mut probs: Vec<(usize, f64)> = scaled
+        .iter()
+        .map(|&x| (x - max).exp())
+        .enumerate()
+        .collect();
     let total: f64 = probs.iter().map(|p| p.1).sum();
     probs.iter_mut().for_each(|p| p.1 /= total);
     probs.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
@@ -186,7 +195,8 @@ pub fn generate(
     for (p, ids) in prompts.iter().enumerate() {
         for s in 0..n {
             // Per-row seed: a row's sample does not depend on what else is in the batch.
-            let seed = cfg.seed ^ ((p as u64) << 20) ^ (s as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let seed =
+                cfg.seed ^ ((p as u64) << 20) ^ (s as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
             rows.push(Row {
                 prompt: p,
                 sample: s,
@@ -278,7 +288,14 @@ pub fn extract_sql(answer: &str) -> String {
         let after = &body[open + 3..];
         // Skip the language tag on the fence's line (```sql).
         let after = match after.find('\n') {
-            Some(nl) if after[..nl].trim().chars().all(|c| c.is_ascii_alphanumeric()) => &after[nl + 1..],
+            Some(nl)
+                if after[..nl]
+                    .trim()
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric()) =>
+            {
+                &after[nl + 1..]
+            }
             _ => after,
         };
         body = match after.find("```") {

@@ -113,13 +113,17 @@ pub fn from_tensors(
 
 fn read_json(path: &Path) -> Result<serde_json::Value> {
     let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| ModelError::invalid(path, format!("not valid JSON: {e}")))
+    serde_json::from_str(&text)
+        .map_err(|e| ModelError::invalid(path, format!("not valid JSON: {e}")))
 }
 
 fn ids_of(v: &serde_json::Value) -> Vec<u32> {
     match v {
         serde_json::Value::Number(n) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
-        serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_u64().map(|x| x as u32)).collect(),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .filter_map(|x| x.as_u64().map(|x| x as u32))
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -161,10 +165,11 @@ pub fn load_hf_folder(dir: &Path, device: &Device) -> Result<LoadedModel> {
     let cfg = Config::from_hf_json(&cfg_text, &cfg_path)?;
     let mut tensors = HashMap::new();
     for f in safetensors_files(dir)? {
-        let part = candle_core::safetensors::load(&f, &Device::Cpu).map_err(|e| ModelError::Candle {
-            context: f.display().to_string(),
-            source: e,
-        })?;
+        let part =
+            candle_core::safetensors::load(&f, &Device::Cpu).map_err(|e| ModelError::Candle {
+                context: f.display().to_string(),
+                source: e,
+            })?;
         tensors.extend(part);
     }
     // The file named in errors: the single weights file, or the folder when sharded.
@@ -339,10 +344,11 @@ pub fn load_gguf(path: &Path, device: &Device) -> Result<LoadedModel> {
     let md = &content.metadata;
     let meta_str = |k: &str| md.get(k).and_then(|v| v.to_string().ok()).cloned();
     let arch_name = meta_str("general.architecture").unwrap_or_else(|| "<none>".into());
-    let arch = Architecture::from_name(&arch_name).ok_or_else(|| ModelError::UnknownArchitecture {
-        path: path.to_path_buf(),
-        found: arch_name.clone(),
-    })?;
+    let arch =
+        Architecture::from_name(&arch_name).ok_or_else(|| ModelError::UnknownArchitecture {
+            path: path.to_path_buf(),
+            found: arch_name.clone(),
+        })?;
     let num = |k: &str| -> Result<u64> {
         let key = format!("{arch_name}.{k}");
         md.get(&key)
@@ -388,10 +394,12 @@ pub fn load_gguf(path: &Path, device: &Device) -> Result<LoadedModel> {
         let Some(hf) = gguf_to_hf_name(name) else {
             continue; // e.g. rope_freqs: not a weight of this decoder
         };
-        let q = content.tensor(&mut file, name, &Device::Cpu).map_err(|e| ModelError::Candle {
-            context: format!("{}: tensor {name}", path.display()),
-            source: e,
-        })?;
+        let q = content
+            .tensor(&mut file, name, &Device::Cpu)
+            .map_err(|e| ModelError::Candle {
+                context: format!("{}: tensor {name}", path.display()),
+                source: e,
+            })?;
         let mut t = q.dequantize(&Device::Cpu)?;
         if arch == Architecture::Llama && name.ends_with(".weight") {
             if name.contains(".attn_q.") {

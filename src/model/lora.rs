@@ -89,7 +89,9 @@ impl LoraConfig {
 
     fn targets(&self, module: &str) -> bool {
         let short = module.rsplit('.').next().unwrap_or(module);
-        self.target_modules.iter().any(|t| t == short || t == module)
+        self.target_modules
+            .iter()
+            .any(|t| t == short || t == module)
     }
 }
 
@@ -151,7 +153,11 @@ pub fn attach(model: &mut Model, cfg: &LoraConfig, varmap: &VarMap) -> Result<us
                 up: bound,
             },
         )?;
-        let b = vb.get_with_hints((out, cfg.rank), &peft_name(&lin.name, "lora_B"), Init::Const(0.0))?;
+        let b = vb.get_with_hints(
+            (out, cfg.rank),
+            &peft_name(&lin.name, "lora_B"),
+            Init::Const(0.0),
+        )?;
         lin.lora = Some(Lora {
             a,
             b,
@@ -192,14 +198,19 @@ pub fn load_adapter(dir: &Path, model: &mut Model, varmap: &VarMap) -> Result<Lo
     let text = std::fs::read_to_string(&cfg_path).map_err(|e| ModelError::io(&cfg_path, e))?;
     let cfg = LoraConfig::from_peft_json(&text, &cfg_path)?;
     let w_path = dir.join("adapter_model.safetensors");
-    let tensors = candle_core::safetensors::load(&w_path, model.device()).map_err(|e| ModelError::Candle {
-        context: w_path.display().to_string(),
-        source: e,
+    let tensors = candle_core::safetensors::load(&w_path, model.device()).map_err(|e| {
+        ModelError::Candle {
+            context: w_path.display().to_string(),
+            source: e,
+        }
     })?;
     {
         let mut data = varmap.data().lock().expect("varmap lock");
         for (name, t) in tensors {
-            data.insert(name, candle_core::Var::from_tensor(&t.to_dtype(DType::F32)?)?);
+            data.insert(
+                name,
+                candle_core::Var::from_tensor(&t.to_dtype(DType::F32)?)?,
+            );
         }
     }
     let before = varmap.all_vars().len();

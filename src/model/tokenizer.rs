@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::quantized::gguf_file;
-use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
 use tokenizers::models::TrainerWrapper;
+use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
 use tokenizers::pre_tokenizers::PreTokenizerWrapper;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::sequence::Sequence;
@@ -34,15 +34,20 @@ fn gguf_err(path: &Path, message: impl Into<String>) -> ModelError {
 /// with the split pattern named by `tokenizer.ggml.pre`, its special (control) tokens added.
 pub fn from_gguf(content: &gguf_file::Content, path: &Path) -> Result<Tokenizer> {
     let md = &content.metadata;
-    let get = |k: &str| md.get(k).ok_or_else(|| gguf_err(path, format!("metadata {k} is missing")));
+    let get = |k: &str| {
+        md.get(k)
+            .ok_or_else(|| gguf_err(path, format!("metadata {k} is missing")))
+    };
     let model = get("tokenizer.ggml.model")?
         .to_string()
         .map_err(|e| gguf_err(path, e.to_string()))?;
     if model != "gpt2" {
         return Err(gguf_err(
             path,
-            format!("tokenizer.ggml.model is {model:?}; only byte-level BPE (gpt2) is supported — \
-use the model's tokenizer.json instead"),
+            format!(
+                "tokenizer.ggml.model is {model:?}; only byte-level BPE (gpt2) is supported — \
+use the model's tokenizer.json instead"
+            ),
         ));
     }
     let tokens: Vec<String> = get("tokenizer.ggml.tokens")?
@@ -72,7 +77,11 @@ use the model's tokenizer.json instead"),
             .map_err(|e| gguf_err(path, format!("tokenizer.ggml.token_type: {e}")))?,
         None => vec![1; tokens.len()],
     };
-    let pattern = match md.get("tokenizer.ggml.pre").and_then(|v| v.to_string().ok()).map(String::as_str) {
+    let pattern = match md
+        .get("tokenizer.ggml.pre")
+        .and_then(|v| v.to_string().ok())
+        .map(String::as_str)
+    {
         Some("qwen2") | None => QWEN2_PATTERN,
         Some("llama-bpe") | Some("llama3") => LLAMA3_PATTERN,
         Some(other) => {

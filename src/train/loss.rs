@@ -47,7 +47,10 @@ pub struct LossOutput {
 pub fn sft_loss(lp: &ResponseLogprobs) -> Result<LossOutput> {
     let tokens: usize = lp.n_tokens.iter().sum();
     if tokens == 0 {
-        return Err(ModelError::invalid("sft_loss", "no response tokens in the batch"));
+        return Err(ModelError::invalid(
+            "sft_loss",
+            "no response tokens in the batch",
+        ));
     }
     let loss = (lp.sum.sum_all()?.neg()? / tokens as f64)?;
     let value = loss.to_scalar::<f32>()?;
@@ -92,7 +95,11 @@ fn neg_log_sigmoid(z: &Tensor) -> candle_core::Result<Tensor> {
 /// The mean pair loss of `kind` at scale `beta`.
 pub fn pair_loss(kind: PairKind, beta: f64, lp: PairLogprobs<'_>) -> Result<LossOutput> {
     let n = lp.ref_chosen.len();
-    if n == 0 || lp.ref_rejected.len() != n || lp.policy_chosen.dims1()? != n || lp.policy_rejected.dims1()? != n {
+    if n == 0
+        || lp.ref_rejected.len() != n
+        || lp.policy_chosen.dims1()? != n
+        || lp.policy_rejected.dims1()? != n
+    {
         return Err(ModelError::invalid(
             "pair_loss",
             format!(

@@ -66,7 +66,10 @@ impl Trainer {
             return Err(ModelError::invalid("trainer", "no trainable parameters"));
         }
         if cfg.grad_accum == 0 {
-            return Err(ModelError::invalid("trainer", "grad_accum must be at least 1"));
+            return Err(ModelError::invalid(
+                "trainer",
+                "grad_accum must be at least 1",
+            ));
         }
         let n = params.len();
         Ok(Trainer {
@@ -130,7 +133,8 @@ impl Trainer {
         let text = std::fs::read_to_string(&p).map_err(|e| ModelError::io(&p, e))?;
         let state: TrainerState = serde_json::from_str(&text)
             .map_err(|e| ModelError::invalid(&p, format!("not a trainer state: {e}")))?;
-        self.opt.load(&dir.join("optimizer.safetensors"), state.adam_updates)?;
+        self.opt
+            .load(&dir.join("optimizer.safetensors"), state.adam_updates)?;
         self.step = state.step;
         Ok(())
     }

@@ -61,7 +61,13 @@ impl AdamW {
             .map(|(_, p)| p.as_tensor().zeros_like())
             .collect::<candle_core::Result<Vec<_>>>()?;
         let v = m.clone();
-        Ok(AdamW { cfg, params, m, v, t: 0 })
+        Ok(AdamW {
+            cfg,
+            params,
+            m,
+            v,
+            t: 0,
+        })
     }
 
     pub fn params(&self) -> &[(String, Var)] {
@@ -108,7 +114,11 @@ impl AdamW {
 
     /// Read moments written by [`AdamW::save`]; `updates` is the saved update count.
     pub fn load(&mut self, path: &Path, updates: usize) -> Result<()> {
-        let dev = self.m.first().map(|t| t.device().clone()).unwrap_or(candle_core::Device::Cpu);
+        let dev = self
+            .m
+            .first()
+            .map(|t| t.device().clone())
+            .unwrap_or(candle_core::Device::Cpu);
         let data: HashMap<String, Tensor> =
             candle_core::safetensors::load(path, &dev).map_err(|e| ModelError::Candle {
                 context: path.display().to_string(),

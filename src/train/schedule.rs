@@ -47,7 +47,8 @@ impl Schedule {
             Decay::Constant => self.peak_lr,
             Decay::Linear => floor + (self.peak_lr - floor) * (1.0 - progress),
             Decay::Cosine => {
-                floor + (self.peak_lr - floor) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+                floor
+                    + (self.peak_lr - floor) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
             }
         }
     }
@@ -69,10 +70,17 @@ mod tests {
         assert!((s.lr_at(0) - 0.2).abs() < 1e-12);
         assert!((s.lr_at(3) - 0.8).abs() < 1e-12);
         assert!((s.lr_at(4) - 1.0).abs() < 1e-12);
-        assert!((s.lr_at(9) - 0.55).abs() < 1e-12, "half way: {}", s.lr_at(9));
+        assert!(
+            (s.lr_at(9) - 0.55).abs() < 1e-12,
+            "half way: {}",
+            s.lr_at(9)
+        );
         assert!((s.lr_at(14) - 0.1).abs() < 1e-12);
         assert!((s.lr_at(100) - 0.1).abs() < 1e-12);
-        let l = Schedule { decay: Decay::Linear, ..s };
+        let l = Schedule {
+            decay: Decay::Linear,
+            ..s
+        };
         assert!((l.lr_at(9) - 0.55).abs() < 1e-12);
     }
 }

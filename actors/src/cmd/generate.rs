@@ -13,8 +13,10 @@ use exspin::model::generate::{GenerateConfig, extract_sql, generate};
 use exspin::model::{load, tokenizer};
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Example:\n  exspin generate --model qwen2.5-coder-0.5b-instruct-q4_k_m.gguf \
---spider data/spider --split dev --limit 50 --out pred.sql")]
+#[command(
+    after_help = "Example:\n  exspin generate --model qwen2.5-coder-0.5b-instruct-q4_k_m.gguf \
+--spider data/spider --split dev --limit 50 --out pred.sql"
+)]
 pub struct GenerateArgs {
     /// A Hugging Face folder (config.json + *.safetensors + tokenizer.json) or a .gguf file.
     #[arg(long, value_name = "PATH")]
@@ -54,7 +56,10 @@ pub(crate) fn schema_ddl(s: &DatabaseSchema) -> String {
             .filter(|((t, _), _)| *t == ti as i64)
             .map(|((_, c), ty)| format!("  {c} {}", ty.to_uppercase()))
             .collect();
-        out.push_str(&format!("CREATE TABLE {table} (\n{}\n);\n", cols.join(",\n")));
+        out.push_str(&format!(
+            "CREATE TABLE {table} (\n{}\n);\n",
+            cols.join(",\n")
+        ));
     }
     out
 }
@@ -72,7 +77,11 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         Err(e) => return Err(e).with_context(|| format!("reading {}", args.out.display())),
     };
     if done >= data.examples.len() {
-        eprintln!("{}: all {} questions already answered", args.out.display(), done);
+        eprintln!(
+            "{}: all {} questions already answered",
+            args.out.display(),
+            done
+        );
         return Ok(());
     }
     let lm = load::load(&args.model, &Device::Cpu)
@@ -101,15 +110,18 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     for (bi, chunk) in todo.chunks(args.batch.max(1)).enumerate() {
         let mut prompts = Vec::with_capacity(chunk.len());
         for ex in chunk {
-            let schema = tables
-                .get(&ex.db_id)
-                .with_context(|| format!("{}: no schema for {}", tables_path.display(), ex.db_id))?;
+            let schema = tables.get(&ex.db_id).with_context(|| {
+                format!("{}: no schema for {}", tables_path.display(), ex.db_id)
+            })?;
             let user = format!(
                 "{}\nQuestion: {}\nWrite one SQLite query that answers the question.",
                 schema_ddl(schema),
                 ex.question
             );
-            prompts.push(tokenizer::encode(&lm.tokenizer, &template.render(system, &user))?);
+            prompts.push(tokenizer::encode(
+                &lm.tokenizer,
+                &template.render(system, &user),
+            )?);
         }
         let gens = generate(&lm.model, &lm.tokenizer, &lm.special, &prompts, &cfg)?;
         for g in &gens {

@@ -58,8 +58,8 @@ fn four() -> usize {
 pub fn run(args: SftArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.config)
         .with_context(|| format!("reading {}", args.config.display()))?;
-    let cfg: SftConfig =
-        serde_json::from_str(&text).with_context(|| format!("{}: invalid sft config", args.config.display()))?;
+    let cfg: SftConfig = serde_json::from_str(&text)
+        .with_context(|| format!("{}: invalid sft config", args.config.display()))?;
     let mut data = exspin::data::spider::load(&cfg.spider, &cfg.split)?;
     if let Some(n) = cfg.limit {
         data.truncate(n);
