@@ -530,9 +530,11 @@ impl Model {
     /// Build from a VarBuilder holding Hugging Face names. On a VarBuilder over an empty VarMap this
     /// creates fresh weights (std 0.02, norms 1, biases 0).
     pub fn new(cfg: &Config, vb: VarBuilder<'_>) -> Result<Self> {
-        if cfg.hidden_size % cfg.num_attention_heads != 0
-            || cfg.num_attention_heads % cfg.num_key_value_heads != 0
-            || cfg.head_dim() % 2 != 0
+        if !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads)
+            || !cfg
+                .num_attention_heads
+                .is_multiple_of(cfg.num_key_value_heads)
+            || !cfg.head_dim().is_multiple_of(2)
         {
             return Err(ModelError::invalid(
                 "config",

@@ -1,4 +1,4 @@
-//! `exspin generate`: predict one SQL query per question of a Spider split with a model, one line
+//! `exspin generate`: predict one SQL query per question of a Spider (or BIRD) split with a model, one line
 //! per question in the output file. Resumable: lines already in the file are kept and generation
 //! continues after the last one.
 
@@ -21,15 +21,8 @@ pub struct GenerateArgs {
     /// A Hugging Face folder (config.json + *.safetensors + tokenizer.json) or a .gguf file.
     #[arg(long, value_name = "PATH")]
     pub model: PathBuf,
-    /// A Spider-layout folder (dev.json, tables.json, database/).
-    #[arg(long, value_name = "DIR")]
-    pub spider: PathBuf,
-    /// Which split (dev, train).
-    #[arg(long, default_value = "dev")]
-    pub split: String,
-    /// Only the first N questions.
-    #[arg(long, value_name = "N")]
-    pub limit: Option<usize>,
+    #[command(flatten)]
+    pub dataset: crate::cli::DatasetArgs,
     /// Output: one SQL per line, in question order. An existing file is continued.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
@@ -65,11 +58,14 @@ pub(crate) fn schema_ddl(s: &DatabaseSchema) -> String {
 }
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
-    let mut data = exspin::data::spider::load(&args.spider, &args.split)?;
-    if let Some(n) = args.limit {
-        data.truncate(n);
-    }
-    let tables_path = args.spider.join("tables.json");
+    let data = super::dataset::load(&args.dataset)?;
+    let tables_path = match (&args.dataset.spider, &args.dataset.bird) {
+        (Some(dir), _) => dir.join("tables.json"),
+        (_, Some(dir)) => dir.join(format!("{}_tables.json", args.dataset.split)),
+        _ => {
+            anyhow::bail!("generate needs --spider or --bird (their tables.json gives the schema)")
+        }
+    };
     let tables = TablesFile::load(&tables_path)?;
     let done = match std::fs::read_to_string(&args.out) {
         Ok(text) => text.lines().count(),
@@ -113,8 +109,13 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             let schema = tables.get(&ex.db_id).with_context(|| {
                 format!("{}: no schema for {}", tables_path.display(), ex.db_id)
             })?;
+            let evidence = if ex.evidence.is_empty() {
+                String::new()
+            } else {
+                format!("Evidence: {}\n", ex.evidence)
+            };
             let user = format!(
-                "{}\nQuestion: {}\nWrite one SQLite query that answers the question.",
+                "{}\nQuestion: {}\n{evidence}Write one SQLite query that answers the question.",
                 schema_ddl(schema),
                 ex.question
             );
