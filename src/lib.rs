@@ -8,8 +8,13 @@
 //! * [`sql`] — the sandboxed SQLite executor, result comparison with the official Spider / BIRD
 //!   semantics, the official hardness levels and the paper's six query types.
 //! * [`eval`] — execution accuracy of a predictions file and its breakdowns.
+//! * [`model`] — Qwen2 / Llama decoders on candle (trainable), loading (Hugging Face folder, GGUF),
+//!   generation, log-probs, LoRA, chat templates, checkpoints.
+//! * [`train`] — SFT / SPIN / ExSPIN / DPO / hinge losses, AdamW, schedules, the trainer.
 
 pub mod data;
 pub mod eval;
+pub mod model;
 pub mod schema;
 pub mod sql;
+pub mod train;

@@ -8,6 +8,7 @@ mod data;
 mod eval;
 mod executor;
 mod hardness;
+mod model;
 mod schema;
 mod synthetic;
 mod util;

@@ -40,6 +40,11 @@ pub enum Command {
     Prompt(crate::cmd::prompt::PromptArgs),
     /// Build the value indexes (tantivy BM25) of every database of a dataset in the cache folder.
     Index(crate::cmd::index::IndexArgs),
+    /// Predict one SQL query per question of a Spider split with a model (resumable).
+    Generate(crate::cmd::generate::GenerateArgs),
+    /// Supervised fine-tuning (full or LoRA) on a Spider split, from a JSON run config; writes a
+    /// Hugging Face folder (+ PEFT adapter) with the optimizer state.
+    Sft(crate::cmd::sft::SftArgs),
     /// Benchmarks (speed is measured here, never in tests).
     #[command(subcommand)]
     Bench(BenchCommand),

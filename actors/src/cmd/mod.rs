@@ -5,11 +5,13 @@ pub mod bench_logprob;
 pub mod bench_prompt;
 pub mod dataset;
 pub mod eval;
+pub mod generate;
 pub mod index;
 pub mod prompt;
 pub mod schema_args;
 pub mod schema_recall;
 pub mod schema_train;
+pub mod sft;
 pub mod sql;
 pub mod synth;
 
@@ -20,6 +22,8 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Data(DataCommand::Synth(args)) => synth::run(args),
         Command::Sql(args) => sql::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Generate(args) => generate::run(args),
+        Command::Sft(args) => sft::run(args),
         Command::Bench(BenchCommand::Eval(args)) => bench_eval::run(args),
         Command::Bench(BenchCommand::Logprob(args)) => bench_logprob::run(args),
         Command::Bench(BenchCommand::Prompt(args)) => bench_prompt::run(args),

@@ -1,0 +1,857 @@
+//! Qwen2 and Llama decoders on candle, written with differentiable ops only.
+//!
+//! Why not `candle_transformers::models::qwen2`: its fused rms-norm, rotary and softmax ops have no
+//! backward (a backward pass reaches 1 of 50 weight tensors), it keeps its own KV cache, and one
+//! position offset serves the whole batch. Here rms-norm, RoPE and softmax are composed from basic
+//! ops, the KV cache belongs to the caller, positions are per row (left padding works), and the mask
+//! is additive causal + padding. The two architectures differ only in the q/k/v bias, so one file
+//! serves both; the tensor names are Hugging Face's (`model.layers.{i}.self_attn.q_proj.weight`, …).
+
+use candle_core::{D, DType, Device, Module, Tensor};
+use candle_nn::{Init, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+use super::lora::Lora;
+use super::{ModelError, Result};
+
+/// Which Hugging Face architecture the weights follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Architecture {
+    /// `Qwen2ForCausalLM`: q/k/v projections carry a bias, o_proj does not.
+    Qwen2,
+    /// `LlamaForCausalLM`: no biases unless `attention_bias` is set.
+    Llama,
+}
+
+impl Architecture {
+    /// From `config.json`'s `architectures[0]` or `model_type`, or GGUF's `general.architecture`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "Qwen2ForCausalLM" | "qwen2" => Some(Self::Qwen2),
+            "LlamaForCausalLM" | "llama" => Some(Self::Llama),
+            _ => None,
+        }
+    }
+    pub fn hf_class(self) -> &'static str {
+        match self {
+            Self::Qwen2 => "Qwen2ForCausalLM",
+            Self::Llama => "LlamaForCausalLM",
+        }
+    }
+    pub fn model_type(self) -> &'static str {
+        match self {
+            Self::Qwen2 => "qwen2",
+            Self::Llama => "llama",
+        }
+    }
+}
+
+/// The decoder's hyper-parameters: the fields of a Hugging Face Qwen2 / Llama `config.json` that
+/// change the computation (see [`Config::to_hf_json`] for the file written back).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    pub architecture: Architecture,
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub num_key_value_heads: usize,
+    pub max_position_embeddings: usize,
+    pub rope_theta: f64,
+    pub rms_norm_eps: f64,
+    pub tie_word_embeddings: bool,
+    /// Bias on q/k/v (Qwen2 always; Llama when `attention_bias`).
+    pub attention_bias: bool,
+    pub bos_token_id: Option<u32>,
+    pub eos_token_id: Option<u32>,
+}
+
+impl Config {
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_attention_heads
+    }
+
+    /// A tiny Qwen2-shaped config for tests and the demo.
+    pub fn tiny(vocab_size: usize) -> Self {
+        Config {
+            architecture: Architecture::Qwen2,
+            vocab_size,
+            hidden_size: 32,
+            intermediate_size: 64,
+            num_hidden_layers: 2,
+            num_attention_heads: 4,
+            num_key_value_heads: 2,
+            max_position_embeddings: 512,
+            rope_theta: 10_000.0,
+            rms_norm_eps: 1e-6,
+            tie_word_embeddings: true,
+            attention_bias: true,
+            bos_token_id: None,
+            eos_token_id: None,
+        }
+    }
+
+    /// Parse a Hugging Face `config.json` (Qwen2 or Llama). `path` only names the file in errors.
+    pub fn from_hf_json(json: &str, path: &std::path::Path) -> Result<Self> {
+        let v: serde_json::Value = serde_json::from_str(json)
+            .map_err(|e| ModelError::invalid(path, format!("not valid JSON: {e}")))?;
+        let name = v["architectures"][0]
+            .as_str()
+            .or_else(|| v["model_type"].as_str())
+            .unwrap_or("<none>")
+            .to_string();
+        let architecture =
+            Architecture::from_name(&name).ok_or_else(|| ModelError::UnknownArchitecture {
+                path: path.to_path_buf(),
+                found: name.clone(),
+            })?;
+        let req = |key: &str| -> Result<usize> {
+            v[key].as_u64().map(|x| x as usize).ok_or_else(|| {
+                ModelError::invalid(
+                    path,
+                    format!("config field {key:?} is missing or not an integer"),
+                )
+            })
+        };
+        if let Some(act) = v["hidden_act"].as_str()
+            && act != "silu"
+        {
+            return Err(ModelError::invalid(
+                path,
+                format!("hidden_act {act:?} is not supported (only silu)"),
+            ));
+        }
+        let rs = &v["rope_scaling"];
+        if !rs.is_null() && rs["rope_type"].as_str().or(rs["type"].as_str()) != Some("default") {
+            return Err(ModelError::invalid(
+                path,
+                format!("rope_scaling {rs} is not supported; remove it or use a model without it"),
+            ));
+        }
+        let heads = req("num_attention_heads")?;
+        let hidden = req("hidden_size")?;
+        if let Some(hd) = v["head_dim"].as_u64()
+            && hd as usize != hidden / heads
+        {
+            return Err(ModelError::invalid(
+                path,
+                format!("head_dim {hd} != hidden_size / num_attention_heads is not supported"),
+            ));
+        }
+        let first_id = |x: &serde_json::Value| -> Option<u32> {
+            x.as_u64()
+                .or_else(|| {
+                    x.as_array()
+                        .and_then(|a| a.first())
+                        .and_then(|y| y.as_u64())
+                })
+                .map(|n| n as u32)
+        };
+        Ok(Config {
+            architecture,
+            vocab_size: req("vocab_size")?,
+            hidden_size: hidden,
+            intermediate_size: req("intermediate_size")?,
+            num_hidden_layers: req("num_hidden_layers")?,
+            num_attention_heads: heads,
+            num_key_value_heads: v["num_key_value_heads"]
+                .as_u64()
+                .map(|x| x as usize)
+                .unwrap_or(heads),
+            max_position_embeddings: v["max_position_embeddings"].as_u64().unwrap_or(32768)
+                as usize,
+            rope_theta: v["rope_theta"].as_f64().unwrap_or(10_000.0),
+            rms_norm_eps: v["rms_norm_eps"].as_f64().unwrap_or(1e-6),
+            tie_word_embeddings: v["tie_word_embeddings"].as_bool().unwrap_or(false),
+            attention_bias: match architecture {
+                Architecture::Qwen2 => true,
+                Architecture::Llama => v["attention_bias"].as_bool().unwrap_or(false),
+            },
+            bos_token_id: first_id(&v["bos_token_id"]),
+            eos_token_id: first_id(&v["eos_token_id"]),
+        })
+    }
+
+    /// The `config.json` that `transformers` reads back unchanged.
+    pub fn to_hf_json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "architectures": [self.architecture.hf_class()],
+            "model_type": self.architecture.model_type(),
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.num_hidden_layers,
+            "num_attention_heads": self.num_attention_heads,
+            "num_key_value_heads": self.num_key_value_heads,
+            "max_position_embeddings": self.max_position_embeddings,
+            "rope_theta": self.rope_theta,
+            "rms_norm_eps": self.rms_norm_eps,
+            "tie_word_embeddings": self.tie_word_embeddings,
+            "hidden_act": "silu",
+            "attention_dropout": 0.0,
+            "initializer_range": 0.02,
+            "rope_scaling": null,
+            "use_cache": true,
+            "torch_dtype": "float32",
+        });
+        match self.architecture {
+            Architecture::Qwen2 => {
+                v["use_sliding_window"] = false.into();
+                v["sliding_window"] = self.max_position_embeddings.into();
+                v["max_window_layers"] = self.num_hidden_layers.into();
+            }
+            Architecture::Llama => {
+                v["attention_bias"] = self.attention_bias.into();
+                v["mlp_bias"] = false.into();
+                v["pretraining_tp"] = 1.into();
+            }
+        }
+        if let Some(id) = self.bos_token_id {
+            v["bos_token_id"] = id.into();
+        }
+        if let Some(id) = self.eos_token_id {
+            v["eos_token_id"] = id.into();
+        }
+        v
+    }
+
+    /// Every tensor the model reads, with its shape, in Hugging Face names. Loading checks a file
+    /// against this list first so that a missing tensor or a wrong shape is reported by name
+    /// (a VarMap would silently create random weights for a missing name).
+    pub fn expected_tensors(&self) -> Vec<(String, Vec<usize>)> {
+        let h = self.hidden_size;
+        let hd = self.head_dim();
+        let q = self.num_attention_heads * hd;
+        let kv = self.num_key_value_heads * hd;
+        let i = self.intermediate_size;
+        let mut out = vec![(
+            "model.embed_tokens.weight".to_string(),
+            vec![self.vocab_size, h],
+        )];
+        for l in 0..self.num_hidden_layers {
+            let p = format!("model.layers.{l}");
+            out.push((format!("{p}.self_attn.q_proj.weight"), vec![q, h]));
+            out.push((format!("{p}.self_attn.k_proj.weight"), vec![kv, h]));
+            out.push((format!("{p}.self_attn.v_proj.weight"), vec![kv, h]));
+            if self.attention_bias {
+                out.push((format!("{p}.self_attn.q_proj.bias"), vec![q]));
+                out.push((format!("{p}.self_attn.k_proj.bias"), vec![kv]));
+                out.push((format!("{p}.self_attn.v_proj.bias"), vec![kv]));
+            }
+            out.push((format!("{p}.self_attn.o_proj.weight"), vec![h, q]));
+            out.push((format!("{p}.mlp.gate_proj.weight"), vec![i, h]));
+            out.push((format!("{p}.mlp.up_proj.weight"), vec![i, h]));
+            out.push((format!("{p}.mlp.down_proj.weight"), vec![h, i]));
+            out.push((format!("{p}.input_layernorm.weight"), vec![h]));
+            out.push((format!("{p}.post_attention_layernorm.weight"), vec![h]));
+        }
+        out.push(("model.norm.weight".to_string(), vec![h]));
+        if !self.tie_word_embeddings {
+            out.push(("lm_head.weight".to_string(), vec![self.vocab_size, h]));
+        }
+        out
+    }
+}
+
+/// A linear layer `y = x Wᵀ + b`, optionally with a LoRA adapter added to its output.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    /// Hugging Face module name, e.g. `model.layers.0.self_attn.q_proj`.
+    pub name: String,
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    pub lora: Option<Lora>,
+}
+
+impl Linear {
+    fn new(vb: &VarBuilder<'_>, name: &str, out: usize, inp: usize, bias: bool) -> Result<Self> {
+        // Std 0.02 as in the Hugging Face initialisers; only used for fresh (random) models.
+        let weight = vb.get_with_hints((out, inp), &format!("{name}.weight"), init_normal())?;
+        let bias = if bias {
+            Some(vb.get_with_hints(out, &format!("{name}.bias"), Init::Const(0.0))?)
+        } else {
+            None
+        };
+        Ok(Linear {
+            name: name.to_string(),
+            weight,
+            bias,
+            lora: None,
+        })
+    }
+
+    pub fn in_features(&self) -> usize {
+        self.weight.dim(1).unwrap_or(0)
+    }
+    pub fn out_features(&self) -> usize {
+        self.weight.dim(0).unwrap_or(0)
+    }
+
+    /// The weight with the adapter merged in (`W + scale·B·A`), or the weight itself.
+    pub fn merged_weight(&self) -> Result<Tensor> {
+        match &self.lora {
+            Some(l) => Ok((&self.weight + l.delta_weight()?)?),
+            None => Ok(self.weight.clone()),
+        }
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let inp = dims[dims.len() - 1];
+        let rows: usize = dims[..dims.len() - 1].iter().product();
+        let x2 = x.reshape((rows, inp))?;
+        let mut y = x2.matmul(&self.weight.t()?)?;
+        if let Some(b) = &self.bias {
+            y = y.broadcast_add(b)?;
+        }
+        if let Some(l) = &self.lora {
+            y = (y + l.forward(&x2)?)?;
+        }
+        let mut out_dims = dims;
+        *out_dims.last_mut().expect("non-empty") = self.weight.dim(0)?;
+        y.reshape(out_dims)
+    }
+}
+
+fn init_normal() -> Init {
+    Init::Randn {
+        mean: 0.0,
+        stdev: 0.02,
+    }
+}
+
+/// RMS norm composed from basic ops (candle's fused one has no backward).
+fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
+    let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
+    let inv = (ms + eps)?.sqrt()?.recip()?;
+    x.broadcast_mul(&inv)?.broadcast_mul(weight)
+}
+
+/// Softmax over the last dim composed from basic ops. The max is detached: it only shifts the
+/// exponent for stability and cancels out of the value, so it needs no gradient.
+pub(crate) fn softmax_last(x: &Tensor) -> candle_core::Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let e = x.broadcast_sub(&max)?.exp()?;
+    let s = e.sum_keepdim(D::Minus1)?;
+    e.broadcast_div(&s)
+}
+
+/// `rotate_half` RoPE (Hugging Face's, non-interleaved). `cos`/`sin`: (b, 1, t, head_dim).
+fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
+    let d = x.dim(D::Minus1)?;
+    let x1 = x.narrow(D::Minus1, 0, d / 2)?;
+    let x2 = x.narrow(D::Minus1, d / 2, d / 2)?;
+    let rot = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+    x.broadcast_mul(cos)? + rot.broadcast_mul(sin)?
+}
+
+fn repeat_kv(x: Tensor, n_rep: usize) -> candle_core::Result<Tensor> {
+    if n_rep == 1 {
+        return Ok(x);
+    }
+    let (b, kvh, t, d) = x.dims4()?;
+    // (b, kvh, t, d) -> (b, kvh, n_rep, t, d) -> (b, kvh*n_rep, t, d): head h uses kv head h / n_rep.
+    x.unsqueeze(2)?
+        .expand((b, kvh, n_rep, t, d))?
+        .contiguous()?
+        .reshape((b, kvh * n_rep, t, d))
+}
+
+#[derive(Debug, Clone)]
+struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    n_heads: usize,
+    n_kv: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    fn new(cfg: &Config, vb: &VarBuilder<'_>, p: &str) -> Result<Self> {
+        let h = cfg.hidden_size;
+        let hd = cfg.head_dim();
+        let b = cfg.attention_bias;
+        Ok(Attention {
+            q_proj: Linear::new(
+                vb,
+                &format!("{p}.q_proj"),
+                cfg.num_attention_heads * hd,
+                h,
+                b,
+            )?,
+            k_proj: Linear::new(
+                vb,
+                &format!("{p}.k_proj"),
+                cfg.num_key_value_heads * hd,
+                h,
+                b,
+            )?,
+            v_proj: Linear::new(
+                vb,
+                &format!("{p}.v_proj"),
+                cfg.num_key_value_heads * hd,
+                h,
+                b,
+            )?,
+            o_proj: Linear::new(
+                vb,
+                &format!("{p}.o_proj"),
+                h,
+                cfg.num_attention_heads * hd,
+                false,
+            )?,
+            n_heads: cfg.num_attention_heads,
+            n_kv: cfg.num_key_value_heads,
+            head_dim: hd,
+        })
+    }
+
+    fn forward(
+        &self,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        mask: &Tensor,
+        cache: Option<&mut Option<(Tensor, Tensor)>>,
+    ) -> candle_core::Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let shape = |y: Tensor, heads: usize| {
+            y.reshape((b, t, heads, self.head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let q = shape(self.q_proj.forward(x)?, self.n_heads)?;
+        let k = shape(self.k_proj.forward(x)?, self.n_kv)?;
+        let v = shape(self.v_proj.forward(x)?, self.n_kv)?;
+        let q = apply_rope(&q, cos, sin)?;
+        let mut k = apply_rope(&k, cos, sin)?;
+        let mut v = v;
+        if let Some(slot) = cache {
+            if let Some((pk, pv)) = slot.as_ref() {
+                k = Tensor::cat(&[pk, &k], 2)?;
+                v = Tensor::cat(&[pv, &v], 2)?;
+            }
+            *slot = Some((k.clone(), v.clone()));
+        }
+        let rep = self.n_heads / self.n_kv;
+        let k = repeat_kv(k, rep)?;
+        let v = repeat_kv(v, rep)?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(mask)?;
+        let p = softmax_last(&scores)?;
+        let o = p.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((
+            b,
+            t,
+            self.n_heads * self.head_dim,
+        ))?;
+        self.o_proj.forward(&o)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Mlp {
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
+}
+
+impl Mlp {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let g = self.gate_proj.forward(x)?.silu()?;
+        self.down_proj.forward(&(g * self.up_proj.forward(x)?)?)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Layer {
+    attn: Attention,
+    mlp: Mlp,
+    input_norm: Tensor,
+    post_norm: Tensor,
+}
+
+/// The key/value cache of one batch, owned by the caller: pass the same cache to successive
+/// [`Model::forward`] calls to append tokens. It also keeps each row's attention mask so that
+/// positions and padding carry over.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+    /// Per row, 1 for a real token, 0 for padding, over every token seen so far.
+    mask: Vec<Vec<u8>>,
+}
+
+impl KvCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Tokens held per row (real and padding).
+    pub fn len(&self) -> usize {
+        self.mask.first().map_or(0, |r| r.len())
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Keep only the given rows (e.g. to drop finished sequences), in that order.
+    pub fn select_rows(&mut self, rows: &[usize]) -> candle_core::Result<()> {
+        let idx = Tensor::new(
+            rows.iter().map(|&r| r as u32).collect::<Vec<_>>(),
+            &Device::Cpu,
+        )?;
+        for (k, v) in self.layers.iter_mut().flatten() {
+            let dev = k.device().clone();
+            let idx = idx.to_device(&dev)?;
+            *k = k.index_select(&idx, 0)?;
+            *v = v.index_select(&idx, 0)?;
+        }
+        self.mask = rows.iter().map(|&r| self.mask[r].clone()).collect();
+        Ok(())
+    }
+}
+
+/// A Qwen2 / Llama decoder.
+#[derive(Debug, Clone)]
+pub struct Model {
+    cfg: Config,
+    embed: Tensor,
+    layers: Vec<Layer>,
+    norm: Tensor,
+    /// `None` when the output weights are tied to the embedding.
+    lm_head: Option<Linear>,
+    device: Device,
+}
+
+impl Model {
+    /// Build from a VarBuilder holding Hugging Face names. On a VarBuilder over an empty VarMap this
+    /// creates fresh weights (std 0.02, norms 1, biases 0).
+    pub fn new(cfg: &Config, vb: VarBuilder<'_>) -> Result<Self> {
+        if !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads)
+            || !cfg
+                .num_attention_heads
+                .is_multiple_of(cfg.num_key_value_heads)
+            || !cfg.head_dim().is_multiple_of(2)
+        {
+            return Err(ModelError::invalid(
+                "config",
+                "hidden_size must divide into an even head_dim and heads into kv heads",
+            ));
+        }
+        let h = cfg.hidden_size;
+        let embed = vb.get_with_hints(
+            (cfg.vocab_size, h),
+            "model.embed_tokens.weight",
+            init_normal(),
+        )?;
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for l in 0..cfg.num_hidden_layers {
+            let p = format!("model.layers.{l}");
+            let i = cfg.intermediate_size;
+            layers.push(Layer {
+                attn: Attention::new(cfg, &vb, &format!("{p}.self_attn"))?,
+                mlp: Mlp {
+                    gate_proj: Linear::new(&vb, &format!("{p}.mlp.gate_proj"), i, h, false)?,
+                    up_proj: Linear::new(&vb, &format!("{p}.mlp.up_proj"), i, h, false)?,
+                    down_proj: Linear::new(&vb, &format!("{p}.mlp.down_proj"), h, i, false)?,
+                },
+                input_norm: vb.get_with_hints(
+                    h,
+                    &format!("{p}.input_layernorm.weight"),
+                    Init::Const(1.0),
+                )?,
+                post_norm: vb.get_with_hints(
+                    h,
+                    &format!("{p}.post_attention_layernorm.weight"),
+                    Init::Const(1.0),
+                )?,
+            });
+        }
+        let norm = vb.get_with_hints(h, "model.norm.weight", Init::Const(1.0))?;
+        let lm_head = if cfg.tie_word_embeddings {
+            None
+        } else {
+            Some(Linear::new(&vb, "lm_head", cfg.vocab_size, h, false)?)
+        };
+        Ok(Model {
+            cfg: cfg.clone(),
+            embed,
+            layers,
+            norm,
+            lm_head,
+            device: vb.device().clone(),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Every linear layer, for LoRA and for saving.
+    pub fn linears_mut(&mut self) -> Vec<&mut Linear> {
+        let mut out = Vec::new();
+        for l in &mut self.layers {
+            out.push(&mut l.attn.q_proj);
+            out.push(&mut l.attn.k_proj);
+            out.push(&mut l.attn.v_proj);
+            out.push(&mut l.attn.o_proj);
+            out.push(&mut l.mlp.gate_proj);
+            out.push(&mut l.mlp.up_proj);
+            out.push(&mut l.mlp.down_proj);
+        }
+        if let Some(h) = &mut self.lm_head {
+            out.push(h);
+        }
+        out
+    }
+
+    fn linears(&self) -> Vec<&Linear> {
+        let mut out = Vec::new();
+        for l in &self.layers {
+            out.extend([
+                &l.attn.q_proj,
+                &l.attn.k_proj,
+                &l.attn.v_proj,
+                &l.attn.o_proj,
+                &l.mlp.gate_proj,
+                &l.mlp.up_proj,
+                &l.mlp.down_proj,
+            ]);
+        }
+        if let Some(h) = &self.lm_head {
+            out.push(h);
+        }
+        out
+    }
+
+    /// Detach every base weight from the autograd graph (LoRA training: only adapters learn, and
+    /// backward does not spend time on gradients nobody reads).
+    pub fn freeze_base(&mut self) {
+        self.embed = self.embed.detach();
+        self.norm = self.norm.detach();
+        for l in &mut self.layers {
+            l.input_norm = l.input_norm.detach();
+            l.post_norm = l.post_norm.detach();
+        }
+        for lin in self.linears_mut() {
+            lin.weight = lin.weight.detach();
+            lin.bias = lin.bias.as_ref().map(|b| b.detach());
+        }
+    }
+
+    /// Turn adapter dropout on (training) or off (evaluation, generation).
+    pub fn set_training(&mut self, training: bool) {
+        for lin in self.linears_mut() {
+            if let Some(l) = &mut lin.lora {
+                l.training = training;
+            }
+        }
+    }
+
+    /// The weights in Hugging Face names, as a checkpoint writes them. With `merge_lora`, adapters
+    /// are folded into their base weights; without, the base weights alone.
+    pub fn named_tensors(&self, merge_lora: bool) -> Result<Vec<(String, Tensor)>> {
+        let mut out = vec![("model.embed_tokens.weight".to_string(), self.embed.clone())];
+        for (i, l) in self.layers.iter().enumerate() {
+            out.push((
+                format!("model.layers.{i}.input_layernorm.weight"),
+                l.input_norm.clone(),
+            ));
+            out.push((
+                format!("model.layers.{i}.post_attention_layernorm.weight"),
+                l.post_norm.clone(),
+            ));
+        }
+        out.push(("model.norm.weight".to_string(), self.norm.clone()));
+        for lin in self.linears() {
+            let w = if merge_lora {
+                lin.merged_weight()?
+            } else {
+                lin.weight.clone()
+            };
+            out.push((format!("{}.weight", lin.name), w));
+            if let Some(b) = &lin.bias {
+                out.push((format!("{}.bias", lin.name), b.clone()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Logits for every position: `ids` (b, t) u32, `mask` (b, t) with 1 for real tokens and 0 for
+    /// padding (any padding side). With a cache, the tokens are appended after the cached ones.
+    pub fn forward(
+        &self,
+        ids: &Tensor,
+        mask: &[Vec<u8>],
+        cache: Option<&mut KvCache>,
+    ) -> Result<Tensor> {
+        let h = self.forward_hidden(ids, mask, cache)?;
+        self.logits(&h)
+    }
+
+    /// Project final hidden states (…, hidden) to logits (…, vocab).
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        Ok(match &self.lm_head {
+            Some(head) => head.forward(hidden)?,
+            None => {
+                let dims = hidden.dims().to_vec();
+                let rows: usize = dims[..dims.len() - 1].iter().product();
+                let y = hidden
+                    .reshape((rows, self.cfg.hidden_size))?
+                    .matmul(&self.embed.t()?)?;
+                let mut od = dims;
+                *od.last_mut().expect("non-empty") = self.cfg.vocab_size;
+                y.reshape(od)?
+            }
+        })
+    }
+
+    /// Final hidden states (b, t, hidden) after the last norm; see [`Model::forward`].
+    pub fn forward_hidden(
+        &self,
+        ids: &Tensor,
+        mask: &[Vec<u8>],
+        mut cache: Option<&mut KvCache>,
+    ) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        if mask.len() != b || mask.iter().any(|r| r.len() != t) {
+            return Err(ModelError::invalid(
+                "forward",
+                format!("mask must be {b} rows of {t}, one per token"),
+            ));
+        }
+        let past = cache.as_ref().map_or(0, |c| c.len());
+        if let Some(c) = cache.as_ref()
+            && past > 0
+            && c.mask.len() != b
+        {
+            return Err(ModelError::invalid(
+                "forward",
+                format!("cache holds {} rows, batch has {b}", c.mask.len()),
+            ));
+        }
+        // Full mask per row (cached + new) → positions (count of real tokens before) and the additive mask.
+        let full: Vec<Vec<u8>> = (0..b)
+            .map(|r| {
+                let mut row = cache
+                    .as_ref()
+                    .and_then(|c| c.mask.get(r).cloned())
+                    .unwrap_or_default();
+                row.extend_from_slice(&mask[r]);
+                row
+            })
+            .collect();
+        let total = past + t;
+        let mut pos = Vec::with_capacity(b * t);
+        let mut add = vec![0f32; b * t * total];
+        // A large finite negative rather than -inf: a padding query that sees no key then gets a
+        // uniform (ignored) distribution instead of NaN, which would poison the backward pass.
+        const NEG: f32 = -1e9;
+        for r in 0..b {
+            let mut count = 0u32;
+            let mut positions = Vec::with_capacity(total);
+            for &m in &full[r] {
+                // A real token's position is the number of real tokens before it (HF's
+                // cumsum(mask) - 1); a padding token's position is irrelevant as it is masked.
+                positions.push(count);
+                if m != 0 {
+                    count += 1;
+                }
+            }
+            pos.extend_from_slice(&positions[past..]);
+            for i in 0..t {
+                let qi = past + i;
+                for j in 0..total {
+                    if j > qi || full[r][j] == 0 {
+                        add[(r * t + i) * total + j] = NEG;
+                    }
+                }
+            }
+        }
+        let dev = &self.device;
+        let mask_t = Tensor::from_vec(add, (b, 1, t, total), dev)?;
+        let (cos, sin) = self.rope(&pos, b, t)?;
+        let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((
+            b,
+            t,
+            self.cfg.hidden_size,
+        ))?;
+        if let Some(c) = cache.as_deref_mut()
+            && c.layers.len() != self.layers.len()
+        {
+            c.layers = vec![None; self.layers.len()];
+        }
+        let eps = self.cfg.rms_norm_eps;
+        for (li, layer) in self.layers.iter().enumerate() {
+            let slot = cache.as_deref_mut().map(|c| &mut c.layers[li]);
+            let hn = rms_norm(&x, &layer.input_norm, eps)?;
+            x = (x + layer.attn.forward(&hn, &cos, &sin, &mask_t, slot)?)?;
+            let hn = rms_norm(&x, &layer.post_norm, eps)?;
+            x = (&x + layer.mlp.forward(&hn)?)?;
+        }
+        if let Some(c) = cache {
+            c.mask = full;
+        }
+        Ok(rms_norm(&x, &self.norm, eps)?)
+    }
+
+    /// cos/sin tables (b, 1, t, head_dim) for the given per-token positions.
+    fn rope(&self, pos: &[u32], b: usize, t: usize) -> Result<(Tensor, Tensor)> {
+        let hd = self.cfg.head_dim();
+        let half = hd / 2;
+        let inv: Vec<f32> = (0..half)
+            .map(|i| 1.0 / self.cfg.rope_theta.powf(2.0 * i as f64 / hd as f64) as f32)
+            .collect();
+        let mut cos = Vec::with_capacity(b * t * hd);
+        let mut sin = Vec::with_capacity(b * t * hd);
+        for &p in pos {
+            let ang: Vec<f32> = inv.iter().map(|f| p as f32 * f).collect();
+            for _ in 0..2 {
+                cos.extend(ang.iter().map(|a| a.cos()));
+                sin.extend(ang.iter().map(|a| a.sin()));
+            }
+        }
+        let cos = Tensor::from_vec(cos, (b, 1, t, hd), &self.device)?;
+        let sin = Tensor::from_vec(sin, (b, 1, t, hd), &self.device)?;
+        Ok((cos, sin))
+    }
+}
+
+/// Token ids to a (b, t) tensor, padding on the `left` or right with `pad`; returns the mask too.
+pub fn pad_batch(
+    rows: &[Vec<u32>],
+    pad: u32,
+    left: bool,
+    device: &Device,
+) -> Result<(Tensor, Vec<Vec<u8>>)> {
+    let t = rows.iter().map(|r| r.len()).max().unwrap_or(0).max(1);
+    let mut ids = Vec::with_capacity(rows.len() * t);
+    let mut mask = Vec::with_capacity(rows.len());
+    for r in rows {
+        let n = t - r.len();
+        let (mut row_ids, mut row_mask) = (Vec::with_capacity(t), Vec::with_capacity(t));
+        if left {
+            row_ids.extend(std::iter::repeat_n(pad, n));
+            row_mask.extend(std::iter::repeat_n(0u8, n));
+        }
+        row_ids.extend_from_slice(r);
+        row_mask.extend(std::iter::repeat_n(1u8, r.len()));
+        if !left {
+            row_ids.extend(std::iter::repeat_n(pad, n));
+            row_mask.extend(std::iter::repeat_n(0u8, n));
+        }
+        ids.extend(row_ids);
+        mask.push(row_mask);
+    }
+    let ids = Tensor::from_vec(ids, (rows.len(), t), device)?;
+    Ok((ids, mask))
+}
+
+/// The dtype every trainable weight has here (f32 on CPU: see STACK.md).
+pub const DTYPE: DType = DType::F32;

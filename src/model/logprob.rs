@@ -1,0 +1,82 @@
+//! Summed log p(response | prompt) over the response tokens of a padded batch of pairs: the
+//! quantity every loss here is built from. Differentiable: the result carries the graph back to
+//! the weights.
+
+use candle_core::{D, Tensor};
+
+use super::decoder::{Model, pad_batch};
+use super::{ModelError, Result};
+
+/// One (prompt, response) pair in token ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pair {
+    pub prompt: Vec<u32>,
+    pub response: Vec<u32>,
+}
+
+/// The log-probs of a batch of pairs.
+#[derive(Debug, Clone)]
+pub struct ResponseLogprobs {
+    /// (b,) f32: Σ log p(y_t | x, y_<t) over each row's response tokens.
+    pub sum: Tensor,
+    /// Response tokens per row (to average per token where a loss wants it).
+    pub n_tokens: Vec<usize>,
+}
+
+/// log p(target) for each position: `logits` (…, vocab), `targets` (…) u32 → (…) f32.
+///
+/// Kept as one small function so that the fused kernel of `exspin-kernels` can replace this plain
+/// composition (log-softmax over the whole vocabulary, then a gather) without touching callers.
+pub fn token_logprobs(logits: &Tensor, targets: &Tensor) -> candle_core::Result<Tensor> {
+    let lsm = candle_nn::ops::log_softmax(logits, D::Minus1)?;
+    lsm.gather(&targets.unsqueeze(D::Minus1)?, D::Minus1)?
+        .squeeze(D::Minus1)
+}
+
+/// Σ log p(response | prompt) per pair. Rows are right-padded with `pad`; the lm-head runs only
+/// from the shortest prompt's last token on, since the prompt positions before it are never
+/// scored (for Spider prompts of ~600 tokens and a vocabulary of 151k this saves most of the
+/// logits memory).
+pub fn response_logprobs(model: &Model, pairs: &[Pair], pad: u32) -> Result<ResponseLogprobs> {
+    if pairs.is_empty() {
+        return Err(ModelError::invalid("logprob", "empty batch"));
+    }
+    for (i, p) in pairs.iter().enumerate() {
+        if p.prompt.is_empty() || p.response.is_empty() {
+            return Err(ModelError::invalid(
+                "logprob",
+                format!("pair {i}: prompt and response must each hold at least one token"),
+            ));
+        }
+    }
+    let rows: Vec<Vec<u32>> = pairs
+        .iter()
+        .map(|p| p.prompt.iter().chain(&p.response).copied().collect())
+        .collect();
+    let (ids, mask) = pad_batch(&rows, pad, false, model.device())?;
+    let (b, t) = ids.dims2()?;
+    let start = pairs.iter().map(|p| p.prompt.len()).min().unwrap_or(1) - 1;
+    let len = t - 1 - start;
+    let hidden = model.forward_hidden(&ids, &mask, None)?;
+    // Position i predicts token i+1.
+    let logits = model.logits(&hidden.narrow(1, start, len)?)?;
+    let targets = ids.narrow(1, start + 1, len)?.contiguous()?;
+    let lp = token_logprobs(&logits, &targets)?;
+    let mut w = vec![0f32; b * len];
+    for (r, p) in pairs.iter().enumerate() {
+        let lo = p.prompt.len();
+        let hi = lo + p.response.len();
+        for j in 0..len {
+            let tok = start + 1 + j; // index of the predicted token
+            if tok >= lo && tok < hi {
+                w[r * len + j] = 1.0;
+            }
+        }
+    }
+    let w = Tensor::from_vec(w, (b, len), model.device())?;
+    let sum = (lp * w)?.sum(1)?;
+    Ok(ResponseLogprobs {
+        sum,
+        n_tokens: pairs.iter().map(|p| p.response.len()).collect(),
+    })
+}

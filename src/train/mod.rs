@@ -1,0 +1,141 @@
+//! Training: losses ([`loss`]), AdamW with clipping and accumulation ([`optim`]), learning-rate
+//! schedules ([`schedule`]), and [`Trainer`], which ties them into "backward each micro-batch,
+//! update every N". Full fine-tuning hands the trainer the model's VarMap; LoRA hands it the
+//! adapters' VarMap (the base is frozen), so the same trainer serves both.
+
+pub mod loss;
+pub mod optim;
+pub mod schedule;
+
+use std::path::Path;
+
+use candle_core::{Tensor, Var};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{ModelError, Result};
+pub use optim::{AdamW, AdamWConfig, GradAccumulator, params_of};
+pub use schedule::{Decay, Schedule};
+
+/// How the trainer updates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainerConfig {
+    #[serde(default)]
+    pub optim: AdamWConfig,
+    pub schedule: Schedule,
+    /// Micro-batches per optimizer update (each micro-batch loss is scaled by 1/N).
+    #[serde(default = "one")]
+    pub grad_accum: usize,
+    /// Clip the global gradient norm to this (None: no clipping).
+    #[serde(default)]
+    pub max_grad_norm: Option<f64>,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// What an optimizer update did.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StepStats {
+    /// The update's index (0-based).
+    pub step: usize,
+    pub lr: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+}
+
+/// Saved beside the optimizer moments for resume.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainerState {
+    pub step: usize,
+    pub adam_updates: usize,
+}
+
+/// Backward, accumulate, clip, update.
+pub struct Trainer {
+    cfg: TrainerConfig,
+    opt: AdamW,
+    accum: GradAccumulator,
+    step: usize,
+}
+
+impl Trainer {
+    pub fn new(params: Vec<(String, Var)>, cfg: TrainerConfig) -> Result<Self> {
+        if params.is_empty() {
+            return Err(ModelError::invalid("trainer", "no trainable parameters"));
+        }
+        if cfg.grad_accum == 0 {
+            return Err(ModelError::invalid(
+                "trainer",
+                "grad_accum must be at least 1",
+            ));
+        }
+        let n = params.len();
+        Ok(Trainer {
+            opt: AdamW::new(params, cfg.optim.clone())?,
+            accum: GradAccumulator::new(n),
+            cfg,
+            step: 0,
+        })
+    }
+
+    /// Optimizer updates done.
+    pub fn step(&self) -> usize {
+        self.step
+    }
+
+    pub fn params(&self) -> &[(String, Var)] {
+        self.opt.params()
+    }
+
+    /// Backward one micro-batch's loss; after `grad_accum` of them, clip and update. Returns the
+    /// update's stats when one happened.
+    pub fn backward(&mut self, loss: &Tensor) -> Result<Option<StepStats>> {
+        let scaled = (loss / self.cfg.grad_accum as f64)?;
+        let grads = scaled.backward()?;
+        self.accum.add(self.opt.params(), &grads)?;
+        if self.accum.micro_batches() < self.cfg.grad_accum {
+            return Ok(None);
+        }
+        let grad_norm = match self.cfg.max_grad_norm {
+            Some(max) => self.accum.clip(max)?,
+            None => self.accum.global_norm()?,
+        };
+        let lr = self.cfg.schedule.lr_at(self.step);
+        let g = self.accum.take();
+        self.opt.step(&g, lr)?;
+        let stats = StepStats {
+            step: self.step,
+            lr,
+            grad_norm,
+        };
+        self.step += 1;
+        Ok(Some(stats))
+    }
+
+    /// Write `optimizer.safetensors` and `trainer_state.json` into `dir` (e.g. inside a checkpoint
+    /// folder being written atomically).
+    pub fn save_state(&self, dir: &Path) -> Result<()> {
+        self.opt.save(&dir.join("optimizer.safetensors"))?;
+        let state = TrainerState {
+            step: self.step,
+            adam_updates: self.opt.updates(),
+        };
+        let p = dir.join("trainer_state.json");
+        std::fs::write(&p, serde_json::to_string_pretty(&state).expect("json"))
+            .map_err(|e| ModelError::io(&p, e))
+    }
+
+    /// Resume from what [`Trainer::save_state`] wrote.
+    pub fn load_state(&mut self, dir: &Path) -> Result<()> {
+        let p = dir.join("trainer_state.json");
+        let text = std::fs::read_to_string(&p).map_err(|e| ModelError::io(&p, e))?;
+        let state: TrainerState = serde_json::from_str(&text)
+            .map_err(|e| ModelError::invalid(&p, format!("not a trainer state: {e}")))?;
+        self.opt
+            .load(&dir.join("optimizer.safetensors"), state.adam_updates)?;
+        self.step = state.step;
+        Ok(())
+    }
+}
