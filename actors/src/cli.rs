@@ -33,6 +33,17 @@ pub enum Command {
     Sql(crate::cmd::sql::SqlArgs),
     /// Execution accuracy of a predictions file (official Spider / BIRD semantics).
     Eval(crate::cmd::eval::EvalArgs),
+    /// Self-play fine-tuning: the streaming runtime (prompt builder, opponent, SQL executor,
+    /// replay buffer, trainer, evaluator under a supervisor).
+    ///
+    /// Writes RUN_DIR/summary.json (rounds, pairs trained, every trained sample id in order, dev
+    /// execution accuracy per round, restarts), RUN_DIR/metrics.jsonl (one line per train step)
+    /// and RUN_DIR/checkpoints/ (every N steps and on SIGTERM/SIGINT, which then stop the run).
+    /// Until the real model lands only the fake model of configs/demo.toml exists.
+    Run(crate::cmd::run::RunArgs),
+    /// Continue a run from its newest checkpoint. Refuses when its config.toml or its data
+    /// changed since the checkpoint was written.
+    Resume(crate::cmd::run::ResumeArgs),
     /// Benchmarks (speed is measured here, never in tests).
     #[command(subcommand)]
     Bench(BenchCommand),

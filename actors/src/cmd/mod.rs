@@ -3,6 +3,7 @@
 pub mod bench_eval;
 pub mod dataset;
 pub mod eval;
+pub mod run;
 pub mod sql;
 pub mod synth;
 
@@ -14,5 +15,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Sql(args) => sql::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Bench(BenchCommand::Eval(args)) => bench_eval::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Resume(args) => run::resume(args),
     }
 }
