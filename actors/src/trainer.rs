@@ -84,10 +84,11 @@ async fn on_batch(ctx: &Arc<Ctx>, batch: Batch) -> Result<(), ActorProcessingErr
             .open(&path)?;
         writeln!(f, "{line}")?;
         let every = ctx.config.run.checkpoint_every;
-        if every > 0 && step % every == 0 {
-            if let Err(e) = write_checkpoint(ctx).await {
-                tracing::warn!("checkpoint at step {step} failed: {e:#}");
-            }
+        if every > 0
+            && step % every == 0
+            && let Err(e) = write_checkpoint(ctx).await
+        {
+            tracing::warn!("checkpoint at step {step} failed: {e:#}");
         }
     }
     send!(ctx, replay, ReplayMsg::Ack(batch.id));

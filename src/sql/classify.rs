@@ -432,7 +432,7 @@ fn is_literal(rest: &[Token<'_>]) -> bool {
     let literal = matches!(lit.kind, TokenKind::Number | TokenKind::String)
         || (lit.kind == TokenKind::QuotedIdent && lit.text.starts_with('"'));
     // `x = 1 + y` compares with an expression, not a literal.
-    literal && after.is_none_or(|t| !(t.kind == TokenKind::Punct && !matches!(t.text, ")" | ",")))
+    literal && after.is_none_or(|t| t.kind != TokenKind::Punct || matches!(t.text, ")" | ","))
 }
 
 /// Whether the token at `i` (left of an `=`) is a whole literal operand.
