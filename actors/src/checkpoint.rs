@@ -142,3 +142,56 @@ pub fn read(dir: &Path) -> Result<CheckpointMeta, CheckpointError> {
     meta.journal.reindex();
     Ok(meta)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::{FakeTrainer, FakeTrainerState};
+
+    fn meta(step: u64) -> CheckpointMeta {
+        let mut journal = Journal::default();
+        journal.step = step;
+        journal.record_trained([format!("e#r0#s{step}")]);
+        CheckpointMeta {
+            format: FORMAT,
+            step,
+            round: 0,
+            seed: 1,
+            config_hash: "c".into(),
+            data_hash: "d".into(),
+            buffer: BufferSnapshot::default(),
+            journal,
+        }
+    }
+
+    #[test]
+    fn keeps_the_last_k_renames_into_place_and_reads_back() {
+        let run = tempfile::tempdir().unwrap();
+        let trainer = FakeTrainer {
+            state: FakeTrainerState::default(),
+            step_delay: std::time::Duration::ZERO,
+        };
+        for step in 1..=5 {
+            write(run.path(), &meta(step), &trainer, 2).unwrap();
+        }
+        let names: Vec<String> = list(run.path())
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["step-00000004", "step-00000005"]);
+        let leftovers = std::fs::read_dir(folder(run.path())).unwrap().count();
+        assert_eq!(leftovers, 2, "no temporary folder is left behind");
+        let (dir, back) = read_latest(run.path()).unwrap();
+        assert!(dir.join("fake_trainer.json").is_file());
+        assert_eq!(back.step, 5);
+        assert!(back.journal.is_trained("e#r0#s5"), "the index is rebuilt");
+
+        std::fs::write(dir.join("checkpoint.json"), b"{").unwrap();
+        let err = read_latest(run.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("corrupt") && err.contains("step-00000005"),
+            "{err}"
+        );
+    }
+}
