@@ -320,6 +320,15 @@ fn kill_9_sigterm_and_resume_give_the_uninterrupted_run() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("config"));
     std::fs::write(&cfg_copy, original).unwrap();
 
+    // Changed data is refused on resume too.
+    let dev = killed.join("data/dev.json");
+    let original = std::fs::read_to_string(&dev).unwrap();
+    std::fs::write(&dev, original.replacen("SELECT", "select", 1)).unwrap();
+    let out = resume("killed");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dataset differs"));
+    std::fs::write(&dev, original).unwrap();
+
     // A corrupt checkpoint is reported by name.
     let newest = exspin_actors::checkpoint::list(&killed)
         .unwrap()
