@@ -45,6 +45,17 @@ pub enum Command {
     /// Supervised fine-tuning (full or LoRA) on a Spider split, from a JSON run config; writes a
     /// Hugging Face folder (+ PEFT adapter) with the optimizer state.
     Sft(crate::cmd::sft::SftArgs),
+    /// Self-play fine-tuning: the streaming runtime (prompt builder, opponent, SQL executor,
+    /// replay buffer, trainer, evaluator under a supervisor).
+    ///
+    /// Writes RUN_DIR/summary.json (rounds, pairs trained, every trained sample id in order, dev
+    /// execution accuracy per round, restarts), RUN_DIR/metrics.jsonl (one line per train step)
+    /// and RUN_DIR/checkpoints/ (every N steps and on SIGTERM/SIGINT, which then stop the run).
+    /// Until the real model lands only the fake model of configs/demo.toml exists.
+    Run(crate::cmd::run::RunArgs),
+    /// Continue a run from its newest checkpoint. Refuses when its config.toml or its data
+    /// changed since the checkpoint was written.
+    Resume(crate::cmd::run::ResumeArgs),
     /// Benchmarks (speed is measured here, never in tests).
     #[command(subcommand)]
     Bench(BenchCommand),

@@ -8,6 +8,7 @@ pub mod eval;
 pub mod generate;
 pub mod index;
 pub mod prompt;
+pub mod run;
 pub mod schema_args;
 pub mod schema_recall;
 pub mod schema_train;
@@ -31,5 +32,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Schema(SchemaCommand::Train(args)) => schema_train::run(args),
         Command::Prompt(args) => prompt::run(args),
         Command::Index(args) => index::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Resume(args) => run::resume(args),
     }
 }

@@ -1,0 +1,117 @@
+//! `exspin run CONFIG --run-dir DIR` and `exspin resume RUN_DIR`: the self-play runtime.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use exspin_actors::config::JobConfig;
+use exspin_actors::runtime::{self, RunEnd};
+use exspin_actors::{checkpoint, summary};
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Example: exspin run configs/demo.toml --run-dir runs/demo")]
+pub struct RunArgs {
+    /// The job config (TOML), e.g. configs/demo.toml.
+    pub config: PathBuf,
+    /// Folder for summary.json, metrics.jsonl, checkpoints/ and a copy of the config.
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: PathBuf,
+    /// Delete an existing run folder first.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Example: exspin resume runs/demo")]
+pub struct ResumeArgs {
+    /// A run folder made by `exspin run` holding at least one checkpoint.
+    pub run_dir: PathBuf,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let (config, text) = JobConfig::load(&args.config)?;
+    if args.run_dir.exists() {
+        anyhow::ensure!(
+            args.overwrite,
+            "{} already exists; choose another --run-dir, resume it with `exspin resume {}`, or pass \
+             --overwrite to delete it",
+            args.run_dir.display(),
+            args.run_dir.display()
+        );
+        std::fs::remove_dir_all(&args.run_dir)
+            .with_context(|| format!("deleting {}", args.run_dir.display()))?;
+    }
+    std::fs::create_dir_all(&args.run_dir)
+        .with_context(|| format!("creating {}", args.run_dir.display()))?;
+    std::fs::write(args.run_dir.join("config.toml"), &text)?;
+    let ctx = runtime::prepare(config, &text, &args.run_dir)?;
+    report(
+        &args.run_dir,
+        block_on(runtime::drive(ctx, None, runtime::stop_signal()))?,
+    )
+}
+
+pub fn resume(args: ResumeArgs) -> anyhow::Result<()> {
+    let config_path = args.run_dir.join("config.toml");
+    anyhow::ensure!(
+        config_path.is_file(),
+        "{} is not a run folder (no config.toml); give the folder passed to `exspin run --run-dir`",
+        args.run_dir.display()
+    );
+    let (config, text) = JobConfig::load(&config_path)?;
+    let (dir, meta) = checkpoint::read_latest(&args.run_dir)?;
+    eprintln!(
+        "resuming from {} (step {}, round {})",
+        dir.display(),
+        meta.step,
+        meta.round
+    );
+    let ctx = runtime::prepare(config, &text, &args.run_dir)?;
+    let buffer = runtime::restore(&ctx, &dir, meta)?;
+    report(
+        &args.run_dir,
+        block_on(runtime::drive(ctx, Some(buffer), runtime::stop_signal()))?,
+    )
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    Ok(rt.block_on(f))
+}
+
+fn report(run_dir: &Path, end: anyhow::Result<RunEnd>) -> anyhow::Result<()> {
+    let end = end?;
+    let s: &summary::Summary = &end.summary;
+    match end.stopped_at {
+        Some(Ok(ckpt)) => {
+            eprintln!(
+                "stopped at step {} (round {}); checkpoint {}; continue with: exspin resume {}",
+                s.steps,
+                s.rounds,
+                ckpt.display(),
+                run_dir.display()
+            );
+            Ok(())
+        }
+        Some(Err(e)) => anyhow::bail!("stopped, but the checkpoint failed: {e}"),
+        None => {
+            anyhow::ensure!(
+                s.finished,
+                "the run ended before finishing; see the log above"
+            );
+            println!(
+                "finished {} rounds: {} pairs trained in {} steps, dev EX per round {:?}, {} restarts; \
+                 summary in {}",
+                s.rounds,
+                s.pairs_trained,
+                s.steps,
+                s.dev_ex_per_round,
+                s.restarts,
+                run_dir.join("summary.json").display()
+            );
+            Ok(())
+        }
+    }
+}

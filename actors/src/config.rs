@@ -1,0 +1,247 @@
+//! The job config of `exspin run` (TOML). Unknown fields are refused so a typo is an error, and
+//! [`JobConfig::validate`] says what to change in words a person can act on.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Which pairs the replay buffer keeps (see `pairs.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Gold vs a wrong / failing generation; correct generations are dropped.
+    Exspin,
+    /// Gold vs every generation (the SPIN paper).
+    Spin,
+    /// A correct generation vs a wrong one where both exist, else gold vs wrong.
+    Dpo,
+    /// Gold only (one pair per prompt).
+    Sft,
+}
+
+/// Round schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// The paper's barrier: round t+1 starts only after θt+1 is published.
+    Strict,
+    /// The opponent may run ahead by `staleness` versions (not built yet: refused by validate).
+    Async,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobConfig {
+    pub data: DataConfig,
+    pub run: RunConfig,
+    pub model: ModelConfig,
+}
+
+/// Where the examples come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// "synthetic" (the embedded default, generated into the run folder) or "spider".
+    pub source: String,
+    /// With source = "spider": the Spider-layout folder.
+    pub path: Option<PathBuf>,
+    /// Synthetic generation (ignored for spider).
+    pub synthetic_seed: u64,
+    pub synthetic_train: usize,
+    pub synthetic_dev: usize,
+    /// Dev examples used for the per-round dev accuracy (first N).
+    pub dev_limit: usize,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            source: "synthetic".into(),
+            path: None,
+            synthetic_seed: 42,
+            synthetic_train: 120,
+            synthetic_dev: 40,
+            dev_limit: 40,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    pub mode: Mode,
+    pub schedule: Schedule,
+    /// Versions an async opponent may run ahead (only read with schedule = "async").
+    pub staleness: u64,
+    pub rounds: u64,
+    /// Prompts (distinct examples) per round, drawn from a seeded permutation of the train split.
+    pub prompts_per_round: usize,
+    pub samples_per_prompt: usize,
+    /// Prompts per `Generator::generate` call.
+    pub generate_batch: usize,
+    /// Pairs per `Trainer::train_step`.
+    pub train_batch: usize,
+    /// Most pairs the replay buffer holds (buffered + sent to the trainer, not yet trained).
+    pub replay_capacity: usize,
+    /// Most batches sent to the trainer and not yet trained.
+    pub trainer_queue: usize,
+    pub executor_workers: usize,
+    pub executor_queue: usize,
+    pub executor_timeout_ms: u64,
+    /// Write a checkpoint every N train steps (0: only on SIGTERM/SIGINT).
+    pub checkpoint_every: u64,
+    /// Checkpoints kept (older ones are deleted).
+    pub keep_checkpoints: usize,
+    pub seed: u64,
+    /// Injected panics, "actor:message_index" (actor: prompt_builder, opponent, executor,
+    /// replay, trainer, evaluator). Each fires once; `EXSPIN_FAULT` adds more (comma-separated).
+    pub faults: Vec<String>,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            mode: Mode::Exspin,
+            schedule: Schedule::Strict,
+            staleness: 1,
+            rounds: 3,
+            prompts_per_round: 32,
+            samples_per_prompt: 2,
+            generate_batch: 4,
+            train_batch: 8,
+            replay_capacity: 32,
+            trainer_queue: 2,
+            executor_workers: 2,
+            executor_queue: 64,
+            executor_timeout_ms: 2000,
+            checkpoint_every: 4,
+            keep_checkpoints: 3,
+            seed: 7,
+            faults: Vec::new(),
+        }
+    }
+}
+
+/// The model behind the seams. Only `kind = "fake"` exists until `src/model` and `src/train` land.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    pub kind: String,
+    /// Fake generator: probability of producing the gold query at version 0 ...
+    pub fake_p0: f64,
+    /// ... rising by this much per version (capped at 0.95).
+    pub fake_p_step: f64,
+    /// Fake trainer: milliseconds each train step sleeps (to make runs long enough to interrupt).
+    pub fake_step_ms: u64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            kind: "fake".into(),
+            fake_p0: 0.3,
+            fake_p_step: 0.2,
+            fake_step_ms: 0,
+        }
+    }
+}
+
+pub const ACTORS: [&str; 6] = [
+    "prompt_builder",
+    "opponent",
+    "executor",
+    "replay",
+    "trainer",
+    "evaluator",
+];
+
+impl JobConfig {
+    pub fn load(path: &Path) -> anyhow::Result<(JobConfig, String)> {
+        use anyhow::Context;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the config {}", path.display()))?;
+        let config: JobConfig = toml::from_str(&text)
+            .with_context(|| format!("{}: not a valid job config", path.display()))?;
+        config
+            .validate()
+            .with_context(|| format!("{}: invalid job config", path.display()))?;
+        Ok((config, text))
+    }
+
+    /// Every problem at once, one per line, each saying what to change.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let mut errors = Vec::new();
+        let r = &self.run;
+        match self.data.source.as_str() {
+            "synthetic" => {
+                if self.data.synthetic_train == 0 || self.data.synthetic_dev == 0 {
+                    errors.push(
+                        "data.synthetic_train and data.synthetic_dev must be at least 1".into(),
+                    );
+                }
+            }
+            "spider" => {
+                if self.data.path.is_none() {
+                    errors.push("data.source = \"spider\" needs data.path (the folder with train_spider.json)".into());
+                }
+            }
+            other => errors.push(format!(
+                "data.source = \"{other}\" is unknown; use \"synthetic\" or \"spider\""
+            )),
+        }
+        for (name, v) in [
+            ("run.rounds", r.rounds as usize),
+            ("run.prompts_per_round", r.prompts_per_round),
+            ("run.samples_per_prompt", r.samples_per_prompt),
+            ("run.generate_batch", r.generate_batch),
+            ("run.train_batch", r.train_batch),
+            ("run.trainer_queue", r.trainer_queue),
+            ("run.executor_workers", r.executor_workers),
+            ("run.executor_queue", r.executor_queue),
+            ("run.keep_checkpoints", r.keep_checkpoints),
+        ] {
+            if v == 0 {
+                errors.push(format!("{name} must be at least 1"));
+            }
+        }
+        // Below this the buffer can hold a part batch and still have no room for a whole prompt:
+        // no credit, no sample, no batch, a stall.
+        let least = r.train_batch + r.samples_per_prompt.max(1) - 1;
+        if r.replay_capacity < least {
+            errors.push(format!(
+                "run.replay_capacity ({}) must be at least run.train_batch + run.samples_per_prompt - 1 \
+                 = {least}, or the pipeline can stall; raise it",
+                r.replay_capacity
+            ));
+        }
+        if r.schedule == Schedule::Async {
+            errors.push(
+                "run.schedule = \"async\" is not implemented yet in this runtime; use \"strict\""
+                    .into(),
+            );
+        }
+        if r.executor_timeout_ms == 0 {
+            errors.push("run.executor_timeout_ms must be positive".into());
+        }
+        for f in &r.faults {
+            if let Err(e) = crate::fault::parse_one(f) {
+                errors.push(format!("run.faults: {e}"));
+            }
+        }
+        if self.model.kind != "fake" {
+            errors.push(format!(
+                "model.kind = \"{}\": only \"fake\" exists until the real model lands",
+                self.model.kind
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.model.fake_p0) || self.model.fake_p_step < 0.0 {
+            errors
+                .push("model.fake_p0 must be in [0, 1] and model.fake_p_step non-negative".into());
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!("{}", errors.join("\n"))
+        }
+    }
+}

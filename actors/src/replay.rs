@@ -1,0 +1,123 @@
+//! Replay-buffer actor: a thin shell over `buffer::ReplayBuffer`. It records filtered samples in
+//! the journal, hands batches to the trainer within its queue bound and grants credits upstream
+//! as room frees.
+
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+use crate::buffer::{BufferLimits, BufferSnapshot, ReplayBuffer};
+use crate::context::{Ctx, send};
+use crate::messages::{OpponentMsg, ReplayMsg, TrainerMsg};
+
+pub struct Replay;
+
+pub struct State {
+    ctx: Arc<Ctx>,
+    buf: ReplayBuffer,
+    /// False between a resync and the supervisor's `Grant`, so no credit escapes before the
+    /// prompt builder knows what to re-issue.
+    granting: bool,
+}
+
+pub fn limits(ctx: &Ctx) -> BufferLimits {
+    let r = &ctx.config.run;
+    BufferLimits {
+        mode: r.mode,
+        capacity: r.replay_capacity,
+        train_batch: r.train_batch,
+        trainer_queue: r.trainer_queue,
+        samples_per_round: r.prompts_per_round * r.samples_per_prompt,
+        samples_per_prompt: r.samples_per_prompt,
+    }
+}
+
+/// Arguments: the context and, on resume, the checkpointed buffer.
+pub struct ReplayArgs {
+    pub ctx: Arc<Ctx>,
+    pub restore: Option<BufferSnapshot>,
+}
+
+impl Actor for Replay {
+    type Msg = ReplayMsg;
+    type State = State;
+    type Arguments = ReplayArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: ReplayArgs,
+    ) -> Result<State, ActorProcessingErr> {
+        let ctx = args.ctx;
+        let (round, resolved) = {
+            let j = ctx.journal.lock();
+            (j.round, j.resolved_round.clone())
+        };
+        let buf = match args.restore {
+            Some(snap) if snap.round == round => ReplayBuffer::restore(limits(&ctx), snap),
+            // A restart (or a cut taken at a round's end): what is not resolved is re-issued.
+            _ => ReplayBuffer::new(limits(&ctx), round, resolved),
+        };
+        Ok(State {
+            ctx,
+            buf,
+            granting: false,
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        st: &mut State,
+    ) -> Result<(), ActorProcessingErr> {
+        st.ctx.faults.tick("replay");
+        match msg {
+            ReplayMsg::Judged(judged) => {
+                let got = st.buf.receive(judged);
+                let mut j = st.ctx.journal.lock();
+                j.duplicates_dropped += got.duplicates as u64;
+                metrics::counter!("exspin_samples_filtered_total")
+                    .increment(got.filtered.len() as u64);
+                j.resolved_round.extend(got.filtered);
+            }
+            ReplayMsg::Ack(id) => st.buf.ack(id),
+            ReplayMsg::StartRound(round) => st.buf.start_round(round),
+            ReplayMsg::Resync(reply) => {
+                st.granting = false;
+                for batch in st.buf.resync() {
+                    send!(st.ctx, trainer, TrainerMsg::Batch(batch));
+                }
+                let _ = reply.send((st.buf.round(), st.buf.accounted().clone()));
+                return Ok(());
+            }
+            ReplayMsg::Grant => st.granting = true,
+            ReplayMsg::Snapshot(reply) => {
+                let journal = st.ctx.journal.lock().clone();
+                let _ = reply.send((st.buf.snapshot(), journal));
+                return Ok(());
+            }
+        }
+        pump(st);
+        Ok(())
+    }
+}
+
+fn pump(st: &mut State) {
+    for batch in st.buf.take_batches() {
+        send!(st.ctx, trainer, TrainerMsg::Batch(batch));
+    }
+    let held = st.buf.held();
+    metrics::gauge!("exspin_replay_held").set(held as f64);
+    {
+        let mut j = st.ctx.journal.lock();
+        j.queue_max.replay_pairs = j.queue_max.replay_pairs.max(held);
+        j.queue_max.trainer_batches = j.queue_max.trainer_batches.max(st.buf.unacked_batches());
+    }
+    if st.granting {
+        let credits = st.buf.grant();
+        if credits > 0 {
+            send!(st.ctx, opponent, OpponentMsg::Grant(credits));
+        }
+    }
+}

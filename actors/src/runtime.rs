@@ -1,0 +1,217 @@
+//! Building a run (data, seams, executor pool) and driving it to the end or to a signal.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use exspin::data::{Dataset, spider, synthetic};
+use exspin::sql::executor::{ExecutorConfig, ExecutorPool};
+use parking_lot::{Mutex, RwLock};
+use ractor::Actor;
+use sha2::{Digest, Sha256};
+
+use crate::buffer::BufferSnapshot;
+use crate::checkpoint::CheckpointMeta;
+use crate::config::JobConfig;
+use crate::context::Ctx;
+use crate::fakes::{FakeDevEvaluator, FakeGenerator, FakeTrainer, FakeTrainerState};
+use crate::fault::Faults;
+use crate::journal::Journal;
+use crate::messages::SupervisorMsg;
+use crate::seams::WeightsHandle;
+use crate::summary::{self, Summary};
+use crate::supervisor::{Supervisor, SupervisorArgs};
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Loads (or, for the synthetic default, generates into `RUN/data`) the train and dev splits.
+pub fn load_data(config: &JobConfig, run_dir: &Path) -> anyhow::Result<(Dataset, Dataset)> {
+    let dir: PathBuf = match config.data.source.as_str() {
+        "synthetic" => {
+            let dir = run_dir.join("data");
+            if !dir.join("dev.json").is_file() {
+                let synth = synthetic::SynthConfig {
+                    seed: config.data.synthetic_seed,
+                    train_examples: config.data.synthetic_train,
+                    dev_examples: config.data.synthetic_dev,
+                    ..Default::default()
+                };
+                synthetic::generate(&synth, &dir).with_context(|| {
+                    format!("generating the synthetic dataset in {}", dir.display())
+                })?;
+            }
+            dir
+        }
+        _ => config.data.path.clone().expect("validated"),
+    };
+    let train = spider::load(&dir, "train")?;
+    let mut dev = spider::load(&dir, "dev")?;
+    dev.truncate(config.data.dev_limit);
+    Ok((train, dev))
+}
+
+/// Hash of what the run learns from: every example's id, database, question and gold query.
+pub fn data_hash(train: &Dataset, dev: &Dataset) -> String {
+    let bytes = serde_json::to_vec(&(&train.examples, &dev.examples)).expect("examples serialize");
+    sha256_hex(&bytes)
+}
+
+/// Everything a run needs, with the fake model (the only kind until `src/model` lands).
+pub fn prepare(config: JobConfig, config_text: &str, run_dir: &Path) -> anyhow::Result<Arc<Ctx>> {
+    let (train, dev) = load_data(&config, run_dir)?;
+    let order = crate::plan::permutation(&train, config.run.seed);
+    anyhow::ensure!(
+        config.run.prompts_per_round <= order.len(),
+        "run.prompts_per_round = {} but the train split has only {} usable examples; lower it \
+         (an example may appear once per round)",
+        config.run.prompts_per_round,
+        order.len()
+    );
+    let faults = Faults::new(&config.run.faults).map_err(|e| anyhow::anyhow!("faults: {e}"))?;
+    let m = &config.model;
+    let fake = |version| FakeGenerator {
+        seed: config.run.seed,
+        p0: m.fake_p0,
+        p_step: m.fake_p_step,
+        version,
+    };
+    let dev_ids = dev
+        .evaluable_examples()
+        .map(|(_, e)| (e.id.clone(), e.gold_sql.clone()))
+        .collect();
+    let pool = ExecutorPool::new(ExecutorConfig {
+        timeout: Duration::from_millis(config.run.executor_timeout_ms),
+        workers: config.run.executor_workers,
+        queue_capacity: config.run.executor_queue,
+        ..Default::default()
+    });
+    Ok(Arc::new(Ctx {
+        journal: Arc::new(Mutex::new(Journal::default())),
+        peers: RwLock::new(Default::default()),
+        faults,
+        generator: Arc::new(Mutex::new(Box::new(fake(0)))),
+        trainer: Arc::new(Mutex::new(Box::new(FakeTrainer {
+            state: FakeTrainerState::default(),
+            step_delay: Duration::from_millis(m.fake_step_ms),
+        }))),
+        evaluator: Arc::new(Mutex::new(Box::new(FakeDevEvaluator {
+            generator: fake(0),
+            dev_ids,
+        }))),
+        pool: Arc::new(pool),
+        data_hash: data_hash(&train, &dev),
+        train: Arc::new(train),
+        order,
+        run_dir: run_dir.to_path_buf(),
+        config_hash: sha256_hex(config_text.as_bytes()),
+        config,
+    }))
+}
+
+/// Puts a checkpoint back: journal, trainer state, opponent weights. Refuses a checkpoint made
+/// with another config or other data.
+pub fn restore(ctx: &Ctx, dir: &Path, meta: CheckpointMeta) -> anyhow::Result<BufferSnapshot> {
+    anyhow::ensure!(
+        meta.config_hash == ctx.config_hash,
+        "the config in {} differs from the one checkpoint {} was made with; resuming would mix two \
+         runs. Restore the original config.toml or start a new run with `exspin run`",
+        ctx.run_dir.display(),
+        dir.display()
+    );
+    anyhow::ensure!(
+        meta.data_hash == ctx.data_hash,
+        "the dataset differs from the one checkpoint {} was made with (data hash {} vs {}); restore \
+         the original data or start a new run",
+        dir.display(),
+        &meta.data_hash[..12.min(meta.data_hash.len())],
+        &ctx.data_hash[..12.min(ctx.data_hash.len())]
+    );
+    ctx.trainer
+        .lock()
+        .restore_state(dir)
+        .with_context(|| format!("restoring the trainer from {}", dir.display()))?;
+    let weights = meta.journal.weights.clone().unwrap_or(WeightsHandle {
+        version: 0,
+        path: None,
+    });
+    ctx.generator.lock().load_version(&weights)?;
+    truncate_metrics(&ctx.run_dir.join("metrics.jsonl"), meta.step)?;
+    *ctx.journal.lock() = meta.journal;
+    Ok(meta.buffer)
+}
+
+/// Drops metrics lines of steps after the checkpoint (they are trained again).
+fn truncate_metrics(path: &Path, step: u64) -> anyhow::Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: String = text
+        .lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v["step"].as_u64())
+                .is_some_and(|s| s <= step)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(path, kept)?;
+    Ok(())
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct RunEnd {
+    pub summary: Summary,
+    /// The checkpoint written on a stop signal.
+    pub stopped_at: Option<Result<PathBuf, String>>,
+}
+
+/// Runs the supervisor tree until the run finishes or `stop` resolves (then: checkpoint, stop).
+pub async fn drive(
+    ctx: Arc<Ctx>,
+    restore: Option<BufferSnapshot>,
+    stop: impl Future<Output = ()>,
+) -> anyhow::Result<RunEnd> {
+    let (sup, mut handle) = Actor::spawn(
+        None,
+        Supervisor,
+        SupervisorArgs {
+            ctx: ctx.clone(),
+            restore,
+        },
+    )
+    .await
+    .context("starting the runtime")?;
+    let mut stopped_at = None;
+    tokio::select! {
+        r = &mut handle => r.context("the supervisor task")?,
+        () = stop => {
+            let r = ractor::call_t!(sup, SupervisorMsg::Terminate, 180_000)
+                .map_err(|e| format!("{e}"))
+                .and_then(|r| r);
+            stopped_at = Some(r);
+            handle.await.context("the supervisor task")?;
+        }
+    }
+    let summary = summary::from_journal(&ctx.journal.lock(), &ctx.config);
+    summary::write(&ctx.run_dir, &summary)?;
+    Ok(RunEnd {
+        summary,
+        stopped_at,
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,137 @@
+//! The seams between the runtime and the model: what the actors need from a generator, a trainer
+//! and a dev evaluator, as plain synchronous traits.
+//!
+//! The real implementations (candle decoder, LoRA, losses, AdamW in `src/model` and `src/train`)
+//! land later; until then `fakes.rs` stands in. The traits are synchronous on purpose: model code
+//! is CPU/GPU-bound, so the actors call it inside `tokio::task::spawn_blocking` and the runtime
+//! stays responsive. Each seam object lives behind a mutex owned by the supervisor, so an actor
+//! that panics and restarts finds the model as it was (weights are never lost with a shell).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub type SeamResult<T> = anyhow::Result<T>;
+
+/// One prompt to answer: an example of the current round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptItem {
+    pub example_id: String,
+    pub db_id: String,
+    pub question: String,
+    pub gold_sql: String,
+    /// The text given to the model (a stand-in format until `src/schema` lands).
+    pub prompt: String,
+    pub round: u64,
+}
+
+impl PromptItem {
+    /// The deterministic id of the `k`-th sample of this prompt.
+    pub fn sample_id(&self, k: usize) -> String {
+        format!("{}#r{}#s{k}", self.example_id, self.round)
+    }
+}
+
+/// One generation of the opponent, with the reference log-probs computed at generation time (so
+/// the trainer never holds a second model).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub example_id: String,
+    /// `{example_id}#r{round}#s{k}`.
+    pub sample_id: String,
+    pub round: u64,
+    pub sql: String,
+    /// Opponent version t that produced it.
+    pub version: u64,
+    pub logp_gold: f32,
+    pub logp_gen: f32,
+}
+
+/// The executor's judgement of a generation against the gold result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    Correct,
+    WrongResult,
+    Error {
+        kind: String,
+    },
+    Timeout,
+    /// The gold query itself did not return rows: the sample cannot be judged and is dropped.
+    GoldFailed,
+}
+
+/// A sample with its prompt and verdict: what the replay buffer turns into pairs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Judged {
+    pub prompt: PromptItem,
+    pub sample: Sample,
+    pub verdict: Verdict,
+}
+
+/// One training pair. `id` is the sample id it came from, so "trained exactly once" is checkable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pair {
+    pub id: String,
+    pub example_id: String,
+    pub prompt: String,
+    /// Preferred completion (gold SQL, or a correct generation in dpo mode).
+    pub chosen: String,
+    /// Dispreferred completion; `None` in sft mode.
+    pub rejected: Option<String>,
+    /// Opponent version that made the sample.
+    pub version: u64,
+    /// Reference (opponent) log-probs of chosen and rejected.
+    pub ref_logp_chosen: f32,
+    pub ref_logp_rejected: Option<f32>,
+}
+
+/// A published set of weights: version t and where they are (None for in-memory fakes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeightsHandle {
+    pub version: u64,
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StepMetrics {
+    pub loss: f64,
+    /// Mean (chosen − rejected) implicit reward.
+    pub reward_margin: f64,
+    pub pairs: usize,
+}
+
+/// The opponent: θt answering prompts.
+pub trait Generator: Send {
+    /// `n_samples` generations per prompt, prompt by prompt, sample ids from
+    /// [`PromptItem::sample_id`], tagged with `version`.
+    fn generate(
+        &mut self,
+        batch: &[PromptItem],
+        n_samples: usize,
+        version: u64,
+    ) -> SeamResult<Vec<Sample>>;
+    /// Switches to published weights.
+    fn load_version(&mut self, weights: &WeightsHandle) -> SeamResult<()>;
+}
+
+/// The learner: θt+1.
+pub trait Trainer: Send {
+    fn train_step(&mut self, pairs: &[Pair]) -> SeamResult<StepMetrics>;
+    /// Publishes the current weights as the next version (t+1).
+    fn publish(&mut self) -> SeamResult<WeightsHandle>;
+    /// Writes everything needed to continue (weights, optimizer, step) into `dir` (exists, empty).
+    fn save_state(&self, dir: &Path) -> SeamResult<()>;
+    /// Restores what `save_state` wrote.
+    fn restore_state(&mut self, dir: &Path) -> SeamResult<()>;
+}
+
+/// Dev execution accuracy of a published version, a fraction in [0, 1].
+pub trait DevEvaluator: Send {
+    fn evaluate(&mut self, weights: &WeightsHandle) -> SeamResult<f64>;
+}
+
+/// Stand-in prompt format until `src/schema` builds real prompts (schema, values, question).
+pub fn stand_in_prompt(db_id: &str, question: &str) -> String {
+    format!("-- database: {db_id}\n-- question: {question}\nSELECT")
+}

@@ -1,0 +1,346 @@
+//! The streaming runtime end to end, on small configs with the fake model: exactly-once training,
+//! determinism, restarts after injected panics, kill -9 + resume, SIGTERM, queue bounds, and a
+//! corrupt checkpoint.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use exspin_actors::config::{JobConfig, Mode};
+use exspin_actors::runtime;
+use exspin_actors::summary::Summary;
+
+fn small(mode: Mode) -> JobConfig {
+    let mut c: JobConfig = toml::from_str(
+        r#"
+        [data]
+        synthetic_train = 60
+        synthetic_dev = 20
+        dev_limit = 20
+        [run]
+        rounds = 2
+        prompts_per_round = 8
+        samples_per_prompt = 2
+        generate_batch = 2
+        train_batch = 3
+        replay_capacity = 6
+        trainer_queue = 1
+        checkpoint_every = 0
+        [model]
+        "#,
+    )
+    .unwrap();
+    c.run.mode = mode;
+    c.validate().unwrap();
+    c
+}
+
+/// Runs a config in-process to the end.
+fn run_in_process(config: JobConfig, dir: &Path) -> Summary {
+    let text = toml::to_string(&config).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let ctx = runtime::prepare(config, &text, dir).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let end = rt
+        .block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(60),
+                runtime::drive(ctx, None, std::future::pending()),
+            )
+            .await
+        })
+        .expect("the run finishes within a minute")
+        .unwrap();
+    assert!(end.summary.finished, "{:?}", end.summary);
+    let on_disk: Summary =
+        serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(on_disk.samples_trained_ids, end.summary.samples_trained_ids);
+    assert_eq!(on_disk.finished, end.summary.finished);
+    end.summary
+}
+
+fn assert_no_duplicates(s: &Summary) {
+    let set: HashSet<&String> = s.samples_trained_ids.iter().collect();
+    assert_eq!(
+        set.len(),
+        s.samples_trained_ids.len(),
+        "a sample was trained twice"
+    );
+    assert_eq!(s.pairs_trained, s.samples_trained_ids.len());
+}
+
+/// In spin mode every sample becomes a pair: rounds × prompts × samples, each once.
+fn assert_spin_complete(s: &Summary, c: &JobConfig) {
+    assert_no_duplicates(s);
+    for r in 0..c.run.rounds {
+        let of_round: Vec<&String> = s
+            .samples_trained_ids
+            .iter()
+            .filter(|id| id.contains(&format!("#r{r}#")))
+            .collect();
+        let examples: BTreeSet<&str> = of_round
+            .iter()
+            .map(|id| id.split('#').next().unwrap())
+            .collect();
+        assert_eq!(examples.len(), c.run.prompts_per_round, "round {r}");
+        assert_eq!(
+            of_round.len(),
+            c.run.prompts_per_round * c.run.samples_per_prompt,
+            "round {r}"
+        );
+    }
+}
+
+fn assert_bounds(s: &Summary) {
+    let (m, b) = (&s.queue_max, &s.queue_bounds);
+    assert!(m.replay_pairs <= b.replay_pairs, "{m:?} vs {b:?}");
+    assert!(m.opponent_prompts <= b.opponent_prompts, "{m:?} vs {b:?}");
+    assert!(m.trainer_batches <= b.trainer_batches, "{m:?} vs {b:?}");
+    assert!(m.replay_pairs > 0 && m.trainer_batches > 0);
+}
+
+#[test]
+fn strict_run_trains_every_pair_once_deterministically_within_bounds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = small(Mode::Spin);
+    let a = run_in_process(c.clone(), &tmp.path().join("a"));
+    assert_spin_complete(&a, &c);
+    assert_bounds(&a);
+    assert_eq!(a.rounds, 2);
+    assert_eq!(a.restarts, 0);
+    assert_eq!(a.dev_ex_per_round.len(), 2);
+    assert!(a.dev_ex_per_round.iter().all(|x| (0.0..=1.0).contains(x)));
+    let b = run_in_process(c.clone(), &tmp.path().join("b"));
+    assert_eq!(
+        a.samples_trained_ids, b.samples_trained_ids,
+        "same seed, same order"
+    );
+
+    // ExSPIN keeps exactly the generations the executor judged not correct.
+    let e = run_in_process(small(Mode::Exspin), &tmp.path().join("e"));
+    assert_no_duplicates(&e);
+    let correct = e.verdicts.get("correct").copied().unwrap_or(0);
+    assert!(
+        correct > 0 && correct < e.samples_judged,
+        "{:?}",
+        e.verdicts
+    );
+    assert_eq!(e.pairs_trained as u64, e.samples_judged - correct);
+    let lines = std::fs::read_to_string(tmp.path().join("e/metrics.jsonl")).unwrap();
+    assert_eq!(lines.lines().count() as u64, e.steps);
+}
+
+#[test]
+fn panicking_each_actor_once_loses_and_duplicates_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = small(Mode::Spin);
+    c.run.faults = [
+        "prompt_builder:3",
+        "opponent:4",
+        "executor:3",
+        "replay:6",
+        "trainer:2",
+        "evaluator:0",
+    ]
+    .map(String::from)
+    .to_vec();
+    c.validate().unwrap();
+    let s = run_in_process(c.clone(), tmp.path());
+    assert_spin_complete(&s, &c);
+    assert_eq!(s.restarts, 6, "{:?}", s.restarts_by_actor);
+    assert!(
+        s.restarts_by_actor.values().all(|&n| n == 1),
+        "{:?}",
+        s.restarts_by_actor
+    );
+    assert_eq!(s.dev_ex_per_round.len(), 2);
+}
+
+#[test]
+fn every_config_file_loads_and_validates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            JobConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 1, "no config in {}", dir.display());
+    let bad: Result<JobConfig, _> =
+        toml::from_str("[data]\n[run]\nrounds = 2\nround = 3\n[model]\n");
+    assert!(
+        bad.unwrap_err().to_string().contains("round"),
+        "unknown fields are refused"
+    );
+    let mut c = small(Mode::Spin);
+    c.run.replay_capacity = 1;
+    c.run.faults = vec!["nobody:1".into()];
+    let msg = c.validate().unwrap_err().to_string();
+    assert!(
+        msg.contains("replay_capacity") && msg.contains("nobody"),
+        "{msg}"
+    );
+}
+
+// ---- the binary: kill -9, SIGTERM, resume, refusals ----
+
+fn exspin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_exspin"));
+    c.env_remove("EXSPIN_FAULT");
+    c
+}
+
+fn slow_config(dir: &Path) -> PathBuf {
+    let mut c = small(Mode::Spin);
+    c.run.rounds = 3;
+    c.run.prompts_per_round = 12;
+    c.run.train_batch = 2;
+    c.run.replay_capacity = 4;
+    c.run.checkpoint_every = 3;
+    c.model.fake_step_ms = 40;
+    let path = dir.join("slow.toml");
+    std::fs::write(&path, toml::to_string(&c).unwrap()).unwrap();
+    path
+}
+
+fn read_summary(run: &Path) -> Summary {
+    serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap()
+}
+
+fn wait_for(what: &str, child: &mut Child, cond: impl Fn() -> bool) {
+    let t = Instant::now();
+    while !cond() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before {what}"
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn has_checkpoint(run: &Path) -> bool {
+    exspin_actors::checkpoint::list(run).is_ok_and(|l| !l.is_empty())
+}
+
+fn check_ok(out: std::process::Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{err}");
+    err
+}
+
+#[test]
+fn kill_9_sigterm_and_resume_give_the_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = slow_config(tmp.path());
+    let run = |dir: &str| {
+        let mut c = exspin();
+        c.arg("run")
+            .arg(&cfg)
+            .arg("--run-dir")
+            .arg(tmp.path().join(dir))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        c
+    };
+    let resume = |dir: &str| {
+        exspin()
+            .arg("resume")
+            .arg(tmp.path().join(dir))
+            .output()
+            .unwrap()
+    };
+
+    // Uninterrupted baseline.
+    check_ok(run("base").spawn().unwrap().wait_with_output().unwrap());
+    let base = read_summary(&tmp.path().join("base"));
+    assert!(base.finished);
+
+    // kill -9 once a checkpoint exists, then resume.
+    let killed = tmp.path().join("killed");
+    let mut child = run("killed").spawn().unwrap();
+    wait_for("a checkpoint", &mut child, || has_checkpoint(&killed));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    check_ok(resume("killed"));
+    let s = read_summary(&killed);
+    assert!(s.finished);
+    assert_eq!(s.samples_trained_ids, base.samples_trained_ids);
+    assert_eq!(s.dev_ex_per_round, base.dev_ex_per_round);
+
+    // SIGTERM: a checkpoint, then a clean exit; resume finishes the same run.
+    let termed = tmp.path().join("termed");
+    let mut child = run("termed").spawn().unwrap();
+    let metrics = termed.join("metrics.jsonl");
+    wait_for("two train steps", &mut child, || {
+        std::fs::read_to_string(&metrics).is_ok_and(|t| t.lines().count() >= 2)
+    });
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let err = check_ok(child.wait_with_output().unwrap());
+    assert!(
+        err.contains("checkpoint") && err.contains("exspin resume"),
+        "{err}"
+    );
+    assert!(has_checkpoint(&termed));
+    assert!(!read_summary(&termed).finished);
+    check_ok(resume("termed"));
+    assert_eq!(
+        read_summary(&termed).samples_trained_ids,
+        base.samples_trained_ids
+    );
+
+    // A used run folder is refused without --overwrite.
+    let out = run("base").output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--overwrite"));
+
+    // A changed config is refused on resume, with the reason.
+    let cfg_copy = killed.join("config.toml");
+    let original = std::fs::read_to_string(&cfg_copy).unwrap();
+    std::fs::write(&cfg_copy, format!("{original}\n# edited\n")).unwrap();
+    let out = resume("killed");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("config"));
+    std::fs::write(&cfg_copy, original).unwrap();
+
+    // Changed data is refused on resume too.
+    let dev = killed.join("data/dev.json");
+    let original = std::fs::read_to_string(&dev).unwrap();
+    std::fs::write(&dev, original.replacen("SELECT", "select", 1)).unwrap();
+    let out = resume("killed");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dataset differs"));
+    std::fs::write(&dev, original).unwrap();
+
+    // A corrupt checkpoint is reported by name.
+    let newest = exspin_actors::checkpoint::list(&killed)
+        .unwrap()
+        .pop()
+        .unwrap();
+    std::fs::write(newest.join("checkpoint.json"), b"{\"format\": 1, \"st").unwrap();
+    let out = resume("killed");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("corrupt")
+            && err.contains(&newest.file_name().unwrap().to_string_lossy().to_string()),
+        "{err}"
+    );
+}
