@@ -25,9 +25,23 @@ pub struct ResponseLogprobs {
 
 /// log p(target) for each position: `logits` (…, vocab), `targets` (…) u32 → (…) f32.
 ///
-/// Kept as one small function so that the fused kernel of `exspin-kernels` can replace this plain
-/// composition (log-softmax over the whole vocabulary, then a gather) without touching callers.
+/// Runs the fused op of `exspin-kernels` (one streaming pass per row, backward without storing
+/// the softmax) instead of log-softmax over the whole vocabulary followed by a gather;
+/// [`token_logprobs_reference`] is that plain composition, kept for the tests.
 pub fn token_logprobs(logits: &Tensor, targets: &Tensor) -> candle_core::Result<Tensor> {
+    let dims = logits.dims();
+    let (lead, vocab) = match dims.split_last() {
+        Some((&vocab, lead)) if !lead.is_empty() => (lead.to_vec(), vocab),
+        _ => candle_core::bail!("token_logprobs: logits must be (…, vocab), got {dims:?}"),
+    };
+    let rows: usize = lead.iter().product();
+    let flat = logits.contiguous()?.reshape((rows, vocab))?;
+    let targets = targets.contiguous()?.reshape(rows)?;
+    exspin_kernels::token_logprobs(&flat, &targets, None)?.reshape(lead)
+}
+
+/// The plain composition [`token_logprobs`] replaces (log-softmax, then gather).
+pub fn token_logprobs_reference(logits: &Tensor, targets: &Tensor) -> candle_core::Result<Tensor> {
     let lsm = candle_nn::ops::log_softmax(logits, D::Minus1)?;
     lsm.gather(&targets.unsqueeze(D::Minus1)?, D::Minus1)?
         .squeeze(D::Minus1)
@@ -79,4 +93,32 @@ pub fn response_logprobs(model: &Model, pairs: &[Pair], pad: u32) -> Result<Resp
         sum,
         n_tokens: pairs.iter().map(|p| p.response.len()).collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor, Var};
+
+    use super::{token_logprobs, token_logprobs_reference};
+
+    #[test]
+    fn fused_op_matches_the_composition_with_gradients() {
+        let dev = Device::Cpu;
+        let logits =
+            Var::from_tensor(&(Tensor::randn(0f32, 3.0, (2, 5, 97), &dev).unwrap())).unwrap();
+        let targets = Tensor::rand(0f32, 97.0, (2, 5), &dev)
+            .unwrap()
+            .to_dtype(candle_core::DType::U32)
+            .unwrap();
+        let fused = token_logprobs(logits.as_tensor(), &targets).unwrap();
+        let plain = token_logprobs_reference(logits.as_tensor(), &targets).unwrap();
+        assert_eq!(fused.dims(), &[2, 5]);
+        let diff = (&fused - &plain).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
+        let g_fused = fused.sum_all().unwrap().backward().unwrap();
+        let g_plain = plain.sum_all().unwrap().backward().unwrap();
+        let (a, b) = (g_fused.get(&logits).unwrap(), g_plain.get(&logits).unwrap());
+        let gdiff = (a - b).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(gdiff.to_scalar::<f32>().unwrap() < 1e-5);
+    }
 }
