@@ -546,14 +546,15 @@ fn model_full_finetune_step_reduces_loss_and_reaches_every_weight() {
         .map(|(n, _)| n)
         .collect();
     assert!(missing.is_empty(), "no gradient for {missing:?}");
-    let mut tr = Trainer::new(params, trainer_cfg(1e-2)).unwrap();
-    for _ in 0..3 {
+    // Adam's first steps move every weight by about lr whatever the gradient, and the random
+    // init (unseeded, so it differs per run) has std 0.02: at lr 1e-2 about 1 run in 150
+    // diverged. 3e-3 over five steps is the stable regime.
+    let mut tr = Trainer::new(params, trainer_cfg(3e-3)).unwrap();
+    for _ in 0..5 {
         let l = loss::sft_loss(&response_logprobs(&m, &batch, pad).unwrap()).unwrap();
         let st = tr.backward(&l.loss).unwrap().expect("an update per batch");
         assert!(st.grad_norm > 0.0);
     }
-    // Over three AdamW steps at lr 1e-2 the loss falls by ~0.6 on this batch; a single step can
-    // overshoot (random init differs per run, ~1 run in 15), so only the trend is asserted.
     let l1 = loss::sft_loss(&response_logprobs(&m, &batch, pad).unwrap()).unwrap();
     assert!(
         l1.metrics.loss < l0.metrics.loss - 0.1,
@@ -561,7 +562,7 @@ fn model_full_finetune_step_reduces_loss_and_reaches_every_weight() {
         l0.metrics.loss,
         l1.metrics.loss
     );
-    assert_eq!(tr.step(), 3);
+    assert_eq!(tr.step(), 5);
 }
 
 #[test]
