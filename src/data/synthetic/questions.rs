@@ -50,12 +50,7 @@ fn equality_key(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, String)> 
             format!("SELECT {col} FROM {name} WHERE {pk} = {id}"),
         ),
         2 => {
-            let &b = attrs
-                .iter()
-                .filter(|&&b| b != a)
-                .copied()
-                .collect::<Vec<usize>>()
-                .choose(rng)?;
+            let b = other_than(&attrs, a, rng)?;
             (
                 format!(
                     "Show the {an} and the {} of the {e} whose id is {id}.",
@@ -110,12 +105,7 @@ fn equality_non_key(db: &SynthDb, rng: &mut ChaCha8Rng) -> Option<(String, Strin
             format!("SELECT T1.{col} FROM {name} AS T1 WHERE T1.{fcol} = {lit}"),
         ),
         3 => {
-            let &b = outputs
-                .iter()
-                .filter(|&&b| b != a)
-                .copied()
-                .collect::<Vec<usize>>()
-                .choose(rng)?;
+            let b = other_than(&outputs, a, rng)?;
             (
                 format!(
                     "List the {an} and the {} of the {es} whose {fname} is {v}.",
@@ -543,4 +533,10 @@ fn describing(table: &TableDef) -> Option<usize> {
 fn random_row<'a>(db: &'a SynthDb, t: usize, rng: &mut ChaCha8Rng) -> &'a [Val] {
     let rows = &db.rows[t];
     &rows[rng.random_range(0..rows.len())]
+}
+
+/// A random column index from `columns` other than `a` (a second output column).
+fn other_than(columns: &[usize], a: usize, rng: &mut impl Rng) -> Option<usize> {
+    let others: Vec<usize> = columns.iter().copied().filter(|&b| b != a).collect();
+    others.choose(rng).copied()
 }
