@@ -1,12 +1,19 @@
 //! The replay buffer's logic, without actors: dedup by sample id, pairs per mode, the bound, the
 //! credits it grants upstream, and the batches it hands the trainer (kept until acknowledged so a
 //! trainer restart re-issues them).
+//!
+//! Schedules: under `phased` no batch leaves before the whole round is judged (the barrier
+//! between execution and training); under `async` samples of rounds ahead of the one in training
+//! are held aside ("ahead", counted in `held`, so still within the credits) and enter the buffer
+//! when their round starts. Ahead samples are not checkpointed: after a resume or a replay restart
+//! they are generated again (same ids), which is why only the strict schedule promises the same
+//! samples after a resume.
 
 use std::collections::{HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Mode;
+use crate::config::{Mode, Schedule};
 use crate::pairs::make_pairs;
 use crate::seams::{Judged, Pair};
 
@@ -30,6 +37,7 @@ pub struct BufferLimits {
     /// Samples a round yields: prompts × samples per prompt.
     pub samples_per_round: usize,
     pub samples_per_prompt: usize,
+    pub schedule: Schedule,
 }
 
 /// What a checkpoint keeps of the buffer.
@@ -53,6 +61,9 @@ pub struct ReplayBuffer {
     end_sent: bool,
     /// Credits granted upstream whose samples have not arrived yet.
     outstanding: usize,
+    /// Async: judged samples of later rounds, in arrival order, and their ids.
+    ahead: Vec<Judged>,
+    ahead_ids: HashSet<String>,
 }
 
 /// What one delivery did.
@@ -60,6 +71,8 @@ pub struct ReplayBuffer {
 pub struct Received {
     pub filtered: Vec<String>,
     pub duplicates: usize,
+    /// Pairs added to the buffer.
+    pub pairs: usize,
 }
 
 impl ReplayBuffer {
@@ -78,6 +91,8 @@ impl ReplayBuffer {
             next_batch: 0,
             end_sent: false,
             outstanding: 0,
+            ahead: Vec::new(),
+            ahead_ids: HashSet::new(),
         }
     }
 
@@ -109,7 +124,14 @@ impl ReplayBuffer {
     }
 
     pub fn held(&self) -> usize {
-        self.buffer.len() + self.unacked.iter().map(|b| b.pairs.len()).sum::<usize>()
+        self.buffer.len()
+            + self.unacked.iter().map(|b| b.pairs.len()).sum::<usize>()
+            + self.ahead.len()
+    }
+
+    /// Samples held aside for later rounds (async).
+    pub fn ahead(&self) -> usize {
+        self.ahead.len()
     }
 
     pub fn unacked_batches(&self) -> usize {
@@ -127,21 +149,31 @@ impl ReplayBuffer {
     /// Takes judged samples; drops any sample already seen (a re-issue) or of another round.
     pub fn receive(&mut self, judged: Vec<Judged>) -> Received {
         self.outstanding = self.outstanding.saturating_sub(judged.len());
+        self.accept(judged)
+    }
+
+    fn accept(&mut self, judged: Vec<Judged>) -> Received {
         let mut out = Received::default();
-        let fresh: Vec<Judged> = judged
-            .into_iter()
-            .filter(|j| {
-                let new =
-                    j.sample.round == self.round && !self.accounted.contains(&j.sample.sample_id);
-                if !new {
+        let mut fresh = Vec::with_capacity(judged.len());
+        for j in judged {
+            let ahead = self.limits.schedule == Schedule::Async && j.sample.round > self.round;
+            if ahead {
+                if self.ahead_ids.insert(j.sample.sample_id.clone()) {
+                    self.ahead.push(j);
+                } else {
                     out.duplicates += 1;
                 }
-                new
-            })
-            .collect();
+            } else if j.sample.round == self.round && !self.accounted.contains(&j.sample.sample_id)
+            {
+                fresh.push(j);
+            } else {
+                out.duplicates += 1;
+            }
+        }
         self.accounted
             .extend(fresh.iter().map(|j| j.sample.sample_id.clone()));
         let (pairs, filtered) = make_pairs(self.limits.mode, &fresh);
+        out.pairs = pairs.len();
         self.buffer.extend(pairs);
         out.filtered = filtered;
         out
@@ -150,6 +182,9 @@ impl ReplayBuffer {
     /// Batches to send now: full ones while the trainer has room, and the round's last one.
     pub fn take_batches(&mut self) -> Vec<Batch> {
         let mut out = Vec::new();
+        if self.limits.schedule == Schedule::Phased && !self.round_complete() {
+            return out;
+        }
         while self.unacked.len() < self.limits.trainer_queue {
             let full = self.buffer.len() >= self.limits.train_batch;
             let last = self.round_complete()
@@ -188,12 +223,18 @@ impl ReplayBuffer {
 
     /// After a restart elsewhere: credits in flight are void (the opponent forgot them), and
     /// every un-acknowledged batch is to be sent again.
+    /// Samples held aside for later rounds are dropped too (they are issued again): otherwise they
+    /// could fill the capacity while the round in training still needs credits for re-issued
+    /// prompts.
     pub fn resync(&mut self) -> Vec<Batch> {
         self.outstanding = 0;
+        self.ahead.clear();
+        self.ahead_ids.clear();
         self.unacked.iter().cloned().collect()
     }
 
-    pub fn start_round(&mut self, round: u64) {
+    /// Moves to `round`; samples of it held aside (async) enter the buffer now.
+    pub fn start_round(&mut self, round: u64) -> Received {
         debug_assert!(
             self.buffer.is_empty(),
             "a round starts with an empty buffer"
@@ -201,6 +242,14 @@ impl ReplayBuffer {
         self.round = round;
         self.accounted.clear();
         self.end_sent = false;
+        let (now, later): (Vec<Judged>, Vec<Judged>) = std::mem::take(&mut self.ahead)
+            .into_iter()
+            .partition(|j| j.sample.round <= round);
+        for j in &now {
+            self.ahead_ids.remove(&j.sample.sample_id);
+        }
+        self.ahead = later;
+        self.accept(now)
     }
 }
 
@@ -242,6 +291,7 @@ mod tests {
             trainer_queue: 1,
             samples_per_round: 6,
             samples_per_prompt: 2,
+            schedule: Schedule::Strict,
         };
         let mut b = ReplayBuffer::new(limits, 0, Vec::new());
         assert_eq!(b.grant(), 4);

@@ -88,6 +88,10 @@ pub enum BenchCommand {
     Logprob(crate::cmd::bench_logprob::BenchLogprobArgs),
     /// Prompt build latency per question (p50/p99) with warm caches and value indexes.
     Prompt(crate::cmd::bench_prompt::BenchPromptArgs),
+    /// The self-play pipeline streaming vs phased (generate all, then execute all, then train)
+    /// on the same job: both wall times, their ratio, per-stage busy times and the share of SQL
+    /// execution hidden by overlap. Each run uses a fresh temporary run folder.
+    Pipeline(crate::cmd::bench_pipeline::BenchPipelineArgs),
 }
 
 #[derive(Subcommand, Debug)]

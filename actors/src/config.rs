@@ -25,8 +25,13 @@ pub enum Mode {
 pub enum Schedule {
     /// The paper's barrier: round t+1 starts only after θt+1 is published.
     Strict,
-    /// The opponent may run ahead by `staleness` versions (not built yet: refused by validate).
+    /// The opponent may run ahead of the trainer by at most `staleness` versions: a sample
+    /// generated with θt is trained while the trainer is at most at θ(t+staleness).
     Async,
+    /// SPIN's scripts: generate every prompt of the round, then execute every generation, then
+    /// train, with a barrier between the stages (no overlap; the baseline of `exspin bench
+    /// pipeline`). The replay buffer then holds a whole round.
+    Phased,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +40,18 @@ pub struct JobConfig {
     pub data: DataConfig,
     pub run: RunConfig,
     pub model: ModelConfig,
+    /// Observability (optional section).
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// Where the runtime's metrics go besides `RUN_DIR/metrics.jsonl`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve the Prometheus text format on 127.0.0.1:PORT (GET any path) while the run lasts;
+    /// 0 (the default) = off.
+    pub prometheus_port: u16,
 }
 
 /// Where the examples come from.
@@ -72,6 +89,7 @@ pub struct RunConfig {
     pub mode: Mode,
     pub schedule: Schedule,
     /// Versions an async opponent may run ahead (only read with schedule = "async").
+    #[serde(alias = "max_staleness")]
     pub staleness: u64,
     pub rounds: u64,
     /// Prompts (distinct examples) per round, drawn from a seeded permutation of the train split.
@@ -133,6 +151,9 @@ pub struct ModelConfig {
     pub fake_p_step: f64,
     /// Fake trainer: milliseconds each train step sleeps (to make runs long enough to interrupt).
     pub fake_step_ms: u64,
+    /// Fake generator: milliseconds each generate call sleeps per prompt of its batch (to stand
+    /// in for generation time, e.g. in `exspin bench pipeline`).
+    pub fake_generate_ms: u64,
 }
 
 impl Default for ModelConfig {
@@ -142,6 +163,7 @@ impl Default for ModelConfig {
             fake_p0: 0.3,
             fake_p_step: 0.2,
             fake_step_ms: 0,
+            fake_generate_ms: 0,
         }
     }
 }
@@ -214,9 +236,9 @@ impl JobConfig {
                 r.replay_capacity
             ));
         }
-        if r.schedule == Schedule::Async {
+        if r.schedule == Schedule::Async && r.staleness == 0 {
             errors.push(
-                "run.schedule = \"async\" is not implemented yet in this runtime; use \"strict\""
+                "run.schedule = \"async\" needs run.staleness >= 1 (with 0 it is \"strict\")"
                     .into(),
             );
         }
@@ -243,5 +265,28 @@ impl JobConfig {
         } else {
             anyhow::bail!("{}", errors.join("\n"))
         }
+    }
+}
+
+impl RunConfig {
+    /// Pairs the replay buffer may hold: `replay_capacity`, raised to a whole round under the
+    /// phased schedule (its barrier between execution and training holds a round's pairs).
+    pub fn effective_capacity(&self) -> usize {
+        match self.schedule {
+            Schedule::Phased => self
+                .replay_capacity
+                .max(self.prompts_per_round * self.samples_per_prompt),
+            _ => self.replay_capacity,
+        }
+    }
+
+    /// The last round whose prompts may be issued while `trained` rounds are done: the round in
+    /// progress, or up to `staleness` rounds ahead under the async schedule (capped at the end).
+    pub fn released_through(&self, trained: u64) -> u64 {
+        let ahead = match self.schedule {
+            Schedule::Async => self.staleness,
+            _ => 0,
+        };
+        (trained + ahead).min(self.rounds.saturating_sub(1))
     }
 }

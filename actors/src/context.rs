@@ -42,6 +42,8 @@ pub struct Ctx {
     pub run_dir: PathBuf,
     pub config_hash: String,
     pub data_hash: String,
+    /// Busy time per stage (this process).
+    pub stats: crate::stats::StageStats,
 }
 
 /// A cast to a peer. A peer that is down loses the message; that is fine because every piece of

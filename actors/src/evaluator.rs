@@ -33,8 +33,11 @@ impl Actor for Evaluator {
         let version = weights.version;
         if !ctx.journal.lock().dev_ex.contains_key(&version) {
             let evaluator = ctx.evaluator.clone();
+            let started = std::time::Instant::now();
             let acc =
                 tokio::task::spawn_blocking(move || evaluator.lock().evaluate(&weights)).await??;
+            ctx.stats
+                .add(crate::stats::Stage::Evaluate, started.elapsed());
             metrics::gauge!("exspin_dev_ex").set(acc);
             ctx.journal.lock().dev_ex.insert(version, acc);
         }

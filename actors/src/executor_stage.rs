@@ -10,6 +10,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use crate::context::{Ctx, send};
 use crate::messages::{ExecutorMsg, ReplayMsg};
 use crate::seams::{Judged, PromptItem, Sample, Verdict};
+use crate::stats::Stage;
 
 pub struct ExecutorStage;
 
@@ -37,18 +38,22 @@ impl Actor for ExecutorStage {
         let pool = ctx.pool.clone();
         let train = ctx.train.clone();
         let started = std::time::Instant::now();
+        metrics::gauge!("exspin_executor_inflight").set(items.len() as f64);
         let judged =
             tokio::task::spawn_blocking(move || judge_all(&pool, |db| train.db_path(db), items))
                 .await?;
-        metrics::histogram!("exspin_judge_seconds").record(started.elapsed().as_secs_f64());
+        let took = started.elapsed();
+        ctx.stats.add(Stage::Execute, took);
+        metrics::gauge!("exspin_executor_inflight").set(0.0);
+        metrics::histogram!("exspin_judge_seconds").record(took.as_secs_f64());
         metrics::counter!("exspin_queries_total").increment(judged.len() as u64);
         {
             let mut j = ctx.journal.lock();
             j.samples_judged += judged.len() as u64;
             for x in &judged {
-                *j.verdicts
-                    .entry(verdict_name(&x.verdict).into())
-                    .or_insert(0) += 1;
+                let name = verdict_name(&x.verdict);
+                metrics::counter!("exspin_verdicts_total", "verdict" => name).increment(1);
+                *j.verdicts.entry(name.into()).or_insert(0) += 1;
             }
         }
         send!(ctx, replay, ReplayMsg::Judged(judged));

@@ -36,6 +36,8 @@ pub struct FakeGenerator {
     pub p0: f64,
     pub p_step: f64,
     pub version: u64,
+    /// Sleeps this long per prompt of each `generate` call (stands in for generation time).
+    pub delay_per_prompt: Duration,
 }
 
 impl FakeGenerator {
@@ -62,6 +64,9 @@ impl Generator for FakeGenerator {
         n_samples: usize,
         version: u64,
     ) -> SeamResult<Vec<Sample>> {
+        if !self.delay_per_prompt.is_zero() {
+            std::thread::sleep(self.delay_per_prompt * batch.len() as u32);
+        }
         let mut out = Vec::with_capacity(batch.len() * n_samples);
         for item in batch {
             for k in 0..n_samples {

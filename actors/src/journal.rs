@@ -58,6 +58,15 @@ pub struct Journal {
     pub restarts: BTreeMap<String, u64>,
     pub queue_max: QueueMax,
     pub finished: bool,
+    /// Generations discarded by the mode (exspin: judged correct).
+    #[serde(default)]
+    pub samples_filtered: u64,
+    /// Most versions a trained pair's generator lagged behind the trainer (0 under strict).
+    #[serde(default)]
+    pub max_staleness: u64,
+    /// Pairs trained with a generator older than the trainer's version (async only).
+    #[serde(default)]
+    pub stale_pairs: u64,
 }
 
 impl Journal {

@@ -1,14 +1,17 @@
 //! Opponent-generator actor: generates against credits only, with the current version θt, and
-//! passes each generation with its prompt to the executor stage.
+//! passes each generation with its prompt to the executor stage: batch by batch, or (phased
+//! schedule) all of a `Prompts` delivery at once after generating every one of them.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
+use crate::config::Schedule;
 use crate::context::{Ctx, send};
 use crate::messages::{ExecutorMsg, OpponentMsg, PromptBuilderMsg};
-use crate::seams::PromptItem;
+use crate::seams::{PromptItem, Sample};
+use crate::stats::Stage;
 
 pub struct Opponent;
 
@@ -69,8 +72,11 @@ impl Actor for Opponent {
             OpponentMsg::Load(weights) => {
                 let generator = st.ctx.generator.clone();
                 let w = weights.clone();
+                let started = std::time::Instant::now();
                 tokio::task::spawn_blocking(move || generator.lock().load_version(&w)).await??;
+                st.ctx.stats.add(Stage::Generate, started.elapsed());
                 st.version = weights.version;
+                metrics::gauge!("exspin_opponent_version").set(weights.version as f64);
             }
             OpponentMsg::Resync => {
                 st.credits = 0;
@@ -83,6 +89,8 @@ impl Actor for Opponent {
 
 async fn generate_pending(st: &mut State) -> Result<(), ActorProcessingErr> {
     let n = st.ctx.config.run.samples_per_prompt;
+    let phased = st.ctx.config.run.schedule == Schedule::Phased;
+    let mut held: Vec<(PromptItem, Sample)> = Vec::new();
     while !st.pending.is_empty() {
         let take = st.ctx.config.run.generate_batch.min(st.pending.len());
         let batch: Vec<PromptItem> = st.pending.drain(..take).collect();
@@ -95,8 +103,13 @@ async fn generate_pending(st: &mut State) -> Result<(), ActorProcessingErr> {
         })
         .await?;
         let samples = samples?;
-        metrics::histogram!("exspin_generate_seconds").record(started.elapsed().as_secs_f64());
+        let took = started.elapsed();
+        st.ctx.stats.add(Stage::Generate, took);
+        metrics::histogram!("exspin_generate_seconds").record(took.as_secs_f64());
         metrics::counter!("exspin_samples_generated_total").increment(samples.len() as u64);
+        metrics::counter!("exspin_generated_chars_total")
+            .increment(samples.iter().map(|s| s.sql.len() as u64).sum());
+        metrics::gauge!("exspin_opponent_queue").set(st.pending.len() as f64);
         st.ctx.journal.lock().samples_generated += samples.len() as u64;
         let items = samples
             .into_iter()
@@ -108,8 +121,16 @@ async fn generate_pending(st: &mut State) -> Result<(), ActorProcessingErr> {
                     .clone();
                 (p, s)
             })
-            .collect();
-        send!(st.ctx, executor, ExecutorMsg::Judge(items));
+            .collect::<Vec<_>>();
+        if phased {
+            held.extend(items);
+        } else {
+            send!(st.ctx, executor, ExecutorMsg::Judge(items));
+        }
+    }
+    if !held.is_empty() {
+        // Phased: the barrier between generation and execution.
+        send!(st.ctx, executor, ExecutorMsg::Judge(held));
     }
     Ok(())
 }

@@ -1,15 +1,22 @@
 //! Prompt-builder actor: turns the data cursor into prompts and hands them to the opponent only
 //! as far as the opponent has credits (pull, so its queue stays bounded).
+//!
+//! Schedules: `strict` queues one round at a time. `async` queues every released round (the one
+//! in progress and up to `staleness` ahead, `RunConfig::released_through`), in round order.
+//! `phased` issues the remaining round only all at once (when the credits cover all of it), so
+//! the opponent generates the whole round before anything is executed.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
+use crate::config::Schedule;
 use crate::context::{Ctx, send};
 use crate::messages::{OpponentMsg, PromptBuilderMsg};
 use crate::plan::round_prompts;
 use crate::seams::PromptItem;
+use crate::stats::Stage;
 
 pub struct PromptBuilder;
 
@@ -17,6 +24,8 @@ pub struct State {
     ctx: Arc<Ctx>,
     queue: VecDeque<PromptItem>,
     want: usize,
+    /// Async schedule: the next round not queued yet.
+    next_round: u64,
 }
 
 impl Actor for PromptBuilder {
@@ -34,6 +43,7 @@ impl Actor for PromptBuilder {
             ctx,
             queue: VecDeque::new(),
             want: 0,
+            next_round: 0,
         })
     }
 
@@ -44,17 +54,41 @@ impl Actor for PromptBuilder {
         st: &mut State,
     ) -> Result<(), ActorProcessingErr> {
         st.ctx.faults.tick("prompt_builder");
+        let asynchronous = st.ctx.config.run.schedule == Schedule::Async;
         match msg {
             PromptBuilderMsg::Want(n) => st.want += n,
+            PromptBuilderMsg::StartRound(round) if asynchronous => {
+                // Queue every round released since (round order), each once. `round` (not the
+                // journal) because the opponent has been told to load its version just before.
+                let through = st.ctx.config.run.released_through(round);
+                while st.next_round <= through {
+                    let r = st.next_round;
+                    st.queue.extend(timed_pending(&st.ctx, r, &HashSet::new()));
+                    st.next_round += 1;
+                }
+            }
             PromptBuilderMsg::StartRound(round) => {
-                st.queue = pending_prompts(&st.ctx, round, &HashSet::new()).into();
+                st.queue = timed_pending(&st.ctx, round, &HashSet::new()).into();
+            }
+            PromptBuilderMsg::Reissue { round, accounted } if asynchronous => {
+                let through = st.ctx.config.run.released_through(round);
+                st.queue = (round..=through)
+                    .flat_map(|r| timed_pending(&st.ctx, r, &accounted))
+                    .collect();
+                st.next_round = st.next_round.max(through + 1);
+                st.want = 0;
             }
             PromptBuilderMsg::Reissue { round, accounted } => {
-                st.queue = pending_prompts(&st.ctx, round, &accounted).into();
+                st.queue = timed_pending(&st.ctx, round, &accounted).into();
                 st.want = 0;
             }
         }
-        let n = st.want.min(st.queue.len());
+        metrics::gauge!("exspin_prompt_queue").set(st.queue.len() as f64);
+        let n = match st.ctx.config.run.schedule {
+            // All of the round's remaining prompts in one go, or none yet.
+            Schedule::Phased if st.want < st.queue.len() => 0,
+            _ => st.want.min(st.queue.len()),
+        };
         if n > 0 {
             st.want -= n;
             let batch: Vec<PromptItem> = st.queue.drain(..n).collect();
@@ -63,6 +97,16 @@ impl Actor for PromptBuilder {
         }
         Ok(())
     }
+}
+
+/// [`pending_prompts`], counted as prompt-building time.
+fn timed_pending(ctx: &Ctx, round: u64, accounted: &HashSet<String>) -> Vec<PromptItem> {
+    let started = std::time::Instant::now();
+    let out = pending_prompts(ctx, round, accounted);
+    let took = started.elapsed();
+    ctx.stats.add(Stage::Prompt, took);
+    metrics::histogram!("exspin_prompt_build_seconds").record(took.as_secs_f64());
+    out
 }
 
 /// The prompts of `round` not all of whose samples are accounted for, in plan order.

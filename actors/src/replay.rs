@@ -24,11 +24,12 @@ pub fn limits(ctx: &Ctx) -> BufferLimits {
     let r = &ctx.config.run;
     BufferLimits {
         mode: r.mode,
-        capacity: r.replay_capacity,
+        capacity: r.effective_capacity(),
         train_batch: r.train_batch,
         trainer_queue: r.trainer_queue,
         samples_per_round: r.prompts_per_round * r.samples_per_prompt,
         samples_per_prompt: r.samples_per_prompt,
+        schedule: r.schedule,
     }
 }
 
@@ -75,14 +76,13 @@ impl Actor for Replay {
         match msg {
             ReplayMsg::Judged(judged) => {
                 let got = st.buf.receive(judged);
-                let mut j = st.ctx.journal.lock();
-                j.duplicates_dropped += got.duplicates as u64;
-                metrics::counter!("exspin_samples_filtered_total")
-                    .increment(got.filtered.len() as u64);
-                j.resolved_round.extend(got.filtered);
+                record(&st.ctx, got);
             }
             ReplayMsg::Ack(id) => st.buf.ack(id),
-            ReplayMsg::StartRound(round) => st.buf.start_round(round),
+            ReplayMsg::StartRound(round) => {
+                let got = st.buf.start_round(round);
+                record(&st.ctx, got);
+            }
             ReplayMsg::Resync(reply) => {
                 st.granting = false;
                 for batch in st.buf.resync() {
@@ -103,12 +103,27 @@ impl Actor for Replay {
     }
 }
 
+/// Journal and metrics of one delivery to the buffer.
+fn record(ctx: &Ctx, got: crate::buffer::Received) {
+    let mut j = ctx.journal.lock();
+    j.duplicates_dropped += got.duplicates as u64;
+    metrics::counter!("exspin_samples_filtered_total").increment(got.filtered.len() as u64);
+    metrics::counter!("exspin_pairs_made_total").increment(got.pairs as u64);
+    j.samples_filtered += got.filtered.len() as u64;
+    if j.samples_judged > 0 {
+        metrics::gauge!("exspin_filter_rate")
+            .set(j.samples_filtered as f64 / j.samples_judged as f64);
+    }
+    j.resolved_round.extend(got.filtered);
+}
+
 fn pump(st: &mut State) {
     for batch in st.buf.take_batches() {
         send!(st.ctx, trainer, TrainerMsg::Batch(batch));
     }
     let held = st.buf.held();
     metrics::gauge!("exspin_replay_held").set(held as f64);
+    metrics::gauge!("exspin_trainer_queue").set(st.buf.unacked_batches() as f64);
     {
         let mut j = st.ctx.journal.lock();
         j.queue_max.replay_pairs = j.queue_max.replay_pairs.max(held);

@@ -78,6 +78,7 @@ pub fn prepare(config: JobConfig, config_text: &str, run_dir: &Path) -> anyhow::
         p0: m.fake_p0,
         p_step: m.fake_p_step,
         version,
+        delay_per_prompt: Duration::ZERO,
     };
     let dev_ids = dev
         .evaluable_examples()
@@ -93,7 +94,10 @@ pub fn prepare(config: JobConfig, config_text: &str, run_dir: &Path) -> anyhow::
         journal: Arc::new(Mutex::new(Journal::default())),
         peers: RwLock::new(Default::default()),
         faults,
-        generator: Arc::new(Mutex::new(Box::new(fake(0)))),
+        generator: Arc::new(Mutex::new(Box::new(FakeGenerator {
+            delay_per_prompt: Duration::from_millis(m.fake_generate_ms),
+            ..fake(0)
+        }))),
         trainer: Arc::new(Mutex::new(Box::new(FakeTrainer {
             state: FakeTrainerState::default(),
             step_delay: Duration::from_millis(m.fake_step_ms),
@@ -109,6 +113,7 @@ pub fn prepare(config: JobConfig, config_text: &str, run_dir: &Path) -> anyhow::
         run_dir: run_dir.to_path_buf(),
         config_hash: sha256_hex(config_text.as_bytes()),
         config,
+        stats: Default::default(),
     }))
 }
 
@@ -177,6 +182,11 @@ pub async fn drive(
     restore: Option<BufferSnapshot>,
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<RunEnd> {
+    // Kept until the run ends; dropping it closes the port.
+    let _endpoint = match ctx.config.metrics.prometheus_port {
+        0 => None,
+        port => Some(crate::telemetry::serve(port)?),
+    };
     let (sup, mut handle) = Actor::spawn(
         None,
         Supervisor,

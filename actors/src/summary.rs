@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{JobConfig, Mode};
+use crate::config::{JobConfig, Mode, Schedule};
 use crate::context::Ctx;
 use crate::journal::{Journal, QueueMax};
 
@@ -33,13 +33,27 @@ pub struct Summary {
     pub verdicts: BTreeMap<String, u64>,
     pub queue_max: QueueMax,
     pub queue_bounds: QueueMax,
+    #[serde(default = "strict")]
+    pub schedule: Schedule,
+    /// Generations discarded by the mode (exspin: judged correct); filter rate = this / judged.
+    #[serde(default)]
+    pub samples_filtered: u64,
+    /// Most versions a trained sample's generator lagged behind the trainer (≤ run.staleness).
+    #[serde(default)]
+    pub max_staleness: u64,
+    #[serde(default)]
+    pub stale_pairs: u64,
+}
+
+fn strict() -> Schedule {
+    Schedule::Strict
 }
 
 pub fn bounds(config: &JobConfig) -> QueueMax {
     let r = &config.run;
     QueueMax {
-        replay_pairs: r.replay_capacity,
-        opponent_prompts: r.replay_capacity / r.samples_per_prompt,
+        replay_pairs: r.effective_capacity(),
+        opponent_prompts: r.effective_capacity() / r.samples_per_prompt,
         trainer_batches: r.trainer_queue,
     }
 }
@@ -64,6 +78,10 @@ pub fn from_journal(j: &Journal, config: &JobConfig) -> Summary {
         verdicts: j.verdicts.clone(),
         queue_max: j.queue_max.clone(),
         queue_bounds: bounds(config),
+        schedule: config.run.schedule,
+        samples_filtered: j.samples_filtered,
+        max_staleness: j.max_staleness,
+        stale_pairs: j.stale_pairs,
     }
 }
 

@@ -12,6 +12,7 @@ use crate::checkpoint::{self, CheckpointMeta};
 use crate::context::{Ctx, send};
 use crate::messages::{ReplayMsg, SupervisorMsg, TrainerMsg};
 use crate::seams::Pair;
+use crate::stats::Stage;
 
 pub struct TrainerActor;
 
@@ -63,11 +64,24 @@ async fn on_batch(ctx: &Arc<Ctx>, batch: Batch) -> Result<(), ActorProcessingErr
         })
         .await?;
         let m = metrics?;
-        metrics::histogram!("exspin_train_step_seconds").record(started.elapsed().as_secs_f64());
+        let took = started.elapsed();
+        ctx.stats.add(Stage::Train, took);
+        metrics::histogram!("exspin_train_step_seconds").record(took.as_secs_f64());
         metrics::counter!("exspin_pairs_trained_total").increment(fresh.len() as u64);
+        metrics::counter!("exspin_train_steps_total").increment(1);
         metrics::gauge!("exspin_loss").set(m.loss);
+        metrics::histogram!("exspin_loss_hist").record(m.loss);
+        metrics::gauge!("exspin_reward_margin").set(m.reward_margin);
         let (step, round, version) = {
             let mut j = ctx.journal.lock();
+            // Staleness: how many versions the generator of each pair lags behind θ now.
+            let now = j.version();
+            for p in &fresh {
+                let lag = now.saturating_sub(p.version);
+                metrics::histogram!("exspin_staleness").record(lag as f64);
+                j.max_staleness = j.max_staleness.max(lag);
+                j.stale_pairs += u64::from(lag > 0);
+            }
             j.record_trained(fresh.into_iter().map(|p| p.id));
             j.step += 1;
             j.loss_sum += m.loss;
@@ -76,7 +90,8 @@ async fn on_batch(ctx: &Arc<Ctx>, batch: Batch) -> Result<(), ActorProcessingErr
             (j.step, j.round, j.version())
         };
         let line = json!({"step": step, "round": round, "version": version, "loss": m.loss,
-                          "reward_margin": m.reward_margin, "pairs": m.pairs});
+                          "reward_margin": m.reward_margin, "pairs": m.pairs,
+                          "elapsed_s": ctx.stats.started.elapsed().as_secs_f64()});
         let path = ctx.run_dir.join("metrics.jsonl");
         let mut f = std::fs::OpenOptions::new()
             .create(true)
@@ -84,18 +99,22 @@ async fn on_batch(ctx: &Arc<Ctx>, batch: Batch) -> Result<(), ActorProcessingErr
             .open(&path)?;
         writeln!(f, "{line}")?;
         let every = ctx.config.run.checkpoint_every;
-        if every > 0
-            && step % every == 0
-            && let Err(e) = write_checkpoint(ctx).await
-        {
-            tracing::warn!("checkpoint at step {step} failed: {e:#}");
+        if every > 0 && step % every == 0 {
+            let started = std::time::Instant::now();
+            if let Err(e) = write_checkpoint(ctx).await {
+                tracing::warn!("checkpoint at step {step} failed: {e:#}");
+            }
+            ctx.stats.add(Stage::Checkpoint, started.elapsed());
         }
     }
     send!(ctx, replay, ReplayMsg::Ack(batch.id));
     let publish = batch.end && ctx.journal.lock().round == batch.round;
     if publish {
         let trainer = ctx.trainer.clone();
+        let started = std::time::Instant::now();
         let weights = tokio::task::spawn_blocking(move || trainer.lock().publish()).await??;
+        ctx.stats.add(Stage::Train, started.elapsed());
+        metrics::gauge!("exspin_version").set(weights.version as f64);
         {
             let mut j = ctx.journal.lock();
             j.round += 1;

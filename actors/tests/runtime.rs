@@ -344,3 +344,198 @@ fn kill_9_sigterm_and_resume_give_the_uninterrupted_run() {
         "{err}"
     );
 }
+
+// ---- schedules, the Prometheus endpoint, the pipeline benchmark ----
+
+use exspin_actors::config::Schedule;
+
+fn sorted(ids: &[String]) -> Vec<String> {
+    let mut v = ids.to_vec();
+    v.sort();
+    v
+}
+
+#[test]
+fn phased_and_async_schedules_train_every_pair_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = small(Mode::Spin);
+    let strict = run_in_process(c.clone(), &tmp.path().join("strict"));
+    assert_eq!((strict.max_staleness, strict.stale_pairs), (0, 0));
+
+    // Phased: the same pairs; the barrier before training holds the whole round.
+    let mut p = c.clone();
+    p.run.schedule = Schedule::Phased;
+    p.validate().unwrap();
+    let phased = run_in_process(p.clone(), &tmp.path().join("phased"));
+    assert_spin_complete(&phased, &p);
+    assert_bounds(&phased);
+    assert_eq!(
+        sorted(&phased.samples_trained_ids),
+        sorted(&strict.samples_trained_ids)
+    );
+    let round = p.run.prompts_per_round * p.run.samples_per_prompt;
+    assert_eq!(
+        phased.queue_max.replay_pairs, round,
+        "{:?}",
+        phased.queue_max
+    );
+    assert!(strict.queue_max.replay_pairs <= c.run.replay_capacity);
+    assert_eq!(phased.max_staleness, 0);
+
+    // Async: the opponent runs ahead by at most `staleness` versions, nothing lost or repeated.
+    let mut a = c.clone();
+    a.run.schedule = Schedule::Async;
+    a.run.staleness = 1;
+    a.run.rounds = 3;
+    a.model.fake_step_ms = 15;
+    a.validate().unwrap();
+    let asy = run_in_process(a.clone(), &tmp.path().join("async"));
+    assert_spin_complete(&asy, &a);
+    assert_bounds(&asy);
+    assert_eq!(asy.rounds, 3);
+    assert_eq!(
+        asy.max_staleness, 1,
+        "the opponent ran ahead by one version"
+    );
+    assert!(asy.stale_pairs > 0);
+    assert_eq!(asy.dev_ex_per_round.len(), 3);
+
+    // Async with every actor panicking once: still each sample exactly once, staleness bounded.
+    let mut f = a.clone();
+    f.run.faults = [
+        "prompt_builder:3",
+        "opponent:4",
+        "executor:3",
+        "replay:6",
+        "trainer:2",
+        "evaluator:0",
+    ]
+    .map(String::from)
+    .to_vec();
+    let s = run_in_process(f.clone(), &tmp.path().join("async-faults"));
+    assert_spin_complete(&s, &f);
+    assert_eq!(s.restarts, 6, "{:?}", s.restarts_by_actor);
+    assert!(s.max_staleness <= 1);
+
+    // Phased with faults too (the executor gets one message per round there).
+    p.run.faults = f.run.faults.clone();
+    p.run.faults[2] = "executor:1".into();
+    let s = run_in_process(p.clone(), &tmp.path().join("phased-faults"));
+    assert_spin_complete(&s, &p);
+    assert_eq!(s.restarts, 6, "{:?}", s.restarts_by_actor);
+
+    let mut bad = c.clone();
+    bad.run.schedule = Schedule::Async;
+    bad.run.staleness = 0;
+    assert!(
+        bad.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("staleness")
+    );
+}
+
+fn scrape(addr: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+#[test]
+fn prometheus_endpoint_serves_stage_metrics_during_the_run() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut c = small(Mode::Exspin);
+    c.metrics.prometheus_port = port;
+    c.model.fake_step_ms = 30;
+    c.run.rounds = 3;
+    let a2 = addr.clone();
+    let scraper = std::thread::spawn(move || {
+        let t = Instant::now();
+        // Until a scrape shows trained pairs (the recorder is installed when the run starts).
+        loop {
+            if let Ok(body) = scrape(&a2)
+                && body.contains("exspin_pairs_trained_total ")
+                && body.contains("exspin_queries_total ")
+            {
+                return body;
+            }
+            assert!(t.elapsed() < Duration::from_secs(50), "no scrape succeeded");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let s = run_in_process(c, tmp.path());
+    assert!(s.finished);
+    let body = scraper.join().unwrap();
+    assert!(body.starts_with("HTTP/1.1 200 OK\r\n"), "{body}");
+    assert!(
+        body.contains("Content-Type: text/plain; version=0.0.4"),
+        "{body}"
+    );
+    for name in [
+        "# TYPE exspin_pairs_trained_total counter",
+        "# TYPE exspin_replay_held gauge",
+        "exspin_samples_generated_total ",
+        "exspin_prompts_issued_total ",
+        "exspin_stage_busy_seconds{stage=\"execute\"} ",
+        "exspin_train_step_seconds_bucket{le=\"+Inf\"} ",
+        "exspin_verdicts_total{verdict=",
+        "exspin_filter_rate ",
+        "exspin_loss ",
+    ] {
+        assert!(body.contains(name), "{name} missing in:\n{body}");
+    }
+    // The endpoint closes with the run.
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "port still open"
+    );
+}
+
+#[test]
+fn bench_pipeline_runs_streaming_and_phased_on_the_same_job() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = small(Mode::Exspin);
+    c.model.fake_step_ms = 5;
+    c.model.fake_generate_ms = 2;
+    let cfg = tmp.path().join("bench.toml");
+    std::fs::write(&cfg, toml::to_string(&c).unwrap()).unwrap();
+    let out = exspin()
+        .args(["bench", "pipeline"])
+        .arg(&cfg)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (s, p) = (&v["streaming"], &v["phased"]);
+    assert_eq!(s["schedule"], "strict");
+    assert_eq!(p["schedule"], "phased");
+    assert_eq!(v["same_pairs"], true, "{v}");
+    for r in [s, p] {
+        assert_eq!(r["finished"], true);
+        assert!(r["wall_s"].as_f64().unwrap() > 0.0);
+        for stage in ["prompt", "generate", "execute", "train", "evaluate"] {
+            assert!(r["busy_s"][stage].as_f64().unwrap() > 0.0, "{stage}: {r}");
+        }
+        let h = r["exec_hidden_share"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&h));
+    }
+    let ratio = v["wall_ratio_streaming_over_phased"].as_f64().unwrap();
+    let expect = s["wall_s"].as_f64().unwrap() / p["wall_s"].as_f64().unwrap();
+    assert!((ratio - expect).abs() < 1e-9);
+    assert_eq!(s["pairs_trained"], p["pairs_trained"]);
+}

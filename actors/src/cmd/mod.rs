@@ -2,6 +2,7 @@
 
 pub mod bench_eval;
 pub mod bench_logprob;
+pub mod bench_pipeline;
 pub mod bench_prompt;
 pub mod dataset;
 pub mod eval;
@@ -28,6 +29,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Eval(args)) => bench_eval::run(args),
         Command::Bench(BenchCommand::Logprob(args)) => bench_logprob::run(args),
         Command::Bench(BenchCommand::Prompt(args)) => bench_prompt::run(args),
+        Command::Bench(BenchCommand::Pipeline(args)) => bench_pipeline::run(args),
         Command::Schema(SchemaCommand::Recall(args)) => schema_recall::run(args),
         Command::Schema(SchemaCommand::Train(args)) => schema_train::run(args),
         Command::Prompt(args) => prompt::run(args),
