@@ -539,3 +539,33 @@ fn bench_pipeline_runs_streaming_and_phased_on_the_same_job() {
     assert!((ratio - expect).abs() < 1e-9);
     assert_eq!(s["pairs_trained"], p["pairs_trained"]);
 }
+
+#[test]
+fn async_kill_9_and_resume_train_every_sample_exactly_once() {
+    // Samples held ahead of their round are not checkpointed: after the resume they are generated
+    // again, and still each is trained once.
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = slow_config(tmp.path());
+    let mut c: JobConfig = toml::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    c.run.schedule = Schedule::Async;
+    c.run.staleness = 1;
+    std::fs::write(&cfg, toml::to_string(&c).unwrap()).unwrap();
+    let dir = tmp.path().join("async");
+    let mut child = exspin()
+        .arg("run")
+        .arg(&cfg)
+        .arg("--run-dir")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("a checkpoint", &mut child, || has_checkpoint(&dir));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    check_ok(exspin().arg("resume").arg(&dir).output().unwrap());
+    let s = read_summary(&dir);
+    assert!(s.finished);
+    assert_spin_complete(&s, &c);
+    assert!(s.max_staleness <= 1);
+}
