@@ -12,14 +12,15 @@
 # of the "after warm-up" slope, default 2).
 #
 # The config is copied with run.rounds raised to 1000000 (the run is stopped by time) and
-# [metrics] prometheus_port set. CSV columns: t_s, rss_bytes, then the gauges/counters below.
+# [metrics] prometheus_port set. CSV columns: t_s, rss_bytes, then the gauges/counters below
+# (exspin_heap_live_bytes: live heap from the binary's counting allocator).
 # Printed: slope of RSS in bytes/min over the whole run and after the warm-up, the RSS growth per
 # trained pair (the run's ledger keeps every trained sample id by design: summary.json lists them),
 # and the slope and maximum of each queue depth.
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
-  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 CONFIG=$1
@@ -51,7 +52,7 @@ awk -v port="$PORT" '
   END { if (!seen) { print ""; print "[metrics]"; print "prometheus_port = " port } }
 ' "$CONFIG" > "$CFG"
 
-METRICS="exspin_pairs_trained_total exspin_samples_generated_total exspin_version exspin_replay_held exspin_opponent_queue exspin_prompt_queue exspin_trainer_queue exspin_executor_inflight"
+METRICS="exspin_heap_live_bytes exspin_pairs_trained_total exspin_samples_generated_total exspin_version exspin_replay_held exspin_opponent_queue exspin_prompt_queue exspin_trainer_queue exspin_executor_inflight"
 echo "t_s,rss_bytes,$(echo $METRICS | tr ' ' ',')" > "$CSV"
 
 nice -n 19 "$BIN" run "$CFG" --run-dir "$RUN" > "$OUT/stdout.log" 2> "$OUT/stderr.log" &
@@ -99,6 +100,8 @@ echo "soak: $ROWS samples over $MINUTES min; RSS first $FIRST B, last $LAST B, m
 echo "rss_slope_bytes_per_min (all):            $(slope "$CSV" 1 2 0)"
 echo "rss_slope_bytes_per_min (after ${WARMUP} min):     $(slope "$CSV" 1 2 $W)"
 echo "rss_bytes_per_trained_pair (after ${WARMUP} min):  $(slope "$CSV" "$(col exspin_pairs_trained_total)" 2 $W)"
+echo "heap_live_slope_bytes_per_min (after ${WARMUP} min): $(slope "$CSV" 1 "$(col exspin_heap_live_bytes)" $W)"
+echo "heap_live_bytes_per_trained_pair (after ${WARMUP} min): $(slope "$CSV" "$(col exspin_pairs_trained_total)" "$(col exspin_heap_live_bytes)" $W)"
 echo "pairs_trained_per_min:                    $(slope "$CSV" 1 "$(col exspin_pairs_trained_total)" $W)"
 for q in exspin_replay_held exspin_opponent_queue exspin_prompt_queue exspin_trainer_queue exspin_executor_inflight; do
   c=$(col $q)

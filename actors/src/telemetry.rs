@@ -163,6 +163,16 @@ impl Registry {
             let _ = writeln!(out, "{name}_sum{} {}", braces(labels, None), num(h.sum));
             let _ = writeln!(out, "{name}_count{} {}", braces(labels, None), h.count);
         }
+        if exspin_kernels::alloc::is_installed() {
+            // Live heap bytes from the `exspin` binary's counting allocator: tells heap growth
+            // from allocator fragmentation when the resident size grows.
+            let _ = writeln!(
+                out,
+                "# HELP exspin_heap_live_bytes bytes allocated and not freed (counting allocator)\n\
+                 # TYPE exspin_heap_live_bytes gauge\nexspin_heap_live_bytes {}",
+                exspin_kernels::alloc::current_bytes()
+            );
+        }
         out
     }
 }
