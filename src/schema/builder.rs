@@ -9,6 +9,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::SchemaError;
+use super::embedding::EmbeddingScorer;
 use super::features::Question;
 use super::filter::{self, FilterConfig, LexicalScorer, SchemaScorer, Selection};
 use super::introspect::{self, DbInfo};
@@ -49,12 +50,10 @@ pub fn make_scorer(kind: ScorerKind, cache: &Path) -> Result<Box<dyn SchemaScore
     match kind {
         ScorerKind::Lexical => Ok(Box::new(LexicalScorer)),
         ScorerKind::Auto if !model.is_file() => Ok(Box::new(LexicalScorer)),
-        ScorerKind::Auto | ScorerKind::Learned => Ok(Box::new(LearnedScorer::load(&model)?)),
-        ScorerKind::Embedding => Err(SchemaError::Model {
-            path: cache.join("minilm"),
-            message: "the embedding scorer is not implemented yet; use --scorer lexical or learned"
-                .into(),
-        }),
+        ScorerKind::Auto | ScorerKind::Learned => {
+            Ok(Box::new(LearnedScorer::load_with_encoder(&model, cache)?))
+        }
+        ScorerKind::Embedding => Ok(Box::new(EmbeddingScorer::load(cache)?)),
     }
 }
 
