@@ -163,6 +163,13 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
     Some(x)
 }
 
+/// The threshold of model files written before it was calibrated.
+const DEFAULT_THRESHOLD: f32 = 0.1;
+
+fn default_threshold() -> f32 {
+    DEFAULT_THRESHOLD
+}
+
 /// Feature rows of every table and column (schema order).
 pub struct Rows {
     pub tables: Vec<Vec<f32>>,
@@ -229,6 +236,10 @@ pub struct LearnedScorer {
     /// Trained with the MiniLM similarities as features (then it needs the model to score).
     #[serde(default)]
     pub embedding: bool,
+    /// Tables with a lower probability only fill the k1 slots as padding (see
+    /// [`TrainingSet::fit`] for how it is chosen).
+    #[serde(default = "default_threshold")]
+    pub threshold: f32,
     /// The encoder when `embedding` (attached by [`LearnedScorer::with_encoder`]).
     #[serde(skip)]
     encoder: Option<Arc<EmbeddingScorer>>,
@@ -336,7 +347,7 @@ impl SchemaScorer for LearnedScorer {
     }
 
     fn relevance_threshold(&self) -> f32 {
-        0.1
+        self.threshold
     }
 }
 
@@ -379,14 +390,52 @@ impl TrainingSet {
     }
 
     pub fn fit(&self, trained_on: &str) -> LearnedScorer {
+        let table = Logistic::fit(&self.table_rows, &self.table_labels, 25);
+        let threshold = self.calibrate(&table);
         LearnedScorer {
-            table: Logistic::fit(&self.table_rows, &self.table_labels, 25),
+            table,
             column: Logistic::fit(&self.column_rows, &self.column_labels, 25),
             trained_on: trained_on.to_string(),
             examples: self.examples,
             embedding: self.embedding,
+            threshold,
             encoder: None,
         }
+    }
+
+    /// Share of the gold tables of the training set that the lexical scorer's threshold counts
+    /// as relevant.
+    pub fn lexical_gold_coverage(&self) -> f64 {
+        let lexical = LexicalScorer.relevance_threshold();
+        let gold = self.gold_tables().count().max(1);
+        let kept = self
+            .gold_tables()
+            .filter(|r| r[features::TABLE_FEATURES] >= lexical)
+            .count();
+        kept as f64 / gold as f64
+    }
+
+    fn gold_tables(&self) -> impl Iterator<Item = &Vec<f32>> {
+        self.table_rows
+            .iter()
+            .zip(&self.table_labels)
+            .filter(|(_, y)| **y)
+            .map(|(r, _)| r)
+    }
+
+    /// The relevance threshold: the probability above which the same share of training gold
+    /// tables lies as above the lexical scorer's threshold. A fixed probability (0.1 was tried)
+    /// counted more gold tables as irrelevant than the lexical scorer does, so random padding
+    /// took their slots and the learned scorer kept fewer gold tables although it ranks them
+    /// better.
+    fn calibrate(&self, table: &Logistic) -> f32 {
+        let mut p: Vec<f32> = self.gold_tables().map(|r| table.probability(r)).collect();
+        if p.is_empty() {
+            return DEFAULT_THRESHOLD;
+        }
+        p.sort_by(f32::total_cmp);
+        let below = ((1.0 - self.lexical_gold_coverage()) * p.len() as f64).floor() as usize;
+        p[below.min(p.len() - 1)]
     }
 }
 

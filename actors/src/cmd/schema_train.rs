@@ -59,6 +59,11 @@ pub fn run(mut args: TrainArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| learned::model_path(&args.schema.cache));
     model.save(&out)?;
     eprintln!(
+        "relevance threshold p >= {:.4}: keeps the {:.1}% of train gold tables that lexical >= 0.3 keeps",
+        model.threshold,
+        100.0 * set.lexical_gold_coverage()
+    );
+    eprintln!(
         "trained on {} examples ({} table rows, {} column rows) in {:.1} s; saved {}",
         set.examples,
         set.table_rows.len(),
