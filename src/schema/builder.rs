@@ -51,9 +51,7 @@ pub fn make_scorer(kind: ScorerKind, cache: &Path) -> Result<Box<dyn SchemaScore
     let model = learned::model_path(cache);
     match kind {
         ScorerKind::Lexical | ScorerKind::Auto => Ok(Box::new(LexicalScorer)),
-        ScorerKind::Learned => {
-            Ok(Box::new(LearnedScorer::load_with_encoder(&model, cache)?))
-        }
+        ScorerKind::Learned => Ok(Box::new(LearnedScorer::load_with_encoder(&model, cache)?)),
         ScorerKind::Embedding => Ok(Box::new(EmbeddingScorer::load(cache)?)),
     }
 }

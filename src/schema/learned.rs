@@ -322,18 +322,23 @@ impl SchemaScorer for LearnedScorer {
     }
 
     fn score(&self, db: &DbInfo, question: &Question<'_>) -> Scores {
+        // Without the encoder (built without `load_with_encoder`) or when it fails, neutral
+        // similarities keep the scorer usable: a prompt must always be built.
+        let neutral = || Scores {
+            tables: vec![0.0; db.tables.len()],
+            columns: db
+                .tables
+                .iter()
+                .map(|t| vec![0.0; t.columns.len()])
+                .collect(),
+        };
         let sims = match (self.embedding, &self.encoder) {
             (false, _) => None,
-            (true, Some(e)) => Some(e.score(db, question)),
-            // Built without `load_with_encoder`: neutral similarities keep it usable.
-            (true, None) => Some(Scores {
-                tables: vec![0.0; db.tables.len()],
-                columns: db
-                    .tables
-                    .iter()
-                    .map(|t| vec![0.0; t.columns.len()])
-                    .collect(),
-            }),
+            (true, Some(e)) => Some(e.similarities(db, question).unwrap_or_else(|err| {
+                tracing::warn!(db = %db.db_id, "MiniLM similarities failed: {err}");
+                neutral()
+            })),
+            (true, None) => Some(neutral()),
         };
         let r = rows(db, question, sims.as_ref());
         Scores {
