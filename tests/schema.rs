@@ -548,7 +548,7 @@ fn spider_learned_scorer_trains_and_filters() {
         tables.clone(),
         PromptOptions::default(),
     );
-    let set = exspin::schema::evaluate::training_set(&b, &train, &|| {}).unwrap();
+    let set = exspin::schema::evaluate::training_set(&b, &train, None, &|| {}).unwrap();
     assert!(set.examples > 1000);
     let model = set.fit("test");
     let path = exspin::schema::learned::model_path(cache.path());

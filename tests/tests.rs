@@ -5,6 +5,7 @@
 mod classify;
 mod compare;
 mod data;
+mod embedding;
 mod eval;
 mod executor;
 mod hardness;

@@ -114,7 +114,8 @@ pub struct SchemaArgs {
     /// Cache folder (introspection, value indexes, the learned scorer). Never inside the dataset.
     #[arg(long, value_name = "DIR", default_value = ".cache/exspin")]
     pub cache: PathBuf,
-    /// Schema scorer: auto (learned when trained, else lexical), lexical, learned, embedding.
+    /// Schema scorer: auto (= lexical, the best measured; see BENCHMARKS.md), lexical, learned
+    /// (after `exspin schema train`), embedding (after scripts/install-minilm.sh).
     #[arg(long, default_value = "auto")]
     pub scorer: String,
     /// Tables kept.

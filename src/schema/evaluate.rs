@@ -5,8 +5,10 @@ use serde::Serialize;
 
 use super::SchemaError;
 use super::builder::PromptBuilder;
+use super::embedding::EmbeddingScorer;
 use super::features::Question;
-use super::filter::Selection;
+use super::filter::{SchemaScorer, Selection};
+
 use super::gold;
 use super::learned::TrainingSet;
 use super::prompt::{self, PromptInput, Style};
@@ -146,10 +148,11 @@ pub fn recall(
 }
 
 /// The learned scorer's training rows: features of every evaluable example, labelled by what its
-/// gold SQL uses.
+/// gold SQL uses; with `embedding`, its similarities are features too.
 pub fn training_set(
     builder: &PromptBuilder,
     dataset: &Dataset,
+    embedding: Option<&EmbeddingScorer>,
     progress: &dyn Fn(),
 ) -> Result<TrainingSet, SchemaError> {
     let mut set = TrainingSet::default();
@@ -159,7 +162,8 @@ pub fn training_set(
         let q = Question::new(&ex.question, &ex.evidence, &values);
         let usage = gold::usage(&ex.gold_sql, &db.info);
         if !usage.tables.is_empty() {
-            set.add(&db.info, &q, &usage);
+            let sims = embedding.map(|e| e.score(&db.info, &q));
+            set.add(&db.info, &q, &usage, sims.as_ref());
         }
         progress();
     }

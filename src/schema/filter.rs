@@ -30,6 +30,18 @@ pub trait SchemaScorer: Send + Sync {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LexicalScorer;
 
+impl LexicalScorer {
+    /// The lexical score of a column from its features (also a feature of the learned scorer).
+    pub fn column_score(c: &[f32; features::COLUMN_FEATURES]) -> f32 {
+        c[0].max(c[1]) + 0.5 * c[8] + c[2] + 0.3 * c[9] + 0.2 * c[10] + 0.05 * c[3]
+    }
+
+    /// The lexical score of a table from its features.
+    pub fn table_score(t: &[f32; features::TABLE_FEATURES]) -> f32 {
+        t[0].max(t[1]) + 0.5 * t[9] + 0.4 * t[2] + 0.3 * t[3] + t[4] + 0.3 * t[10]
+    }
+}
+
 impl SchemaScorer for LexicalScorer {
     fn name(&self) -> &'static str {
         "lexical"
@@ -37,23 +49,14 @@ impl SchemaScorer for LexicalScorer {
 
     fn score(&self, db: &DbInfo, question: &Question<'_>) -> Scores {
         let f = features::compute(db, question);
-        let columns: Vec<Vec<f32>> = f
-            .columns
-            .iter()
-            .map(|cols| {
-                cols.iter()
-                    .map(|c| {
-                        c[0].max(c[1]) + 0.5 * c[8] + c[2] + 0.3 * c[9] + 0.2 * c[10] + 0.05 * c[3]
-                    })
-                    .collect()
-            })
-            .collect();
-        let tables = f
-            .tables
-            .iter()
-            .map(|t| t[0].max(t[1]) + 0.5 * t[9] + 0.4 * t[2] + 0.3 * t[3] + t[4] + 0.3 * t[10])
-            .collect();
-        Scores { tables, columns }
+        Scores {
+            tables: f.tables.iter().map(Self::table_score).collect(),
+            columns: f
+                .columns
+                .iter()
+                .map(|cols| cols.iter().map(Self::column_score).collect())
+                .collect(),
+        }
     }
 
     fn relevance_threshold(&self) -> f32 {

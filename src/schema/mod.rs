@@ -6,12 +6,14 @@
 //!   longest-common-substring matching against the question.
 //! * [`filter`] — scorers of tables and columns against the question and the top-k1 / top-k2
 //!   selection that keeps join keys.
+//! * [`embedding`] — cosine similarity on all-MiniLM-L6-v2 embeddings ([`minilm`], in candle).
 //! * [`learned`] — the logistic-regression scorer trained on Spider train.
 //! * [`gold`] — the tables and columns a gold SQL query uses (labels and recall).
 //! * [`prompt`] — the deterministic serialization, schema first and question last.
 //! * [`builder`] — ties them together per database with the caches.
 
 pub mod builder;
+pub mod embedding;
 pub mod error;
 pub mod evaluate;
 pub mod features;
@@ -19,6 +21,7 @@ pub mod filter;
 pub mod gold;
 pub mod introspect;
 pub mod learned;
+pub mod minilm;
 pub mod prompt;
 pub mod text;
 pub mod tokens;
