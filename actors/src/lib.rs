@@ -25,6 +25,8 @@ pub mod opponent;
 pub mod pairs;
 pub mod plan;
 pub mod prompt_builder;
+pub mod prompts;
+pub mod real;
 pub mod replay;
 pub mod runtime;
 pub mod seams;

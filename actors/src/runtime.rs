@@ -20,6 +20,7 @@ use crate::fakes::{FakeDevEvaluator, FakeGenerator, FakeTrainer, FakeTrainerStat
 use crate::fault::Faults;
 use crate::journal::Journal;
 use crate::messages::SupervisorMsg;
+use crate::prompts::Prompter;
 use crate::seams::WeightsHandle;
 use crate::summary::{self, Summary};
 use crate::supervisor::{Supervisor, SupervisorArgs};
@@ -60,7 +61,8 @@ pub fn data_hash(train: &Dataset, dev: &Dataset) -> String {
     sha256_hex(&bytes)
 }
 
-/// Everything a run needs, with the fake model (the only kind until `src/model` lands).
+/// Everything a run needs: data, prompts, the seams (fake, or the real model after its SFT phase,
+/// see `real::setup`), the executor pool.
 pub fn prepare(config: JobConfig, config_text: &str, run_dir: &Path) -> anyhow::Result<Arc<Ctx>> {
     let (train, dev) = load_data(&config, run_dir)?;
     let order = crate::plan::permutation(&train, config.run.seed);
@@ -72,6 +74,38 @@ pub fn prepare(config: JobConfig, config_text: &str, run_dir: &Path) -> anyhow::
         order.len()
     );
     let faults = Faults::new(&config.run.faults).map_err(|e| anyhow::anyhow!("faults: {e}"))?;
+    let prompter = Prompter::new(&config.model, &train, &run_dir.join("cache"))?;
+    let (generator, trainer, evaluator): crate::real::setup::Seams = if config.model.kind == "fake"
+    {
+        fake_seams(&config, &dev)
+    } else {
+        crate::real::setup::build(&config, run_dir, &train, &dev, &prompter)?
+    };
+    let pool = ExecutorPool::new(ExecutorConfig {
+        timeout: Duration::from_millis(config.run.executor_timeout_ms),
+        workers: config.run.executor_workers,
+        queue_capacity: config.run.executor_queue,
+        ..Default::default()
+    });
+    Ok(Arc::new(Ctx {
+        journal: Arc::new(Mutex::new(Journal::default())),
+        peers: RwLock::new(Default::default()),
+        faults,
+        generator: Arc::new(Mutex::new(generator)),
+        trainer: Arc::new(Mutex::new(trainer)),
+        evaluator: Arc::new(Mutex::new(evaluator)),
+        pool: Arc::new(pool),
+        prompter: Arc::new(prompter),
+        data_hash: data_hash(&train, &dev),
+        train: Arc::new(train),
+        order,
+        run_dir: run_dir.to_path_buf(),
+        config_hash: sha256_hex(config_text.as_bytes()),
+        config,
+    }))
+}
+
+fn fake_seams(config: &JobConfig, dev: &Dataset) -> crate::real::setup::Seams {
     let m = &config.model;
     let fake = |version| FakeGenerator {
         seed: config.run.seed,
@@ -83,33 +117,17 @@ pub fn prepare(config: JobConfig, config_text: &str, run_dir: &Path) -> anyhow::
         .evaluable_examples()
         .map(|(_, e)| (e.id.clone(), e.gold_sql.clone()))
         .collect();
-    let pool = ExecutorPool::new(ExecutorConfig {
-        timeout: Duration::from_millis(config.run.executor_timeout_ms),
-        workers: config.run.executor_workers,
-        queue_capacity: config.run.executor_queue,
-        ..Default::default()
-    });
-    Ok(Arc::new(Ctx {
-        journal: Arc::new(Mutex::new(Journal::default())),
-        peers: RwLock::new(Default::default()),
-        faults,
-        generator: Arc::new(Mutex::new(Box::new(fake(0)))),
-        trainer: Arc::new(Mutex::new(Box::new(FakeTrainer {
+    (
+        Box::new(fake(0)),
+        Box::new(FakeTrainer {
             state: FakeTrainerState::default(),
             step_delay: Duration::from_millis(m.fake_step_ms),
-        }))),
-        evaluator: Arc::new(Mutex::new(Box::new(FakeDevEvaluator {
+        }),
+        Box::new(FakeDevEvaluator {
             generator: fake(0),
             dev_ids,
-        }))),
-        pool: Arc::new(pool),
-        data_hash: data_hash(&train, &dev),
-        train: Arc::new(train),
-        order,
-        run_dir: run_dir.to_path_buf(),
-        config_hash: sha256_hex(config_text.as_bytes()),
-        config,
-    }))
+        }),
+    )
 }
 
 /// Puts a checkpoint back: journal, trainer state, opponent weights. Refuses a checkpoint made
