@@ -54,6 +54,10 @@ pub struct DataConfig {
     pub synthetic_dev: usize,
     /// Dev examples used for the per-round dev accuracy (first N).
     pub dev_limit: usize,
+    /// Synthetic only: when > 0, the dev split is the last N train questions, held out (same
+    /// databases, unseen questions) instead of the dev databases (unseen schemas, which a tiny
+    /// model trained for minutes does not generalise to).
+    pub synthetic_holdout: usize,
 }
 
 impl Default for DataConfig {
@@ -65,6 +69,7 @@ impl Default for DataConfig {
             synthetic_train: 120,
             synthetic_dev: 40,
             dev_limit: 40,
+            synthetic_holdout: 0,
         }
     }
 }
@@ -260,6 +265,13 @@ impl JobConfig {
                     errors.push(
                         "data.synthetic_train and data.synthetic_dev must be at least 1".into(),
                     );
+                }
+                if self.data.synthetic_holdout >= self.data.synthetic_train {
+                    errors.push(format!(
+                        "data.synthetic_holdout ({}) must be below data.synthetic_train ({}): the \
+                         held-out questions come out of the train split",
+                        self.data.synthetic_holdout, self.data.synthetic_train
+                    ));
                 }
             }
             "spider" => {

@@ -49,8 +49,20 @@ pub fn load_data(config: &JobConfig, run_dir: &Path) -> anyhow::Result<(Dataset,
         }
         _ => config.data.path.clone().expect("validated"),
     };
-    let train = spider::load(&dir, "train")?;
+    let mut train = spider::load(&dir, "train")?;
     let mut dev = spider::load(&dir, "dev")?;
+    let holdout = config.data.synthetic_holdout;
+    if config.data.source == "synthetic" && holdout > 0 {
+        let mut examples = std::mem::take(&mut train.examples);
+        let held = examples.split_off(examples.len().saturating_sub(holdout));
+        let (kind, source, root) = (
+            train.kind,
+            train.source.clone(),
+            train.database_root.clone(),
+        );
+        dev = Dataset::new(kind, source.clone(), root.clone(), held);
+        train = Dataset::new(kind, source, root, examples);
+    }
     dev.truncate(config.data.dev_limit);
     Ok((train, dev))
 }
