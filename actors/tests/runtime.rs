@@ -188,6 +188,18 @@ fn every_config_file_loads_and_validates() {
         msg.contains("replay_capacity") && msg.contains("nobody"),
         "{msg}"
     );
+    let mut c = small(Mode::Spin);
+    c.model.kind = "big".into();
+    c.model.schema = "fancy".into();
+    let msg = c.validate().unwrap_err().to_string();
+    assert!(
+        msg.contains("model.kind") && msg.contains("model.schema"),
+        "{msg}"
+    );
+    c.model.kind = "pretrained".into();
+    c.model.schema = "plain".into();
+    let msg = c.validate().unwrap_err().to_string();
+    assert!(msg.contains("model.path"), "{msg}");
 }
 
 // ---- the binary: kill -9, SIGTERM, resume, refusals ----
