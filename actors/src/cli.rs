@@ -51,7 +51,10 @@ pub enum Command {
     /// Writes RUN_DIR/summary.json (rounds, pairs trained, every trained sample id in order, dev
     /// execution accuracy per round, restarts), RUN_DIR/metrics.jsonl (one line per train step)
     /// and RUN_DIR/checkpoints/ (every N steps and on SIGTERM/SIGINT, which then stop the run).
-    /// Until the real model lands only the fake model of configs/demo.toml exists.
+    /// With a real model (model.kind = "tiny" or "pretrained", as in configs/demo.toml) an SFT
+    /// phase runs first: RUN_DIR/sft.json holds the dev accuracy before and after it, and
+    /// RUN_DIR/weights/v{t} every published version (v0 = after SFT). configs/demo-fake.toml runs
+    /// the same job on the fake model in seconds.
     Run(crate::cmd::run::RunArgs),
     /// Continue a run from its newest checkpoint. Refuses when its config.toml or its data
     /// changed since the checkpoint was written.

@@ -43,6 +43,9 @@ pub struct JobConfig {
     /// Observability (optional section).
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Supervised fine-tuning before the self-play rounds (real models only).
+    #[serde(default)]
+    pub sft: SftConfig,
 }
 
 /// Where the runtime's metrics go besides `RUN_DIR/metrics.jsonl`.
@@ -68,6 +71,10 @@ pub struct DataConfig {
     pub synthetic_dev: usize,
     /// Dev examples used for the per-round dev accuracy (first N).
     pub dev_limit: usize,
+    /// Synthetic only: when > 0, the dev split is the last N train questions, held out (same
+    /// databases, unseen questions) instead of the dev databases (unseen schemas, which a tiny
+    /// model trained for minutes does not generalise to).
+    pub synthetic_holdout: usize,
 }
 
 impl Default for DataConfig {
@@ -79,6 +86,7 @@ impl Default for DataConfig {
             synthetic_train: 120,
             synthetic_dev: 40,
             dev_limit: 40,
+            synthetic_holdout: 0,
         }
     }
 }
@@ -140,7 +148,9 @@ impl Default for RunConfig {
     }
 }
 
-/// The model behind the seams. Only `kind = "fake"` exists until `src/model` and `src/train` land.
+/// The model behind the seams: `fake` (the deterministic stand-in of `fakes.rs`), `tiny` (a small
+/// Qwen2 built from scratch, with a BPE tokenizer trained on the run's data) or `pretrained`
+/// (`path` = a GGUF file or a Hugging Face folder).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
@@ -154,6 +164,35 @@ pub struct ModelConfig {
     /// Fake generator: milliseconds each generate call sleeps per prompt of its batch (to stand
     /// in for generation time, e.g. in `exspin bench pipeline`).
     pub fake_generate_ms: u64,
+    /// kind = "pretrained": a .gguf file or a Hugging Face folder.
+    pub path: Option<PathBuf>,
+    /// Prompts: "integrated" (src/schema's filtered, annotated schema with matched values) or
+    /// "plain" (the full schema as bare CREATE TABLE statements: the ablation).
+    pub schema: String,
+    /// Schema filter of the integrated prompt: tables kept, columns kept per table.
+    pub schema_k1: usize,
+    pub schema_k2: usize,
+    /// kind = "tiny": BPE vocabulary and decoder shape.
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    /// Opponent sampling (dev evaluation is greedy).
+    pub temperature: f64,
+    pub top_p: f64,
+    pub max_new_tokens: usize,
+    /// Self-play learner: AdamW peak learning rate, warmup steps, gradient clipping.
+    pub lr: f64,
+    pub warmup_steps: usize,
+    pub max_grad_norm: f64,
+    /// λ of the SPIN / ExSPIN loss (β of DPO).
+    pub lambda: f64,
+    /// Rows per forward pass when scoring log-probs and generating for dev (memory vs speed).
+    pub chunk: usize,
+    /// Train LoRA adapters instead of every weight (the published weights are merged).
+    pub lora: Option<exspin::model::lora::LoraConfig>,
 }
 
 impl Default for ModelConfig {
@@ -164,6 +203,54 @@ impl Default for ModelConfig {
             fake_p_step: 0.2,
             fake_step_ms: 0,
             fake_generate_ms: 0,
+            path: None,
+            schema: "integrated".into(),
+            schema_k1: 4,
+            schema_k2: 10,
+            vocab_size: 1024,
+            hidden_size: 64,
+            intermediate_size: 128,
+            layers: 2,
+            heads: 4,
+            kv_heads: 2,
+            temperature: 1.0,
+            top_p: 1.0,
+            max_new_tokens: 64,
+            lr: 1e-4,
+            warmup_steps: 2,
+            max_grad_norm: 1.0,
+            lambda: 0.1,
+            chunk: 16,
+            lora: None,
+        }
+    }
+}
+
+/// The SFT phase `exspin run` does before the rounds (kind tiny or pretrained): NLL of the gold
+/// SQL over the train split, then the result is version 0 (`RUN/weights/v0`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SftConfig {
+    /// Optimizer steps (0 with epochs = 0: no SFT, version 0 is the initial model).
+    pub steps: usize,
+    /// Passes over the train split; when > 0 it sets the steps (epochs × batches per epoch).
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub warmup_steps: usize,
+    /// Print the loss every N steps.
+    pub log_every: usize,
+}
+
+impl Default for SftConfig {
+    fn default() -> Self {
+        SftConfig {
+            steps: 0,
+            epochs: 0,
+            batch_size: 8,
+            lr: 3e-3,
+            warmup_steps: 10,
+            log_every: 20,
         }
     }
 }
@@ -200,6 +287,13 @@ impl JobConfig {
                     errors.push(
                         "data.synthetic_train and data.synthetic_dev must be at least 1".into(),
                     );
+                }
+                if self.data.synthetic_holdout >= self.data.synthetic_train {
+                    errors.push(format!(
+                        "data.synthetic_holdout ({}) must be below data.synthetic_train ({}): the \
+                         held-out questions come out of the train split",
+                        self.data.synthetic_holdout, self.data.synthetic_train
+                    ));
                 }
             }
             "spider" => {
@@ -250,11 +344,69 @@ impl JobConfig {
                 errors.push(format!("run.faults: {e}"));
             }
         }
-        if self.model.kind != "fake" {
+        let m = &self.model;
+        match m.kind.as_str() {
+            "fake" | "tiny" => {}
+            "pretrained" => {
+                if m.path.is_none() {
+                    errors.push(
+                        "model.kind = \"pretrained\" needs model.path (a .gguf file or a Hugging \
+                         Face folder)"
+                            .into(),
+                    );
+                }
+            }
+            other => errors.push(format!(
+                "model.kind = \"{other}\" is unknown; use \"fake\", \"tiny\" or \"pretrained\""
+            )),
+        }
+        if !matches!(m.schema.as_str(), "integrated" | "plain") {
             errors.push(format!(
-                "model.kind = \"{}\": only \"fake\" exists until the real model lands",
-                self.model.kind
+                "model.schema = \"{}\" is unknown; use \"integrated\" or \"plain\"",
+                m.schema
             ));
+        }
+        if m.kind != "fake" {
+            for (name, v) in [
+                ("model.vocab_size", m.vocab_size),
+                ("model.hidden_size", m.hidden_size),
+                ("model.intermediate_size", m.intermediate_size),
+                ("model.layers", m.layers),
+                ("model.heads", m.heads),
+                ("model.kv_heads", m.kv_heads),
+                ("model.max_new_tokens", m.max_new_tokens),
+                ("model.chunk", m.chunk),
+                ("model.schema_k1", m.schema_k1),
+                ("model.schema_k2", m.schema_k2),
+                ("sft.batch_size", self.sft.batch_size),
+            ] {
+                if v == 0 {
+                    errors.push(format!("{name} must be at least 1"));
+                }
+            }
+            if m.heads > 0
+                && m.kv_heads > 0
+                && (!m.hidden_size.is_multiple_of(m.heads)
+                    || !m.heads.is_multiple_of(m.kv_heads)
+                    || !(m.hidden_size / m.heads).is_multiple_of(2))
+            {
+                errors.push(format!(
+                    "model.hidden_size ({}) must split into model.heads ({}) heads of even size, and \
+                     model.heads into model.kv_heads ({}) groups",
+                    m.hidden_size, m.heads, m.kv_heads
+                ));
+            }
+            if m.temperature < 0.0 || !(0.0 < m.top_p && m.top_p <= 1.0) {
+                errors.push(
+                    "model.temperature must be >= 0 (0 = greedy) and model.top_p in (0, 1]".into(),
+                );
+            }
+            if m.lr <= 0.0 || self.sft.lr <= 0.0 || m.lambda <= 0.0 || m.max_grad_norm <= 0.0 {
+                errors.push(
+                    "model.lr, sft.lr, model.lambda and model.max_grad_norm must be positive"
+                        .into(),
+                );
+            }
         }
         if !(0.0..=1.0).contains(&self.model.fake_p0) || self.model.fake_p_step < 0.0 {
             errors

@@ -36,6 +36,8 @@ pub struct Ctx {
     pub trainer: Arc<Mutex<Box<dyn Trainer>>>,
     pub evaluator: Arc<Mutex<Box<dyn DevEvaluator>>>,
     pub pool: Arc<ExecutorPool>,
+    /// Prompt texts (src/schema for a real model), cached across rounds.
+    pub prompter: Arc<crate::prompts::Prompter>,
     pub train: Arc<Dataset>,
     /// Seeded permutation of the train examples; round r reads a window of it (the data cursor).
     pub order: Vec<usize>,

@@ -26,6 +26,8 @@ pub mod pairs;
 pub mod pipeline_bench;
 pub mod plan;
 pub mod prompt_builder;
+pub mod prompts;
+pub mod real;
 pub mod replay;
 pub mod runtime;
 pub mod seams;

@@ -6,6 +6,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
+use crate::prompts::Prompter;
 use crate::seams::{PromptItem, stand_in_prompt};
 
 /// The evaluable train examples (database present) in a seeded order.
@@ -21,6 +22,7 @@ pub fn round_prompts(
     order: &[usize],
     round: u64,
     per_round: usize,
+    prompter: &Prompter,
 ) -> Vec<PromptItem> {
     let start = round as usize * per_round;
     (start..start + per_round)
@@ -32,7 +34,12 @@ pub fn round_prompts(
                 db_id: ex.db_id.clone(),
                 question: ex.question.clone(),
                 gold_sql: ex.gold_sql.clone(),
-                prompt: stand_in_prompt(&ex.db_id, &ex.question),
+                // Every train prompt was built once before the run started (see `runtime::prepare`),
+                // so a failure here would be new; the stand-in keeps the round going.
+                prompt: prompter.prompt(ex).unwrap_or_else(|e| {
+                    tracing::error!("{e:#}; using the stand-in prompt");
+                    stand_in_prompt(&ex.db_id, &ex.question)
+                }),
                 round,
             }
         })

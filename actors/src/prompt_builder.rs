@@ -117,6 +117,7 @@ pub fn pending_prompts(ctx: &Ctx, round: u64, accounted: &HashSet<String>) -> Ve
         &ctx.order,
         round,
         ctx.config.run.prompts_per_round,
+        &ctx.prompter,
     )
     .into_iter()
     .filter(|p| (0..n).any(|k| !accounted.contains(&p.sample_id(k))))

@@ -20,6 +20,7 @@ use crate::fakes::{FakeDevEvaluator, FakeGenerator, FakeTrainer, FakeTrainerStat
 use crate::fault::Faults;
 use crate::journal::Journal;
 use crate::messages::SupervisorMsg;
+use crate::prompts::Prompter;
 use crate::seams::WeightsHandle;
 use crate::summary::{self, Summary};
 use crate::supervisor::{Supervisor, SupervisorArgs};
@@ -48,8 +49,20 @@ pub fn load_data(config: &JobConfig, run_dir: &Path) -> anyhow::Result<(Dataset,
         }
         _ => config.data.path.clone().expect("validated"),
     };
-    let train = spider::load(&dir, "train")?;
+    let mut train = spider::load(&dir, "train")?;
     let mut dev = spider::load(&dir, "dev")?;
+    let holdout = config.data.synthetic_holdout;
+    if config.data.source == "synthetic" && holdout > 0 {
+        let mut examples = std::mem::take(&mut train.examples);
+        let held = examples.split_off(examples.len().saturating_sub(holdout));
+        let (kind, source, root) = (
+            train.kind,
+            train.source.clone(),
+            train.database_root.clone(),
+        );
+        dev = Dataset::new(kind, source.clone(), root.clone(), held);
+        train = Dataset::new(kind, source, root, examples);
+    }
     dev.truncate(config.data.dev_limit);
     Ok((train, dev))
 }
@@ -60,7 +73,8 @@ pub fn data_hash(train: &Dataset, dev: &Dataset) -> String {
     sha256_hex(&bytes)
 }
 
-/// Everything a run needs, with the fake model (the only kind until `src/model` lands).
+/// Everything a run needs: data, prompts, the seams (fake, or the real model after its SFT phase,
+/// see `real::setup`), the executor pool.
 pub fn prepare(config: JobConfig, config_text: &str, run_dir: &Path) -> anyhow::Result<Arc<Ctx>> {
     let (train, dev) = load_data(&config, run_dir)?;
     let order = crate::plan::permutation(&train, config.run.seed);
@@ -72,6 +86,39 @@ pub fn prepare(config: JobConfig, config_text: &str, run_dir: &Path) -> anyhow::
         order.len()
     );
     let faults = Faults::new(&config.run.faults).map_err(|e| anyhow::anyhow!("faults: {e}"))?;
+    let prompter = Prompter::new(&config.model, &train, &run_dir.join("cache"))?;
+    let (generator, trainer, evaluator): crate::real::setup::Seams = if config.model.kind == "fake"
+    {
+        fake_seams(&config, &dev)
+    } else {
+        crate::real::setup::build(&config, run_dir, &train, &dev, &prompter)?
+    };
+    let pool = ExecutorPool::new(ExecutorConfig {
+        timeout: Duration::from_millis(config.run.executor_timeout_ms),
+        workers: config.run.executor_workers,
+        queue_capacity: config.run.executor_queue,
+        ..Default::default()
+    });
+    Ok(Arc::new(Ctx {
+        journal: Arc::new(Mutex::new(Journal::default())),
+        peers: RwLock::new(Default::default()),
+        faults,
+        generator: Arc::new(Mutex::new(generator)),
+        trainer: Arc::new(Mutex::new(trainer)),
+        evaluator: Arc::new(Mutex::new(evaluator)),
+        pool: Arc::new(pool),
+        prompter: Arc::new(prompter),
+        data_hash: data_hash(&train, &dev),
+        train: Arc::new(train),
+        order,
+        run_dir: run_dir.to_path_buf(),
+        config_hash: sha256_hex(config_text.as_bytes()),
+        config,
+        stats: Default::default(),
+    }))
+}
+
+fn fake_seams(config: &JobConfig, dev: &Dataset) -> crate::real::setup::Seams {
     let m = &config.model;
     let fake = |version| FakeGenerator {
         seed: config.run.seed,
@@ -84,37 +131,20 @@ pub fn prepare(config: JobConfig, config_text: &str, run_dir: &Path) -> anyhow::
         .evaluable_examples()
         .map(|(_, e)| (e.id.clone(), e.gold_sql.clone()))
         .collect();
-    let pool = ExecutorPool::new(ExecutorConfig {
-        timeout: Duration::from_millis(config.run.executor_timeout_ms),
-        workers: config.run.executor_workers,
-        queue_capacity: config.run.executor_queue,
-        ..Default::default()
-    });
-    Ok(Arc::new(Ctx {
-        journal: Arc::new(Mutex::new(Journal::default())),
-        peers: RwLock::new(Default::default()),
-        faults,
-        generator: Arc::new(Mutex::new(Box::new(FakeGenerator {
+    (
+        Box::new(FakeGenerator {
             delay_per_prompt: Duration::from_millis(m.fake_generate_ms),
             ..fake(0)
-        }))),
-        trainer: Arc::new(Mutex::new(Box::new(FakeTrainer {
+        }),
+        Box::new(FakeTrainer {
             state: FakeTrainerState::default(),
             step_delay: Duration::from_millis(m.fake_step_ms),
-        }))),
-        evaluator: Arc::new(Mutex::new(Box::new(FakeDevEvaluator {
+        }),
+        Box::new(FakeDevEvaluator {
             generator: fake(0),
             dev_ids,
-        }))),
-        pool: Arc::new(pool),
-        data_hash: data_hash(&train, &dev),
-        train: Arc::new(train),
-        order,
-        run_dir: run_dir.to_path_buf(),
-        config_hash: sha256_hex(config_text.as_bytes()),
-        config,
-        stats: Default::default(),
-    }))
+        }),
+    )
 }
 
 /// Puts a checkpoint back: journal, trainer state, opponent weights. Refuses a checkpoint made

@@ -1,4 +1,5 @@
-//! The streaming runtime end to end, on small configs with the fake model: exactly-once training,
+//! The streaming runtime end to end, on small configs with the fake model (and one with the tiny
+//! real model): exactly-once training,
 //! determinism, restarts after injected panics, kill -9 + resume, SIGTERM, queue bounds, and a
 //! corrupt checkpoint.
 
@@ -187,6 +188,18 @@ fn every_config_file_loads_and_validates() {
         msg.contains("replay_capacity") && msg.contains("nobody"),
         "{msg}"
     );
+    let mut c = small(Mode::Spin);
+    c.model.kind = "big".into();
+    c.model.schema = "fancy".into();
+    let msg = c.validate().unwrap_err().to_string();
+    assert!(
+        msg.contains("model.kind") && msg.contains("model.schema"),
+        "{msg}"
+    );
+    c.model.kind = "pretrained".into();
+    c.model.schema = "plain".into();
+    let msg = c.validate().unwrap_err().to_string();
+    assert!(msg.contains("model.path"), "{msg}");
 }
 
 // ---- the binary: kill -9, SIGTERM, resume, refusals ----
@@ -568,4 +581,118 @@ fn async_kill_9_and_resume_train_every_sample_exactly_once() {
     assert!(s.finished);
     assert_spin_complete(&s, &c);
     assert!(s.max_staleness <= 1);
+
+// ---- the real model ----
+
+/// A tiny real model on a very small job: SFT, two ExSPIN rounds, then a resume from the first
+/// checkpoint of that run.
+fn tiny_real() -> JobConfig {
+    let c: JobConfig = toml::from_str(
+        r#"
+        [data]
+        synthetic_train = 40
+        synthetic_dev = 12
+        dev_limit = 8
+        [run]
+        mode = "exspin"
+        rounds = 2
+        prompts_per_round = 4
+        samples_per_prompt = 2
+        generate_batch = 4
+        train_batch = 2
+        replay_capacity = 8
+        checkpoint_every = 2
+        keep_checkpoints = 10
+        [model]
+        kind = "tiny"
+        schema = "plain"
+        vocab_size = 300
+        hidden_size = 32
+        intermediate_size = 64
+        layers = 1
+        heads = 2
+        kv_heads = 1
+        max_new_tokens = 16
+        lr = 1e-3
+        [sft]
+        steps = 6
+        batch_size = 4
+        "#,
+    )
+    .unwrap();
+    c.validate().unwrap();
+    c
+}
+
+fn drive_in_process(
+    ctx: std::sync::Arc<exspin_actors::context::Ctx>,
+    restore: Option<exspin_actors::buffer::BufferSnapshot>,
+) -> Summary {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let end = rt
+        .block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(300),
+                runtime::drive(ctx, restore, std::future::pending()),
+            )
+            .await
+        })
+        .expect("the run finishes")
+        .unwrap();
+    assert!(end.summary.finished, "{:?}", end.summary);
+    end.summary
+}
+
+#[test]
+fn the_tiny_real_model_runs_sft_and_two_rounds_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("real");
+    let c = tiny_real();
+    let text = toml::to_string(&c).unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    let ctx = runtime::prepare(c.clone(), &text, &dir).unwrap();
+    assert!(dir.join("weights/v0/model.safetensors").is_file());
+    assert!(dir.join("weights/v0/tokenizer.json").is_file());
+    let sft: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("sft.json")).unwrap()).unwrap();
+    assert_eq!(sft["steps"], 6);
+    let a = drive_in_process(ctx, None);
+    let on_disk = read_summary(&dir);
+    assert_eq!(on_disk.samples_trained_ids, a.samples_trained_ids);
+    assert!(on_disk.finished);
+    assert_eq!(a.rounds, 2);
+    assert_no_duplicates(&a);
+    assert!(a.pairs_trained > 0, "{a:?}");
+    assert_eq!(a.dev_ex_per_round.len(), 2);
+    assert!(a.dev_ex_per_round.iter().all(|x| (0.0..=1.0).contains(x)));
+    for v in 1..=2 {
+        assert!(
+            dir.join(format!("weights/v{v}/model.safetensors"))
+                .is_file()
+        );
+    }
+    assert!(dir.join("metrics.jsonl").is_file());
+
+    // Resume from the earliest checkpoint (the later ones are removed): the run finishes again,
+    // trains what came after the checkpoint, and keeps what came before.
+    let mut ckpts = exspin_actors::checkpoint::list(&dir).unwrap();
+    ckpts.sort();
+    assert!(!ckpts.is_empty(), "no checkpoint written");
+    for later in &ckpts[1..] {
+        std::fs::remove_dir_all(later).unwrap();
+    }
+    let (cdir, meta) = exspin_actors::checkpoint::read_latest(&dir).unwrap();
+    let before: Vec<String> = meta.journal.trained_ids.clone();
+    let ctx = runtime::prepare(c, &text, &dir).unwrap();
+    let buffer = runtime::restore(&ctx, &cdir, meta).unwrap();
+    let b = drive_in_process(ctx, Some(buffer));
+    assert_eq!(b.rounds, 2);
+    assert_no_duplicates(&b);
+    assert_eq!(&b.samples_trained_ids[..before.len()], &before[..]);
+    assert!(b.samples_trained_ids.len() > before.len());
+    assert_eq!(b.dev_ex_per_round.len(), 2);
 }

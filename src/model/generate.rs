@@ -189,14 +189,40 @@ pub fn generate(
     prompts: &[Vec<u32>],
     cfg: &GenerateConfig,
 ) -> Result<Vec<Generation>> {
+    generate_seeded(model, tok, special, prompts, None, cfg)
+}
+
+/// [`generate`] with one seed per prompt (`seeds[p]` replaces `cfg.seed` for prompt p), so that a
+/// prompt's samples do not depend on which other prompts share its batch: the self-play runtime
+/// seeds each prompt by its example and round, and a re-issued prompt gets the same samples.
+pub fn generate_seeded(
+    model: &Model,
+    tok: &Tokenizer,
+    special: &SpecialTokens,
+    prompts: &[Vec<u32>],
+    seeds: Option<&[u64]>,
+    cfg: &GenerateConfig,
+) -> Result<Vec<Generation>> {
+    if let Some(s) = seeds
+        && s.len() != prompts.len()
+    {
+        return Err(super::ModelError::invalid(
+            "generate",
+            format!("{} seeds for {} prompts", s.len(), prompts.len()),
+        ));
+    }
     let n = cfg.n.max(1);
     let mut rows: Vec<Row> = Vec::with_capacity(prompts.len() * n);
     let mut inputs = Vec::with_capacity(prompts.len() * n);
     for (p, ids) in prompts.iter().enumerate() {
         for s in 0..n {
             // Per-row seed: a row's sample does not depend on what else is in the batch.
-            let seed =
-                cfg.seed ^ ((p as u64) << 20) ^ (s as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let seed = match seeds {
+                Some(seeds) => seeds[p] ^ (s as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                None => {
+                    cfg.seed ^ ((p as u64) << 20) ^ (s as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                }
+            };
             rows.push(Row {
                 prompt: p,
                 sample: s,

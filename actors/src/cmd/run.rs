@@ -101,6 +101,16 @@ fn report(run_dir: &Path, end: anyhow::Result<RunEnd>) -> anyhow::Result<()> {
                 s.finished,
                 "the run ended before finishing; see the log above"
             );
+            // The real model's SFT phase (RUN/sft.json) comes before the rounds.
+            if let Some(sft) = std::fs::read(run_dir.join("sft.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            {
+                println!(
+                    "SFT: {} steps, dev EX {:.3} before, {:.3} after",
+                    sft["steps"], sft["dev_ex_before"], sft["dev_ex_after"]
+                );
+            }
             println!(
                 "finished {} rounds: {} pairs trained in {} steps, dev EX per round {:?}, {} restarts; \
                  summary in {}",

@@ -1,0 +1,105 @@
+//! Dev execution accuracy of a published version: greedy answers to the dev prompts, executed
+//! against the gold queries with the sandboxed executor and compared as `exspin eval` does
+//! (Spider's rule, order only when the gold query orders: `executor_stage::judge_all`).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use exspin::data::database_path;
+use exspin::model::chat::ChatTemplate;
+use exspin::model::generate::{GenerateConfig, extract_sql, generate};
+use exspin::sql::executor::ExecutorPool;
+
+use super::{Lm, weights_dir};
+use crate::executor_stage::judge_all;
+use crate::seams::{DevEvaluator, PromptItem, Sample, SeamResult, Verdict, WeightsHandle};
+
+pub struct RealEvaluator {
+    pub run_dir: PathBuf,
+    pub chat: ChatTemplate,
+    /// The dev examples with their prompts (round unused).
+    pub dev: Vec<PromptItem>,
+    pub database_root: PathBuf,
+    pub pool: ExecutorPool,
+    pub max_new_tokens: usize,
+    pub chunk: usize,
+}
+
+impl RealEvaluator {
+    /// EX of `lm` on the dev prompts, and its predicted queries in dev order.
+    pub fn ex_of(&self, lm: &Lm) -> anyhow::Result<(f64, Vec<String>)> {
+        if self.dev.is_empty() {
+            return Ok((0.0, Vec::new()));
+        }
+        let cfg = GenerateConfig {
+            max_new_tokens: self.max_new_tokens,
+            temperature: 0.0,
+            n: 1,
+            ..GenerateConfig::default()
+        };
+        let mut preds = Vec::with_capacity(self.dev.len());
+        for part in self.dev.chunks(self.chunk.max(1)) {
+            let ids: Vec<Vec<u32>> = part
+                .iter()
+                .map(|p| lm.prompt_ids(&p.prompt))
+                .collect::<anyhow::Result<_>>()?;
+            let gens = generate(&lm.model, &lm.tokenizer, &lm.special, &ids, &cfg)?;
+            preds.extend(gens.iter().map(|g| extract_sql(&g.text)));
+        }
+        let items = self
+            .dev
+            .iter()
+            .zip(&preds)
+            .map(|(p, sql)| {
+                let sample = Sample {
+                    example_id: p.example_id.clone(),
+                    sample_id: format!("{}#dev", p.example_id),
+                    round: 0,
+                    sql: sql.clone(),
+                    version: 0,
+                    logp_gold: 0.0,
+                    logp_gen: 0.0,
+                };
+                (p.clone(), sample)
+            })
+            .collect();
+        let judged = judge_all(
+            &self.pool,
+            |db| database_path(&self.database_root, db),
+            items,
+        );
+        let right = judged
+            .iter()
+            .filter(|j| j.verdict == Verdict::Correct)
+            .count();
+        Ok((right as f64 / self.dev.len() as f64, preds))
+    }
+
+    /// Writes `RUN/dev_predictions/{name}.sql` (one query per line, dev order), for `exspin eval`.
+    pub fn write_predictions(&self, name: &str, preds: &[String]) -> anyhow::Result<()> {
+        let dir = self.run_dir.join("dev_predictions");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join(format!("{name}.sql"));
+        let text: String = preds.iter().map(|p| format!("{p}\n")).collect();
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+impl DevEvaluator for RealEvaluator {
+    fn evaluate(&mut self, weights: &WeightsHandle) -> SeamResult<f64> {
+        let path = weights
+            .path
+            .clone()
+            .unwrap_or_else(|| weights_dir(&self.run_dir, weights.version));
+        let lm = Lm::load(&path, &self.chat)?;
+        let (ex, preds) = self.ex_of(&lm)?;
+        self.write_predictions(&format!("v{}", weights.version), &preds)?;
+        eprintln!(
+            "dev execution accuracy of version {}: {:.1}% ({} questions)",
+            weights.version,
+            100.0 * ex,
+            self.dev.len()
+        );
+        Ok(ex)
+    }
+}

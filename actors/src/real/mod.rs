@@ -1,0 +1,112 @@
+//! The real model behind the seams (`model.kind = "tiny" | "pretrained"`): the candle decoder of
+//! `src/model` and the losses and AdamW of `src/train`, wrapped thinly.
+//!
+//! Weights travel between the three seams through the run folder: the trainer publishes version
+//! t as a Hugging Face folder `RUN/weights/v{t}` (written atomically, LoRA merged), and the
+//! opponent and the dev evaluator load that folder. Version 0 is the model after the SFT phase
+//! (`setup.rs`). A resumed run finds every published version where it was, so nothing but a path
+//! (or, for older versions, just the number) has to be checkpointed.
+//!
+//! * [`setup`] — the initial model (tiny from scratch, or pretrained), the SFT phase, the seams.
+//! * [`generator`] — the opponent θt: sampled SQL with its and the gold's log-probs.
+//! * [`trainer`] — the learner θt+1: loss by mode, AdamW, publish, state.
+//! * [`evaluator`] — dev execution accuracy of a version (greedy).
+
+pub mod evaluator;
+pub mod generator;
+pub mod setup;
+pub mod trainer;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use candle_core::Device;
+use candle_nn::VarMap;
+use exspin::model::chat::ChatTemplate;
+use exspin::model::load::{self, SpecialTokens};
+use exspin::model::logprob::{Pair as TokenPair, response_logprobs};
+use exspin::model::{Model, checkpoint, tokenizer};
+use tokenizers::Tokenizer;
+
+/// The folder of published version `v`.
+pub fn weights_dir(run_dir: &Path, version: u64) -> PathBuf {
+    run_dir.join("weights").join(format!("v{version}"))
+}
+
+/// A model with what it takes to talk to it.
+pub struct Lm {
+    pub model: Model,
+    /// The base weights as Vars (what full fine-tuning trains).
+    pub varmap: VarMap,
+    pub tokenizer: Tokenizer,
+    pub special: SpecialTokens,
+    pub chat: ChatTemplate,
+}
+
+impl Lm {
+    /// Loads a published version (or any Hugging Face folder / GGUF file). The template is the
+    /// run's, not re-detected from the folder, so every version is prompted the same way.
+    pub fn load(path: &Path, chat: &ChatTemplate) -> anyhow::Result<Lm> {
+        let lm = load::load(path, &Device::Cpu)
+            .with_context(|| format!("loading the model {}", path.display()))?;
+        Ok(Lm {
+            model: lm.model,
+            varmap: lm.varmap,
+            tokenizer: lm.tokenizer,
+            special: lm.special,
+            chat: chat.clone(),
+        })
+    }
+
+    /// Writes a Hugging Face folder atomically (adapters merged).
+    pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
+        checkpoint::save_hf(
+            dir,
+            &self.model,
+            &self.tokenizer,
+            &self.special,
+            &self.chat,
+            true,
+        )
+        .with_context(|| format!("writing the weights {}", dir.display()))
+    }
+
+    /// The text the model continues for a prompt of `src/schema`. A base model (plain template)
+    /// gets a one-line cue; an instruct model the instruction `exspin sft` uses.
+    pub fn render(&self, prompt: &str) -> String {
+        match self.chat {
+            ChatTemplate::Plain => format!("{prompt}\n-- SQL:\n"),
+            ChatTemplate::ChatMl => self.chat.render(
+                None,
+                &format!("{prompt}\nWrite one SQLite query that answers the question."),
+            ),
+        }
+    }
+
+    pub fn prompt_ids(&self, prompt: &str) -> anyhow::Result<Vec<u32>> {
+        Ok(tokenizer::encode(&self.tokenizer, &self.render(prompt))?)
+    }
+
+    /// The tokens of an answer as training and scoring see it: the query, then the end of turn
+    /// (so the model learns to stop, and every score includes stopping).
+    pub fn answer_ids(&self, sql: &str) -> anyhow::Result<Vec<u32>> {
+        let text = format!("{}{}", sql.trim(), self.chat.end_of_turn());
+        Ok(tokenizer::encode(&self.tokenizer, &text)?)
+    }
+
+    /// Σ log p(response | prompt) of each row, `chunk` rows per forward pass, as plain numbers
+    /// (the fused log-prob op of `exspin-kernels`, the same path the trainer differentiates).
+    pub fn score(&self, rows: &[TokenPair], chunk: usize) -> anyhow::Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(rows.len());
+        for part in rows.chunks(chunk.max(1)) {
+            let lp = response_logprobs(&self.model, part, self.special.pad)?;
+            out.extend(lp.sum.detach().to_vec1::<f32>()?);
+        }
+        Ok(out)
+    }
+}
+
+/// A seed from a seed and some text (a prompt's samples depend only on its example and round).
+pub fn seed_of(seed: u64, text: &str) -> u64 {
+    (crate::fakes::unit(seed, text) * (1u64 << 53) as f64) as u64
+}

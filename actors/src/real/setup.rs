@@ -1,0 +1,350 @@
+//! Building the real seams: the initial model (a tiny Qwen2 from scratch with a BPE trained on the
+//! run's train prompts and queries, or a pretrained GGUF / Hugging Face model), the SFT phase that
+//! turns it into version 0, then the opponent, the learner and the dev evaluator over version 0.
+//!
+//! The SFT phase is checkpointed by its result: `RUN/weights/v0` is written atomically at its end,
+//! and a run (or resume) that finds it skips the phase. An interrupted SFT starts again.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use candle_core::{Device, Tensor};
+use candle_nn::VarMap;
+use exspin::data::{Dataset, Example};
+use exspin::model::chat::ChatTemplate;
+use exspin::model::generate::GenerateConfig;
+use exspin::model::load::{self, SpecialTokens};
+use exspin::model::logprob::{Pair as TokenPair, response_logprobs};
+use exspin::model::{Config, lora, tokenizer};
+use exspin::sql::executor::{ExecutorConfig, ExecutorPool};
+use exspin::train::{Decay, Schedule, Trainer as Optimizer, TrainerConfig, loss, params_of};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::evaluator::RealEvaluator;
+use super::generator::RealGenerator;
+use super::trainer::RealTrainer;
+use super::{Lm, weights_dir};
+use crate::config::JobConfig;
+use crate::prompts::Prompter;
+use crate::seams::{DevEvaluator, Generator, PromptItem, Trainer};
+
+pub type Seams = (Box<dyn Generator>, Box<dyn Trainer>, Box<dyn DevEvaluator>);
+
+/// What the SFT phase did (`RUN/sft.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SftReport {
+    pub steps: usize,
+    pub seconds: f64,
+    pub first_loss: Option<f32>,
+    /// Mean loss of the last 10 steps.
+    pub last_loss: Option<f32>,
+    pub dev_ex_before: f64,
+    pub dev_ex_after: f64,
+    pub dev_questions: usize,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ModelMeta {
+    chat: ChatTemplate,
+}
+
+/// Builds the seams of a real model, running the SFT phase first when version 0 is not there yet.
+pub fn build(
+    config: &JobConfig,
+    run_dir: &Path,
+    train: &Dataset,
+    dev: &Dataset,
+    prompter: &Prompter,
+) -> anyhow::Result<Seams> {
+    let m = &config.model;
+    // Every prompt now: one that cannot be built is reported before any training.
+    let train_items: Vec<(&Example, String)> = train
+        .evaluable_examples()
+        .map(|(_, e)| Ok((e, prompter.prompt(e)?)))
+        .collect::<anyhow::Result<_>>()?;
+    let dev_items: Vec<PromptItem> = dev
+        .evaluable_examples()
+        .map(|(_, e)| {
+            Ok(PromptItem {
+                example_id: e.id.clone(),
+                db_id: e.db_id.clone(),
+                question: e.question.clone(),
+                gold_sql: e.gold_sql.clone(),
+                prompt: prompter.prompt(e)?,
+                round: 0,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut evaluator = RealEvaluator {
+        run_dir: run_dir.to_path_buf(),
+        chat: ChatTemplate::Plain,
+        dev: dev_items,
+        database_root: dev.database_root.clone(),
+        pool: ExecutorPool::new(ExecutorConfig {
+            timeout: Duration::from_millis(config.run.executor_timeout_ms),
+            workers: 1,
+            ..Default::default()
+        }),
+        max_new_tokens: m.max_new_tokens,
+        chunk: m.chunk,
+    };
+    let v0 = weights_dir(run_dir, 0);
+    let meta_path = run_dir.join("weights").join("model.json");
+    let chat = if v0.join("config.json").is_file() && meta_path.is_file() {
+        let meta: ModelMeta = serde_json::from_slice(&std::fs::read(&meta_path)?)
+            .with_context(|| format!("{} is corrupt", meta_path.display()))?;
+        meta.chat
+    } else {
+        let mut lm = match m.kind.as_str() {
+            "tiny" => tiny(config, &train_items)?,
+            _ => {
+                let path = m.path.clone().expect("validated");
+                let loaded = load::load(&path, &Device::Cpu)
+                    .with_context(|| format!("loading model.path {}", path.display()))?;
+                Lm {
+                    model: loaded.model,
+                    varmap: loaded.varmap,
+                    tokenizer: loaded.tokenizer,
+                    special: loaded.special,
+                    chat: loaded.chat,
+                }
+            }
+        };
+        evaluator.chat = lm.chat.clone();
+        std::fs::create_dir_all(run_dir.join("weights"))?;
+        std::fs::write(
+            &meta_path,
+            serde_json::to_vec(&ModelMeta {
+                chat: lm.chat.clone(),
+            })?,
+        )?;
+        let report = sft(config, &mut lm, &train_items, &evaluator)?;
+        std::fs::write(
+            run_dir.join("sft.json"),
+            serde_json::to_string_pretty(&report)? + "\n",
+        )?;
+        lm.save(&v0)?;
+        lm.chat
+    };
+    evaluator.chat = chat.clone();
+
+    let generator = RealGenerator {
+        lm: Lm::load(&v0, &chat)?,
+        run_dir: run_dir.to_path_buf(),
+        chat: chat.clone(),
+        sampling: GenerateConfig {
+            max_new_tokens: m.max_new_tokens,
+            temperature: m.temperature,
+            top_p: m.top_p,
+            ..GenerateConfig::default()
+        },
+        seed: config.run.seed,
+        chunk: m.chunk,
+        version: 0,
+    };
+    let mut lm = Lm::load(&v0, &chat)?;
+    let adapters = match &m.lora {
+        Some(l) => {
+            let vm = VarMap::new();
+            lora::attach(&mut lm.model, l, &vm)?;
+            lm.model.set_training(true);
+            Some(vm)
+        }
+        None => None,
+    };
+    let params = params_of(adapters.as_ref().unwrap_or(&lm.varmap));
+    let opt = Optimizer::new(
+        params,
+        TrainerConfig {
+            optim: Default::default(),
+            schedule: Schedule {
+                peak_lr: m.lr,
+                warmup_steps: m.warmup_steps,
+                total_steps: 1,
+                decay: Decay::Constant,
+                min_lr_ratio: 1.0,
+            },
+            grad_accum: 1,
+            max_grad_norm: Some(m.max_grad_norm),
+        },
+    )?;
+    let trainer = RealTrainer {
+        lm,
+        adapters,
+        opt,
+        mode: config.run.mode,
+        lambda: m.lambda,
+        run_dir: run_dir.to_path_buf(),
+        version: 0,
+    };
+    Ok((Box::new(generator), Box::new(trainer), Box::new(evaluator)))
+}
+
+/// A tiny Qwen2 with seeded random weights and a BPE trained on the train prompts and queries
+/// (the dev split is not read, so dev names may split into more pieces, as with a real model).
+fn tiny(config: &JobConfig, items: &[(&Example, String)]) -> anyhow::Result<Lm> {
+    let m = &config.model;
+    let corpus: Vec<String> = items
+        .iter()
+        .map(|(e, p)| format!("{p}\n-- SQL:\n{}", e.gold_sql))
+        .collect();
+    let tok = tokenizer::train_bpe(corpus.iter(), m.vocab_size)?;
+    let eot = tok
+        .token_to_id(ChatTemplate::Plain.end_of_turn())
+        .context("the trained tokenizer lacks <|endoftext|>")?;
+    let mut cfg = Config::tiny(tok.get_vocab_size(true));
+    cfg.hidden_size = m.hidden_size;
+    cfg.intermediate_size = m.intermediate_size;
+    cfg.num_hidden_layers = m.layers;
+    cfg.num_attention_heads = m.heads;
+    cfg.num_key_value_heads = m.kv_heads;
+    cfg.max_position_embeddings = 4096;
+    cfg.eos_token_id = Some(eot);
+    // Seeded weights (candle's own initialisers draw from an unseeded generator): normal(0, 0.02)
+    // matrices, unit norms, zero biases, as `Model::new` would make them.
+    let mut rng = ChaCha8Rng::seed_from_u64(config.run.seed ^ 0x7469_6e79);
+    let mut tensors = HashMap::new();
+    for (name, shape) in cfg.expected_tensors() {
+        let n: usize = shape.iter().product();
+        let data: Vec<f32> = if name.ends_with("norm.weight") {
+            vec![1.0; n]
+        } else if name.ends_with(".bias") {
+            vec![0.0; n]
+        } else {
+            (0..n)
+                .map(|_| {
+                    // Box–Muller.
+                    let (u1, u2): (f64, f64) = (rng.random::<f64>().max(1e-12), rng.random());
+                    (0.02 * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+                })
+                .collect()
+        };
+        tensors.insert(name, Tensor::from_vec(data, shape, &Device::Cpu)?);
+    }
+    let (model, varmap) = load::from_tensors(&cfg, &tensors, Path::new("<tiny>"), &Device::Cpu)?;
+    Ok(Lm {
+        model,
+        varmap,
+        tokenizer: tok,
+        special: SpecialTokens {
+            eos: vec![eot],
+            pad: eot,
+            bos: None,
+        },
+        chat: ChatTemplate::Plain,
+    })
+}
+
+/// The SFT phase: NLL of the gold query, with dev EX measured before and after.
+fn sft(
+    config: &JobConfig,
+    lm: &mut Lm,
+    items: &[(&Example, String)],
+    evaluator: &RealEvaluator,
+) -> anyhow::Result<SftReport> {
+    let s = &config.sft;
+    let started = Instant::now();
+    let (before, preds) = evaluator.ex_of(lm)?;
+    evaluator.write_predictions("initial", &preds)?;
+    eprintln!(
+        "dev execution accuracy before SFT: {:.1}% ({} questions, {:.1} s)",
+        100.0 * before,
+        evaluator.dev.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let pairs: Vec<TokenPair> = items
+        .iter()
+        .map(|(e, p)| {
+            Ok(TokenPair {
+                prompt: lm.prompt_ids(p)?,
+                response: lm.answer_ids(&e.gold_sql)?,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let batch = s.batch_size.max(1);
+    let per_epoch = pairs.len().div_ceil(batch);
+    let steps = if s.epochs > 0 {
+        s.epochs * per_epoch
+    } else {
+        s.steps
+    };
+    let mut first_loss = None;
+    let mut recent: Vec<f32> = Vec::new();
+    if steps > 0 && !pairs.is_empty() {
+        let adapters = VarMap::new();
+        let params = match &config.model.lora {
+            Some(l) => {
+                lora::attach(&mut lm.model, l, &adapters)?;
+                lm.model.set_training(true);
+                params_of(&adapters)
+            }
+            None => params_of(&lm.varmap),
+        };
+        let mut opt = Optimizer::new(
+            params,
+            TrainerConfig {
+                optim: Default::default(),
+                schedule: Schedule {
+                    peak_lr: s.lr,
+                    warmup_steps: s.warmup_steps,
+                    total_steps: steps,
+                    decay: Decay::Cosine,
+                    min_lr_ratio: 0.1,
+                },
+                grad_accum: 1,
+                max_grad_norm: Some(config.model.max_grad_norm),
+            },
+        )?;
+        let mut rng = ChaCha8Rng::seed_from_u64(config.run.seed ^ 0x5f7);
+        let mut order: Vec<usize> = Vec::new();
+        let t0 = Instant::now();
+        for step in 0..steps {
+            if order.len() < batch {
+                let mut epoch: Vec<usize> = (0..pairs.len()).collect();
+                epoch.shuffle(&mut rng);
+                order.extend(epoch);
+            }
+            let idx: Vec<usize> = order.drain(..batch.min(order.len())).collect();
+            let rows: Vec<TokenPair> = idx.iter().map(|&i| pairs[i].clone()).collect();
+            let lp = response_logprobs(&lm.model, &rows, lm.special.pad)?;
+            let out = loss::sft_loss(&lp)?;
+            let st = opt.backward(&out.loss)?;
+            let l = out.metrics.loss;
+            first_loss.get_or_insert(l);
+            recent.push(l);
+            if recent.len() > 10 {
+                recent.remove(0);
+            }
+            if s.log_every > 0 && (step + 1) % s.log_every == 0 || step + 1 == steps {
+                eprintln!(
+                    "sft step {}/{steps} loss {l:.4} lr {:.2e} ({:.1} s)",
+                    step + 1,
+                    st.map(|x| x.lr).unwrap_or(0.0),
+                    t0.elapsed().as_secs_f64()
+                );
+            }
+        }
+        lm.model.set_training(false);
+    }
+    let (after, preds) = evaluator.ex_of(lm)?;
+    evaluator.write_predictions("v0", &preds)?;
+    eprintln!(
+        "dev execution accuracy after SFT ({steps} steps): {:.1}% ({:.1} s in all)",
+        100.0 * after,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(SftReport {
+        steps,
+        seconds: started.elapsed().as_secs_f64(),
+        first_loss,
+        last_loss: (!recent.is_empty()).then(|| recent.iter().sum::<f32>() / recent.len() as f32),
+        dev_ex_before: before,
+        dev_ex_after: after,
+        dev_questions: evaluator.dev.len(),
+    })
+}
