@@ -173,7 +173,8 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     };
     let todo: Vec<_> = data.examples[done..].to_vec();
     let started = std::time::Instant::now();
-    for (bi, chunk) in todo.chunks(args.batch.max(1)).enumerate() {
+    let mut answered = 0usize;
+    for chunk in todo.chunks(args.batch.max(1)) {
         let mut prompts = Vec::with_capacity(chunk.len());
         for ex in chunk {
             prompts.push(super::ask::chat_prompt(
@@ -197,12 +198,12 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         if let Some(t) = tokens_out.as_mut() {
             t.flush()?;
         }
-        let n = done + (bi + 1) * args.batch.max(1);
+        answered += chunk.len();
         eprintln!(
             "{} / {}  ({:.1} s/question)",
-            n.min(data.examples.len()),
+            done + answered,
             data.examples.len(),
-            started.elapsed().as_secs_f64() / ((bi + 1) * chunk.len()) as f64
+            started.elapsed().as_secs_f64() / answered as f64
         );
     }
     Ok(())
