@@ -266,6 +266,29 @@ fn bench_train_and_generate_report_json() {
     assert_eq!(r[1]["batch"], 3);
     assert!(r[1]["new_tokens_per_s"].as_f64().unwrap() > 0.0);
 
+    // bf16 weights (the CUDA setting) run the same code path on the CPU.
+    let (code, out, err) = exspin(&[
+        "bench",
+        "train",
+        "--shape",
+        "qwen2-tiny",
+        "--batch",
+        "2",
+        "--seq",
+        "8",
+        "--steps",
+        "1",
+        "--threads",
+        "1",
+        "--dtype",
+        "bf16",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["dtype"], "bf16");
+    assert!(v["loss"][0].as_f64().unwrap().is_finite());
+
     // Without the cuda feature, --device cuda is a clear error.
     if !cfg!(feature = "cuda") {
         let (code, _, err) = exspin(&[
