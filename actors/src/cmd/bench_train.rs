@@ -138,6 +138,22 @@ pub fn lm_loss(model: &Model, ids: &Tensor) -> anyhow::Result<Tensor> {
     Ok(lp.mean_all()?.neg()?)
 }
 
+/// One timed step: (forward seconds since `t0`, loss).
+fn train_step(
+    model: &Model,
+    trainer: &mut Trainer,
+    ids: &Tensor,
+    device: &Device,
+    t0: Instant,
+) -> anyhow::Result<(f64, f32)> {
+    let loss = lm_loss(model, ids)?;
+    device.synchronize()?;
+    let fwd = t0.elapsed().as_secs_f64();
+    trainer.backward(&loss)?;
+    device.synchronize()?;
+    Ok((fwd, loss.to_dtype(DType::F32)?.to_scalar::<f32>()?))
+}
+
 pub fn run(args: BenchTrainArgs) -> anyhow::Result<()> {
     let (device, dtype, threads) = args.compute.open()?;
     anyhow::ensure!(
@@ -180,15 +196,8 @@ pub fn run(args: BenchTrainArgs) -> anyhow::Result<()> {
         )?;
         device.synchronize()?;
         let t0 = Instant::now();
-        let step = (|| -> anyhow::Result<(f64, f32)> {
-            let loss = lm_loss(&built.model, &ids)?;
-            device.synchronize()?;
-            let fwd = t0.elapsed().as_secs_f64();
-            trainer.backward(&loss)?;
-            device.synchronize()?;
-            Ok((fwd, loss.to_dtype(DType::F32)?.to_scalar::<f32>()?))
-        })()
-        .map_err(|e| compute::explain_oom(e, "a training step"))?;
+        let step = train_step(&built.model, &mut trainer, &ids, &device, t0)
+            .map_err(|e| compute::explain_oom(e, "a training step"))?;
         let total = t0.elapsed().as_secs_f64();
         if i >= args.warmup {
             fwd_times.push(step.0);
