@@ -59,6 +59,13 @@ pub enum Command {
     /// Continue a run from its newest checkpoint. Refuses when its config.toml or its data
     /// changed since the checkpoint was written.
     Resume(crate::cmd::run::ResumeArgs),
+    /// Answer a question about any SQLite file: schema-integrated prompt, greedy generation, the
+    /// SQL run in the read-only sandbox; prints the SQL and its result.
+    Ask(crate::cmd::ask::AskArgs),
+    /// Model tools: random checkpoints of named shapes, logits of a token sequence (used by the
+    /// PyTorch parity script).
+    #[command(subcommand)]
+    Model(crate::cmd::model::ModelCommand),
     /// Benchmarks (speed is measured here, never in tests).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -95,6 +102,14 @@ pub enum BenchCommand {
     /// on the same job: both wall times, their ratio, per-stage busy times and the share of SQL
     /// execution hidden by overlap. Each run uses a fresh temporary run folder.
     Pipeline(crate::cmd::bench_pipeline::BenchPipelineArgs),
+    /// Full fine-tuning speed: forward + fused log-prob loss + backward + AdamW on random token
+    /// batches, random weights of a named shape or real weights; tokens/s, step times, peak memory.
+    Train(crate::cmd::bench_train::BenchTrainArgs),
+    /// Batched greedy generation speed (new tokens/s) at several batch sizes, EOS ignored.
+    Generate(crate::cmd::bench_generate::BenchGenerateArgs),
+    /// Top-1 agreement of the dequantized f32 decoder with candle's quantized GGUF model,
+    /// teacher-forced over given token sequences (e.g. the generations of `exspin generate`).
+    QuantAgreement(crate::cmd::bench_quant::QuantAgreementArgs),
 }
 
 #[derive(Subcommand, Debug)]

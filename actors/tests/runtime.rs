@@ -581,6 +581,7 @@ fn async_kill_9_and_resume_train_every_sample_exactly_once() {
     assert!(s.finished);
     assert_spin_complete(&s, &c);
     assert!(s.max_staleness <= 1);
+}
 
 // ---- the real model ----
 

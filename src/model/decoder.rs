@@ -93,6 +93,68 @@ impl Config {
         }
     }
 
+    /// Names accepted by [`Config::named`] (benchmarks, `exspin model random`).
+    pub const SHAPES: &'static [&'static str] = &[
+        "qwen2-tiny",
+        "llama-tiny",
+        "qwen2-30m",
+        "qwen2.5-coder-0.5b",
+        "qwen2.5-coder-1.5b",
+    ];
+
+    /// A named shape (random weights for benchmarks and parity checks):
+    /// `qwen2-tiny` / `llama-tiny` (~50k parameters, for parity tests), `qwen2-30m` (~31M: hidden
+    /// 512, 8 layers, 8 heads, 2 kv heads, MLP 1408, vocabulary 16384, tied), and the real
+    /// configurations of Qwen2.5-Coder-0.5B and -1.5B (vocabulary 151936, tied embeddings).
+    pub fn named(name: &str) -> Option<Self> {
+        let qwen = |vocab, hidden, inter, layers, heads, kv, theta: f64| Config {
+            architecture: Architecture::Qwen2,
+            vocab_size: vocab,
+            hidden_size: hidden,
+            intermediate_size: inter,
+            num_hidden_layers: layers,
+            num_attention_heads: heads,
+            num_key_value_heads: kv,
+            max_position_embeddings: 32768,
+            rope_theta: theta,
+            rms_norm_eps: 1e-6,
+            tie_word_embeddings: true,
+            attention_bias: true,
+            bos_token_id: None,
+            eos_token_id: None,
+        };
+        Some(match name {
+            "qwen2-tiny" => qwen(256, 64, 128, 2, 4, 2, 10_000.0),
+            "llama-tiny" => Config {
+                architecture: Architecture::Llama,
+                tie_word_embeddings: false,
+                attention_bias: false,
+                rms_norm_eps: 1e-5,
+                ..qwen(256, 64, 128, 2, 4, 2, 10_000.0)
+            },
+            "qwen2-30m" => qwen(16384, 512, 1408, 8, 8, 2, 10_000.0),
+            "qwen2.5-coder-0.5b" => Config {
+                bos_token_id: Some(151643),
+                eos_token_id: Some(151645),
+                ..qwen(151_936, 896, 4864, 24, 14, 2, 1_000_000.0)
+            },
+            "qwen2.5-coder-1.5b" => Config {
+                bos_token_id: Some(151643),
+                eos_token_id: Some(151645),
+                ..qwen(151_936, 1536, 8960, 28, 12, 2, 1_000_000.0)
+            },
+            _ => return None,
+        })
+    }
+
+    /// Parameters a model of this config holds (tied embeddings counted once).
+    pub fn num_params(&self) -> usize {
+        self.expected_tensors()
+            .iter()
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum()
+    }
+
     /// Parse a Hugging Face `config.json` (Qwen2 or Llama). `path` only names the file in errors.
     pub fn from_hf_json(json: &str, path: &std::path::Path) -> Result<Self> {
         let v: serde_json::Value = serde_json::from_str(json)
@@ -123,12 +185,17 @@ impl Config {
                 format!("hidden_act {act:?} is not supported (only silu)"),
             ));
         }
-        let rs = &v["rope_scaling"];
-        if !rs.is_null() && rs["rope_type"].as_str().or(rs["type"].as_str()) != Some("default") {
-            return Err(ModelError::invalid(
-                path,
-                format!("rope_scaling {rs} is not supported; remove it or use a model without it"),
-            ));
+        // transformers ≥ 5 writes `rope_parameters` ({"rope_theta", "rope_type"}) instead of
+        // `rope_theta` + `rope_scaling`.
+        for key in ["rope_scaling", "rope_parameters"] {
+            let rs = &v[key];
+            if !rs.is_null() && rs["rope_type"].as_str().or(rs["type"].as_str()) != Some("default")
+            {
+                return Err(ModelError::invalid(
+                    path,
+                    format!("{key} {rs} is not supported; remove it or use a model without it"),
+                ));
+            }
         }
         let heads = req("num_attention_heads")?;
         let hidden = req("hidden_size")?;
@@ -162,7 +229,10 @@ impl Config {
                 .unwrap_or(heads),
             max_position_embeddings: v["max_position_embeddings"].as_u64().unwrap_or(32768)
                 as usize,
-            rope_theta: v["rope_theta"].as_f64().unwrap_or(10_000.0),
+            rope_theta: v["rope_theta"]
+                .as_f64()
+                .or_else(|| v["rope_parameters"]["rope_theta"].as_f64())
+                .unwrap_or(10_000.0),
             rms_norm_eps: v["rms_norm_eps"].as_f64().unwrap_or(1e-6),
             tie_word_embeddings: v["tie_word_embeddings"].as_bool().unwrap_or(false),
             attention_bias: match architecture {
@@ -324,20 +394,41 @@ fn init_normal() -> Init {
     }
 }
 
-/// RMS norm composed from basic ops (candle's fused one has no backward).
+/// RMS norm composed from basic ops (candle's fused one has no backward). Half-precision inputs
+/// are normalised in f32 (as Hugging Face does) and cast back before the gain.
 fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
-    let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
+    let dt = x.dtype();
+    let xf = if dt == DType::F32 {
+        x.clone()
+    } else {
+        x.to_dtype(DType::F32)?
+    };
+    let ms = xf.sqr()?.mean_keepdim(D::Minus1)?;
     let inv = (ms + eps)?.sqrt()?.recip()?;
-    x.broadcast_mul(&inv)?.broadcast_mul(weight)
+    let y = xf.broadcast_mul(&inv)?;
+    let y = if dt == DType::F32 { y } else { y.to_dtype(dt)? };
+    y.broadcast_mul(weight)
 }
 
 /// Softmax over the last dim composed from basic ops. The max is detached: it only shifts the
 /// exponent for stability and cancels out of the value, so it needs no gradient.
+/// Half-precision scores are exponentiated and summed in f32 and cast back.
 pub(crate) fn softmax_last(x: &Tensor) -> candle_core::Result<Tensor> {
-    let max = x.max_keepdim(D::Minus1)?.detach();
-    let e = x.broadcast_sub(&max)?.exp()?;
+    let dt = x.dtype();
+    let xf = if dt == DType::F32 {
+        x.clone()
+    } else {
+        x.to_dtype(DType::F32)?
+    };
+    let max = xf.max_keepdim(D::Minus1)?.detach();
+    let e = xf.broadcast_sub(&max)?.exp()?;
     let s = e.sum_keepdim(D::Minus1)?;
-    e.broadcast_div(&s)
+    let p = e.broadcast_div(&s)?;
+    if dt == DType::F32 {
+        Ok(p)
+    } else {
+        p.to_dtype(dt)
+    }
 }
 
 /// `rotate_half` RoPE (Hugging Face's, non-interleaved). `cos`/`sin`: (b, 1, t, head_dim).
@@ -592,6 +683,16 @@ impl Model {
     pub fn device(&self) -> &Device {
         &self.device
     }
+    /// The weights' dtype (f32 on CPU; bf16 is for CUDA).
+    pub fn dtype(&self) -> DType {
+        self.embed.dtype()
+    }
+    /// Number of weight elements (tied embeddings counted once).
+    pub fn num_params(&self) -> usize {
+        self.named_tensors(false)
+            .map(|v| v.iter().map(|(_, t)| t.elem_count()).sum())
+            .unwrap_or(0)
+    }
 
     /// Every linear layer, for LoRA and for saving.
     pub fn linears_mut(&mut self) -> Vec<&mut Linear> {
@@ -775,7 +876,7 @@ impl Model {
             }
         }
         let dev = &self.device;
-        let mask_t = Tensor::from_vec(add, (b, 1, t, total), dev)?;
+        let mask_t = Tensor::from_vec(add, (b, 1, t, total), dev)?.to_dtype(self.dtype())?;
         let (cos, sin) = self.rope(&pos, b, t)?;
         let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((
             b,
@@ -817,8 +918,9 @@ impl Model {
                 sin.extend(ang.iter().map(|a| a.sin()));
             }
         }
-        let cos = Tensor::from_vec(cos, (b, 1, t, hd), &self.device)?;
-        let sin = Tensor::from_vec(sin, (b, 1, t, hd), &self.device)?;
+        let dt = self.dtype();
+        let cos = Tensor::from_vec(cos, (b, 1, t, hd), &self.device)?.to_dtype(dt)?;
+        let sin = Tensor::from_vec(sin, (b, 1, t, hd), &self.device)?.to_dtype(dt)?;
         Ok((cos, sin))
     }
 }

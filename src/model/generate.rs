@@ -242,6 +242,11 @@ pub fn generate_seeded(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
+    // Generation is never differentiated: on detached base weights no step records an autograd
+    // graph, which the KV cache would otherwise keep alive (every earlier step's activations).
+    let mut detached = model.clone();
+    detached.freeze_base();
+    let model = &detached;
     let mut cache = KvCache::new();
     let (ids, mask) = pad_batch(&inputs, special.pad, true, model.device())?;
     let mut active: Vec<usize> = (0..rows.len()).collect();
@@ -251,7 +256,7 @@ pub fn generate_seeded(
         let hidden = model.forward_hidden(&next_input, &next_mask, Some(&mut cache))?;
         let t = hidden.dim(1)?;
         let logits = model.logits(&hidden.narrow(1, t - 1, 1)?.squeeze(1)?)?;
-        let logits: Vec<Vec<f32>> = logits.to_vec2()?;
+        let logits: Vec<Vec<f32>> = logits.to_dtype(candle_core::DType::F32)?.to_vec2()?;
         let mut still = Vec::with_capacity(active.len());
         let mut keep_idx = Vec::with_capacity(active.len());
         let mut next = Vec::with_capacity(active.len());

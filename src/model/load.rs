@@ -64,8 +64,13 @@ pub fn load(path: &Path, device: &Device) -> Result<LoadedModel> {
 
 /// A fresh model with random weights (std 0.02), e.g. for tests and the tiny demo.
 pub fn random(cfg: &Config, device: &Device) -> Result<(Model, VarMap)> {
+    random_as(cfg, DType::F32, device)
+}
+
+/// [`random`] with weights of `dtype` (bf16 for CUDA benchmarks).
+pub fn random_as(cfg: &Config, dtype: DType, device: &Device) -> Result<(Model, VarMap)> {
     let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+    let vb = VarBuilder::from_varmap(&varmap, dtype, device);
     let model = Model::new(cfg, vb)?;
     Ok((model, varmap))
 }
@@ -76,6 +81,17 @@ pub fn from_tensors(
     cfg: &Config,
     tensors: &HashMap<String, Tensor>,
     path: &Path,
+    device: &Device,
+) -> Result<(Model, VarMap)> {
+    from_tensors_as(cfg, tensors, path, DType::F32, device)
+}
+
+/// [`from_tensors`] with trainable weights of `dtype`.
+pub fn from_tensors_as(
+    cfg: &Config,
+    tensors: &HashMap<String, Tensor>,
+    path: &Path,
+    dtype: DType,
     device: &Device,
 ) -> Result<(Model, VarMap)> {
     let expected = cfg.expected_tensors();
@@ -95,12 +111,12 @@ pub fn from_tensors(
                     found: t.dims().to_vec(),
                 });
             }
-            let t = t.to_dtype(DType::F32)?.to_device(device)?;
+            let t = t.to_dtype(dtype)?.to_device(device)?;
             data.insert(name.clone(), Var::from_tensor(&t)?);
         }
     }
     let before = varmap.all_vars().len();
-    let model = Model::new(cfg, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
+    let model = Model::new(cfg, VarBuilder::from_varmap(&varmap, dtype, device))?;
     if varmap.all_vars().len() != before {
         // Model::new asked for a name expected_tensors() does not list: a bug here, not in the file.
         return Err(ModelError::invalid(
@@ -158,8 +174,9 @@ fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Load a Hugging Face folder.
-pub fn load_hf_folder(dir: &Path, device: &Device) -> Result<LoadedModel> {
+/// The config and weights of a Hugging Face folder, without its tokenizer (e.g. a checkpoint
+/// `transformers` wrote with `save_pretrained` alone).
+pub fn load_hf_weights(dir: &Path, device: &Device) -> Result<(Config, Model, VarMap)> {
     let cfg_path = dir.join("config.json");
     let cfg_text = std::fs::read_to_string(&cfg_path).map_err(|e| ModelError::io(&cfg_path, e))?;
     let cfg = Config::from_hf_json(&cfg_text, &cfg_path)?;
@@ -178,8 +195,12 @@ pub fn load_hf_folder(dir: &Path, device: &Device) -> Result<LoadedModel> {
         _ => dir.to_path_buf(),
     };
     let (model, varmap) = from_tensors(&cfg, &tensors, &weights_path, device)?;
-    drop(tensors);
+    Ok((cfg, model, varmap))
+}
 
+/// Load a Hugging Face folder.
+pub fn load_hf_folder(dir: &Path, device: &Device) -> Result<LoadedModel> {
+    let (cfg, model, varmap) = load_hf_weights(dir, device)?;
     let tok_path = dir.join("tokenizer.json");
     let tok = tokenizer::from_file(&tok_path)?;
     check_vocab(&tok, &cfg, &tok_path)?;

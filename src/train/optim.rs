@@ -179,12 +179,19 @@ impl GradAccumulator {
         Ok(())
     }
 
-    /// The global L2 norm of the accumulated gradients.
+    /// The global L2 norm of the accumulated gradients (summed in f32 on the gradients' device,
+    /// one transfer to the host: on CUDA a read per tensor would sync hundreds of times a step).
     pub fn global_norm(&self) -> Result<f64> {
-        let mut sq = 0f64;
-        for g in self.grads.iter().flatten() {
-            sq += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+        let parts = self
+            .grads
+            .iter()
+            .flatten()
+            .map(|g| g.to_dtype(candle_core::DType::F32)?.sqr()?.sum_all())
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        if parts.is_empty() {
+            return Ok(0.0);
         }
+        let sq = Tensor::stack(&parts, 0)?.sum_all()?.to_scalar::<f32>()? as f64;
         Ok(sq.sqrt())
     }
 

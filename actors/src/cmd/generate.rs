@@ -9,8 +9,7 @@ use anyhow::Context;
 use candle_core::Device;
 use exspin::data::{DatabaseSchema, TablesFile};
 use exspin::model::chat::ChatTemplate;
-use exspin::model::generate::{GenerateConfig, extract_sql, generate};
-use exspin::model::{load, tokenizer};
+use exspin::model::load;
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -35,6 +34,19 @@ pub struct GenerateArgs {
     /// Token budget per answer.
     #[arg(long, default_value_t = 200)]
     pub max_new_tokens: usize,
+    /// Which prompt: plain (the full schema: the ablation), integrated (the
+    /// schema filtered to the question with matched values: the schema integration), or ddl (bare
+    /// CREATE TABLE statements from tables.json, the first stopgap; Spider/BIRD only).
+    #[arg(long, default_value = "plain", value_parser = ["plain", "integrated", "ddl"])]
+    pub schema: String,
+    #[command(flatten)]
+    pub schema_args: crate::cli::SchemaArgs,
+    /// Also append {"prompt": [ids], "generated": [ids]} per question to this JSONL file (the
+    /// input of `exspin bench quant-agreement`).
+    #[arg(long, value_name = "FILE")]
+    pub tokens_out: Option<PathBuf>,
+    #[command(flatten)]
+    pub threads: super::compute::ThreadsArgs,
 }
 
 /// `CREATE TABLE` statements from the declared schema. A stopgap prompt until the schema module's
@@ -57,16 +69,70 @@ pub(crate) fn schema_ddl(s: &DatabaseSchema) -> String {
     out
 }
 
-pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
-    let data = super::dataset::load(&args.dataset)?;
-    let tables_path = match (&args.dataset.spider, &args.dataset.bird) {
-        (Some(dir), _) => dir.join("tables.json"),
-        (_, Some(dir)) => dir.join(format!("{}_tables.json", args.dataset.split)),
-        _ => {
-            anyhow::bail!("generate needs --spider or --bird (their tables.json gives the schema)")
+/// How the prompts of `generate` (and `sft`) are made.
+pub(crate) enum Prompter {
+    Ddl { tables: TablesFile, path: PathBuf },
+    Builder(Box<exspin::schema::PromptBuilder>),
+}
+
+impl Prompter {
+    /// `kind`: plain, integrated or ddl (see [`GenerateArgs::schema`]).
+    pub(crate) fn new(
+        kind: &str,
+        dataset: &crate::cli::DatasetArgs,
+        data: &exspin::data::Dataset,
+        schema_args: &crate::cli::SchemaArgs,
+    ) -> anyhow::Result<Self> {
+        Ok(match kind {
+            "ddl" => {
+                let path = match (&dataset.spider, &dataset.bird) {
+                    (Some(dir), _) => dir.join("tables.json"),
+                    (_, Some(dir)) => dir.join(format!("{}_tables.json", dataset.split)),
+                    _ => anyhow::bail!(
+                        "the ddl prompt needs --spider or --bird (their tables.json gives the \
+schema); use the plain or integrated prompt with --jsonl"
+                    ),
+                };
+                Prompter::Ddl {
+                    tables: TablesFile::load(&path)?,
+                    path,
+                }
+            }
+            "plain" | "integrated" => {
+                let mut sa = schema_args.clone();
+                sa.full_schema = kind == "plain";
+                Prompter::Builder(Box::new(super::schema_args::builder(&sa, data)?))
+            }
+            other => anyhow::bail!("unknown prompt {other:?}: use plain, integrated or ddl"),
+        })
+    }
+
+    pub(crate) fn schema_prompt(&self, ex: &exspin::data::Example) -> anyhow::Result<String> {
+        match self {
+            Prompter::Ddl { tables, path } => {
+                let schema = tables
+                    .get(&ex.db_id)
+                    .with_context(|| format!("{}: no schema for {}", path.display(), ex.db_id))?;
+                let evidence = if ex.evidence.is_empty() {
+                    String::new()
+                } else {
+                    format!("Evidence: {}\n", ex.evidence)
+                };
+                Ok(format!(
+                    "{}\nQuestion: {}\n{evidence}",
+                    schema_ddl(schema),
+                    ex.question
+                ))
+            }
+            Prompter::Builder(b) => Ok(b.build(ex)?.prompt.text),
         }
-    };
-    let tables = TablesFile::load(&tables_path)?;
+    }
+}
+
+pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
+    args.threads.apply()?;
+    let data = super::dataset::load(&args.dataset)?;
+    let prompter = Prompter::new(&args.schema, &args.dataset, &data, &args.schema_args)?;
     let done = match std::fs::read_to_string(&args.out) {
         Ok(text) => text.lines().count(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
@@ -84,9 +150,10 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         .with_context(|| format!("loading the model {}", args.model.display()))?;
     let template = args.template.clone().unwrap_or_else(|| lm.chat.clone());
     eprintln!(
-        "model {} ({} layers, template {template:?}); {} questions, {done} done",
+        "model {} ({} layers, template {template:?}, {} prompt); {} questions, {done} done",
         lm.name,
         lm.config.num_hidden_layers,
+        args.schema,
         data.examples.len()
     );
     let mut out = std::fs::OpenOptions::new()
@@ -94,49 +161,49 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         .append(true)
         .open(&args.out)
         .with_context(|| format!("opening {}", args.out.display()))?;
-    let cfg = GenerateConfig {
-        max_new_tokens: args.max_new_tokens,
-        ..GenerateConfig::default()
+    let mut tokens_out = match &args.tokens_out {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("opening {}", p.display()))?,
+        ),
+        None => None,
     };
-    let system = (template == ChatTemplate::ChatMl).then_some(
-        "You are a SQLite expert. Answer the question with one SQLite query in a ```sql code block.",
-    );
     let todo: Vec<_> = data.examples[done..].to_vec();
     let started = std::time::Instant::now();
-    for (bi, chunk) in todo.chunks(args.batch.max(1)).enumerate() {
+    let mut answered = 0usize;
+    for chunk in todo.chunks(args.batch.max(1)) {
         let mut prompts = Vec::with_capacity(chunk.len());
         for ex in chunk {
-            let schema = tables.get(&ex.db_id).with_context(|| {
-                format!("{}: no schema for {}", tables_path.display(), ex.db_id)
-            })?;
-            let evidence = if ex.evidence.is_empty() {
-                String::new()
-            } else {
-                format!("Evidence: {}\n", ex.evidence)
-            };
-            let user = format!(
-                "{}\nQuestion: {}\n{evidence}Write one SQLite query that answers the question.",
-                schema_ddl(schema),
-                ex.question
-            );
-            prompts.push(tokenizer::encode(
-                &lm.tokenizer,
-                &template.render(system, &user),
-            )?);
+            prompts.push(super::ask::chat_prompt(
+                &template,
+                &prompter.schema_prompt(ex)?,
+            ));
         }
-        let gens = generate(&lm.model, &lm.tokenizer, &lm.special, &prompts, &cfg)?;
-        for g in &gens {
-            let sql = extract_sql(&g.text);
+        for a in super::ask::answer(&lm, &prompts, args.max_new_tokens)? {
             // One query per line: an empty answer still takes its line so lines stay aligned.
-            writeln!(out, "{}", if sql.is_empty() { "SELECT 1" } else { &sql })?;
+            let sql = &a.sql;
+            writeln!(out, "{}", if sql.is_empty() { "SELECT 1" } else { sql })?;
+            if let Some(t) = tokens_out.as_mut() {
+                writeln!(
+                    t,
+                    "{}",
+                    serde_json::json!({ "prompt": a.prompt_ids, "generated": a.generated })
+                )?;
+            }
         }
         out.flush()?;
-        let n = done + (bi + 1) * args.batch.max(1);
+        if let Some(t) = tokens_out.as_mut() {
+            t.flush()?;
+        }
+        answered += chunk.len();
         eprintln!(
             "{} / {}  ({:.1} s/question)",
-            n.min(data.examples.len()),
+            done + answered,
             data.examples.len(),
-            started.elapsed().as_secs_f64() / ((bi + 1) * chunk.len()) as f64
+            started.elapsed().as_secs_f64() / answered as f64
         );
     }
     Ok(())

@@ -11,9 +11,19 @@ use exspin::schema::values::MatchConfig;
 use crate::cli::SchemaArgs;
 
 pub fn builder(args: &SchemaArgs, dataset: &Dataset) -> anyhow::Result<PromptBuilder> {
+    let tables = builder::tables_file_for(dataset)?;
+    builder_for(args, &dataset.database_root, tables)
+}
+
+/// A prompt builder over any database root (e.g. `exspin ask` on a single SQLite file, whose
+/// schema comes from the file alone).
+pub fn builder_for(
+    args: &SchemaArgs,
+    database_root: &std::path::Path,
+    tables: exspin::data::TablesFile,
+) -> anyhow::Result<PromptBuilder> {
     let kind: ScorerKind = args.scorer.parse().map_err(anyhow::Error::msg)?;
     let scorer = builder::make_scorer(kind, &args.cache)?;
-    let tables = builder::tables_file_for(dataset)?;
     let options = PromptOptions {
         filter: FilterConfig {
             k1: args.k1,
@@ -41,7 +51,7 @@ pub fn builder(args: &SchemaArgs, dataset: &Dataset) -> anyhow::Result<PromptBui
     if args.budget.is_some() && tokenizer.is_none() {
         anyhow::bail!("--budget needs a tokenizer: pass --tokenizer FILE or set EXSPIN_TOKENIZER");
     }
-    let mut b = PromptBuilder::new(&args.cache, &dataset.database_root, tables, scorer, options);
+    let mut b = PromptBuilder::new(&args.cache, database_root, tables, scorer, options);
     if let Some(path) = &tokenizer {
         let counter = TokenCounter::from_file(path)
             .with_context(|| format!("loading tokenizer {}", path.display()))?;

@@ -13,7 +13,6 @@ use std::path::PathBuf;
 use anyhow::Context;
 use candle_core::Device;
 use candle_nn::VarMap;
-use exspin::data::TablesFile;
 use exspin::model::chat::ChatTemplate;
 use exspin::model::logprob::{Pair, response_logprobs};
 use exspin::model::lora::{self, LoraConfig};
@@ -25,13 +24,25 @@ use serde::Deserialize;
 pub struct SftArgs {
     /// The run's JSON config (see `exspin sft --help` and actors/src/cmd/sft.rs).
     pub config: PathBuf,
+    #[command(flatten)]
+    pub threads: super::compute::ThreadsArgs,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SftConfig {
     model: PathBuf,
-    spider: PathBuf,
+    /// The dataset: exactly one of spider (a Spider-layout folder) and jsonl (our JSONL format,
+    /// databases under db_dir or database/ beside the file).
+    spider: Option<PathBuf>,
+    jsonl: Option<PathBuf>,
+    db_dir: Option<PathBuf>,
+    /// The prompt: ddl (CREATE TABLE from tables.json; the default), plain or integrated (the
+    /// schema module's prompt builder, as `exspin generate --schema`).
+    #[serde(default = "ddl")]
+    schema: String,
+    /// Cache folder of the schema module (plain / integrated prompts).
+    cache: Option<PathBuf>,
     #[serde(default = "train_split")]
     split: String,
     limit: Option<usize>,
@@ -45,6 +56,9 @@ struct SftConfig {
     lora: Option<LoraConfig>,
 }
 
+fn ddl() -> String {
+    "ddl".into()
+}
 fn train_split() -> String {
     "train".into()
 }
@@ -56,16 +70,41 @@ fn four() -> usize {
 }
 
 pub fn run(args: SftArgs) -> anyhow::Result<()> {
+    args.threads.apply()?;
     let text = std::fs::read_to_string(&args.config)
         .with_context(|| format!("reading {}", args.config.display()))?;
     let cfg: SftConfig = serde_json::from_str(&text)
         .with_context(|| format!("{}: invalid sft config", args.config.display()))?;
-    let mut data = exspin::data::spider::load(&cfg.spider, &cfg.split)?;
-    if let Some(n) = cfg.limit {
-        data.truncate(n);
-    }
-    let tables_path = cfg.spider.join("tables.json");
-    let tables = TablesFile::load(&tables_path)?;
+    anyhow::ensure!(
+        cfg.spider.is_some() != cfg.jsonl.is_some(),
+        "{}: give exactly one of \"spider\" and \"jsonl\"",
+        args.config.display()
+    );
+    let dataset_args = crate::cli::DatasetArgs {
+        spider: cfg.spider.clone(),
+        bird: None,
+        jsonl: cfg.jsonl.clone(),
+        db_dir: cfg.db_dir.clone(),
+        split: cfg.split.clone(),
+        limit: cfg.limit,
+    };
+    let data = super::dataset::load(&dataset_args)?;
+    let schema_args = crate::cli::SchemaArgs {
+        cache: cfg
+            .cache
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(".cache/exspin")),
+        scorer: "auto".into(),
+        k1: 4,
+        k2: 10,
+        seed: 0,
+        ranked_padding: false,
+        value_threshold: 0.9,
+        full_schema: false,
+        tokenizer: None,
+        budget: None,
+    };
+    let prompter = super::generate::Prompter::new(&cfg.schema, &dataset_args, &data, &schema_args)?;
     let mut lm = load::load(&cfg.model, &Device::Cpu)
         .with_context(|| format!("loading the model {}", cfg.model.display()))?;
     let template = match &cfg.template {
@@ -74,15 +113,7 @@ pub fn run(args: SftArgs) -> anyhow::Result<()> {
     };
     let mut pairs = Vec::with_capacity(data.examples.len());
     for ex in &data.examples {
-        let schema = tables
-            .get(&ex.db_id)
-            .with_context(|| format!("{}: no schema for {}", tables_path.display(), ex.db_id))?;
-        let user = format!(
-            "{}\nQuestion: {}\nWrite one SQLite query that answers the question.",
-            super::generate::schema_ddl(schema),
-            ex.question
-        );
-        let prompt = template.render(None, &user);
+        let prompt = super::ask::chat_prompt(&template, &prompter.schema_prompt(ex)?);
         let answer = format!("{}{}", ex.gold_sql.trim(), template.end_of_turn());
         pairs.push(Pair {
             prompt: tokenizer::encode(&lm.tokenizer, &prompt)?,
