@@ -53,6 +53,9 @@ pub enum Command {
     /// and RUN_DIR/checkpoints/ (every N steps and on SIGTERM/SIGINT, which then stop the run).
     /// Until the real model lands only the fake model of configs/demo.toml exists.
     Run(crate::cmd::run::RunArgs),
+    /// The paper's comparisons: SFT, SPIN, DPO, ExSPIN and the ablations on the same data, seed
+    /// and budget, then a report (tables as Markdown, plots as SVG/PNG, raw numbers as JSON).
+    Experiment(crate::cmd::experiment::ExperimentArgs),
     /// Continue a run from its newest checkpoint. Refuses when its config.toml or its data
     /// changed since the checkpoint was written.
     Resume(crate::cmd::run::ResumeArgs),

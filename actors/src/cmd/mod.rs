@@ -5,6 +5,7 @@ pub mod bench_logprob;
 pub mod bench_prompt;
 pub mod dataset;
 pub mod eval;
+pub mod experiment;
 pub mod generate;
 pub mod index;
 pub mod prompt;
@@ -32,6 +33,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Schema(SchemaCommand::Train(args)) => schema_train::run(args),
         Command::Prompt(args) => prompt::run(args),
         Command::Index(args) => index::run(args),
+        Command::Experiment(args) => experiment::run(args),
         Command::Run(args) => run::run(args),
         Command::Resume(args) => run::resume(args),
     }
