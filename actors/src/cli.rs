@@ -56,6 +56,9 @@ pub enum Command {
     /// RUN_DIR/weights/v{t} every published version (v0 = after SFT). configs/demo-fake.toml runs
     /// the same job on the fake model in seconds.
     Run(crate::cmd::run::RunArgs),
+    /// The paper's comparisons: SFT, SPIN, DPO, ExSPIN and the ablations on the same data, seed
+    /// and budget, then a report (tables as Markdown, plots as SVG/PNG, raw numbers as JSON).
+    Experiment(crate::cmd::experiment::ExperimentArgs),
     /// Continue a run from its newest checkpoint. Refuses when its config.toml or its data
     /// changed since the checkpoint was written.
     Resume(crate::cmd::run::ResumeArgs),

@@ -17,6 +17,7 @@ pub mod config;
 pub mod context;
 pub mod evaluator;
 pub mod executor_stage;
+pub mod experiment;
 pub mod fakes;
 pub mod fault;
 pub mod journal;

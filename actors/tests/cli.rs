@@ -131,3 +131,86 @@ fn help_teaches_with_examples() {
         assert!(out.contains("Example"), "{} --help has no example", cmd[0]);
     }
 }
+
+#[test]
+fn experiment_runs_every_method_writes_the_report_and_skips_finished_runs_on_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/demo-fake.toml");
+    let exp = dir.path().join("exp.toml");
+    std::fs::write(
+        &exp,
+        format!(
+            r#"base = {base:?}
+set = {{ "run.rounds" = 1, "run.prompts_per_round" = 8, "run.checkpoint_every" = 0 }}
+main = "ExSPIN"
+ablations = ["SPIN"]
+[[method]]
+name = "ExSPIN"
+set = {{ "run.mode" = "exspin" }}
+[[method]]
+name = "SPIN"
+set = {{ "run.mode" = "spin" }}
+[lambda_sweep]
+method = "ExSPIN"
+key = "model.fake_p_step"
+values = [0.1, 0.6]
+"#
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let out_s = out.to_str().unwrap();
+    let (code, stdout, stderr) = exspin(&["experiment", exp.to_str().unwrap(), "--out", out_s]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("| ExSPIN |") && stdout.contains("| SPIN |"),
+        "{stdout}"
+    );
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for section in [
+        "Table 3",
+        "Tables 1/2",
+        "Tables 6/7",
+        "Figures 6/7",
+        "Tables 8/9",
+    ] {
+        assert!(report.contains(section), "{section} missing:\n{report}");
+    }
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["methods"].as_array().unwrap().len(), 2);
+    let sweep = results["lambda_sweep"].as_array().unwrap();
+    assert_eq!(sweep.len(), 2);
+    // The swept value reached the run: the fake opponent improves faster with a larger step.
+    let last = |i: usize| {
+        sweep[i][1]["dev_ex"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .as_f64()
+    };
+    assert!(last(1) > last(0), "{sweep:?}");
+    for m in results["methods"].as_array().unwrap() {
+        assert!(m["finished"].as_bool().unwrap(), "{m}");
+        assert!(
+            m["resources"]["peak_rss_bytes"].as_u64().unwrap() > 1 << 20,
+            "{m}"
+        );
+    }
+
+    let (code, _, stderr) = exspin(&["experiment", exp.to_str().unwrap(), "--out", out_s]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stderr.matches("already finished").count(), 4, "{stderr}");
+
+    let (code, _, stderr) = exspin(&[
+        "experiment",
+        exp.to_str().unwrap(),
+        "--out",
+        out_s,
+        "--only",
+        "DPO",
+    ]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("no such method"), "{stderr}");
+}

@@ -11,6 +11,7 @@ pub mod bench_train;
 pub mod compute;
 pub mod dataset;
 pub mod eval;
+pub mod experiment;
 pub mod generate;
 pub mod index;
 pub mod model;
@@ -45,6 +46,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Schema(SchemaCommand::Train(args)) => schema_train::run(args),
         Command::Prompt(args) => prompt::run(args),
         Command::Index(args) => index::run(args),
+        Command::Experiment(args) => experiment::run(args),
         Command::Run(args) => run::run(args),
         Command::Resume(args) => run::resume(args),
     }

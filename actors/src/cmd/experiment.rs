@@ -1,0 +1,185 @@
+//! `exspin experiment CONFIG --out DIR`: every method of the experiment file on the same data,
+//! seed and budget, then `DIR/report.md`, `DIR/results.json` and the plots.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use exspin_actors::experiment::config::ExperimentConfig;
+use exspin_actors::experiment::outcome::{self, Outcome};
+use exspin_actors::experiment::plot::{self, Chart, Series};
+use exspin_actors::experiment::report::{self, Results};
+use exspin_actors::experiment::runner::{self, Step};
+
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Each method is an ordinary `exspin run` into OUT/runs/NAME (its config in \
+OUT/configs/, its output in OUT/logs/). A rerun skips finished methods and resumes interrupted \
+ones, so a long experiment may span several sittings; --report-only rebuilds the report from what \
+has finished.\n\nExample: exspin experiment configs/experiment-demo.toml --out reports/demo"
+)]
+pub struct ExperimentArgs {
+    /// The experiment file (TOML): a base job config and the methods as overrides of it.
+    pub config: PathBuf,
+    /// Folder for report.md, results.json, the plots and the runs.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Run only these methods (by name; repeatable). The report covers whatever has finished.
+    #[arg(long, value_name = "NAME")]
+    pub only: Vec<String>,
+    /// Run nothing; rebuild the report from the finished runs.
+    #[arg(long)]
+    pub report_only: bool,
+}
+
+pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
+    let (exp, base_path) = ExperimentConfig::load(&args.config)?;
+    let base_text = std::fs::read_to_string(&base_path)
+        .with_context(|| format!("reading {}", base_path.display()))?;
+    let runs = runner::plan(&exp, &base_text)
+        .with_context(|| format!("{}: a method's job config", args.config.display()))?;
+    for name in &args.only {
+        anyhow::ensure!(
+            runs.iter().any(|r| &r.name == name),
+            "--only {name:?}: no such method; the methods are {}",
+            runs.iter()
+                .map(|r| format!("{:?}", r.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let exe = std::env::current_exe().context("finding the exspin binary")?;
+    if !args.report_only {
+        let todo: Vec<_> = runs
+            .iter()
+            .filter(|r| args.only.is_empty() || args.only.contains(&r.name))
+            .collect();
+        for (i, run) in todo.iter().enumerate() {
+            eprintln!("[{}/{}] {} …", i + 1, todo.len(), run.name);
+            let step = runner::execute(&exe, &args.out, run)?;
+            let note = match step {
+                Step::Skipped => "already finished",
+                Step::Ran => "done",
+                Step::Resumed => "resumed and done",
+            };
+            let o = outcome::read(&run.name, &args.out.join("runs").join(&run.slug))?;
+            eprintln!(
+                "[{}/{}] {}: {note}; dev EX per round {:?}",
+                i + 1,
+                todo.len(),
+                run.name,
+                o.dev_ex
+                    .iter()
+                    .map(|v| format!("{:.3}", v))
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
+    let mut methods = Vec::new();
+    let mut sweep = Vec::new();
+    for run in &runs {
+        let dir = args.out.join("runs").join(&run.slug);
+        if !dir.join("summary.json").is_file() {
+            continue;
+        }
+        let o = outcome::read(&run.name, &dir)?;
+        match run.lambda {
+            Some(l) => sweep.push((l, o)),
+            None => methods.push(o),
+        }
+    }
+    let dataset = exp.dataset.clone().unwrap_or_else(|| {
+        toml::from_str::<toml::Table>(&base_text)
+            .ok()
+            .and_then(|t| t.get("data")?.get("source")?.as_str().map(String::from))
+            .unwrap_or_else(|| "data".into())
+    });
+    let mut results = Results {
+        dataset,
+        main: exp.main.clone(),
+        ablations: exp.ablations.clone(),
+        methods,
+        lambda_sweep: sweep,
+        plots: Vec::new(),
+        plot_note: None,
+    };
+    plots(&args.out, &mut results)?;
+    std::fs::write(
+        args.out.join("results.json"),
+        serde_json::to_vec_pretty(&results)?,
+    )?;
+    let command = format!(
+        "exspin experiment {} --out {}",
+        args.config.display(),
+        args.out.display()
+    );
+    std::fs::write(
+        args.out.join("report.md"),
+        report::markdown(&results, &command),
+    )?;
+    println!("{}", report::table_methods(&results));
+    eprintln!("report: {}", args.out.join("report.md").display());
+    Ok(())
+}
+
+fn plots(out: &Path, results: &mut Results) -> anyhow::Result<()> {
+    let to_series = |outcomes: &[&Outcome]| -> Vec<Series> {
+        report::accuracy_series(outcomes)
+            .into_iter()
+            .map(|(name, points)| Series { name, points })
+            .collect()
+    };
+    let all: Vec<&Outcome> = results.methods.iter().collect();
+    let mut charts = vec![(
+        "accuracy-per-round".to_string(),
+        format!("Dev execution accuracy per round ({})", results.dataset),
+        "evaluation (0 = before self-play)".to_string(),
+        to_series(&all),
+    )];
+    let ablation: Vec<&Outcome> = std::iter::once(&results.main)
+        .chain(&results.ablations)
+        .filter_map(|n| results.methods.iter().find(|o| &o.name == n))
+        .collect();
+    if ablation.len() > 1 {
+        charts.push((
+            "ablation-per-round".into(),
+            format!("{} and its ablations", results.main),
+            "evaluation (0 = before self-play)".into(),
+            to_series(&ablation),
+        ));
+    }
+    if !results.lambda_sweep.is_empty() {
+        let points = results
+            .lambda_sweep
+            .iter()
+            .filter_map(|(l, o)| Some((*l, 100.0 * o.final_ex()?)))
+            .collect();
+        charts.push((
+            "lambda-sweep".into(),
+            "Final dev execution accuracy by λ".into(),
+            "λ".into(),
+            vec![Series {
+                name: results.main.clone(),
+                points,
+            }],
+        ));
+    }
+    for (stem, title, x_label, series) in &charts {
+        let (files, note) = plot::line_chart(
+            out,
+            stem,
+            &Chart {
+                title,
+                x_label,
+                y_label: "EX (%)",
+                series,
+            },
+        )?;
+        results.plots.extend(files);
+        if note.is_some() {
+            results.plot_note = note;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,242 @@
+//! The experiment file (TOML): a base job config, the methods as overrides of it, and the λ sweep.
+//!
+//! ```toml
+//! base = "demo.toml"                  # relative to this file
+//! dataset = "embedded default"        # the column name in Table 3
+//! set = { "run.rounds" = 3 }          # applied to every method
+//! main = "ExSPIN"
+//! ablations = ["w/o schema integration", "w/o execution feedback"]
+//!
+//! [[method]]
+//! name = "ExSPIN"
+//! set = { "run.mode" = "exspin" }
+//!
+//! [lambda_sweep]
+//! method = "ExSPIN"
+//! key = "train.lambda"
+//! values = [0.1, 0.5, 1.0, 2.0]
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// The job config every method starts from, relative to the experiment file.
+    pub base: PathBuf,
+    /// The dataset's name in the report (default: the base config's `data.source`).
+    #[serde(default)]
+    pub dataset: Option<String>,
+    /// Overrides applied to every method before its own.
+    #[serde(default)]
+    pub set: BTreeMap<String, toml::Value>,
+    /// The method whose ablations Tables 6/7 show.
+    #[serde(default = "default_main")]
+    pub main: String,
+    /// Methods shown beside `main` in the ablation tables.
+    #[serde(default)]
+    pub ablations: Vec<String>,
+    #[serde(rename = "method")]
+    pub methods: Vec<MethodSpec>,
+    #[serde(default)]
+    pub lambda_sweep: Option<LambdaSweep>,
+}
+
+fn default_main() -> String {
+    "ExSPIN".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MethodSpec {
+    pub name: String,
+    #[serde(default)]
+    pub set: BTreeMap<String, toml::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LambdaSweep {
+    /// The method the sweep copies (its overrides, then λ).
+    pub method: String,
+    /// The job-config key that holds λ.
+    pub key: String,
+    pub values: Vec<f64>,
+    /// Rounds per sweep point (default: the method's own), so the sweep can be cheaper.
+    #[serde(default)]
+    pub rounds: Option<u64>,
+}
+
+impl ExperimentConfig {
+    /// Reads and validates an experiment file; returns it with the base config's path resolved.
+    pub fn load(path: &Path) -> anyhow::Result<(ExperimentConfig, PathBuf)> {
+        use anyhow::Context;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the experiment file {}", path.display()))?;
+        let config: ExperimentConfig = toml::from_str(&text)
+            .with_context(|| format!("{}: not a valid experiment file", path.display()))?;
+        config
+            .validate()
+            .with_context(|| format!("{}: invalid experiment file", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new(".")).join(&config.base);
+        anyhow::ensure!(
+            base.is_file(),
+            "{}: base = {:?} does not exist (looked for {}); give a job config path relative to \
+             the experiment file",
+            path.display(),
+            config.base,
+            base.display()
+        );
+        Ok((config, base))
+    }
+
+    /// Every problem at once, one per line.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let mut errors = Vec::new();
+        if self.methods.is_empty() {
+            errors.push("add at least one [[method]] with a name and its overrides".to_string());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for m in &self.methods {
+            if m.name.trim().is_empty() {
+                errors.push("a [[method]] has an empty name".into());
+            } else if !seen.insert(slug(&m.name)) {
+                errors.push(format!(
+                    "method {:?}: another method has the same name (after lower-casing and \
+                     replacing non-alphanumerics by '-'); rename one",
+                    m.name
+                ));
+            }
+        }
+        let known = |name: &str| self.methods.iter().any(|m| m.name == name);
+        if !known(&self.main) {
+            errors.push(format!(
+                "main = {:?} is not one of the methods; set main to the method whose ablations you \
+                 want in Tables 6/7",
+                self.main
+            ));
+        }
+        for a in &self.ablations {
+            if !known(a) {
+                errors.push(format!("ablations: {a:?} is not one of the methods"));
+            }
+        }
+        if let Some(sweep) = &self.lambda_sweep {
+            if !known(&sweep.method) {
+                errors.push(format!(
+                    "lambda_sweep.method = {:?} is not one of the methods",
+                    sweep.method
+                ));
+            }
+            if sweep.values.is_empty() || sweep.values.iter().any(|v| !(v.is_finite() && *v > 0.0))
+            {
+                errors.push(
+                    "lambda_sweep.values must be a non-empty list of positive numbers".into(),
+                );
+            }
+            if sweep.rounds == Some(0) {
+                errors.push("lambda_sweep.rounds must be at least 1".into());
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!("{}", errors.join("\n"))
+        }
+    }
+}
+
+/// A file-name-safe form of a method name ("w/o schema" → "w-o-schema").
+pub fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.trim().chars() {
+        if c.is_ascii_alphanumeric() || c == '.' {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> anyhow::Result<ExperimentConfig> {
+        let c: ExperimentConfig = toml::from_str(text)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    #[test]
+    fn a_full_file_parses() {
+        let c = parse(
+            r#"
+base = "demo.toml"
+set = { "run.rounds" = 2 }
+main = "ExSPIN"
+ablations = ["SPIN"]
+[[method]]
+name = "ExSPIN"
+set = { "run.mode" = "exspin" }
+[[method]]
+name = "SPIN"
+set = { "run.mode" = "spin" }
+[lambda_sweep]
+method = "ExSPIN"
+key = "train.lambda"
+values = [0.5, 1.0]
+rounds = 1
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.methods.len(), 2);
+        assert_eq!(c.lambda_sweep.unwrap().values, vec![0.5, 1.0]);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = parse(
+            r#"
+base = "demo.toml"
+main = "Nope"
+ablations = ["Missing"]
+[[method]]
+name = "A b"
+[[method]]
+name = "a-B"
+[lambda_sweep]
+method = "Other"
+key = "train.lambda"
+values = [0.0]
+"#,
+        )
+        .unwrap_err()
+        .to_string();
+        for needle in [
+            "same name",
+            "main = \"Nope\"",
+            "\"Missing\"",
+            "lambda_sweep.method",
+            "positive",
+        ] {
+            assert!(err.contains(needle), "{needle:?} missing from: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = parse("base = \"x\"\nmethods = []\n").unwrap_err();
+        assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
+    }
+
+    #[test]
+    fn slugs_are_file_safe() {
+        assert_eq!(slug("w/o schema integration"), "w-o-schema-integration");
+        assert_eq!(slug("ExSPIN λ=0.5"), "exspin-0.5");
+    }
+}

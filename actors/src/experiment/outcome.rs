@@ -1,0 +1,258 @@
+//! What one finished run contributes to the report, read back from its run folder.
+//!
+//! `summary.json` gives accuracy per round and the trained pair ids (`{example}#r{round}#s{k}`,
+//! so pairs per round need no extra bookkeeping); `dev/round-{r}.jsonl`, where the evaluator
+//! writes it, gives per-example verdicts for the per-query-type tables; `resources.json` is
+//! written by the experiment runner (wall time and peak resident memory of the child process).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use exspin::sql::classify::{KeyInfo, classify};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Resources {
+    pub wall_s: f64,
+    pub peak_rss_bytes: u64,
+}
+
+/// Correct and total dev examples of one query type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    pub correct: usize,
+    pub total: usize,
+}
+
+impl Tally {
+    pub fn accuracy(&self) -> Option<f64> {
+        (self.total > 0).then(|| self.correct as f64 / self.total as f64)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub name: String,
+    /// Dev execution accuracy after each evaluation, in the run's order.
+    pub dev_ex: Vec<f64>,
+    pub rounds: u64,
+    pub finished: bool,
+    pub pairs_trained: usize,
+    /// Pairs trained per self-play round, from the pair ids.
+    pub pairs_per_round: BTreeMap<u64, usize>,
+    pub resources: Resources,
+    /// The last evaluated round's accuracy per query type (empty when the run wrote no
+    /// per-example verdicts).
+    pub by_type: BTreeMap<String, Tally>,
+    /// Dev examples behind the last accuracy, when known (for the confidence interval).
+    pub dev_examples: Option<usize>,
+}
+
+impl Outcome {
+    pub fn final_ex(&self) -> Option<f64> {
+        self.dev_ex.last().copied()
+    }
+    pub fn best_ex(&self) -> Option<f64> {
+        self.dev_ex.iter().copied().reduce(f64::max)
+    }
+    pub fn seconds_per_round(&self) -> Option<f64> {
+        (self.rounds > 0).then(|| self.resources.wall_s / self.rounds as f64)
+    }
+}
+
+/// The round a pair id belongs to (`...#r{round}#s{k}`).
+pub fn round_of_pair(id: &str) -> Option<u64> {
+    let rest = &id[id.rfind("#r")? + 2..];
+    rest.split('#').next()?.parse().ok()
+}
+
+#[derive(Deserialize)]
+struct SummaryView {
+    #[serde(default)]
+    rounds: u64,
+    #[serde(default)]
+    finished: bool,
+    #[serde(default)]
+    pairs_trained: usize,
+    #[serde(default)]
+    samples_trained_ids: Vec<String>,
+    #[serde(default)]
+    dev_ex_per_round: Vec<f64>,
+}
+
+/// One line of `dev/round-{r}.jsonl`. The evaluator knows the database's keys and writes the
+/// query type; without it the type is read from the gold SQL alone (no key information, so an
+/// equality on a key counts as a non-key equality).
+#[derive(Deserialize)]
+struct DevVerdict {
+    gold_sql: String,
+    correct: bool,
+    #[serde(default)]
+    query_type: Option<String>,
+}
+
+pub fn read(name: &str, run_dir: &Path) -> anyhow::Result<Outcome> {
+    let path = run_dir.join("summary.json");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading {} (did the run of {name:?} start? see its log)",
+            path.display()
+        )
+    })?;
+    let s: SummaryView = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a summary", path.display()))?;
+    let mut pairs_per_round = BTreeMap::new();
+    for id in &s.samples_trained_ids {
+        if let Some(r) = round_of_pair(id) {
+            *pairs_per_round.entry(r).or_insert(0) += 1;
+        }
+    }
+    let resources = match std::fs::read_to_string(run_dir.join("resources.json")) {
+        Ok(t) => serde_json::from_str(&t).unwrap_or_default(),
+        Err(_) => Resources::default(),
+    };
+    let (by_type, dev_examples) = match last_dev_file(run_dir)? {
+        Some(file) => tally_by_type(&file)?,
+        None => (BTreeMap::new(), None),
+    };
+    Ok(Outcome {
+        name: name.into(),
+        dev_ex: s.dev_ex_per_round,
+        rounds: s.rounds,
+        finished: s.finished,
+        pairs_trained: s.pairs_trained,
+        pairs_per_round,
+        resources,
+        by_type,
+        dev_examples,
+    })
+}
+
+/// The per-example verdict file of the highest round, if the evaluator wrote any.
+fn last_dev_file(run_dir: &Path) -> anyhow::Result<Option<std::path::PathBuf>> {
+    let dir = run_dir.join("dev");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(None);
+    };
+    let mut best: Option<(u64, std::path::PathBuf)> = None;
+    for e in entries {
+        let path = e?.path();
+        let round = path.file_name().and_then(|n| n.to_str()).and_then(|n| {
+            n.strip_prefix("round-")?
+                .strip_suffix(".jsonl")?
+                .parse()
+                .ok()
+        });
+        if let Some(r) = round {
+            if best.as_ref().is_none_or(|(b, _)| r > *b) {
+                best = Some((r, path));
+            }
+        }
+    }
+    Ok(best.map(|(_, p)| p))
+}
+
+fn tally_by_type(file: &Path) -> anyhow::Result<(BTreeMap<String, Tally>, Option<usize>)> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let mut by_type: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut n = 0;
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let v: DevVerdict = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: not a dev verdict line", file.display(), i + 1))?;
+        let kind = v
+            .query_type
+            .unwrap_or_else(|| classify(&v.gold_sql, &KeyInfo::new()).name().to_string());
+        let t = by_type.entry(kind).or_default();
+        t.total += 1;
+        t.correct += usize::from(v.correct);
+        n += 1;
+    }
+    Ok((by_type, Some(n)))
+}
+
+/// The 95% Wilson score interval of `k` successes in `n` trials.
+pub fn wilson95(k: usize, n: usize) -> Option<(f64, f64)> {
+    if n == 0 {
+        return None;
+    }
+    let (z, n, p) = (1.959964, n as f64, k as f64 / n as f64);
+    let denom = 1.0 + z * z / n;
+    let centre = (p + z * z / (2.0 * n)) / denom;
+    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / denom;
+    Some(((centre - half).max(0.0), (centre + half).min(1.0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pair_ids_give_their_round() {
+        assert_eq!(round_of_pair("dev_3#r2#s1"), Some(2));
+        assert_eq!(round_of_pair("a#r#b#r10#s0"), Some(10));
+        assert_eq!(round_of_pair("no-round"), None);
+    }
+
+    #[test]
+    fn wilson_matches_a_known_value() {
+        // 39 of 100: the textbook Wilson interval is [0.3003, 0.4880].
+        let (lo, hi) = wilson95(39, 100).unwrap();
+        assert!(
+            (lo - 0.3003).abs() < 5e-4 && (hi - 0.4880).abs() < 5e-4,
+            "{lo} {hi}"
+        );
+        assert_eq!(wilson95(0, 0), None);
+        let (lo, hi) = wilson95(0, 10).unwrap();
+        assert_eq!(lo, 0.0);
+        assert!(hi > 0.2 && hi < 0.35);
+    }
+
+    #[test]
+    fn a_run_folder_is_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let summary = serde_json::json!({
+            "rounds": 2, "finished": true, "pairs_trained": 3,
+            "samples_trained_ids": ["e1#r0#s0", "e2#r0#s1", "e1#r1#s0"],
+            "dev_ex_per_round": [0.1, 0.25, 0.5],
+        });
+        std::fs::write(dir.path().join("summary.json"), summary.to_string()).unwrap();
+        std::fs::write(
+            dir.path().join("resources.json"),
+            r#"{"wall_s": 10.0, "peak_rss_bytes": 1000}"#,
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("dev")).unwrap();
+        std::fs::write(
+            dir.path().join("dev/round-1.jsonl"),
+            "{\"gold_sql\": \"SELECT a FROM t\", \"correct\": false}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("dev/round-2.jsonl"),
+            "{\"gold_sql\": \"SELECT a FROM t\", \"correct\": true}\n\
+             {\"gold_sql\": \"SELECT count(*) FROM t\", \"correct\": false}\n\
+             {\"gold_sql\": \"SELECT a FROM t WHERE b = 1\", \"correct\": true}\n",
+        )
+        .unwrap();
+        let o = read("ExSPIN", dir.path()).unwrap();
+        assert_eq!(o.final_ex(), Some(0.5));
+        assert_eq!(o.best_ex(), Some(0.5));
+        assert_eq!(o.pairs_per_round, BTreeMap::from([(0, 2), (1, 1)]));
+        assert_eq!(o.seconds_per_round(), Some(5.0));
+        assert_eq!(o.dev_examples, Some(3));
+        let total: usize = o.by_type.values().map(|t| t.total).sum();
+        let correct: usize = o.by_type.values().map(|t| t.correct).sum();
+        assert_eq!((correct, total), (2, 3), "{:?}", o.by_type);
+        assert!(
+            o.by_type.len() >= 2,
+            "three different shapes: {:?}",
+            o.by_type
+        );
+    }
+}

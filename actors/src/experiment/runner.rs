@@ -1,0 +1,294 @@
+//! Turns an experiment into runs (one job config per method and λ point), and runs each as a child
+//! `exspin run` / `exspin resume`, measuring its wall time and peak resident memory.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use super::config::{ExperimentConfig, slug};
+use super::outcome::Resources;
+use super::overrides;
+use crate::config::JobConfig;
+
+/// One run of the experiment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedRun {
+    /// The method's name, or "{method} λ={value}" for a sweep point.
+    pub name: String,
+    /// `Some(λ)` for a sweep point.
+    pub lambda: Option<f64>,
+    /// The job config, as written to `OUT/configs/{slug}.toml`.
+    pub config_text: String,
+    pub slug: String,
+}
+
+/// Every run, its config validated as a job config (so a misspelt override stops the experiment
+/// before any run starts).
+pub fn plan(exp: &ExperimentConfig, base_text: &str) -> anyhow::Result<Vec<PlannedRun>> {
+    let base: toml::Table = toml::from_str(base_text).context("the base job config")?;
+    let build = |name: &str, sets: &[(&String, &toml::Value)]| -> anyhow::Result<String> {
+        let mut doc = base.clone();
+        for (k, v) in sets {
+            overrides::apply(&mut doc, k, (*v).clone())
+                .with_context(|| format!("method {name:?}"))?;
+        }
+        let text = toml::to_string(&doc)?;
+        let job: JobConfig = toml::from_str(&text)
+            .with_context(|| format!("method {name:?}: the overridden job config"))?;
+        job.validate()
+            .with_context(|| format!("method {name:?}: the overridden job config"))?;
+        Ok(text)
+    };
+    let mut runs = Vec::new();
+    for m in &exp.methods {
+        let sets: Vec<_> = exp.set.iter().chain(m.set.iter()).collect();
+        runs.push(PlannedRun {
+            name: m.name.clone(),
+            lambda: None,
+            config_text: build(&m.name, &sets)?,
+            slug: slug(&m.name),
+        });
+    }
+    if let Some(sweep) = &exp.lambda_sweep {
+        let method = exp
+            .methods
+            .iter()
+            .find(|m| m.name == sweep.method)
+            .context("lambda_sweep.method is not a method")?;
+        let rounds = sweep.rounds.map(|r| toml::Value::Integer(r as i64));
+        let rounds_key = "run.rounds".to_string();
+        for &value in &sweep.values {
+            let name = format!("{} λ={value}", method.name);
+            let lambda = toml::Value::Float(value);
+            let mut sets: Vec<_> = exp.set.iter().chain(method.set.iter()).collect();
+            if let Some(r) = &rounds {
+                sets.push((&rounds_key, r));
+            }
+            sets.push((&sweep.key, &lambda));
+            runs.push(PlannedRun {
+                slug: format!("lambda-{}", slug(&value.to_string())),
+                name,
+                lambda: Some(value),
+                config_text: build(&method.name, &sets)?,
+            });
+        }
+    }
+    Ok(runs)
+}
+
+/// What happened to one run when the experiment ran it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Already finished with this config: left alone.
+    Skipped,
+    Ran,
+    Resumed,
+}
+
+/// Runs `run` into `OUT/runs/{slug}` with the `exspin` binary `exe`: skipped when it already
+/// finished with the same config, resumed when it stopped part-way, started fresh otherwise.
+/// The child's output goes to `OUT/logs/{slug}.log`.
+pub fn execute(exe: &Path, out: &Path, run: &PlannedRun) -> anyhow::Result<Step> {
+    let run_dir = out.join("runs").join(&run.slug);
+    let config_path = out.join("configs").join(format!("{}.toml", run.slug));
+    std::fs::create_dir_all(out.join("configs"))?;
+    std::fs::create_dir_all(out.join("logs"))?;
+    std::fs::create_dir_all(out.join("runs"))?;
+    let same_config =
+        std::fs::read_to_string(run_dir.join("config.toml")).is_ok_and(|t| t == run.config_text);
+    if same_config && finished(&run_dir) {
+        return Ok(Step::Skipped);
+    }
+    std::fs::write(&config_path, &run.config_text)?;
+    let resumable = same_config && has_checkpoint(&run_dir);
+    let mut cmd = Command::new(exe);
+    if resumable {
+        cmd.arg("resume").arg(&run_dir);
+    } else {
+        cmd.arg("run")
+            .arg(&config_path)
+            .arg("--run-dir")
+            .arg(&run_dir)
+            .arg("--overwrite");
+    }
+    let log_path = out.join("logs").join(format!("{}.log", run.slug));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    let started = Instant::now();
+    let child = cmd
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", exe.display()))?;
+    let (status, peak) = wait_with_peak_rss(&child)?;
+    let wall = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        status == ExitStatus::Exited(0),
+        "the run of {:?} failed ({status:?}); its output is in {}",
+        run.name,
+        log_path.display()
+    );
+    // A resumed run adds its time to what the earlier part took.
+    let previous: Resources = if resumable {
+        std::fs::read_to_string(run_dir.join("resources.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    } else {
+        Resources::default()
+    };
+    let resources = Resources {
+        wall_s: previous.wall_s + wall,
+        peak_rss_bytes: previous.peak_rss_bytes.max(peak),
+    };
+    std::fs::write(
+        run_dir.join("resources.json"),
+        serde_json::to_vec_pretty(&resources)?,
+    )?;
+    Ok(if resumable { Step::Resumed } else { Step::Ran })
+}
+
+fn finished(run_dir: &Path) -> bool {
+    std::fs::read_to_string(run_dir.join("summary.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v.get("finished")?.as_bool())
+        .unwrap_or(false)
+}
+
+fn has_checkpoint(run_dir: &Path) -> bool {
+    std::fs::read_dir(run_dir.join("checkpoints")).is_ok_and(|mut d| d.next().is_some())
+}
+
+/// How a child process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Exited(i32),
+    Signalled(i32),
+}
+
+/// Waits for `child` and returns how it ended with its peak resident set in bytes, from the kernel's
+/// own accounting (`wait4`'s `ru_maxrss`), so even a run shorter than any sampling interval has
+/// its true peak. The child is reaped here: do not call `wait` on it afterwards.
+pub fn wait_with_peak_rss(child: &std::process::Child) -> anyhow::Result<(ExitStatus, u64)> {
+    let pid = libc::pid_t::try_from(child.id()).context("child pid out of range")?;
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: `rusage` is plain old data that wait4 fills in; zeroed is a valid value.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: pid is our own child's; both out-pointers are valid for the call's duration.
+        let got = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if got == pid {
+            // Linux reports ru_maxrss in kilobytes.
+            let peak = u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024;
+            let how = if libc::WIFEXITED(status) {
+                ExitStatus::Exited(libc::WEXITSTATUS(status))
+            } else {
+                ExitStatus::Signalled(libc::WTERMSIG(status))
+            };
+            return Ok((how, peak));
+        }
+        if got < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(err).context("waiting for the run's process");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::config::{LambdaSweep, MethodSpec};
+    use std::collections::BTreeMap;
+
+    const BASE: &str = "[data]\nsource = \"synthetic\"\n[run]\nmode = \"exspin\"\nrounds = 3\n\
+                        [model]\nkind = \"fake\"\n";
+
+    fn method(name: &str, mode: &str) -> MethodSpec {
+        MethodSpec {
+            name: name.into(),
+            set: BTreeMap::from([("run.mode".to_string(), toml::Value::String(mode.into()))]),
+        }
+    }
+
+    #[test]
+    fn plans_methods_then_sweep_points_with_their_overrides() {
+        let exp = ExperimentConfig {
+            base: "base.toml".into(),
+            dataset: None,
+            set: BTreeMap::from([("run.seed".to_string(), toml::Value::Integer(11))]),
+            main: "ExSPIN".into(),
+            ablations: vec![],
+            methods: vec![method("ExSPIN", "exspin"), method("SPIN", "spin")],
+            lambda_sweep: Some(LambdaSweep {
+                method: "ExSPIN".into(),
+                key: "run.seed".into(), // any numeric key shows the mechanics
+                values: vec![3.0],
+                rounds: Some(1),
+            }),
+        };
+        let err = plan(&exp, BASE).unwrap_err();
+        // run.seed is an integer: a float λ there is refused as a job config, before any run.
+        assert!(
+            format!("{err:#}").contains("overridden job config"),
+            "{err:#}"
+        );
+
+        let exp = ExperimentConfig {
+            lambda_sweep: None,
+            ..exp
+        };
+        let runs = plan(&exp, BASE).unwrap();
+        assert_eq!(runs.len(), 2);
+        let spin: JobConfig = toml::from_str(&runs[1].config_text).unwrap();
+        assert_eq!(spin.run.mode, crate::config::Mode::Spin);
+        assert_eq!(spin.run.seed, 11);
+        assert_eq!(spin.run.rounds, 3);
+        assert_eq!(runs[1].slug, "spin");
+    }
+
+    #[test]
+    fn a_misspelt_override_is_refused_before_running() {
+        let exp = ExperimentConfig {
+            base: "base.toml".into(),
+            dataset: None,
+            set: BTreeMap::from([("run.roundz".to_string(), toml::Value::Integer(1))]),
+            main: "ExSPIN".into(),
+            ablations: vec![],
+            methods: vec![method("ExSPIN", "exspin")],
+            lambda_sweep: None,
+        };
+        let err = format!("{:#}", plan(&exp, BASE).unwrap_err());
+        assert!(err.contains("roundz"), "{err}");
+    }
+
+    #[test]
+    fn a_childs_exit_code_and_peak_memory_are_reported() {
+        // A child that holds ~64 MiB: its peak must show it, and its exit code must come back.
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg("head -c 67108864 /dev/zero | tail -c 67108864 >/dev/null; exit 3")
+            .spawn()
+            .unwrap();
+        let (status, _) = wait_with_peak_rss(&child).unwrap();
+        assert_eq!(status, ExitStatus::Exited(3));
+        let child = Command::new("python3")
+            .arg("-c")
+            .arg("b = bytearray(64 << 20); b[::4096] = b'x' * len(b[::4096])")
+            .spawn();
+        if let Ok(child) = child {
+            let (status, peak) = wait_with_peak_rss(&child).unwrap();
+            assert_eq!(status, ExitStatus::Exited(0));
+            assert!(peak >= 64 << 20, "peak {peak}");
+        }
+    }
+}
