@@ -2,10 +2,12 @@
 # Builds the `cuda` binaries on this (CPU-only) machine and puts them, stripped, in .gpu/ for a GPU
 # machine that has the driver and CUDA 13 libraries but no Rust toolchain (see kernels/README.md):
 #
-#   .gpu/exspin                 the CLI (`exspin bench logprob --device cuda ...`)
-#   .gpu/kernels-logprob-test   kernels/tests/logprob.rs (CPU and CUDA test bodies)
-#   .gpu/NEEDED.txt             the shared libraries each binary records (what the GPU side needs)
+#   .gpu/exspin.xz                the CLI (`exspin bench logprob --device cuda ...`)
+#   .gpu/kernels-logprob-test.xz  kernels/tests/logprob.rs (CPU and CUDA test bodies)
+#   .gpu/NEEDED.txt               the shared libraries each binary records (what the GPU side needs)
 #
+# xz-compressed: stripped, the two are ~117 MiB (candle's PTX and sm_90a kernels are in both), ~17
+# MiB compressed; scripts/gpu-check.sh unpacks them.
 # Then run scripts/gpu-check.sh there. Environment: CUDA_VENV (toolchain venv, default
 # /work/cuda-venv; created by scripts/cuda-toolchain.sh when missing), CARGO_TARGET_DIR, JOBS
 # (default 2).
@@ -43,6 +45,7 @@ if [[ -z "$TEST_BIN" ]]; then
   exit 1
 fi
 
+rm -rf .gpu
 mkdir -p .gpu
 strip -o .gpu/exspin "$TARGET_DIR/release/exspin"
 strip -o .gpu/kernels-logprob-test "$TEST_BIN"
@@ -53,9 +56,10 @@ strip -o .gpu/kernels-logprob-test "$TEST_BIN"
   done
 } > .gpu/NEEDED.txt
 cat .gpu/NEEDED.txt
+xz -T"$JOBS" -6 .gpu/exspin .gpu/kernels-logprob-test
 
-total=$(du -cb .gpu/exspin .gpu/kernels-logprob-test | tail -n1 | cut -f1)
-echo "bundle: $(du -h .gpu/exspin .gpu/kernels-logprob-test | tr '\n' ' ')total $((total / 1024 / 1024)) MiB"
+total=$(du -cb .gpu/exspin.xz .gpu/kernels-logprob-test.xz | tail -n1 | cut -f1)
+echo "bundle: $(du -h .gpu/exspin.xz .gpu/kernels-logprob-test.xz | tr '\n' ' ')total $((total / 1024 / 1024)) MiB"
 if ((total >= LIMIT_MIB * 1024 * 1024)); then
   echo "bundle exceeds ${LIMIT_MIB} MiB" >&2
   exit 1

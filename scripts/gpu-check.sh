@@ -49,6 +49,24 @@ step_machine() {
   nproc
 }
 
+# ---- step: unpack ---------------------------------------------------------------------------------
+# build-gpu-bundle.sh ships the binaries xz-compressed (xz, or Python's lzma where xz is missing).
+step_unpack() {
+  local b
+  for b in exspin kernels-logprob-test; do
+    if [[ -f "$BIN/$b.xz" && ! -x "$BIN/$b" ]]; then
+      if command -v xz >/dev/null; then
+        xz -dkc "$BIN/$b.xz" >"$BIN/$b" || return 1
+      else
+        python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+          "$BIN/$b.xz" "$BIN/$b" || return 1
+      fi
+      chmod +x "$BIN/$b"
+    fi
+    ls -la "$BIN/$b" || return 1
+  done
+}
+
 # ---- step: shared libraries ----------------------------------------------------------------------
 # Finds every library the binaries need that the loader does not see yet, under /opt and /usr,
 # and extends LD_LIBRARY_PATH (exported for the following steps). NVRTC's builtins library is
@@ -143,6 +161,7 @@ step_bench_generate() {
 # Steps run in this shell (find_libs exports LD_LIBRARY_PATH for the others); every binary call
 # has its own time limit so one hang cannot eat the machine's budget.
 run_step machine step_machine
+run_step unpack step_unpack
 run_step libs find_libs
 run_step kernel_tests step_kernel_tests
 run_step bench_logprob_token step_bench_logprob_token
