@@ -1,12 +1,17 @@
 //! Fused vs composition, forward and forward+backward, interleaved in one process so both see the
-//! same machine state. Peak memory comes from [`crate::alloc`] and is reported as bytes above what
-//! was live before the measured call (the inputs are excluded; the returned gradient is included).
+//! same machine state, on the CPU or a CUDA device. Peak memory is reported as bytes above what was
+//! live before the measured call (the inputs are excluded; the returned gradient is included): on
+//! the CPU from [`crate::alloc`], on CUDA from the memory pool's high watermark (see `devmem.rs`).
+//! On CUDA the device is synchronized before the clock starts and before it is read, and one
+//! untimed warm-up pass loads the kernels first; the report adds the fused forward's roofline.
 
 use std::time::Instant;
 
 use candle_core::{DType, Device, Result, Tensor, Var};
 
-use crate::{alloc, reference};
+use crate::devmem::Bracket;
+use crate::roofline::{self, Roofline};
+use crate::{devmem, reference};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -25,6 +30,8 @@ pub struct BenchConfig {
     /// Run the composition's forward only (its backward holds ~9 [rows, vocab] tensors: at
     /// 4,096 × 151,936 that is ~22 GB).
     pub composition_forward_only: bool,
+    /// Where inputs live and everything runs.
+    pub device: Device,
 }
 
 /// Median time and peak extra bytes of one measurement.
@@ -57,6 +64,10 @@ pub struct BenchReport {
     pub composition: Option<ImplReport>,
     pub max_abs_diff: Option<f32>,
     pub peak_measured: bool,
+    /// What the peak-memory figures count.
+    pub peak_source: &'static str,
+    /// CUDA token op only: the fused forward's bandwidth against a device copy.
+    pub roofline: Option<Roofline>,
 }
 
 impl BenchReport {
@@ -77,7 +88,7 @@ impl BenchReport {
     }
 }
 
-/// Random inputs on the CPU: logits (or hidden + weight) and targets, with 1 row in 16 masked so
+/// Random inputs on the benchmark's device: logits (or hidden + weight) and targets, with 1 row in 16 masked so
 /// the masked path is part of what is timed.
 struct Inputs {
     params: Vec<Var>,
@@ -86,24 +97,24 @@ struct Inputs {
 }
 
 fn inputs(cfg: &BenchConfig) -> Result<Inputs> {
-    let dev = Device::Cpu;
+    let dev = &cfg.device;
     let params = match cfg.hidden {
         None => vec![Var::from_tensor(&Tensor::randn(
             0f32,
             2.0,
             (cfg.rows, cfg.vocab),
-            &dev,
+            dev,
         )?)?],
         Some(h) => vec![
-            Var::from_tensor(&Tensor::randn(0f32, 1.0, (cfg.rows, h), &dev)?)?,
-            Var::from_tensor(&Tensor::randn(0f32, 0.05, (cfg.vocab, h), &dev)?)?,
+            Var::from_tensor(&Tensor::randn(0f32, 1.0, (cfg.rows, h), dev)?)?,
+            Var::from_tensor(&Tensor::randn(0f32, 0.05, (cfg.vocab, h), dev)?)?,
         ],
     };
-    let targets = (Tensor::rand(0f32, 1.0, cfg.rows, &dev)? * (cfg.vocab as f64 - 1.0))?
+    let targets = (Tensor::rand(0f32, 1.0, cfg.rows, dev)? * (cfg.vocab as f64 - 1.0))?
         .floor()?
         .to_dtype(DType::U32)?;
     let mask: Vec<u8> = (0..cfg.rows).map(|i| u8::from(i % 16 != 15)).collect();
-    let mask = Tensor::from_vec(mask, cfg.rows, &dev)?;
+    let mask = Tensor::from_vec(mask, cfg.rows, dev)?;
     Ok(Inputs {
         params,
         targets,
@@ -123,11 +134,12 @@ fn run(cfg: &BenchConfig, x: &Inputs, fused: bool) -> Result<Tensor> {
 }
 
 /// One timed call; `backward` adds `sum().backward()` and keeps the gradients alive until the
-/// clock stops, as a trainer would.
+/// clock stops, as a trainer would. The device is idle when the clock starts and when it is read
+/// (a no-op on the CPU; on CUDA, launches return before the work is done).
 fn once(cfg: &BenchConfig, x: &Inputs, fused: bool, backward: bool) -> Result<(Measure, Tensor)> {
-    alloc::reset_peak();
-    let base = alloc::current_bytes();
-    let rss_base = rss::reset_peak();
+    let dev = &cfg.device;
+    dev.synchronize()?;
+    let bracket = Bracket::start(dev);
     let t0 = Instant::now();
     let out = run(cfg, x, fused)?;
     let grads = if backward {
@@ -135,15 +147,15 @@ fn once(cfg: &BenchConfig, x: &Inputs, fused: bool, backward: bool) -> Result<(M
     } else {
         None
     };
+    dev.synchronize()?;
     let seconds = t0.elapsed().as_secs_f64();
-    let peak_bytes = alloc::peak_bytes().saturating_sub(base);
-    let peak_rss_bytes = rss_base.and_then(|b| Some(rss::peak()?.saturating_sub(b)));
+    let peak = bracket.finish();
     drop(grads);
     Ok((
         Measure {
             seconds,
-            peak_bytes,
-            peak_rss_bytes,
+            peak_bytes: peak.bytes.unwrap_or(0),
+            peak_rss_bytes: peak.rss_bytes,
         },
         out.detach(),
     ))
@@ -176,6 +188,13 @@ pub fn run_bench(cfg: &BenchConfig, threads: Option<usize>) -> Result<BenchRepor
 fn bench_in_pool(cfg: &BenchConfig, threads: usize) -> Result<BenchReport> {
     let x = inputs(cfg)?;
     let reps = cfg.reps.max(1);
+    if cfg.device.is_cuda() {
+        // Untimed: NVRTC compiles our kernels and the driver loads candle's on first use.
+        once(cfg, &x, true, true)?;
+        if !cfg.fused_only {
+            once(cfg, &x, false, !cfg.composition_forward_only)?;
+        }
+    }
     let mut f = [Vec::new(), Vec::new()];
     let mut c = [Vec::new(), Vec::new()];
     let mut diff = None;
@@ -210,25 +229,14 @@ fn bench_in_pool(cfg: &BenchConfig, threads: usize) -> Result<BenchReport> {
             forward_backward: median(c1),
         }),
         max_abs_diff: diff,
-        peak_measured: alloc::is_installed(),
+        peak_measured: devmem::is_measured(&cfg.device),
+        peak_source: devmem::source(&cfg.device),
+        roofline: match cfg.hidden {
+            None => roofline::measure(x.params[0].as_tensor(), &x.targets, ROOFLINE_REPS)?,
+            Some(_) => None,
+        },
     })
 }
 
-/// Peak resident set on Linux: writing 5 to /proc/self/clear_refs resets VmHWM to the current RSS.
-mod rss {
-    fn status_kb(key: &str) -> Option<usize> {
-        let s = std::fs::read_to_string("/proc/self/status").ok()?;
-        let line = s.lines().find(|l| l.starts_with(key))?;
-        line.split_whitespace().nth(1)?.parse().ok()
-    }
-
-    /// Resets the peak; returns the current RSS in bytes (None where unsupported).
-    pub(super) fn reset_peak() -> Option<usize> {
-        std::fs::write("/proc/self/clear_refs", "5").ok()?;
-        Some(status_kb("VmRSS:")? * 1024)
-    }
-
-    pub(super) fn peak() -> Option<usize> {
-        Some(status_kb("VmHWM:")? * 1024)
-    }
-}
+/// Back-to-back calls averaged for the roofline (each is a few milliseconds at 4096 × 151,936).
+const ROOFLINE_REPS: usize = 20;

@@ -58,7 +58,7 @@ pub(crate) fn forward(
     if t1 - t0 != n {
         bail!("{n} rows of logits but {} targets", t1 - t0);
     }
-    let out = dev.alloc_zeros::<f32>(n * 3)?;
+    let mut out = dev.alloc_zeros::<f32>(n * 3)?;
     if n > 0 {
         let (x0, x1) = offsets(l1)?;
         let targets = s2.as_cuda_slice::<u32>()?.slice(t0..t1);
@@ -77,14 +77,14 @@ pub(crate) fn forward(
             CudaStorageSlice::F32(x) => {
                 let x = x.slice(x0..x1);
                 let mut b = func.builder();
-                b.arg(&x).arg(&targets).arg(&out).arg(&v);
+                b.arg(&x).arg(&targets).arg(&mut out).arg(&v);
                 // SAFETY: argument order and types match `token_logprob_fwd_f32` in logprob.cu.
                 unsafe { b.launch(rows_config(n)) }.w()?;
             }
             CudaStorageSlice::BF16(x) => {
                 let x = x.slice(x0..x1);
                 let mut b = func.builder();
-                b.arg(&x).arg(&targets).arg(&out).arg(&v);
+                b.arg(&x).arg(&targets).arg(&mut out).arg(&v);
                 // SAFETY: argument order and types match `token_logprob_fwd_bf16` in logprob.cu.
                 unsafe { b.launch(rows_config(n)) }.w()?;
             }
@@ -111,7 +111,7 @@ where
 {
     let dev = &s1.device;
     // SAFETY: the kernel writes every element, ignored rows included.
-    let out = unsafe { dev.alloc::<T>(x1 - x0)? };
+    let mut out = unsafe { dev.alloc::<T>(x1 - x0)? };
     if n > 0 {
         let func = dev.get_or_load_custom_func(name, MODULE, ptx()?)?;
         let x = x.slice(x0..x1);
@@ -119,7 +119,7 @@ where
         b.arg(&x)
             .arg(targets)
             .arg(gs)
-            .arg(&out)
+            .arg(&mut out)
             .arg(&v)
             .arg(&col_offset);
         // SAFETY: argument order and types match `token_logprob_bwd_*` in logprob.cu.

@@ -21,9 +21,11 @@ pub mod bench;
 mod cpu;
 #[cfg(feature = "cuda")]
 mod cuda;
+mod devmem;
 mod fastmath;
 mod linear;
 pub mod reference;
+pub mod roofline;
 mod sequence;
 mod token;
 

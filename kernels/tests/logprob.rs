@@ -181,8 +181,9 @@ fn check_token(dev: &Device, logits: Tensor) -> Result<()> {
 }
 
 fn random_logits(dev: &Device) -> Result<()> {
-    // Widths below, at, and across the CPU block (2048) and the SIMD width (8), N odd.
-    for (n, v) in [(37, 1000), (5, 2053), (13, 4096), (3, 7)] {
+    // Widths below, at, and across the CPU block (2048), the SIMD width (8) and the CUDA block
+    // (256 threads), N odd; 257 rows is one more than a CUDA block's thread count.
+    for (n, v) in [(37, 1000), (5, 2053), (13, 4096), (3, 7), (257, 300)] {
         check_token(dev, Tensor::randn(0f32, 3.0, (n, v), dev)?)?;
     }
     Ok(())

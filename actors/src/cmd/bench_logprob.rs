@@ -1,14 +1,39 @@
 //! `exspin bench logprob`: the fused log-prob kernels against the plain candle composition,
-//! forward and forward+backward, time and peak memory, in one process (exspin_kernels::bench).
+//! forward and forward+backward, time and peak memory, in one process (exspin_kernels::bench), on
+//! the CPU (default) or a CUDA device (`--device cuda`, binaries built with feature `cuda`).
 
 use anyhow::Context as _;
+use candle_core::Device;
 use exspin_kernels::bench::{BenchConfig, BenchReport, ImplReport, Measure, run_bench};
+use exspin_kernels::roofline::Roofline;
 use serde_json::{Value, json};
+
+/// Where the benchmark runs.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BenchDevice {
+    #[default]
+    Cpu,
+    /// GPU 0 (needs a binary built with `--features cuda`).
+    Cuda,
+}
+
+impl BenchDevice {
+    fn open(self) -> anyhow::Result<Device> {
+        match self {
+            BenchDevice::Cpu => Ok(Device::Cpu),
+            BenchDevice::Cuda => Device::new_cuda(0).context(
+                "opening CUDA device 0 (is this binary built with --features cuda, and is a GPU \
+                 with its driver visible?)",
+            ),
+        }
+    }
+}
 
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "Example:\n  exspin bench logprob --rows 4096 --vocab 151936 --json\n  \
-exspin bench logprob --rows 1024 --vocab 151936 --hidden 896 --fused-only --json"
+exspin bench logprob --rows 1024 --vocab 151936 --hidden 896 --fused-only --json\n  \
+exspin bench logprob --rows 4096 --vocab 151936 --device cuda --json"
 )]
 pub struct BenchLogprobArgs {
     /// Tokens (rows of the logits).
@@ -39,6 +64,10 @@ pub struct BenchLogprobArgs {
     /// Print one JSON object on stdout (otherwise a short table).
     #[arg(long)]
     pub json: bool,
+    /// Run on the CPU or on CUDA device 0. On CUDA, peak memory is the memory pool's high
+    /// watermark and the report adds the fused forward's roofline (token op only).
+    #[arg(long, value_enum, default_value_t = BenchDevice::Cpu)]
+    pub device: BenchDevice,
 }
 
 pub fn run(args: BenchLogprobArgs) -> anyhow::Result<()> {
@@ -50,6 +79,7 @@ pub fn run(args: BenchLogprobArgs) -> anyhow::Result<()> {
         reps: args.reps,
         fused_only: args.fused_only,
         composition_forward_only: args.composition_forward_only,
+        device: args.device.open()?,
     };
     let report = run_bench(&cfg, args.threads).context("running the log-prob benchmark")?;
     if args.json {
@@ -71,7 +101,31 @@ fn implementation(r: &ImplReport) -> Value {
     })
 }
 
+fn roofline(r: &Roofline) -> Value {
+    json!({
+        "bytes": r.bytes,
+        "fused_forward_seconds": r.fused_forward_seconds,
+        "copy_seconds": r.copy_seconds,
+        "fused_bytes_per_second": r.fused_bytes_per_second,
+        "copy_bytes_per_second": r.copy_bytes_per_second,
+        "ratio": r.ratio,
+        "note": "fused: N*V*dtype bytes read once / time; copy: device-to-device copy of the same \
+                 bytes, counted as read + write (2*bytes / time)",
+    })
+}
+
 fn to_json(r: &BenchReport) -> Value {
+    let mut v = base_json(r);
+    // CPU output stays exactly as before; the CUDA keys are added only on CUDA.
+    if r.config.device.is_cuda() {
+        v["device"] = json!("cuda:0");
+        v["peak_source"] = json!(r.peak_source);
+        v["roofline"] = r.roofline.as_ref().map_or(Value::Null, roofline);
+    }
+    v
+}
+
+fn base_json(r: &BenchReport) -> Value {
     let c = &r.config;
     json!({
         "op": if c.hidden.is_some() { "linear_token_logprobs" } else { "token_logprobs" },
@@ -111,6 +165,14 @@ fn print_table(r: &BenchReport) {
     row("fused", &r.fused);
     if let Some(c) = &r.composition {
         row("composition", c);
+    }
+    if let Some(rf) = &r.roofline {
+        println!(
+            "roofline: fused fwd {:.1} GB/s, device copy {:.1} GB/s, ratio {:.2}",
+            rf.fused_bytes_per_second / 1e9,
+            rf.copy_bytes_per_second / 1e9,
+            rf.ratio
+        );
     }
     if let Some(ratios) = r.ratios() {
         let names = [

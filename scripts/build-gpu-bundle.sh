@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Builds the `cuda` binaries on this (CPU-only) machine and puts them, stripped, in .gpu/ for a GPU
+# machine that has the driver and CUDA 13 libraries but no Rust toolchain (see kernels/README.md):
+#
+#   .gpu/exspin.xz                the CLI (`exspin bench logprob --device cuda ...`)
+#   .gpu/kernels-logprob-test.xz  kernels/tests/logprob.rs (CPU and CUDA test bodies)
+#   .gpu/NEEDED.txt               the shared libraries each binary records (what the GPU side needs)
+#
+# xz-compressed: stripped, the two are ~117 MiB (candle's PTX and sm_90a kernels are in both), ~17
+# MiB compressed; scripts/gpu-check.sh unpacks them.
+# Then run scripts/gpu-check.sh there. Environment: CUDA_VENV (toolchain venv, default
+# /work/cuda-venv; created by scripts/cuda-toolchain.sh when missing), CARGO_TARGET_DIR, JOBS
+# (default 2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV="${CUDA_VENV:-/work/cuda-venv}"
+JOBS="${JOBS:-2}"
+LIMIT_MIB=50
+if [[ ! -f "$VENV/cuda-env.sh" ]]; then
+  scripts/cuda-toolchain.sh "$VENV"
+fi
+# shellcheck source=/dev/null
+source "$VENV/cuda-env.sh"
+export CUDAFORGE_THREADS="${CUDAFORGE_THREADS:-$JOBS}"
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+
+cargo build --release -j"$JOBS" --features cuda -p exspin-actors
+# The test executable's path comes from cargo's JSON messages (its name carries a hash).
+TEST_BIN="$(cargo test --release -j"$JOBS" --features cuda -p exspin-kernels --test logprob \
+    --no-run --message-format=json |
+  python3 -c '
+import json, sys
+for line in sys.stdin:
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") == "compiler-artifact" and m.get("executable") \
+            and m["target"]["name"] == "logprob" and "test" in m["target"]["kind"]:
+        print(m["executable"])
+')"
+if [[ -z "$TEST_BIN" ]]; then
+  echo "could not find the kernels test executable in cargo's output" >&2
+  exit 1
+fi
+
+rm -rf .gpu
+mkdir -p .gpu
+strip -o .gpu/exspin "$TARGET_DIR/release/exspin"
+strip -o .gpu/kernels-logprob-test "$TEST_BIN"
+{
+  for b in exspin kernels-logprob-test; do
+    echo "== $b"
+    readelf -d ".gpu/$b" | awk '/NEEDED/ {print $NF}' | tr -d '[]'
+  done
+} > .gpu/NEEDED.txt
+cat .gpu/NEEDED.txt
+xz -T"$JOBS" -6 .gpu/exspin .gpu/kernels-logprob-test
+
+total=$(du -cb .gpu/exspin.xz .gpu/kernels-logprob-test.xz | tail -n1 | cut -f1)
+echo "bundle: $(du -h .gpu/exspin.xz .gpu/kernels-logprob-test.xz | tr '\n' ' ')total $((total / 1024 / 1024)) MiB"
+if ((total >= LIMIT_MIB * 1024 * 1024)); then
+  echo "bundle exceeds ${LIMIT_MIB} MiB" >&2
+  exit 1
+fi

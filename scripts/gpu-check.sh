@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# The GPU check, run on the GPU machine from the repository root with the binaries that
+# scripts/build-gpu-bundle.sh put in .gpu/:
+#
+#   OUT=/some/folder scripts/gpu-check.sh
+#
+# Every step writes its log (and JSON) under $OUT; a failing step does not stop the others; the
+# summary at the end (also $OUT/summary.tsv) gives each step's exit code and seconds, and the
+# script exits non-zero when any step failed. Budget: well under 6 minutes on an H100.
+#
+# The machine needs the NVIDIA driver (libcuda.so.1) and the CUDA 13 libraries the binaries were
+# linked against (libcublas.so.13, libcublasLt.so.13, libcurand.so.10, libnvrtc.so.13,
+# libcudart.so.13): they are looked up under /opt and /usr (e.g. PyTorch's cu130 venv) and added
+# to LD_LIBRARY_PATH.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+OUT="${OUT:?set OUT to the output folder}"
+BIN="${GPU_BIN:-.gpu}"
+ROWS="${ROWS:-4096}"
+VOCAB="${VOCAB:-151936}"
+mkdir -p "$OUT"
+
+STEPS=()
+declare -A RC SECS
+
+# limited SECONDS CMD...: the command, killed after SECONDS (exit 124) or 10 s later (137).
+limited() { timeout --kill-after=10 "$1" "${@:2}"; }
+
+# run_step NAME FUNCTION: runs one step with its output in $OUT/NAME.log, records rc and time.
+run_step() {
+  local name="$1" fn="$2" t0=$SECONDS rc
+  echo "=== $name"
+  "$fn" >"$OUT/$name.log" 2>&1
+  rc=$?
+  STEPS+=("$name")
+  RC[$name]=$rc
+  SECS[$name]=$((SECONDS - t0))
+  tail -n 5 "$OUT/$name.log" | sed 's/^/    /'
+  echo "    -> exit $rc in ${SECS[$name]} s"
+}
+
+# ---- step: the machine ---------------------------------------------------------------------------
+step_machine() {
+  limited 30 nvidia-smi || return 1
+  limited 30 nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv
+  command -v nvcc >/dev/null && nvcc --version | tail -n 2
+  uname -a
+  nproc
+}
+
+# ---- step: unpack ---------------------------------------------------------------------------------
+# build-gpu-bundle.sh ships the binaries xz-compressed (xz, or Python's lzma where xz is missing).
+step_unpack() {
+  local b
+  for b in exspin kernels-logprob-test; do
+    if [[ -f "$BIN/$b.xz" && ! -x "$BIN/$b" ]]; then
+      if command -v xz >/dev/null; then
+        xz -dkc "$BIN/$b.xz" >"$BIN/$b" || return 1
+      else
+        python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+          "$BIN/$b.xz" "$BIN/$b" || return 1
+      fi
+      chmod +x "$BIN/$b"
+    fi
+    ls -la "$BIN/$b" || return 1
+  done
+}
+
+# ---- step: shared libraries ----------------------------------------------------------------------
+# Finds every library the binaries need that the loader does not see yet, under /opt and /usr,
+# and extends LD_LIBRARY_PATH (exported for the following steps). NVRTC's builtins library is
+# loaded by name at run time, so its folder must be on the path too (it sits beside libnvrtc).
+LIBS=(libnvrtc.so.13 libnvrtc-builtins.so.13.0 libcublas.so.13 libcublasLt.so.13 libcurand.so.10
+  libcudart.so.13 libcuda.so.1)
+find_libs() {
+  local missing lib found dirs="" all
+  for b in "$BIN/exspin" "$BIN/kernels-logprob-test"; do
+    [[ -x "$b" ]] || { echo "missing binary $b (run scripts/build-gpu-bundle.sh on the build machine)"; return 1; }
+  done
+  # One walk of /opt and /usr for all names (stub folders excluded: a stub libcuda must not load).
+  local expr=()
+  for lib in "${LIBS[@]}"; do expr+=(-o -name "$lib"); done
+  all="$(find /opt /usr \( "${expr[@]:1}" \) \( -type f -o -type l \) 2>/dev/null | grep -v '/stubs/')"
+  # libnvrtc first: the builtins library it loads by name must be the one beside it.
+  for lib in "${LIBS[@]}"; do
+    found="$(ldconfig -p 2>/dev/null | awk -v l="$lib" '$1 == l {print $NF; exit}')"
+    if [[ -n "$found" ]]; then
+      echo "$lib: $found (loader cache)"
+      continue
+    fi
+    found="$(grep -m1 "/$lib\$" <<<"$all")"
+    if [[ -n "$found" ]]; then
+      echo "$lib: $found"
+      case ":$dirs:" in *":$(dirname "$found"):"*) ;; *) dirs="$dirs:$(dirname "$found")" ;; esac
+    else
+      echo "$lib: NOT FOUND under /opt or /usr"
+    fi
+  done
+  LIB_DIRS="${dirs#:}"
+  export LD_LIBRARY_PATH="${LIB_DIRS}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+  missing=0
+  for b in "$BIN/exspin" "$BIN/kernels-logprob-test"; do
+    echo "== ldd $b"
+    ldd "$b"
+    if ldd "$b" | grep -q 'not found'; then
+      echo "ERROR: $b cannot start, the loader does not find: $(ldd "$b" | awk '/not found/ {print $1}' | tr '\n' ' ')"
+      echo "       (libcuda.so.1 comes with the NVIDIA driver; the others with CUDA 13 / torch cu130 wheels)"
+      missing=1
+    fi
+  done
+  return $missing
+}
+
+# ---- step: kernel tests ----------------------------------------------------------------------------
+# CPU and CUDA bodies of kernels/tests/logprob.rs. A CUDA test that finds no device prints
+# "skipped ..." and passes; here that counts as a failure (--nocapture lets the line through).
+step_kernel_tests() {
+  limited 150 "$BIN/kernels-logprob-test" --test-threads 4 --nocapture || return $?
+  if grep -q '^skipped' "$OUT/kernel_tests.log"; then
+    echo "ERROR: CUDA tests were skipped (no device)"
+    return 3
+  fi
+}
+
+# ---- steps: log-prob benchmarks ----------------------------------------------------------------------
+bench_logprob() {
+  local json="$1"
+  shift
+  limited 90 "$BIN/exspin" bench logprob --device cuda --json "$@" >"$OUT/$json"
+  local rc=$?
+  cat "$OUT/$json"
+  return $rc
+}
+step_bench_logprob_token() {
+  bench_logprob bench-logprob-token.json --rows "$ROWS" --vocab "$VOCAB"
+}
+step_bench_logprob_linear_896() {
+  bench_logprob bench-logprob-linear-896.json --rows "$ROWS" --vocab "$VOCAB" --hidden 896
+}
+step_bench_logprob_linear_1536() {
+  bench_logprob bench-logprob-linear-1536.json --rows "$ROWS" --vocab "$VOCAB" --hidden 1536
+}
+
+# ---- steps: model benchmarks (LEAD: fill in) -----------------------------------------------------------
+# `exspin bench train/generate --device cuda` are being built elsewhere. Add their commands here,
+# writing JSON under $OUT, e.g.:
+#   "$BIN/exspin" bench train --device cuda --json ... >"$OUT/bench-train.json"
+# and enable the run_step lines below. Keep the whole script under ~6 minutes.
+step_bench_train() {
+  echo "not configured yet"
+  return 0
+}
+step_bench_generate() {
+  echo "not configured yet"
+  return 0
+}
+
+# ---- the run -----------------------------------------------------------------------------------------
+# Steps run in this shell (find_libs exports LD_LIBRARY_PATH for the others); every binary call
+# has its own time limit so one hang cannot eat the machine's budget.
+run_step machine step_machine
+run_step unpack step_unpack
+run_step libs find_libs
+run_step kernel_tests step_kernel_tests
+run_step bench_logprob_token step_bench_logprob_token
+run_step bench_logprob_linear_896 step_bench_logprob_linear_896
+run_step bench_logprob_linear_1536 step_bench_logprob_linear_1536
+# run_step bench_train step_bench_train
+# run_step bench_generate step_bench_generate
+
+echo
+echo "=== summary (also $OUT/summary.tsv)"
+failed=0
+{
+  printf 'step\texit\tseconds\n'
+  for s in "${STEPS[@]}"; do
+    printf '%s\t%s\t%s\n' "$s" "${RC[$s]}" "${SECS[$s]}"
+  done
+} | tee "$OUT/summary.tsv" | column -t
+for s in "${STEPS[@]}"; do ((RC[$s] == 0)) || failed=1; done
+exit $failed
