@@ -168,7 +168,18 @@ fn every_config_file_loads_and_validates() {
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "toml") {
+        let is_experiment = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("experiment"));
+        if is_experiment {
+            // An experiment file: it and every job config it derives must validate.
+            use exspin_actors::experiment::{config::ExperimentConfig, runner};
+            let (exp, base) = ExperimentConfig::load(&path)
+                .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            runner::plan(&exp, &std::fs::read_to_string(base).unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+        } else if path.extension().is_some_and(|e| e == "toml") {
             JobConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
             n += 1;
         }

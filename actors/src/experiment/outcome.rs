@@ -144,10 +144,10 @@ fn last_dev_file(run_dir: &Path) -> anyhow::Result<Option<std::path::PathBuf>> {
                 .parse()
                 .ok()
         });
-        if let Some(r) = round {
-            if best.as_ref().is_none_or(|(b, _)| r > *b) {
-                best = Some((r, path));
-            }
+        if let Some(r) = round
+            && best.as_ref().is_none_or(|(b, _)| r > *b)
+        {
+            best = Some((r, path));
         }
     }
     Ok(best.map(|(_, p)| p))

@@ -272,13 +272,11 @@ mod tests {
     }
 
     #[test]
+    // The children are reaped by wait_with_peak_rss (wait4), which clippy cannot see.
+    #[allow(clippy::zombie_processes)]
     fn a_childs_exit_code_and_peak_memory_are_reported() {
-        // A child that holds ~64 MiB: its peak must show it, and its exit code must come back.
-        let child = Command::new("sh")
-            .arg("-c")
-            .arg("head -c 67108864 /dev/zero | tail -c 67108864 >/dev/null; exit 3")
-            .spawn()
-            .unwrap();
+        // The exit code comes back; a child that touches 64 MiB shows at least that as its peak.
+        let child = Command::new("sh").arg("-c").arg("exit 3").spawn().unwrap();
         let (status, _) = wait_with_peak_rss(&child).unwrap();
         assert_eq!(status, ExitStatus::Exited(3));
         let child = Command::new("python3")

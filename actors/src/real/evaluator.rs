@@ -2,12 +2,14 @@
 //! against the gold queries with the sandboxed executor and compared as `exspin eval` does
 //! (Spider's rule, order only when the gold query orders: `executor_stage::judge_all`).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use exspin::data::database_path;
 use exspin::model::chat::ChatTemplate;
 use exspin::model::generate::{GenerateConfig, extract_sql, generate};
+use exspin::sql::classify::{KeyInfo, classify};
 use exspin::sql::executor::ExecutorPool;
 
 use super::{Lm, weights_dir};
@@ -25,11 +27,23 @@ pub struct RealEvaluator {
     pub chunk: usize,
 }
 
+/// One dev evaluation: the accuracy, and per example (dev order) the predicted query and whether
+/// it was right.
+pub struct DevResult {
+    pub ex: f64,
+    pub preds: Vec<String>,
+    pub correct: Vec<bool>,
+}
+
 impl RealEvaluator {
-    /// EX of `lm` on the dev prompts, and its predicted queries in dev order.
-    pub fn ex_of(&self, lm: &Lm) -> anyhow::Result<(f64, Vec<String>)> {
+    /// EX of `lm` on the dev prompts, with its predicted queries and verdicts in dev order.
+    pub fn ex_of(&self, lm: &Lm) -> anyhow::Result<DevResult> {
         if self.dev.is_empty() {
-            return Ok((0.0, Vec::new()));
+            return Ok(DevResult {
+                ex: 0.0,
+                preds: Vec::new(),
+                correct: Vec::new(),
+            });
         }
         let cfg = GenerateConfig {
             max_new_tokens: self.max_new_tokens,
@@ -68,20 +82,51 @@ impl RealEvaluator {
             |db| database_path(&self.database_root, db),
             items,
         );
-        let right = judged
+        // judge_all answers in input order, one verdict per item.
+        let correct: Vec<bool> = judged
             .iter()
-            .filter(|j| j.verdict == Verdict::Correct)
-            .count();
-        Ok((right as f64 / self.dev.len() as f64, preds))
+            .map(|j| j.verdict == Verdict::Correct)
+            .collect();
+        let right = correct.iter().filter(|c| **c).count();
+        Ok(DevResult {
+            ex: right as f64 / self.dev.len() as f64,
+            preds,
+            correct,
+        })
     }
 
-    /// Writes `RUN/dev_predictions/{name}.sql` (one query per line, dev order), for `exspin eval`.
-    pub fn write_predictions(&self, name: &str, preds: &[String]) -> anyhow::Result<()> {
+    /// Writes `RUN/dev_predictions/{name}.sql` (one query per line, dev order), for `exspin eval`,
+    /// and for a published version `v{t}` also `RUN/dev/round-{t}.jsonl`: one line per dev example
+    /// with its gold query, its query type (the paper's six, keys read from the database) and the
+    /// verdict — what `exspin experiment` turns into accuracy per query type.
+    pub fn write_predictions(&self, name: &str, result: &DevResult) -> anyhow::Result<()> {
         let dir = self.run_dir.join("dev_predictions");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join(format!("{name}.sql"));
-        let text: String = preds.iter().map(|p| format!("{p}\n")).collect();
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+        let text: String = result.preds.iter().map(|p| format!("{p}\n")).collect();
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        let Some(version) = name.strip_prefix('v').and_then(|v| v.parse::<u64>().ok()) else {
+            return Ok(());
+        };
+        let mut keys: BTreeMap<&str, KeyInfo> = BTreeMap::new();
+        let mut lines = String::new();
+        for (item, correct) in self.dev.iter().zip(&result.correct) {
+            let key = keys.entry(item.db_id.as_str()).or_insert_with(|| {
+                KeyInfo::from_sqlite(&database_path(&self.database_root, &item.db_id))
+                    .unwrap_or_default()
+            });
+            let line = serde_json::json!({
+                "example_id": item.example_id,
+                "gold_sql": item.gold_sql,
+                "query_type": classify(&item.gold_sql, key).name(),
+                "correct": correct,
+            });
+            lines.push_str(&format!("{line}\n"));
+        }
+        let dir = self.run_dir.join("dev");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join(format!("round-{version}.jsonl"));
+        std::fs::write(&path, lines).with_context(|| format!("writing {}", path.display()))
     }
 }
 
@@ -92,8 +137,9 @@ impl DevEvaluator for RealEvaluator {
             .clone()
             .unwrap_or_else(|| weights_dir(&self.run_dir, weights.version));
         let lm = Lm::load(&path, &self.chat)?;
-        let (ex, preds) = self.ex_of(&lm)?;
-        self.write_predictions(&format!("v{}", weights.version), &preds)?;
+        let result = self.ex_of(&lm)?;
+        self.write_predictions(&format!("v{}", weights.version), &result)?;
+        let ex = result.ex;
         eprintln!(
             "dev execution accuracy of version {}: {:.1}% ({} questions)",
             weights.version,

@@ -249,8 +249,9 @@ fn sft(
 ) -> anyhow::Result<SftReport> {
     let s = &config.sft;
     let started = Instant::now();
-    let (before, preds) = evaluator.ex_of(lm)?;
-    evaluator.write_predictions("initial", &preds)?;
+    let result = evaluator.ex_of(lm)?;
+    evaluator.write_predictions("initial", &result)?;
+    let before = result.ex;
     eprintln!(
         "dev execution accuracy before SFT: {:.1}% ({} questions, {:.1} s)",
         100.0 * before,
@@ -331,8 +332,9 @@ fn sft(
         }
         lm.model.set_training(false);
     }
-    let (after, preds) = evaluator.ex_of(lm)?;
-    evaluator.write_predictions("v0", &preds)?;
+    let result = evaluator.ex_of(lm)?;
+    evaluator.write_predictions("v0", &result)?;
+    let after = result.ex;
     eprintln!(
         "dev execution accuracy after SFT ({steps} steps): {:.1}% ({:.1} s in all)",
         100.0 * after,
