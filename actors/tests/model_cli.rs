@@ -164,46 +164,27 @@ fn model_random_and_logits_round_trip() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["shape"], serde_json::json!([3, 256]));
     // Same seed, same weights: the logits are reproducible; another seed changes them.
-    let dir2 = tmp.path().join("llama2");
-    exspin(&[
+    assert_eq!(out, random_llama_logits(&tmp.path().join("llama2"), "3"));
+    assert_ne!(out, random_llama_logits(&tmp.path().join("llama3"), "4"));
+}
+
+/// Writes a random tiny Llama with `seed` into `dir` and returns `model logits` of three tokens.
+fn random_llama_logits(dir: &std::path::Path, seed: &str) -> String {
+    let dir = dir.to_str().unwrap();
+    let (code, _, err) = exspin(&[
         "model",
         "random",
         "--shape",
         "llama-tiny",
         "--out",
-        dir2.to_str().unwrap(),
+        dir,
         "--seed",
-        "3",
+        seed,
     ]);
-    let (_, out2, _) = exspin(&[
-        "model",
-        "logits",
-        "--model",
-        dir2.to_str().unwrap(),
-        "--tokens",
-        "1,2,3",
-    ]);
-    assert_eq!(out, out2);
-    let dir3 = tmp.path().join("llama3");
-    exspin(&[
-        "model",
-        "random",
-        "--shape",
-        "llama-tiny",
-        "--out",
-        dir3.to_str().unwrap(),
-        "--seed",
-        "4",
-    ]);
-    let (_, out3, _) = exspin(&[
-        "model",
-        "logits",
-        "--model",
-        dir3.to_str().unwrap(),
-        "--tokens",
-        "1,2,3",
-    ]);
-    assert_ne!(out, out3);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = exspin(&["model", "logits", "--model", dir, "--tokens", "1,2,3"]);
+    assert_eq!(code, 0, "{err}");
+    out
 }
 
 #[test]

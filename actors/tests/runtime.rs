@@ -42,27 +42,12 @@ fn run_in_process(config: JobConfig, dir: &Path) -> Summary {
     let text = toml::to_string(&config).unwrap();
     std::fs::create_dir_all(dir).unwrap();
     let ctx = runtime::prepare(config, &text, dir).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let end = rt
-        .block_on(async {
-            tokio::time::timeout(
-                Duration::from_secs(60),
-                runtime::drive(ctx, None, std::future::pending()),
-            )
-            .await
-        })
-        .expect("the run finishes within a minute")
-        .unwrap();
-    assert!(end.summary.finished, "{:?}", end.summary);
+    let summary = drive_in_process(ctx, None);
     let on_disk: Summary =
         serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
-    assert_eq!(on_disk.samples_trained_ids, end.summary.samples_trained_ids);
-    assert_eq!(on_disk.finished, end.summary.finished);
-    end.summary
+    assert_eq!(on_disk.samples_trained_ids, summary.samples_trained_ids);
+    assert_eq!(on_disk.finished, summary.finished);
+    summary
 }
 
 fn assert_no_duplicates(s: &Summary) {
