@@ -27,7 +27,9 @@ TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 
 cargo build --release -j"$JOBS" --features cuda -p exspin-actors
 # The test executable's path comes from cargo's JSON messages (its name carries a hash).
-TEST_BIN="$(cargo test --release -j"$JOBS" --features cuda -p exspin-kernels --test logprob \
+# The same package set as the build above (-p exspin-actors too): another set changes feature
+# unification, which reruns candle-kernels' nvcc step over all of candle's kernels (~35 min here).
+TEST_BIN="$(cargo test --release -j"$JOBS" --features cuda -p exspin-actors -p exspin-kernels --test logprob \
     --no-run --message-format=json |
   python3 -c '
 import json, sys
