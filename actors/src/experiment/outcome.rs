@@ -116,9 +116,20 @@ pub fn read(name: &str, run_dir: &Path) -> anyhow::Result<Outcome> {
         Some(file) => tally_by_type(&file)?,
         None => (BTreeMap::new(), None),
     };
+    // A run with an SFT phase evaluated its starting point (`sft.json`): that is evaluation 0,
+    // the paper's iteration 0, before any self-play round.
+    let mut dev_ex = Vec::new();
+    if let Ok(t) = std::fs::read_to_string(run_dir.join("sft.json"))
+        && let Some(after) = serde_json::from_str::<serde_json::Value>(&t)
+            .ok()
+            .and_then(|v| v.get("dev_ex_after")?.as_f64())
+    {
+        dev_ex.push(after);
+    }
+    dev_ex.extend(s.dev_ex_per_round);
     Ok(Outcome {
         name: name.into(),
-        dev_ex: s.dev_ex_per_round,
+        dev_ex,
         rounds: s.rounds,
         finished: s.finished,
         pairs_trained: s.pairs_trained,
@@ -241,6 +252,14 @@ mod tests {
         )
         .unwrap();
         let o = read("ExSPIN", dir.path()).unwrap();
+        assert_eq!(o.dev_ex, vec![0.1, 0.25, 0.5]);
+        std::fs::write(dir.path().join("sft.json"), r#"{"dev_ex_after": 0.05}"#).unwrap();
+        let o = read("ExSPIN", dir.path()).unwrap();
+        assert_eq!(
+            o.dev_ex,
+            vec![0.05, 0.1, 0.25, 0.5],
+            "the SFT point comes first"
+        );
         assert_eq!(o.final_ex(), Some(0.5));
         assert_eq!(o.best_ex(), Some(0.5));
         assert_eq!(o.pairs_per_round, BTreeMap::from([(0, 2), (1, 1)]));

@@ -92,8 +92,8 @@ pub fn table_ablation(r: &Results) -> String {
     per_round_table(&rows)
 }
 
-/// Accuracy per evaluation (column `0` is the first evaluation, before any self-play round when
-/// the run evaluates its starting point).
+/// Accuracy per evaluation: column `0` is the model after SFT (before any self-play round) when
+/// the run has an SFT phase, then one column per round.
 pub fn per_round_table(rows: &[&Outcome]) -> String {
     let width = rows.iter().map(|o| o.dev_ex.len()).max().unwrap_or(0);
     let mut s = String::from("| method |");
