@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, bounded};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, DatasetKind};
 use crate::sql::classify::{self, KeyInfo, QueryType};
@@ -50,7 +50,7 @@ pub enum EvalError {
 }
 
 /// Accuracy over a group of examples.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Bucket {
     pub count: usize,
     pub correct: usize,
@@ -58,7 +58,7 @@ pub struct Bucket {
 }
 
 impl Bucket {
-    fn add(&mut self, correct: bool) {
+    pub fn add(&mut self, correct: bool) {
         self.count += 1;
         self.correct += usize::from(correct);
         self.accuracy = self.correct as f64 / self.count as f64;

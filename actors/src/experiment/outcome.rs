@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context;
+use exspin::eval::Bucket;
 use exspin::sql::classify::{KeyInfo, classify};
 use serde::{Deserialize, Serialize};
 
@@ -16,19 +17,6 @@ use serde::{Deserialize, Serialize};
 pub struct Resources {
     pub wall_s: f64,
     pub peak_rss_bytes: u64,
-}
-
-/// Correct and total dev examples of one query type.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Tally {
-    pub correct: usize,
-    pub total: usize,
-}
-
-impl Tally {
-    pub fn accuracy(&self) -> Option<f64> {
-        (self.total > 0).then(|| self.correct as f64 / self.total as f64)
-    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -44,7 +32,7 @@ pub struct Outcome {
     pub resources: Resources,
     /// The last evaluated round's accuracy per query type (empty when the run wrote no
     /// per-example verdicts).
-    pub by_type: BTreeMap<String, Tally>,
+    pub by_type: BTreeMap<String, Bucket>,
     /// Dev examples behind the last accuracy, when known (for the confidence interval).
     pub dev_examples: Option<usize>,
 }
@@ -164,10 +152,10 @@ fn last_dev_file(run_dir: &Path) -> anyhow::Result<Option<std::path::PathBuf>> {
     Ok(best.map(|(_, p)| p))
 }
 
-fn tally_by_type(file: &Path) -> anyhow::Result<(BTreeMap<String, Tally>, Option<usize>)> {
+fn tally_by_type(file: &Path) -> anyhow::Result<(BTreeMap<String, Bucket>, Option<usize>)> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let mut by_type: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut by_type: BTreeMap<String, Bucket> = BTreeMap::new();
     let mut n = 0;
     for (i, line) in text
         .lines()
@@ -179,9 +167,7 @@ fn tally_by_type(file: &Path) -> anyhow::Result<(BTreeMap<String, Tally>, Option
         let kind = v
             .query_type
             .unwrap_or_else(|| classify(&v.gold_sql, &KeyInfo::new()).name().to_string());
-        let t = by_type.entry(kind).or_default();
-        t.total += 1;
-        t.correct += usize::from(v.correct);
+        by_type.entry(kind).or_default().add(v.correct);
         n += 1;
     }
     Ok((by_type, Some(n)))
@@ -265,7 +251,7 @@ mod tests {
         assert_eq!(o.pairs_per_round, BTreeMap::from([(0, 2), (1, 1)]));
         assert_eq!(o.seconds_per_round(), Some(5.0));
         assert_eq!(o.dev_examples, Some(3));
-        let total: usize = o.by_type.values().map(|t| t.total).sum();
+        let total: usize = o.by_type.values().map(|t| t.count).sum();
         let correct: usize = o.by_type.values().map(|t| t.correct).sum();
         assert_eq!((correct, total), (2, 3), "{:?}", o.by_type);
         assert!(

@@ -68,12 +68,7 @@ pub fn table_query_types(r: &Results) -> String {
         let _ = write!(s, "| {} |", o.name);
         for t in QueryType::ALL {
             let cell = match o.by_type.get(t.name()) {
-                Some(tally) => format!(
-                    "{} ({}/{})",
-                    pct(tally.accuracy()),
-                    tally.correct,
-                    tally.total
-                ),
+                Some(b) => format!("{} ({}/{})", pct(Some(b.accuracy)), b.correct, b.count),
                 None => "–".into(),
             };
             let _ = write!(s, " {cell} |");
@@ -256,7 +251,8 @@ pub fn accuracy_series(outcomes: &[&Outcome]) -> Vec<(String, Vec<(f64, f64)>)> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiment::outcome::{Resources, Tally};
+    use crate::experiment::outcome::Resources;
+    use exspin::eval::Bucket;
     use std::collections::BTreeMap;
 
     fn outcome(name: &str, ex: &[f64]) -> Outcome {
@@ -273,9 +269,10 @@ mod tests {
             dev_examples: Some(40),
             by_type: BTreeMap::from([(
                 "join".to_string(),
-                Tally {
+                Bucket {
+                    count: 4,
                     correct: 3,
-                    total: 4,
+                    accuracy: 0.75,
                 },
             )]),
             ..Outcome::default()
