@@ -184,6 +184,10 @@ pub struct DatasetArgs {
     #[arg(long, default_value = "dev")]
     pub split: String,
     /// Only the first N examples.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", conflicts_with = "stratified")]
     pub limit: Option<usize>,
+    /// A fixed subset of N evaluable examples, stratified by the official hardness level (the
+    /// same N picks the same questions in `generate` and `eval`; output stays in dataset order).
+    #[arg(long, value_name = "N")]
+    pub stratified: Option<usize>,
 }

@@ -75,6 +75,11 @@ pub struct DataConfig {
     /// databases, unseen questions) instead of the dev databases (unseen schemas, which a tiny
     /// model trained for minutes does not generalise to).
     pub synthetic_holdout: usize,
+    /// Only the first N train examples (0 = all): a fixed slice, e.g. of Spider's 7,000.
+    pub train_limit: usize,
+    /// The dev examples are a fixed subset of `dev_limit` stratified by the official hardness
+    /// level (as `exspin eval --stratified`) instead of the first `dev_limit`.
+    pub dev_stratified: bool,
 }
 
 impl Default for DataConfig {
@@ -87,6 +92,8 @@ impl Default for DataConfig {
             synthetic_dev: 40,
             dev_limit: 40,
             synthetic_holdout: 0,
+            train_limit: 0,
+            dev_stratified: false,
         }
     }
 }
@@ -265,6 +272,27 @@ pub const ACTORS: [&str; 6] = [
 ];
 
 impl JobConfig {
+    /// The part of the config the SFT phase (version 0) depends on, as TOML: everything except the
+    /// self-play settings (the `[run]` section but its seed, the learner's sampling, learning rate
+    /// and λ, `[metrics]`). Two runs with the same signature train the same version 0, so one may
+    /// start from the other's (`exspin run --sft-from`). Conservative: a field not listed here as
+    /// self-play-only keeps the signatures apart.
+    pub fn sft_signature(&self) -> String {
+        let mut sig = self.clone();
+        sig.run = RunConfig {
+            seed: self.run.seed,
+            ..RunConfig::default()
+        };
+        sig.metrics = MetricsConfig::default();
+        let d = ModelConfig::default();
+        sig.model.temperature = d.temperature;
+        sig.model.top_p = d.top_p;
+        sig.model.lr = d.lr;
+        sig.model.warmup_steps = d.warmup_steps;
+        sig.model.lambda = d.lambda;
+        toml::to_string(&sig).expect("a job config serializes")
+    }
+
     pub fn load(path: &Path) -> anyhow::Result<(JobConfig, String)> {
         use anyhow::Context;
         let text = std::fs::read_to_string(path)

@@ -63,7 +63,17 @@ pub fn load_data(config: &JobConfig, run_dir: &Path) -> anyhow::Result<(Dataset,
         dev = Dataset::new(kind, source.clone(), root.clone(), held);
         train = Dataset::new(kind, source, root, examples);
     }
-    dev.truncate(config.data.dev_limit);
+    if config.data.train_limit > 0 {
+        train.truncate(config.data.train_limit);
+    }
+    if config.data.dev_stratified {
+        let picked = exspin::data::stratify::stratified_indices(&dev, config.data.dev_limit, |e| {
+            exspin::sql::hardness::hardness(&e.gold_sql).ok()
+        });
+        dev.retain_indices(&picked);
+    } else {
+        dev.truncate(config.data.dev_limit);
+    }
     Ok((train, dev))
 }
 

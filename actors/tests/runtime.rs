@@ -621,6 +621,73 @@ fn tiny_real() -> JobConfig {
     c
 }
 
+#[test]
+fn a_run_starts_from_another_runs_version_0_only_when_its_sft_settings_match() {
+    let tmp = tempfile::tempdir().unwrap();
+    let write = |name: &str, c: &JobConfig| {
+        let path = tmp.path().join(format!("{name}.toml"));
+        std::fs::write(&path, toml::to_string(c).unwrap()).unwrap();
+        path
+    };
+    let mut a = tiny_real();
+    a.run.rounds = 1;
+    let (a_dir, b_dir, c_dir) = (
+        tmp.path().join("a"),
+        tmp.path().join("b"),
+        tmp.path().join("c"),
+    );
+    let a_cfg = write("a", &a);
+    check_ok(
+        exspin()
+            .args(["run", a_cfg.to_str().unwrap(), "--run-dir"])
+            .arg(&a_dir)
+            .output()
+            .unwrap(),
+    );
+    // Another mode and λ: the same version 0, copied, not trained again.
+    let mut b = a.clone();
+    b.run.mode = Mode::Spin;
+    b.model.lambda = 0.5;
+    let b_cfg = write("b", &b);
+    let err = check_ok(
+        exspin()
+            .args(["run", b_cfg.to_str().unwrap(), "--run-dir"])
+            .arg(&b_dir)
+            .arg("--sft-from")
+            .arg(&a_dir)
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("version 0 copied"), "{err}");
+    assert!(!err.contains("sft step"), "SFT ran again: {err}");
+    for f in [
+        "weights/v0/model.safetensors",
+        "weights/v0/tokenizer.json",
+        "sft.json",
+    ] {
+        assert_eq!(
+            std::fs::read(a_dir.join(f)).unwrap(),
+            std::fs::read(b_dir.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    assert!(read_summary(&b_dir).finished);
+    // Another model size would train another version 0: refused, naming the reason.
+    let mut c = a.clone();
+    c.model.hidden_size = 48;
+    let c_cfg = write("c", &c);
+    let out = exspin()
+        .args(["run", c_cfg.to_str().unwrap(), "--run-dir"])
+        .arg(&c_dir)
+        .arg("--sft-from")
+        .arg(&a_dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("SFT phase used other settings"), "{err}");
+}
+
 fn drive_in_process(
     ctx: std::sync::Arc<exspin_actors::context::Ctx>,
     restore: Option<exspin_actors::buffer::BufferSnapshot>,

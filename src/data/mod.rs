@@ -9,6 +9,7 @@ pub mod bird;
 pub mod error;
 pub mod jsonl;
 pub mod spider;
+pub mod stratify;
 pub mod synthetic;
 pub mod tables;
 

@@ -1,6 +1,8 @@
 //! Turns the shared dataset arguments into a loaded `Dataset`.
 
+use exspin::data::stratify::stratified_indices;
 use exspin::data::{self, Dataset};
+use exspin::sql::hardness;
 
 use crate::cli::DatasetArgs;
 
@@ -16,6 +18,10 @@ pub fn load(args: &DatasetArgs) -> anyhow::Result<Dataset> {
     };
     if let Some(n) = args.limit {
         dataset.truncate(n);
+    }
+    if let Some(n) = args.stratified {
+        let picked = stratified_indices(&dataset, n, |e| hardness::hardness(&e.gold_sql).ok());
+        dataset.retain_indices(&picked);
     }
     // Missing databases are reported by the loader (a warning naming each one and its count).
     Ok(dataset)

@@ -57,7 +57,15 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
             .collect();
         for (i, run) in todo.iter().enumerate() {
             eprintln!("[{}/{}] {} …", i + 1, todo.len(), run.name);
-            let step = runner::execute(&exe, &args.out, run)?;
+            // One version 0 per SFT signature: a later method starts from an earlier one's.
+            let sft_from = runs
+                .iter()
+                .filter(|r| r.slug != run.slug && r.sft_signature == run.sft_signature)
+                .map(|r| args.out.join("runs").join(&r.slug))
+                .find(|d| {
+                    d.join("sft.json").is_file() && d.join("weights/v0/config.json").is_file()
+                });
+            let step = runner::execute(&exe, &args.out, run, sft_from.as_deref())?;
             let note = match step {
                 Step::Skipped => "already finished",
                 Step::Ran => "done",

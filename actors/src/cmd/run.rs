@@ -18,6 +18,11 @@ pub struct RunArgs {
     /// Delete an existing run folder first.
     #[arg(long)]
     pub overwrite: bool,
+    /// Start from the version 0 (the model after SFT) of another run folder instead of training
+    /// it; refused unless that run's data, model, SFT settings and seed are this config's.
+    /// `exspin experiment` uses it to train one version 0 for all methods that share it.
+    #[arg(long, value_name = "DIR")]
+    pub sft_from: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -43,6 +48,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.run_dir)
         .with_context(|| format!("creating {}", args.run_dir.display()))?;
     std::fs::write(args.run_dir.join("config.toml"), &text)?;
+    if let Some(from) = &args.sft_from {
+        exspin_actors::real::reuse::copy_version0(&config, from, &args.run_dir)?;
+        eprintln!("version 0 copied from {}", from.display());
+    }
     let ctx = runtime::prepare(config, &text, &args.run_dir)?;
     report(
         &args.run_dir,

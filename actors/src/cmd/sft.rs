@@ -87,6 +87,7 @@ pub fn run(args: SftArgs) -> anyhow::Result<()> {
         db_dir: cfg.db_dir.clone(),
         split: cfg.split.clone(),
         limit: cfg.limit,
+        stratified: None,
     };
     let data = super::dataset::load(&dataset_args)?;
     let schema_args = crate::cli::SchemaArgs {

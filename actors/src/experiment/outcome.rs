@@ -17,6 +17,10 @@ use serde::{Deserialize, Serialize};
 pub struct Resources {
     pub wall_s: f64,
     pub peak_rss_bytes: u64,
+    /// Seconds of `wall_s` spent in this run's own SFT phase (0 when it started from another
+    /// run's version 0), so time per round compares the self-play rounds alone.
+    #[serde(default)]
+    pub sft_s: f64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -45,7 +49,8 @@ impl Outcome {
         self.dev_ex.iter().copied().reduce(f64::max)
     }
     pub fn seconds_per_round(&self) -> Option<f64> {
-        (self.rounds > 0).then(|| self.resources.wall_s / self.rounds as f64)
+        (self.rounds > 0)
+            .then(|| (self.resources.wall_s - self.resources.sft_s).max(0.0) / self.rounds as f64)
     }
 }
 

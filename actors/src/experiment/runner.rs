@@ -22,33 +22,38 @@ pub struct PlannedRun {
     /// The job config, as written to `OUT/configs/{slug}.toml`.
     pub config_text: String,
     pub slug: String,
+    /// `JobConfig::sft_signature` of the config: runs that share it share version 0.
+    pub sft_signature: String,
 }
 
 /// Every run, its config validated as a job config (so a misspelt override stops the experiment
 /// before any run starts).
 pub fn plan(exp: &ExperimentConfig, base_text: &str) -> anyhow::Result<Vec<PlannedRun>> {
     let base: toml::Table = toml::from_str(base_text).context("the base job config")?;
-    let build = |name: &str, sets: &[(&String, &toml::Value)]| -> anyhow::Result<String> {
-        let mut doc = base.clone();
-        for (k, v) in sets {
-            overrides::apply(&mut doc, k, (*v).clone())
-                .with_context(|| format!("method {name:?}"))?;
-        }
-        let text = toml::to_string(&doc)?;
-        let job: JobConfig = toml::from_str(&text)
-            .with_context(|| format!("method {name:?}: the overridden job config"))?;
-        job.validate()
-            .with_context(|| format!("method {name:?}: the overridden job config"))?;
-        Ok(text)
-    };
+    let build =
+        |name: &str, sets: &[(&String, &toml::Value)]| -> anyhow::Result<(String, String)> {
+            let mut doc = base.clone();
+            for (k, v) in sets {
+                overrides::apply(&mut doc, k, (*v).clone())
+                    .with_context(|| format!("method {name:?}"))?;
+            }
+            let text = toml::to_string(&doc)?;
+            let job: JobConfig = toml::from_str(&text)
+                .with_context(|| format!("method {name:?}: the overridden job config"))?;
+            job.validate()
+                .with_context(|| format!("method {name:?}: the overridden job config"))?;
+            Ok((text, job.sft_signature()))
+        };
     let mut runs = Vec::new();
     for m in &exp.methods {
         let sets: Vec<_> = exp.set.iter().chain(m.set.iter()).collect();
+        let (config_text, sft_signature) = build(&m.name, &sets)?;
         runs.push(PlannedRun {
             name: m.name.clone(),
             lambda: None,
-            config_text: build(&m.name, &sets)?,
+            config_text,
             slug: slug(&m.name),
+            sft_signature,
         });
     }
     if let Some(sweep) = &exp.lambda_sweep {
@@ -67,11 +72,13 @@ pub fn plan(exp: &ExperimentConfig, base_text: &str) -> anyhow::Result<Vec<Plann
                 sets.push((&rounds_key, r));
             }
             sets.push((&sweep.key, &lambda));
+            let (config_text, sft_signature) = build(&method.name, &sets)?;
             runs.push(PlannedRun {
                 slug: format!("lambda-{}", slug(&value.to_string())),
                 name,
                 lambda: Some(value),
-                config_text: build(&method.name, &sets)?,
+                config_text,
+                sft_signature,
             });
         }
     }
@@ -89,8 +96,14 @@ pub enum Step {
 
 /// Runs `run` into `OUT/runs/{slug}` with the `exspin` binary `exe`: skipped when it already
 /// finished with the same config, resumed when it stopped part-way, started fresh otherwise.
-/// The child's output goes to `OUT/logs/{slug}.log`.
-pub fn execute(exe: &Path, out: &Path, run: &PlannedRun) -> anyhow::Result<Step> {
+/// The child's output goes to `OUT/logs/{slug}.log`. A fresh run starts from `sft_from`'s version
+/// 0 when given (a finished run folder with the same `sft_signature`).
+pub fn execute(
+    exe: &Path,
+    out: &Path,
+    run: &PlannedRun,
+    sft_from: Option<&Path>,
+) -> anyhow::Result<Step> {
     let run_dir = out.join("runs").join(&run.slug);
     let config_path = out.join("configs").join(format!("{}.toml", run.slug));
     std::fs::create_dir_all(out.join("configs"))?;
@@ -112,6 +125,9 @@ pub fn execute(exe: &Path, out: &Path, run: &PlannedRun) -> anyhow::Result<Step>
             .arg("--run-dir")
             .arg(&run_dir)
             .arg("--overwrite");
+        if let Some(from) = sft_from {
+            cmd.arg("--sft-from").arg(from);
+        }
     }
     let log_path = out.join("logs").join(format!("{}.log", run.slug));
     let log = std::fs::OpenOptions::new()
@@ -143,9 +159,21 @@ pub fn execute(exe: &Path, out: &Path, run: &PlannedRun) -> anyhow::Result<Step>
     } else {
         Resources::default()
     };
+    // A fresh run that did not start from another run's version 0 trained its own: its SFT time
+    // (sft.json) is part of its wall time.
+    let own_sft_s = if !resumable && sft_from.is_none() {
+        std::fs::read_to_string(run_dir.join("sft.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v.get("seconds")?.as_f64())
+            .unwrap_or(0.0)
+    } else {
+        0.0
+    };
     let resources = Resources {
         wall_s: previous.wall_s + wall,
         peak_rss_bytes: previous.peak_rss_bytes.max(peak),
+        sft_s: previous.sft_s + own_sft_s,
     };
     std::fs::write(
         run_dir.join("resources.json"),
@@ -254,6 +282,35 @@ mod tests {
         assert_eq!(spin.run.seed, 11);
         assert_eq!(spin.run.rounds, 3);
         assert_eq!(runs[1].slug, "spin");
+    }
+
+    #[test]
+    fn methods_that_differ_only_in_self_play_share_their_sft_signature() {
+        let mut plain = method("w/o schema integration", "exspin");
+        plain
+            .set
+            .insert("model.schema".into(), toml::Value::String("plain".into()));
+        let exp = ExperimentConfig {
+            base: "base.toml".into(),
+            dataset: None,
+            set: BTreeMap::new(),
+            main: "ExSPIN".into(),
+            ablations: vec![],
+            methods: vec![method("ExSPIN", "exspin"), method("SPIN", "spin"), plain],
+            lambda_sweep: Some(LambdaSweep {
+                method: "ExSPIN".into(),
+                key: "model.lambda".into(),
+                values: vec![0.5],
+                rounds: Some(1),
+            }),
+        };
+        let runs = plan(&exp, BASE).unwrap();
+        assert_eq!(runs.len(), 4);
+        // Mode, rounds and λ are self-play settings: one version 0 serves them all ...
+        assert_eq!(runs[0].sft_signature, runs[1].sft_signature);
+        assert_eq!(runs[0].sft_signature, runs[3].sft_signature);
+        // ... but another prompt style trains another one.
+        assert_ne!(runs[0].sft_signature, runs[2].sft_signature);
     }
 
     #[test]

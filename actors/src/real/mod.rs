@@ -14,6 +14,7 @@
 
 pub mod evaluator;
 pub mod generator;
+pub mod reuse;
 pub mod setup;
 pub mod trainer;
 

@@ -332,7 +332,13 @@ fn sft(
         }
         lm.model.set_training(false);
     }
-    let result = evaluator.ex_of(lm)?;
+    // Without SFT steps version 0 is the initial model: its dev accuracy is already known (a
+    // pretrained model's dev pass is the expensive part of a CPU run).
+    let result = if steps > 0 && !pairs.is_empty() {
+        evaluator.ex_of(lm)?
+    } else {
+        result
+    };
     evaluator.write_predictions("v0", &result)?;
     let after = result.ex;
     eprintln!(
