@@ -73,6 +73,9 @@ impl Generator for FakeGenerator {
                 let sample_id = item.sample_id(k);
                 let sql = self.answer(&item.gold_sql, &sample_id, version);
                 out.push(Sample {
+                    // The fake has no tokenizer: its "tokens" are the whitespace-separated pieces
+                    // of the SQL it answers with.
+                    tokens: sql.split_whitespace().count() as u32,
                     example_id: item.example_id.clone(),
                     round: item.round,
                     sql,

@@ -29,12 +29,17 @@ pub struct ExperimentArgs {
     /// Run nothing; rebuild the report from the finished runs.
     #[arg(long)]
     pub report_only: bool,
+    /// Worker threads of each run (passed to every `exspin run` / `exspin resume` child;
+    /// default: all cores, or $RAYON_NUM_THREADS).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
     let (exp, base_path) = ExperimentConfig::load(&args.config)?;
     let base_text = std::fs::read_to_string(&base_path)
         .with_context(|| format!("reading {}", base_path.display()))?;
+    anyhow::ensure!(args.threads != Some(0), "--threads must be at least 1");
     let runs = runner::plan(&exp, &base_text)
         .with_context(|| format!("{}: a method's job config", args.config.display()))?;
     for name in &args.only {
@@ -57,7 +62,7 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
             .collect();
         for (i, run) in todo.iter().enumerate() {
             eprintln!("[{}/{}] {} …", i + 1, todo.len(), run.name);
-            let step = runner::execute(&exe, &args.out, run)?;
+            let step = runner::execute(&exe, &args.out, run, args.threads)?;
             let note = match step {
                 Step::Skipped => "already finished",
                 Step::Ran => "done",

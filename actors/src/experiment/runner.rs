@@ -89,8 +89,13 @@ pub enum Step {
 
 /// Runs `run` into `OUT/runs/{slug}` with the `exspin` binary `exe`: skipped when it already
 /// finished with the same config, resumed when it stopped part-way, started fresh otherwise.
-/// The child's output goes to `OUT/logs/{slug}.log`.
-pub fn execute(exe: &Path, out: &Path, run: &PlannedRun) -> anyhow::Result<Step> {
+/// The child's output goes to `OUT/logs/{slug}.log`; `threads` is passed on as `--threads`.
+pub fn execute(
+    exe: &Path,
+    out: &Path,
+    run: &PlannedRun,
+    threads: Option<usize>,
+) -> anyhow::Result<Step> {
     let run_dir = out.join("runs").join(&run.slug);
     let config_path = out.join("configs").join(format!("{}.toml", run.slug));
     std::fs::create_dir_all(out.join("configs"))?;
@@ -112,6 +117,9 @@ pub fn execute(exe: &Path, out: &Path, run: &PlannedRun) -> anyhow::Result<Step>
             .arg("--run-dir")
             .arg(&run_dir)
             .arg("--overwrite");
+    }
+    if let Some(n) = threads {
+        cmd.arg("--threads").arg(n.to_string());
     }
     let log_path = out.join("logs").join(format!("{}.log", run.slug));
     let log = std::fs::OpenOptions::new()
