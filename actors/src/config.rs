@@ -124,6 +124,8 @@ pub struct RunConfig {
     pub seed: u64,
     /// Injected panics, "actor:message_index" (actor: prompt_builder, opponent, executor,
     /// replay, trainer, evaluator). Each fires once; `EXSPIN_FAULT` adds more (comma-separated).
+    /// With several generators, "opponent" counts the messages of all opponents together: the
+    /// one handling that message panics.
     pub faults: Vec<String>,
 }
 

@@ -207,6 +207,17 @@ fn several_generators_with_a_panicking_opponent_still_train_each_sample_once() {
     assert_eq!(s.restarts_by_actor.get("opponent"), Some(&1), "{s:?}");
     assert_eq!(s.restarts, 1);
     assert!(s.samples_by_opponent.iter().all(|&n| n > 0), "{s:?}");
+
+    // The other schedules with three opponents and the same fault.
+    for schedule in [Schedule::Async, Schedule::Phased] {
+        let mut o = c.clone();
+        o.run.schedule = schedule;
+        o.validate().unwrap();
+        let s = run_in_process(o.clone(), &tmp.path().join(format!("{schedule:?}")));
+        assert_spin_complete(&s, &o);
+        assert_eq!(s.restarts, 1, "{schedule:?}: {:?}", s.restarts_by_actor);
+        assert!(s.max_staleness <= o.run.staleness, "{schedule:?}");
+    }
 }
 
 /// Trained ids go to RUN/trained_ids.txt; memory keeps only the last two rounds' ids.
@@ -687,8 +698,8 @@ fn async_kill_9_and_resume_train_every_sample_exactly_once() {
 
 // ---- the real model ----
 
-/// A tiny real model on a very small job: SFT, two ExSPIN rounds, then a resume from the first
-/// checkpoint of that run.
+/// A tiny real model on a very small job with two generators: SFT, two ExSPIN rounds, then a
+/// resume from the first checkpoint of that run.
 fn tiny_real() -> JobConfig {
     let c: JobConfig = toml::from_str(
         r#"
@@ -702,6 +713,7 @@ fn tiny_real() -> JobConfig {
         prompts_per_round = 4
         samples_per_prompt = 2
         generate_batch = 4
+        generators = 2
         train_batch = 2
         replay_capacity = 8
         checkpoint_every = 2
@@ -770,6 +782,9 @@ fn the_tiny_real_model_runs_sft_and_two_rounds_and_resumes() {
     assert_eq!(a.rounds, 2);
     assert_no_duplicates(&a);
     assert!(a.pairs_trained > 0, "{a:?}");
+    // Two real generators (two copies of the weights), both used.
+    assert_eq!(a.samples_by_opponent.len(), 2, "{a:?}");
+    assert!(a.samples_by_opponent.iter().all(|&n| n > 0), "{a:?}");
     // Generated tokens are the model's token ids: at least one per sample (EOS at the least),
     // at most max_new_tokens.
     assert!(
