@@ -612,6 +612,8 @@ fn prometheus_endpoint_serves_stage_metrics_during_the_run() {
         "# TYPE exspin_replay_held gauge",
         "exspin_samples_generated_total ",
         "exspin_prompts_issued_total ",
+        "# TYPE exspin_generated_tokens_total counter",
+        "exspin_generated_tokens_per_second ",
         "exspin_stage_busy_seconds{stage=\"execute\"} ",
         "exspin_train_step_seconds_bucket{le=\"+Inf\"} ",
         "exspin_verdicts_total{verdict=",
