@@ -112,6 +112,9 @@ pub struct RunConfig {
     pub samples_per_prompt: usize,
     /// Prompts per `Generator::generate` call.
     pub generate_batch: usize,
+    /// Opponent-generator actors sharing one version stream, each with its own `Generator` seam
+    /// object (for a real model: its own copy of the weights) and its own credits.
+    pub generators: usize,
     /// Pairs per `Trainer::train_step`.
     pub train_batch: usize,
     /// Most pairs the replay buffer holds (buffered + sent to the trainer, not yet trained).
@@ -128,6 +131,8 @@ pub struct RunConfig {
     pub seed: u64,
     /// Injected panics, "actor:message_index" (actor: prompt_builder, opponent, executor,
     /// replay, trainer, evaluator). Each fires once; `EXSPIN_FAULT` adds more (comma-separated).
+    /// With several generators, "opponent" counts the messages of all opponents together: the
+    /// one handling that message panics.
     pub faults: Vec<String>,
 }
 
@@ -141,6 +146,7 @@ impl Default for RunConfig {
             prompts_per_round: 32,
             samples_per_prompt: 2,
             generate_batch: 4,
+            generators: 1,
             train_batch: 8,
             replay_capacity: 32,
             trainer_queue: 2,
@@ -347,6 +353,13 @@ impl JobConfig {
             if v == 0 {
                 errors.push(format!("{name} must be at least 1"));
             }
+        }
+        if r.generators == 0 {
+            errors.push(
+                "run.generators must be at least 1: it is the number of opponent-generator actors \
+                 (1 = one opponent, the default)"
+                    .into(),
+            );
         }
         // Below this the buffer can hold a part batch and still have no room for a whole prompt:
         // no credit, no sample, no batch, a stall.

@@ -19,7 +19,8 @@ use crate::seams::{DevEvaluator, Generator, Trainer};
 #[derive(Default)]
 pub struct Peers {
     pub prompt_builder: Option<ActorRef<PromptBuilderMsg>>,
-    pub opponent: Option<ActorRef<OpponentMsg>>,
+    /// One per opponent-generator actor (`run.generators`), by index.
+    pub opponents: Vec<Option<ActorRef<OpponentMsg>>>,
     pub executor: Option<ActorRef<ExecutorMsg>>,
     pub replay: Option<ActorRef<ReplayMsg>>,
     pub trainer: Option<ActorRef<TrainerMsg>>,
@@ -30,9 +31,12 @@ pub struct Peers {
 pub struct Ctx {
     pub config: JobConfig,
     pub journal: SharedJournal,
+    /// `RUN/trained_ids.txt`: every trained id in order (appended under the journal's lock).
+    pub ledger: Mutex<crate::ledger::Ledger>,
     pub peers: RwLock<Peers>,
     pub faults: Faults,
-    pub generator: Arc<Mutex<Box<dyn Generator>>>,
+    /// One seam object per opponent (`run.generators`), by opponent index.
+    pub generators: Vec<Arc<Mutex<Box<dyn Generator>>>>,
     pub trainer: Arc<Mutex<Box<dyn Trainer>>>,
     pub evaluator: Arc<Mutex<Box<dyn DevEvaluator>>>,
     pub pool: Arc<ExecutorPool>,
@@ -46,6 +50,36 @@ pub struct Ctx {
     pub data_hash: String,
     /// Busy time per stage (this process).
     pub stats: crate::stats::StageStats,
+    /// One progress bar per stage (hidden unless the command shows them: `exspin run`/`resume`).
+    pub progress: crate::stage_bars::StageBars,
+}
+
+impl Ctx {
+    /// Casts `msg()` to every live opponent (a down one loses it, as with `send!`).
+    pub fn to_opponents(&self, msg: impl Fn() -> OpponentMsg) {
+        let all: Vec<_> = self
+            .peers
+            .read()
+            .opponents
+            .iter()
+            .flatten()
+            .cloned()
+            .collect();
+        for p in all {
+            if p.cast(msg()).is_err() {
+                tracing::debug!("an opponent is down; message dropped (re-issued after restart)");
+            }
+        }
+    }
+
+    /// Casts to opponent `i`.
+    pub fn to_opponent(&self, i: usize, msg: OpponentMsg) {
+        let peer = self.peers.read().opponents.get(i).cloned().flatten();
+        match peer {
+            Some(p) if p.cast(msg).is_ok() => {}
+            _ => tracing::debug!("opponent {i} is down; message dropped (re-issued after restart)"),
+        }
+    }
 }
 
 /// A cast to a peer. A peer that is down loses the message; that is fine because every piece of

@@ -40,6 +40,7 @@ impl Actor for Evaluator {
                 .add(crate::stats::Stage::Evaluate, started.elapsed());
             metrics::gauge!("exspin_dev_ex").set(acc);
             ctx.journal.lock().dev_ex.insert(version, acc);
+            ctx.progress.inc(crate::stage_bars::Bar::Evaluated, 1);
         }
         send!(ctx, supervisor, SupervisorMsg::Evaluated { version });
         Ok(())

@@ -47,6 +47,8 @@ impl Actor for ExecutorStage {
         metrics::gauge!("exspin_executor_inflight").set(0.0);
         metrics::histogram!("exspin_judge_seconds").record(took.as_secs_f64());
         metrics::counter!("exspin_queries_total").increment(judged.len() as u64);
+        ctx.progress
+            .inc(crate::stage_bars::Bar::Judged, judged.len() as u64);
         {
             let mut j = ctx.journal.lock();
             j.samples_judged += judged.len() as u64;

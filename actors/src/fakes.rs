@@ -73,6 +73,9 @@ impl Generator for FakeGenerator {
                 let sample_id = item.sample_id(k);
                 let sql = self.answer(&item.gold_sql, &sample_id, version);
                 out.push(Sample {
+                    // The fake has no tokenizer: its "tokens" are the whitespace-separated pieces
+                    // of the SQL it answers with.
+                    tokens: sql.split_whitespace().count() as u32,
                     example_id: item.example_id.clone(),
                     round: item.round,
                     sql,
@@ -97,8 +100,11 @@ impl Generator for FakeGenerator {
 pub struct FakeTrainerState {
     pub steps: u64,
     pub version: u64,
-    /// Every pair id trained, in order (the fake's "weights").
-    pub trained: Vec<String>,
+    /// Pairs trained.
+    pub trained: u64,
+    /// A hash chain over every pair id trained, in order (the fake's "weights": they depend on
+    /// what was trained and in which order, in constant memory).
+    pub digest: String,
 }
 
 /// Records the pair ids it trains on and reports a loss that falls with the step count.
@@ -113,9 +119,13 @@ impl Trainer for FakeTrainer {
             std::thread::sleep(self.step_delay);
         }
         self.state.steps += 1;
-        self.state
-            .trained
-            .extend(pairs.iter().map(|p| p.id.clone()));
+        for p in pairs {
+            let mut h = Sha256::new();
+            h.update(self.state.digest.as_bytes());
+            h.update(p.id.as_bytes());
+            self.state.digest = hex::encode(h.finalize());
+            self.state.trained += 1;
+        }
         let margin = pairs
             .iter()
             .map(|p| (p.ref_logp_chosen - p.ref_logp_rejected.unwrap_or(0.0)) as f64)

@@ -5,22 +5,26 @@
 //! port) is used only for short queries whose answer the caller waits for.
 //!
 //! ```text
-//! replay --Grant--> opponent --Want--> prompt_builder --Prompts--> opponent --Judge--> executor
+//! replay --Grant--> opponent[i] --Want--> prompt_builder --Prompts--> opponent[i] --Judge--> executor
 //! executor --Judged--> replay --Batch--> trainer --Ack--> replay
 //! trainer --RoundTrained--> supervisor --Evaluate--> evaluator --Evaluated--> supervisor
 //! ```
 
 use std::collections::HashSet;
 
-use ractor::RpcReplyPort;
+use ractor::{ActorRef, RpcReplyPort};
 
 use crate::buffer::{Batch, BufferSnapshot};
 use crate::journal::Journal;
 use crate::seams::{Judged, PromptItem, Sample, WeightsHandle};
 
 pub enum PromptBuilderMsg {
-    /// The opponent has credits for `n` more prompts.
-    Want(usize),
+    /// Opponent `from` has credits for `n` more prompts; they go to that address (several
+    /// opponents may ask, each against its own credits).
+    Want {
+        from: ActorRef<OpponentMsg>,
+        n: usize,
+    },
     /// A new round: all its prompts, in plan order (outstanding wants stay valid).
     StartRound(u64),
     /// After a restart: issue every prompt of `round` whose samples are not all in `accounted`,

@@ -1,6 +1,10 @@
 //! Opponent-generator actor: generates against credits only, with the current version θt, and
 //! passes each generation with its prompt to the executor stage: batch by batch, or (phased
 //! schedule) all of a `Prompts` delivery at once after generating every one of them.
+//!
+//! There are `run.generators` of them, opponent `i` owning `ctx.generators[i]` (its own seam
+//! object, so they generate in parallel). Each gets its own credits from the replay buffer and
+//! asks the prompt builder with its own address; `Load` reaches all of them (one version stream).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -17,6 +21,9 @@ pub struct Opponent;
 
 pub struct State {
     ctx: Arc<Ctx>,
+    /// Which opponent: its seam object is `ctx.generators[index]`.
+    index: usize,
+    myself: ActorRef<OpponentMsg>,
     /// Sample credits not yet turned into prompt requests.
     credits: usize,
     pending: VecDeque<PromptItem>,
@@ -26,16 +33,19 @@ pub struct State {
 impl Actor for Opponent {
     type Msg = OpponentMsg;
     type State = State;
-    type Arguments = Arc<Ctx>;
+    /// The context and this opponent's index.
+    type Arguments = (Arc<Ctx>, usize);
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<Self::Msg>,
-        ctx: Arc<Ctx>,
+        myself: ActorRef<Self::Msg>,
+        (ctx, index): (Arc<Ctx>, usize),
     ) -> Result<State, ActorProcessingErr> {
         let version = ctx.journal.lock().version();
         Ok(State {
             ctx,
+            index,
+            myself,
             credits: 0,
             pending: VecDeque::new(),
             version,
@@ -56,7 +66,12 @@ impl Actor for Opponent {
                 let prompts = st.credits / n;
                 if prompts > 0 {
                     st.credits -= prompts * n;
-                    send!(st.ctx, prompt_builder, PromptBuilderMsg::Want(prompts));
+                    let from = st.myself.clone();
+                    send!(
+                        st.ctx,
+                        prompt_builder,
+                        PromptBuilderMsg::Want { from, n: prompts }
+                    );
                 }
             }
             OpponentMsg::Prompts(items) => {
@@ -70,7 +85,7 @@ impl Actor for Opponent {
                 generate_pending(st).await?;
             }
             OpponentMsg::Load(weights) => {
-                let generator = st.ctx.generator.clone();
+                let generator = st.ctx.generators[st.index].clone();
                 let w = weights.clone();
                 let started = std::time::Instant::now();
                 tokio::task::spawn_blocking(move || generator.lock().load_version(&w)).await??;
@@ -94,7 +109,7 @@ async fn generate_pending(st: &mut State) -> Result<(), ActorProcessingErr> {
     while !st.pending.is_empty() {
         let take = st.ctx.config.run.generate_batch.min(st.pending.len());
         let batch: Vec<PromptItem> = st.pending.drain(..take).collect();
-        let generator = st.ctx.generator.clone();
+        let generator = st.ctx.generators[st.index].clone();
         let version = st.version;
         let started = std::time::Instant::now();
         let (batch, samples) = tokio::task::spawn_blocking(move || {
@@ -107,10 +122,25 @@ async fn generate_pending(st: &mut State) -> Result<(), ActorProcessingErr> {
         st.ctx.stats.add(Stage::Generate, took);
         metrics::histogram!("exspin_generate_seconds").record(took.as_secs_f64());
         metrics::counter!("exspin_samples_generated_total").increment(samples.len() as u64);
-        metrics::counter!("exspin_generated_chars_total")
-            .increment(samples.iter().map(|s| s.sql.len() as u64).sum());
+        let tokens: u64 = samples.iter().map(|s| u64::from(s.tokens)).sum();
+        metrics::counter!("exspin_generated_tokens_total").increment(tokens);
+        st.ctx
+            .progress
+            .inc(crate::stage_bars::Bar::Generated, samples.len() as u64);
         metrics::gauge!("exspin_opponent_queue").set(st.pending.len() as f64);
-        st.ctx.journal.lock().samples_generated += samples.len() as u64;
+        {
+            let mut j = st.ctx.journal.lock();
+            j.samples_generated += samples.len() as u64;
+            j.generated_tokens += tokens;
+            j.generate_seconds += took.as_secs_f64();
+            if let Some(rate) = j.generated_tokens_per_s() {
+                metrics::gauge!("exspin_generated_tokens_per_second").set(rate);
+            }
+            if j.samples_by_opponent.len() <= st.index {
+                j.samples_by_opponent.resize(st.index + 1, 0);
+            }
+            j.samples_by_opponent[st.index] += samples.len() as u64;
+        }
         let items = samples
             .into_iter()
             .map(|s| {

@@ -78,6 +78,7 @@ mod tests {
                 version: 0,
                 logp_gold: -1.0,
                 logp_gen: -2.0,
+                tokens: 1,
             },
             prompt,
             verdict,

@@ -1,10 +1,11 @@
-//! Prompt-builder actor: turns the data cursor into prompts and hands them to the opponent only
-//! as far as the opponent has credits (pull, so its queue stays bounded).
+//! Prompt-builder actor: turns the data cursor into prompts and hands them to the opponents only
+//! as far as each has credits (pull, so their queues stay bounded). Several opponents
+//! (`run.generators`) each ask with their own address; asks are served first come, first served.
 //!
 //! Schedules: `strict` queues one round at a time. `async` queues every released round (the one
 //! in progress and up to `staleness` ahead, `RunConfig::released_through`), in round order.
-//! `phased` issues the remaining round only all at once (when the credits cover all of it), so
-//! the opponent generates the whole round before anything is executed.
+//! `phased` issues the remaining round only all at once (when the credits of all asks together cover
+//! all of it), so each opponent generates its whole share before anything of it is executed.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -12,10 +13,11 @@ use std::sync::Arc;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::config::Schedule;
-use crate::context::{Ctx, send};
+use crate::context::Ctx;
 use crate::messages::{OpponentMsg, PromptBuilderMsg};
 use crate::plan::round_prompts;
 use crate::seams::PromptItem;
+use crate::stage_bars::Bar;
 use crate::stats::Stage;
 
 pub struct PromptBuilder;
@@ -23,7 +25,8 @@ pub struct PromptBuilder;
 pub struct State {
     ctx: Arc<Ctx>,
     queue: VecDeque<PromptItem>,
-    want: usize,
+    /// Outstanding asks, oldest first: who asked, for how many prompts.
+    wants: VecDeque<(ActorRef<OpponentMsg>, usize)>,
     /// Async schedule: the next round not queued yet.
     next_round: u64,
 }
@@ -42,7 +45,7 @@ impl Actor for PromptBuilder {
         Ok(State {
             ctx,
             queue: VecDeque::new(),
-            want: 0,
+            wants: VecDeque::new(),
             next_round: 0,
         })
     }
@@ -56,7 +59,7 @@ impl Actor for PromptBuilder {
         st.ctx.faults.tick("prompt_builder");
         let asynchronous = st.ctx.config.run.schedule == Schedule::Async;
         match msg {
-            PromptBuilderMsg::Want(n) => st.want += n,
+            PromptBuilderMsg::Want { from, n } => st.wants.push_back((from, n)),
             PromptBuilderMsg::StartRound(round) if asynchronous => {
                 // Queue every round released since (round order), each once. `round` (not the
                 // journal) because the opponent has been told to load its version just before.
@@ -76,24 +79,35 @@ impl Actor for PromptBuilder {
                     .flat_map(|r| timed_pending(&st.ctx, r, &accounted))
                     .collect();
                 st.next_round = st.next_round.max(through + 1);
-                st.want = 0;
+                st.wants.clear();
             }
             PromptBuilderMsg::Reissue { round, accounted } => {
                 st.queue = timed_pending(&st.ctx, round, &accounted).into();
-                st.want = 0;
+                st.wants.clear();
             }
         }
         metrics::gauge!("exspin_prompt_queue").set(st.queue.len() as f64);
-        let n = match st.ctx.config.run.schedule {
+        let wanted: usize = st.wants.iter().map(|(_, n)| n).sum();
+        if st.ctx.config.run.schedule == Schedule::Phased && wanted < st.queue.len() {
             // All of the round's remaining prompts in one go, or none yet.
-            Schedule::Phased if st.want < st.queue.len() => 0,
-            _ => st.want.min(st.queue.len()),
-        };
-        if n > 0 {
-            st.want -= n;
+            return Ok(());
+        }
+        while !st.queue.is_empty() {
+            let Some((to, want)) = st.wants.front_mut() else {
+                break;
+            };
+            let n = (*want).min(st.queue.len());
+            *want -= n;
+            let to = to.clone();
+            if *want == 0 {
+                st.wants.pop_front();
+            }
             let batch: Vec<PromptItem> = st.queue.drain(..n).collect();
             metrics::counter!("exspin_prompts_issued_total").increment(n as u64);
-            send!(st.ctx, opponent, OpponentMsg::Prompts(batch));
+            st.ctx.progress.inc(Bar::Prompts, n as u64);
+            if to.cast(OpponentMsg::Prompts(batch)).is_err() {
+                tracing::debug!("an opponent is down; prompts dropped (re-issued after restart)");
+            }
         }
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! Replay-buffer actor: a thin shell over `buffer::ReplayBuffer`. It records filtered samples in
 //! the journal, hands batches to the trainer within its queue bound and grants credits upstream
-//! as room frees.
+//! as room frees, split in whole prompts over the opponents (`run.generators`), round robin.
 
 use std::sync::Arc;
 
@@ -18,6 +18,24 @@ pub struct State {
     /// False between a resync and the supervisor's `Grant`, so no credit escapes before the
     /// prompt builder knows what to re-issue.
     granting: bool,
+    /// The opponent the next granted prompt goes to (round robin).
+    next_opponent: usize,
+}
+
+/// Splits `credits` (samples, whole prompts of `per_prompt`) over `opponents`, one prompt at a
+/// time starting at `start`. Returns each opponent's credits and the next start.
+pub fn split_credits(
+    credits: usize,
+    per_prompt: usize,
+    opponents: usize,
+    start: usize,
+) -> (Vec<usize>, usize) {
+    let mut out = vec![0; opponents];
+    let prompts = credits / per_prompt;
+    for k in 0..prompts {
+        out[(start + k) % opponents] += per_prompt;
+    }
+    (out, (start + prompts) % opponents)
 }
 
 pub fn limits(ctx: &Ctx) -> BufferLimits {
@@ -63,6 +81,7 @@ impl Actor for Replay {
             ctx,
             buf,
             granting: false,
+            next_opponent: 0,
         })
     }
 
@@ -132,7 +151,32 @@ fn pump(st: &mut State) {
     if st.granting {
         let credits = st.buf.grant();
         if credits > 0 {
-            send!(st.ctx, opponent, OpponentMsg::Grant(credits));
+            let r = &st.ctx.config.run;
+            let (each, next) = split_credits(
+                credits,
+                r.samples_per_prompt,
+                r.generators,
+                st.next_opponent,
+            );
+            st.next_opponent = next;
+            for (i, c) in each.into_iter().enumerate() {
+                if c > 0 {
+                    st.ctx.to_opponent(i, OpponentMsg::Grant(c));
+                }
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_credits;
+
+    #[test]
+    fn credits_go_round_robin_in_whole_prompts() {
+        assert_eq!(split_credits(10, 2, 3, 0), (vec![4, 4, 2], 2));
+        assert_eq!(split_credits(4, 2, 3, 2), (vec![2, 0, 2], 1));
+        assert_eq!(split_credits(6, 2, 1, 0), (vec![6], 0));
+        assert_eq!(split_credits(0, 2, 2, 1), (vec![0, 0], 1));
     }
 }

@@ -97,7 +97,7 @@ pub fn prepare(config: JobConfig, config_text: &str, run_dir: &Path) -> anyhow::
     );
     let faults = Faults::new(&config.run.faults).map_err(|e| anyhow::anyhow!("faults: {e}"))?;
     let prompter = Prompter::new(&config.model, &train, &run_dir.join("cache"))?;
-    let (generator, trainer, evaluator): crate::real::setup::Seams = if config.model.kind == "fake"
+    let (generators, trainer, evaluator): crate::real::setup::Seams = if config.model.kind == "fake"
     {
         fake_seams(&config, &dev)
     } else {
@@ -111,9 +111,13 @@ pub fn prepare(config: JobConfig, config_text: &str, run_dir: &Path) -> anyhow::
     });
     Ok(Arc::new(Ctx {
         journal: Arc::new(Mutex::new(Journal::default())),
+        ledger: Mutex::new(crate::ledger::Ledger::new(run_dir)),
         peers: RwLock::new(Default::default()),
         faults,
-        generator: Arc::new(Mutex::new(generator)),
+        generators: generators
+            .into_iter()
+            .map(|g| Arc::new(Mutex::new(g)))
+            .collect(),
         trainer: Arc::new(Mutex::new(trainer)),
         evaluator: Arc::new(Mutex::new(evaluator)),
         pool: Arc::new(pool),
@@ -125,6 +129,7 @@ pub fn prepare(config: JobConfig, config_text: &str, run_dir: &Path) -> anyhow::
         config_hash: sha256_hex(config_text.as_bytes()),
         config,
         stats: Default::default(),
+        progress: Default::default(),
     }))
 }
 
@@ -142,10 +147,14 @@ fn fake_seams(config: &JobConfig, dev: &Dataset) -> crate::real::setup::Seams {
         .map(|(_, e)| (e.id.clone(), e.gold_sql.clone()))
         .collect();
     (
-        Box::new(FakeGenerator {
-            delay_per_prompt: Duration::from_millis(m.fake_generate_ms),
-            ..fake(0)
-        }),
+        (0..config.run.generators)
+            .map(|_| -> Box<dyn crate::seams::Generator> {
+                Box::new(FakeGenerator {
+                    delay_per_prompt: Duration::from_millis(m.fake_generate_ms),
+                    ..fake(0)
+                })
+            })
+            .collect(),
         Box::new(FakeTrainer {
             state: FakeTrainerState::default(),
             step_delay: Duration::from_millis(m.fake_step_ms),
@@ -183,7 +192,9 @@ pub fn restore(ctx: &Ctx, dir: &Path, meta: CheckpointMeta) -> anyhow::Result<Bu
         version: 0,
         path: None,
     });
-    ctx.generator.lock().load_version(&weights)?;
+    for g in &ctx.generators {
+        g.lock().load_version(&weights)?;
+    }
     truncate_metrics(&ctx.run_dir.join("metrics.jsonl"), meta.step)?;
     *ctx.journal.lock() = meta.journal;
     Ok(meta.buffer)
@@ -227,6 +238,10 @@ pub async fn drive(
         0 => None,
         port => Some(crate::telemetry::serve(port)?),
     };
+    // Appending resumes after the ids the journal counts (none for a new run; a resume cuts off
+    // what was trained after its checkpoint).
+    let count = ctx.journal.lock().trained_count;
+    ctx.ledger.lock().reset_to(count)?;
     let (sup, mut handle) = Actor::spawn(
         None,
         Supervisor,
@@ -248,7 +263,8 @@ pub async fn drive(
             handle.await.context("the supervisor task")?;
         }
     }
-    let summary = summary::from_journal(&ctx.journal.lock(), &ctx.config);
+    ctx.progress.finish();
+    let summary = summary::build(&ctx)?;
     summary::write(&ctx.run_dir, &summary)?;
     Ok(RunEnd {
         summary,

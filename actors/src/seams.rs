@@ -45,6 +45,10 @@ pub struct Sample {
     pub version: u64,
     pub logp_gold: f32,
     pub logp_gen: f32,
+    /// Tokens the generator produced for this sample (the real model: every generated token id,
+    /// EOS included; the fake: whitespace-separated pieces of its SQL). 0 where not generated.
+    #[serde(default)]
+    pub tokens: u32,
 }
 
 /// The executor's judgement of a generation against the gold result.

@@ -1,7 +1,7 @@
 //! The supervisor: spawns every stage linked to itself, restarts a failed one with back-off, and
 //! then re-synchronises the pipeline so the work the failed stage held is re-issued by id:
 //!
-//! 1. the opponent forgets its credits and queued prompts;
+//! 1. every opponent forgets its credits and queued prompts;
 //! 2. the replay buffer voids outstanding credits, re-sends its un-acknowledged batches to the
 //!    trainer and answers which sample ids of the round it has accounted for;
 //! 3. the prompt builder re-issues every prompt with an unaccounted sample;
@@ -32,7 +32,8 @@ use crate::trainer::TrainerActor;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Child {
     PromptBuilder,
-    Opponent,
+    /// Opponent-generator `i` of `run.generators`.
+    Opponent(usize),
     Executor,
     Replay,
     Trainer,
@@ -40,19 +41,23 @@ pub enum Child {
 }
 
 impl Child {
-    pub const ALL: [Child; 6] = [
-        Child::Evaluator,
-        Child::Trainer,
-        Child::Replay,
-        Child::Executor,
-        Child::Opponent,
-        Child::PromptBuilder,
-    ];
+    /// Every child, in start order, with `generators` opponents.
+    pub fn all(generators: usize) -> Vec<Child> {
+        let mut all = vec![
+            Child::Evaluator,
+            Child::Trainer,
+            Child::Replay,
+            Child::Executor,
+        ];
+        all.extend((0..generators).map(Child::Opponent));
+        all.push(Child::PromptBuilder);
+        all
+    }
 
     pub fn name(self) -> &'static str {
         match self {
             Child::PromptBuilder => "prompt_builder",
-            Child::Opponent => "opponent",
+            Child::Opponent(_) => "opponent",
             Child::Executor => "executor",
             Child::Replay => "replay",
             Child::Trainer => "trainer",
@@ -89,9 +94,13 @@ async fn spawn_child(
             ctx.peers.write().prompt_builder = Some(r.clone());
             r.get_cell()
         }
-        Child::Opponent => {
-            let (r, _) = Actor::spawn_linked(None, Opponent, ctx2, sup).await?;
-            ctx.peers.write().opponent = Some(r.clone());
+        Child::Opponent(i) => {
+            let (r, _) = Actor::spawn_linked(None, Opponent, (ctx2, i), sup).await?;
+            let mut peers = ctx.peers.write();
+            if peers.opponents.len() <= i {
+                peers.opponents.resize(i + 1, None);
+            }
+            peers.opponents[i] = Some(r.clone());
             r.get_cell()
         }
         Child::Executor => {
@@ -122,7 +131,7 @@ async fn spawn_child(
 /// Steps 1–4 of the module doc. When the replay buffer cannot answer (it failed too), its own
 /// restart runs this again, so a failure here is only logged.
 async fn resync(ctx: &Arc<Ctx>) {
-    send!(ctx, opponent, OpponentMsg::Resync);
+    ctx.to_opponents(|| OpponentMsg::Resync);
     let Some(replay) = ctx.peers.read().replay.clone() else {
         return;
     };
@@ -171,7 +180,7 @@ impl Actor for Supervisor {
         ctx.peers.write().supervisor = Some(myself.clone());
         let mut children = HashMap::new();
         let mut restore = args.restore;
-        for kind in Child::ALL {
+        for kind in Child::all(ctx.config.run.generators) {
             let r = if kind == Child::Replay {
                 restore.take()
             } else {
@@ -225,8 +234,8 @@ impl Actor for Supervisor {
                 send!(ctx, evaluator, EvaluatorMsg::Evaluate(weights.clone()));
                 let next = ctx.journal.lock().round;
                 if next < ctx.config.run.rounds {
-                    // Strict barrier: the opponent switches before any prompt of the next round.
-                    send!(ctx, opponent, OpponentMsg::Load(weights));
+                    // Strict barrier: every opponent switches before any prompt of the next round.
+                    ctx.to_opponents(|| OpponentMsg::Load(weights.clone()));
                     send!(ctx, replay, ReplayMsg::StartRound(next));
                     send!(ctx, prompt_builder, PromptBuilderMsg::StartRound(next));
                 }

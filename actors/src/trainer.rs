@@ -72,7 +72,7 @@ async fn on_batch(ctx: &Arc<Ctx>, batch: Batch) -> Result<(), ActorProcessingErr
         metrics::gauge!("exspin_loss").set(m.loss);
         metrics::histogram!("exspin_loss_hist").record(m.loss);
         metrics::gauge!("exspin_reward_margin").set(m.reward_margin);
-        let (step, round, version) = {
+        let (step, round, version, tokens, tokens_per_s) = {
             let mut j = ctx.journal.lock();
             // Staleness: how many versions the generator of each pair lags behind θ now.
             let now = j.version();
@@ -82,15 +82,26 @@ async fn on_batch(ctx: &Arc<Ctx>, batch: Batch) -> Result<(), ActorProcessingErr
                 j.max_staleness = j.max_staleness.max(lag);
                 j.stale_pairs += u64::from(lag > 0);
             }
-            j.record_trained(fresh.into_iter().map(|p| p.id));
+            let ids = j.record_trained(fresh.into_iter().map(|p| p.id));
+            ctx.progress
+                .inc(crate::stage_bars::Bar::Trained, ids.len() as u64);
+            // Under the journal's lock: a snapshot never counts an id the file lacks.
+            ctx.ledger.lock().append(ids.iter().map(String::as_str))?;
             j.step += 1;
             j.loss_sum += m.loss;
             j.margin_sum += m.reward_margin;
             j.last_loss = Some(m.loss);
-            (j.step, j.round, j.version())
+            (
+                j.step,
+                j.round,
+                j.version(),
+                j.generated_tokens,
+                j.generated_tokens_per_s(),
+            )
         };
         let line = json!({"step": step, "round": round, "version": version, "loss": m.loss,
                           "reward_margin": m.reward_margin, "pairs": m.pairs,
+                          "generated_tokens": tokens, "generated_tokens_per_s": tokens_per_s,
                           "elapsed_s": ctx.stats.started.elapsed().as_secs_f64()});
         let path = ctx.run_dir.join("metrics.jsonl");
         let mut f = std::fs::OpenOptions::new()
@@ -117,9 +128,8 @@ async fn on_batch(ctx: &Arc<Ctx>, batch: Batch) -> Result<(), ActorProcessingErr
         metrics::gauge!("exspin_version").set(weights.version as f64);
         {
             let mut j = ctx.journal.lock();
-            j.round += 1;
+            j.next_round();
             j.weights = Some(weights.clone());
-            j.resolved_round.clear();
         }
         send!(
             ctx,
@@ -156,13 +166,15 @@ pub async fn write_checkpoint(ctx: &Arc<Ctx>) -> anyhow::Result<std::path::PathB
     };
     let ctx2 = ctx.clone();
     let dir = tokio::task::spawn_blocking(move || {
+        // Every id the snapshot counts is on disk before the checkpoint that counts it.
+        ctx2.ledger.lock().sync()?;
         let trainer = ctx2.trainer.lock();
-        checkpoint::write(
+        anyhow::Ok(checkpoint::write(
             &ctx2.run_dir,
             &meta,
             &**trainer,
             ctx2.config.run.keep_checkpoints,
-        )
+        )?)
     })
     .await??;
     tracing::info!("checkpoint {}", dir.display());

@@ -160,7 +160,14 @@ values = [0.1, 0.6]
     .unwrap();
     let out = dir.path().join("out");
     let out_s = out.to_str().unwrap();
-    let (code, stdout, stderr) = exspin(&["experiment", exp.to_str().unwrap(), "--out", out_s]);
+    let (code, stdout, stderr) = exspin(&[
+        "experiment",
+        exp.to_str().unwrap(),
+        "--out",
+        out_s,
+        "--threads",
+        "1",
+    ]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
         stdout.contains("| ExSPIN |") && stdout.contains("| SPIN |"),
@@ -179,6 +186,7 @@ values = [0.1, 0.6]
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
     assert_eq!(results["methods"].as_array().unwrap().len(), 2);
+
     let sweep = results["lambda_sweep"].as_array().unwrap();
     assert_eq!(sweep.len(), 2);
     // The swept value reached the run: the fake opponent improves faster with a larger step.
@@ -213,4 +221,15 @@ values = [0.1, 0.6]
     ]);
     assert_ne!(code, 0);
     assert!(stderr.contains("no such method"), "{stderr}");
+
+    let (code, _, stderr) = exspin(&[
+        "experiment",
+        exp.to_str().unwrap(),
+        "--out",
+        out_s,
+        "--threads",
+        "0",
+    ]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("--threads must be at least 1"), "{stderr}");
 }

@@ -147,6 +147,117 @@ fn panicking_each_actor_once_loses_and_duplicates_nothing() {
     assert_eq!(s.dev_ex_per_round.len(), 2);
 }
 
+/// The one-machine simulation of data-parallel generators: several opponent actors share one
+/// version stream, each asking for prompts against its own credits.
+#[test]
+fn several_generators_train_the_same_samples_exactly_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let one = run_in_process(small(Mode::Exspin), &tmp.path().join("one"));
+    let mut c = small(Mode::Exspin);
+    c.run.generators = 3;
+    c.validate().unwrap();
+    let three = run_in_process(c.clone(), &tmp.path().join("three"));
+    assert_no_duplicates(&three);
+    assert_bounds(&three);
+    assert_eq!(
+        sorted(&three.samples_trained_ids),
+        sorted(&one.samples_trained_ids),
+        "same seed, same trained samples whichever opponent generated them"
+    );
+    let correct = three.verdicts.get("correct").copied().unwrap_or(0);
+    assert_eq!(three.pairs_trained as u64, three.samples_judged - correct);
+    assert_eq!(three.samples_by_opponent.len(), 3, "{three:?}");
+    assert!(
+        three.samples_by_opponent.iter().all(|&n| n > 0),
+        "every opponent generated: {:?}",
+        three.samples_by_opponent
+    );
+    assert_eq!(
+        three.samples_by_opponent.iter().sum::<u64>(),
+        three.samples_generated
+    );
+    assert_eq!(one.samples_by_opponent, vec![one.samples_generated]);
+    // Generated tokens (the fake's: whitespace-separated SQL pieces) are the same samples' count.
+    assert!(one.generated_tokens >= 4 * one.samples_generated, "{one:?}");
+    assert_eq!(three.generated_tokens, one.generated_tokens);
+    assert!(three.generated_tokens_per_s.is_some_and(|r| r > 0.0));
+    let metrics = std::fs::read_to_string(tmp.path().join("three/metrics.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(metrics.lines().last().unwrap()).unwrap();
+    assert!(last["generated_tokens"].as_u64().unwrap() > 0, "{last}");
+    assert!(last["generated_tokens_per_s"].as_f64().is_some(), "{last}");
+
+    // Spin trains every sample: each exactly once, over three opponents.
+    let mut s = small(Mode::Spin);
+    s.run.generators = 3;
+    let spin = run_in_process(s.clone(), &tmp.path().join("spin"));
+    assert_spin_complete(&spin, &s);
+}
+
+#[test]
+fn several_generators_with_a_panicking_opponent_still_train_each_sample_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = small(Mode::Spin);
+    c.run.generators = 3;
+    c.run.rounds = 3;
+    // The 8th message any opponent handles (mid-run: after the first round's prompts).
+    c.run.faults = vec!["opponent:7".into()];
+    c.validate().unwrap();
+    let s = run_in_process(c.clone(), tmp.path());
+    assert_spin_complete(&s, &c);
+    assert_eq!(s.restarts_by_actor.get("opponent"), Some(&1), "{s:?}");
+    assert_eq!(s.restarts, 1);
+    assert!(s.samples_by_opponent.iter().all(|&n| n > 0), "{s:?}");
+
+    // The other schedules with three opponents and the same fault.
+    for schedule in [Schedule::Async, Schedule::Phased] {
+        let mut o = c.clone();
+        o.run.schedule = schedule;
+        o.validate().unwrap();
+        let s = run_in_process(o.clone(), &tmp.path().join(format!("{schedule:?}")));
+        assert_spin_complete(&s, &o);
+        assert_eq!(s.restarts, 1, "{schedule:?}: {:?}", s.restarts_by_actor);
+        assert!(s.max_staleness <= o.run.staleness, "{schedule:?}");
+    }
+}
+
+/// Trained ids go to RUN/trained_ids.txt; memory keeps only the last two rounds' ids.
+#[test]
+fn trained_ids_live_in_a_file_and_memory_keeps_two_rounds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = small(Mode::Spin);
+    c.run.rounds = 5;
+    let text = toml::to_string(&c).unwrap();
+    let ctx = runtime::prepare(c.clone(), &text, tmp.path()).unwrap();
+    let s = drive_in_process(ctx.clone(), None);
+    assert_spin_complete(&s, &c);
+    let file = std::fs::read_to_string(tmp.path().join(exspin_actors::ledger::FILE)).unwrap();
+    let lines: Vec<String> = file.lines().map(String::from).collect();
+    assert_eq!(lines, s.samples_trained_ids, "the file is the ordered list");
+    let j = ctx.journal.lock();
+    assert_eq!(j.trained_count as usize, s.pairs_trained);
+    let per_round = c.run.prompts_per_round * c.run.samples_per_prompt;
+    assert!(
+        j.ids_in_memory() <= 2 * per_round,
+        "{} ids in memory after {} rounds",
+        j.ids_in_memory(),
+        c.run.rounds
+    );
+    assert!(
+        j.is_trained(&s.samples_trained_ids[0]),
+        "old rounds count as trained"
+    );
+
+    // The per-stage progress bars (hidden here) counted every stage.
+    use exspin_actors::stage_bars::Bar;
+    let p = &ctx.progress;
+    let prompts = c.run.rounds * c.run.prompts_per_round as u64;
+    assert_eq!(p.position(Bar::Prompts), prompts);
+    assert_eq!(p.position(Bar::Generated), s.samples_generated);
+    assert_eq!(p.position(Bar::Judged), s.samples_judged);
+    assert_eq!(p.position(Bar::Trained), s.pairs_trained as u64);
+    assert_eq!(p.position(Bar::Evaluated), c.run.rounds);
+}
+
 #[test]
 fn every_config_file_loads_and_validates() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
@@ -184,6 +295,10 @@ fn every_config_file_loads_and_validates() {
         msg.contains("replay_capacity") && msg.contains("nobody"),
         "{msg}"
     );
+    let mut c = small(Mode::Spin);
+    c.run.generators = 0;
+    let msg = c.validate().unwrap_err().to_string();
+    assert!(msg.contains("run.generators must be at least 1"), "{msg}");
     let mut c = small(Mode::Spin);
     c.model.kind = "big".into();
     c.model.schema = "fancy".into();
@@ -258,6 +373,7 @@ fn kill_9_sigterm_and_resume_give_the_uninterrupted_run() {
             .arg(&cfg)
             .arg("--run-dir")
             .arg(tmp.path().join(dir))
+            .args(["--threads", "2"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         c
@@ -266,6 +382,7 @@ fn kill_9_sigterm_and_resume_give_the_uninterrupted_run() {
         exspin()
             .arg("resume")
             .arg(tmp.path().join(dir))
+            .args(["--threads", "1"])
             .output()
             .unwrap()
     };
@@ -495,6 +612,8 @@ fn prometheus_endpoint_serves_stage_metrics_during_the_run() {
         "# TYPE exspin_replay_held gauge",
         "exspin_samples_generated_total ",
         "exspin_prompts_issued_total ",
+        "# TYPE exspin_generated_tokens_total counter",
+        "exspin_generated_tokens_per_second ",
         "exspin_stage_busy_seconds{stage=\"execute\"} ",
         "exspin_train_step_seconds_bucket{le=\"+Inf\"} ",
         "exspin_verdicts_total{verdict=",
@@ -581,8 +700,8 @@ fn async_kill_9_and_resume_train_every_sample_exactly_once() {
 
 // ---- the real model ----
 
-/// A tiny real model on a very small job: SFT, two ExSPIN rounds, then a resume from the first
-/// checkpoint of that run.
+/// A tiny real model on a very small job with two generators: SFT, two ExSPIN rounds, then a
+/// resume from the first checkpoint of that run.
 fn tiny_real() -> JobConfig {
     let c: JobConfig = toml::from_str(
         r#"
@@ -596,6 +715,7 @@ fn tiny_real() -> JobConfig {
         prompts_per_round = 4
         samples_per_prompt = 2
         generate_batch = 4
+        generators = 2
         train_batch = 2
         replay_capacity = 8
         checkpoint_every = 2
@@ -731,6 +851,18 @@ fn the_tiny_real_model_runs_sft_and_two_rounds_and_resumes() {
     assert_eq!(a.rounds, 2);
     assert_no_duplicates(&a);
     assert!(a.pairs_trained > 0, "{a:?}");
+    // Two real generators (two copies of the weights), both used.
+    assert_eq!(a.samples_by_opponent.len(), 2, "{a:?}");
+    assert!(a.samples_by_opponent.iter().all(|&n| n > 0), "{a:?}");
+    // Generated tokens are the model's token ids: at least one per sample (EOS at the least),
+    // at most max_new_tokens.
+    assert!(
+        a.generated_tokens >= a.samples_generated
+            && a.generated_tokens <= a.samples_generated * c.model.max_new_tokens as u64,
+        "{} tokens for {} samples",
+        a.generated_tokens,
+        a.samples_generated
+    );
     assert_eq!(a.dev_ex_per_round.len(), 2);
     assert!(a.dev_ex_per_round.iter().all(|x| (0.0..=1.0).contains(x)));
     for v in 1..=2 {
@@ -750,7 +882,8 @@ fn the_tiny_real_model_runs_sft_and_two_rounds_and_resumes() {
         std::fs::remove_dir_all(later).unwrap();
     }
     let (cdir, meta) = exspin_actors::checkpoint::read_latest(&dir).unwrap();
-    let before: Vec<String> = meta.journal.trained_ids.clone();
+    let before: Vec<String> =
+        exspin_actors::ledger::read(&dir, meta.journal.trained_count).unwrap();
     let ctx = runtime::prepare(c, &text, &dir).unwrap();
     let buffer = runtime::restore(&ctx, &cdir, meta).unwrap();
     let b = drive_in_process(ctx, Some(buffer));

@@ -29,12 +29,17 @@ pub struct ExperimentArgs {
     /// Run nothing; rebuild the report from the finished runs.
     #[arg(long)]
     pub report_only: bool,
+    /// Worker threads of each run (passed to every `exspin run` / `exspin resume` child;
+    /// default: all cores, or $RAYON_NUM_THREADS).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
     let (exp, base_path) = ExperimentConfig::load(&args.config)?;
     let base_text = std::fs::read_to_string(&base_path)
         .with_context(|| format!("reading {}", base_path.display()))?;
+    anyhow::ensure!(args.threads != Some(0), "--threads must be at least 1");
     let runs = runner::plan(&exp, &base_text)
         .with_context(|| format!("{}: a method's job config", args.config.display()))?;
     for name in &args.only {
@@ -65,7 +70,7 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
                 .find(|d| {
                     d.join("sft.json").is_file() && d.join("weights/v0/config.json").is_file()
                 });
-            let step = runner::execute(&exe, &args.out, run, sft_from.as_deref())?;
+            let step = runner::execute(&exe, &args.out, run, sft_from.as_deref(), args.threads)?;
             let note = match step {
                 Step::Skipped => "already finished",
                 Step::Ran => "done",

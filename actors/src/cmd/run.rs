@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use exspin_actors::config::JobConfig;
 use exspin_actors::runtime::{self, RunEnd};
+use exspin_actors::stage_bars::StageBars;
 use exspin_actors::{checkpoint, summary};
 
 #[derive(clap::Args, Debug)]
@@ -23,6 +24,8 @@ pub struct RunArgs {
     /// `exspin experiment` uses it to train one version 0 for all methods that share it.
     #[arg(long, value_name = "DIR")]
     pub sft_from: Option<PathBuf>,
+    #[command(flatten)]
+    pub threads: super::compute::ThreadsArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -30,9 +33,12 @@ pub struct RunArgs {
 pub struct ResumeArgs {
     /// A run folder made by `exspin run` holding at least one checkpoint.
     pub run_dir: PathBuf,
+    #[command(flatten)]
+    pub threads: super::compute::ThreadsArgs,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    args.threads.apply()?;
     let (config, text) = JobConfig::load(&args.config)?;
     if args.run_dir.exists() {
         anyhow::ensure!(
@@ -52,14 +58,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         exspin_actors::real::reuse::copy_version0(&config, from, &args.run_dir)?;
         eprintln!("version 0 copied from {}", from.display());
     }
-    let ctx = runtime::prepare(config, &text, &args.run_dir)?;
+    let mut ctx = runtime::prepare(config, &text, &args.run_dir)?;
+    show_progress(&mut ctx);
     report(
         &args.run_dir,
-        block_on(runtime::drive(ctx, None, runtime::stop_signal()))?,
+        block_on(
+            args.threads.threads,
+            runtime::drive(ctx, None, runtime::stop_signal()),
+        )?,
     )
 }
 
 pub fn resume(args: ResumeArgs) -> anyhow::Result<()> {
+    args.threads.apply()?;
     let config_path = args.run_dir.join("config.toml");
     anyhow::ensure!(
         config_path.is_file(),
@@ -74,16 +85,37 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<()> {
         meta.step,
         meta.round
     );
-    let ctx = runtime::prepare(config, &text, &args.run_dir)?;
+    let mut ctx = runtime::prepare(config, &text, &args.run_dir)?;
     let buffer = runtime::restore(&ctx, &dir, meta)?;
+    show_progress(&mut ctx);
     report(
         &args.run_dir,
-        block_on(runtime::drive(ctx, Some(buffer), runtime::stop_signal()))?,
+        block_on(
+            args.threads.threads,
+            runtime::drive(ctx, Some(buffer), runtime::stop_signal()),
+        )?,
     )
 }
 
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+/// One bar per stage on stderr (drawn only when stderr is a terminal), from where the journal is.
+fn show_progress(ctx: &mut std::sync::Arc<exspin_actors::context::Ctx>) {
+    let bars = StageBars::stderr(&ctx.config, &ctx.journal.lock());
+    if let Some(ctx) = std::sync::Arc::get_mut(ctx) {
+        ctx.progress = bars;
+    }
+}
+
+/// The actors' async runtime; with `--threads N` its worker threads too are N (the model work
+/// runs on rayon's pool, sized by `--threads`, from tokio's blocking threads).
+fn block_on<T>(
+    threads: Option<usize>,
+    f: impl std::future::Future<Output = T>,
+) -> anyhow::Result<T> {
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = threads {
+        rt.worker_threads(n);
+    }
+    let rt = rt
         .enable_all()
         .build()
         .context("starting the async runtime")?;

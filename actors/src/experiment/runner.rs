@@ -96,13 +96,15 @@ pub enum Step {
 
 /// Runs `run` into `OUT/runs/{slug}` with the `exspin` binary `exe`: skipped when it already
 /// finished with the same config, resumed when it stopped part-way, started fresh otherwise.
-/// The child's output goes to `OUT/logs/{slug}.log`. A fresh run starts from `sft_from`'s version
-/// 0 when given (a finished run folder with the same `sft_signature`).
+/// The child's output goes to `OUT/logs/{slug}.log`; `threads` is passed on as `--threads`. A
+/// fresh run starts from `sft_from`'s version 0 when given (a finished run folder with the same
+/// `sft_signature`).
 pub fn execute(
     exe: &Path,
     out: &Path,
     run: &PlannedRun,
     sft_from: Option<&Path>,
+    threads: Option<usize>,
 ) -> anyhow::Result<Step> {
     let run_dir = out.join("runs").join(&run.slug);
     let config_path = out.join("configs").join(format!("{}.toml", run.slug));
@@ -128,6 +130,9 @@ pub fn execute(
         if let Some(from) = sft_from {
             cmd.arg("--sft-from").arg(from);
         }
+    }
+    if let Some(n) = threads {
+        cmd.arg("--threads").arg(n.to_string());
     }
     let log_path = out.join("logs").join(format!("{}.log", run.slug));
     let log = std::fs::OpenOptions::new()

@@ -73,6 +73,7 @@ impl RealEvaluator {
                     version: 0,
                     logp_gold: 0.0,
                     logp_gen: 0.0,
+                    tokens: 0,
                 };
                 (p.clone(), sample)
             })

@@ -78,6 +78,7 @@ impl Generator for RealGenerator {
                 version,
                 logp_gold: scores[g.prompt],
                 logp_gen: scores[batch.len() + i],
+                tokens: g.tokens.len() as u32,
             });
         }
         Ok(out)

@@ -33,7 +33,12 @@ use crate::config::JobConfig;
 use crate::prompts::Prompter;
 use crate::seams::{DevEvaluator, Generator, PromptItem, Trainer};
 
-pub type Seams = (Box<dyn Generator>, Box<dyn Trainer>, Box<dyn DevEvaluator>);
+/// One generator per opponent (`run.generators`), the learner, the dev evaluator.
+pub type Seams = (
+    Vec<Box<dyn Generator>>,
+    Box<dyn Trainer>,
+    Box<dyn DevEvaluator>,
+);
 
 /// What the SFT phase did (`RUN/sft.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -133,20 +138,27 @@ pub fn build(
     };
     evaluator.chat = chat.clone();
 
-    let generator = RealGenerator {
-        lm: Lm::load(&v0, &chat)?,
-        run_dir: run_dir.to_path_buf(),
-        chat: chat.clone(),
-        sampling: GenerateConfig {
-            max_new_tokens: m.max_new_tokens,
-            temperature: m.temperature,
-            top_p: m.top_p,
-            ..GenerateConfig::default()
-        },
-        seed: config.run.seed,
-        chunk: m.chunk,
-        version: 0,
+    // One generator per opponent, each with its own copy of version 0 (later versions each
+    // loads from the published folder).
+    let make_generator = || -> anyhow::Result<Box<dyn Generator>> {
+        Ok(Box::new(RealGenerator {
+            lm: Lm::load(&v0, &chat)?,
+            run_dir: run_dir.to_path_buf(),
+            chat: chat.clone(),
+            sampling: GenerateConfig {
+                max_new_tokens: m.max_new_tokens,
+                temperature: m.temperature,
+                top_p: m.top_p,
+                ..GenerateConfig::default()
+            },
+            seed: config.run.seed,
+            chunk: m.chunk,
+            version: 0,
+        }))
     };
+    let generators = (0..config.run.generators)
+        .map(|_| make_generator())
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut lm = Lm::load(&v0, &chat)?;
     let adapters = match &m.lora {
         Some(l) => {
@@ -182,7 +194,7 @@ pub fn build(
         run_dir: run_dir.to_path_buf(),
         version: 0,
     };
-    Ok((Box::new(generator), Box::new(trainer), Box::new(evaluator)))
+    Ok((generators, Box::new(trainer), Box::new(evaluator)))
 }
 
 /// A tiny Qwen2 with seeded random weights and a BPE trained on the train prompts and queries
