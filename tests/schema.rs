@@ -318,6 +318,29 @@ fn explicit_prompt_snapshot() {
 }
 
 #[test]
+fn explicit_prompt_without_representative_values_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = snapshot_builder(dir.path(), Style::Explicit);
+    let q = example("concert", "How many singers from France are older than 40?");
+    let full = b.build(&q).unwrap().prompt.text;
+    b.options_mut().representative_values = false;
+    let short = b.build(&q).unwrap().prompt.text;
+    assert!(full.contains("-- e.g."), "{full}");
+    assert!(!short.contains("-- e.g."), "{short}");
+    assert!(short.len() < full.len());
+    // Filtering, keys and the matched value stay.
+    for kept in [
+        "CREATE TABLE singer (",
+        "PRIMARY KEY",
+        "-- singer.country = 'France'",
+        "-- Question: How many singers",
+    ] {
+        assert!(short.contains(kept), "{kept} missing from\n{short}");
+    }
+    assert!(!short.contains("CREATE TABLE stadium"), "{short}");
+}
+
+#[test]
 fn plain_full_schema_prompt_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let b = snapshot_builder(dir.path(), Style::Plain);

@@ -157,6 +157,10 @@ pub struct SchemaArgs {
     /// The plain full-schema prompt (the ablation without explicit schema integration).
     #[arg(long)]
     pub full_schema: bool,
+    /// Leave the representative values (`-- e.g. ...`) out of the explicit prompt's column
+    /// comments (filtering, keys, comments and matched values stay).
+    #[arg(long)]
+    pub no_values: bool,
     /// tokenizer.json for token counts and the budget (default: $EXSPIN_TOKENIZER).
     #[arg(long, value_name = "FILE")]
     pub tokenizer: Option<PathBuf>,

@@ -185,6 +185,9 @@ pub struct ModelConfig {
     /// Schema filter of the integrated prompt: tables kept, columns kept per table.
     pub schema_k1: usize,
     pub schema_k2: usize,
+    /// Representative values (`-- e.g. ...`) in the integrated prompt's column comments; false
+    /// keeps filtering, keys, comments and matched values in a much shorter prompt.
+    pub schema_values: bool,
     /// kind = "tiny": BPE vocabulary and decoder shape.
     pub vocab_size: usize,
     pub hidden_size: usize,
@@ -220,6 +223,7 @@ impl Default for ModelConfig {
             schema: "integrated".into(),
             schema_k1: 4,
             schema_k2: 10,
+            schema_values: true,
             vocab_size: 1024,
             hidden_size: 64,
             intermediate_size: 128,

@@ -50,6 +50,7 @@ impl Prompter {
             } else {
                 Style::Explicit
             },
+            representative_values: model.schema_values,
             ..PromptOptions::default()
         };
         // The lexical scorer needs no trained file, so a fresh run folder works as is.

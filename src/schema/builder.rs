@@ -65,6 +65,8 @@ pub struct PromptOptions {
     pub style: Style,
     /// Token budget of the whole prompt (needs a tokenizer).
     pub token_budget: Option<usize>,
+    /// Representative values in the column comments of the explicit prompt.
+    pub representative_values: bool,
 }
 
 impl Default for PromptOptions {
@@ -74,6 +76,7 @@ impl Default for PromptOptions {
             matching: MatchConfig::default(),
             style: Style::Explicit,
             token_budget: None,
+            representative_values: true,
         }
     }
 }
@@ -157,6 +160,11 @@ impl PromptBuilder {
         &self.options
     }
 
+    /// Changes the options of later builds (the loaded databases and indexes stay).
+    pub fn options_mut(&mut self) -> &mut PromptOptions {
+        &mut self.options
+    }
+
     pub fn count_tokens(&self, text: &str) -> Option<usize> {
         self.tokens.as_ref().map(|t| t.count(text))
     }
@@ -221,6 +229,7 @@ impl PromptBuilder {
             evidence,
             style: opts.style,
             drop_order: &drop_order,
+            representative_values: opts.representative_values,
         };
         let counter = self.tokens.as_ref().map(|t| move |s: &str| t.count(s));
         let prompt = match (opts.token_budget, &counter) {

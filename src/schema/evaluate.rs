@@ -117,6 +117,7 @@ pub fn recall(
                     evidence: &ex.evidence,
                     style: Style::Plain,
                     drop_order: &[],
+                    representative_values: true,
                 },
                 None,
             );

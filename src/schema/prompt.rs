@@ -206,6 +206,10 @@ pub struct PromptInput<'a> {
     pub style: Style,
     /// Tables of the selection, least relevant first: dropped in this order to meet the budget.
     pub drop_order: &'a [usize],
+    /// Representative values in the column comments (`-- e.g. ...`). Off, the explicit prompt
+    /// keeps its filtering, keys, comments and matched values but is much shorter, which suits
+    /// a small model trained from scratch.
+    pub representative_values: bool,
 }
 
 /// A token limit and the function that counts tokens.
@@ -228,14 +232,17 @@ pub fn render(input: &PromptInput<'_>, budget: Option<TokenBudget<'_>>) -> Promp
             text: schema + &tail,
         }
     };
-    let Some((limit, count)) = budget else {
-        return build(input.selection, Detail::Full);
-    };
-    let mut sel = input.selection.clone();
     let details: &[Detail] = match input.style {
-        Style::Explicit => &[Detail::Full, Detail::NoValues, Detail::Bare],
+        Style::Explicit if input.representative_values => {
+            &[Detail::Full, Detail::NoValues, Detail::Bare]
+        }
+        Style::Explicit => &[Detail::NoValues, Detail::Bare],
         Style::Plain => &[Detail::Full],
     };
+    let Some((limit, count)) = budget else {
+        return build(input.selection, details[0]);
+    };
+    let mut sel = input.selection.clone();
     let mut drop = input.drop_order.iter();
     loop {
         for &detail in details {

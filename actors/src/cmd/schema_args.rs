@@ -41,6 +41,7 @@ pub fn builder_for(
             Style::Explicit
         },
         token_budget: args.budget,
+        representative_values: !args.no_values,
     };
     // clap is built without its `env` feature, so the variable is read here.
     let tokenizer = args.tokenizer.clone().or_else(|| {

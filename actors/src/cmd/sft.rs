@@ -104,6 +104,7 @@ pub fn run(args: SftArgs) -> anyhow::Result<()> {
         full_schema: false,
         tokenizer: None,
         budget: None,
+        no_values: false,
     };
     let prompter = super::generate::Prompter::new(&cfg.schema, &dataset_args, &data, &schema_args)?;
     let mut lm = load::load(&cfg.model, &Device::Cpu)
