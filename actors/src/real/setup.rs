@@ -109,6 +109,13 @@ pub fn build(
             "tiny" => tiny(config, &train_items)?,
             _ => {
                 let path = m.path.clone().expect("validated");
+                anyhow::ensure!(
+                    path.exists(),
+                    "model.path {} does not exist: give a GGUF file or a Hugging Face folder \
+                     (config.json, *.safetensors, tokenizer.json); the default model installs \
+                     with ../shared/models/fetch-qwen2.5-coder-0.5b.sh DIR",
+                    path.display()
+                );
                 let loaded = load::load(&path, &Device::Cpu)
                     .with_context(|| format!("loading model.path {}", path.display()))?;
                 Lm {
