@@ -198,7 +198,7 @@ for side in ("streaming", "phased"):
     r = b[side]
     print(f"{side:9} wall {f(r['wall_s'])} s  pairs/s {f(r['pairs_per_s'], 2)}  "
           f"gen tok/s {f(r['generated_tokens_per_s'], 0)}  train tok/s {f(r['trained_tokens_per_s'], 0)}  "
-          f"exec hidden {f(r['exec_hidden_share'] and 100 * r['exec_hidden_share'], 0)}%  "
+          f"exec hidden {'n/a' if r['exec_hidden_share'] is None else f(100 * r['exec_hidden_share'], 0) + '%'}  "
           f"busy {json.dumps({k: round(v, 1) for k, v in r['busy_s'].items()})}")
 print(f"streaming / phased wall {f(b['wall_ratio_streaming_over_phased'], 3)} (speedup {f(b['speedup'], 2)}x)")
 PY
