@@ -6,7 +6,9 @@
 #
 # Every step writes its log (and JSON) under $OUT; a failing step does not stop the others; the
 # summary at the end (also $OUT/summary.tsv) gives each step's exit code and seconds, and the
-# script exits non-zero when any step failed. Budget: well under 6 minutes on an H100.
+# script exits non-zero when any step failed. Budget: well under 6 minutes on an H100 (the
+# pipeline benchmark, the longest step, is limited to 270 s). ONLY="model_tests bench_pipeline"
+# runs just those steps (machine, unpack and libs always run).
 #
 # The machine needs the NVIDIA driver (libcuda.so.1) and the CUDA 13 libraries the binaries were
 # linked against (libcublas.so.13, libcublasLt.so.13, libcurand.so.10, libnvrtc.so.13,
@@ -28,8 +30,13 @@ declare -A RC SECS
 limited() { timeout --kill-after=10 "$1" "${@:2}"; }
 
 # run_step NAME FUNCTION: runs one step with its output in $OUT/NAME.log, records rc and time.
+ONLY="${ONLY:-}"
 run_step() {
   local name="$1" fn="$2" t0=$SECONDS rc
+  case " machine unpack libs $ONLY " in
+    *" $name "*) ;;
+    *) [[ -z "$ONLY" ]] || { echo "=== $name (skipped: not in ONLY)"; return 0; } ;;
+  esac
   echo "=== $name"
   "$fn" >"$OUT/$name.log" 2>&1
   rc=$?
@@ -51,9 +58,10 @@ step_machine() {
 
 # ---- step: unpack ---------------------------------------------------------------------------------
 # build-gpu-bundle.sh ships the binaries xz-compressed (xz, or Python's lzma where xz is missing).
+BINARIES=(exspin kernels-logprob-test exspin-tests)
 step_unpack() {
   local b
-  for b in exspin kernels-logprob-test; do
+  for b in "${BINARIES[@]}"; do
     if [[ -f "$BIN/$b.xz" && ! -x "$BIN/$b" ]]; then
       if command -v xz >/dev/null; then
         xz -dkc "$BIN/$b.xz" >"$BIN/$b" || return 1
@@ -75,7 +83,7 @@ LIBS=(libnvrtc.so.13 libnvrtc-builtins.so.13.0 libcublas.so.13 libcublasLt.so.13
   libcudart.so.13 libcuda.so.1)
 find_libs() {
   local missing lib found dirs="" all
-  for b in "$BIN/exspin" "$BIN/kernels-logprob-test"; do
+  for b in "${BINARIES[@]/#/$BIN/}"; do
     [[ -x "$b" ]] || { echo "missing binary $b (run scripts/build-gpu-bundle.sh on the build machine)"; return 1; }
   done
   # One walk of /opt and /usr for all names (stub folders excluded: a stub libcuda must not load).
@@ -101,7 +109,7 @@ find_libs() {
   export LD_LIBRARY_PATH="${LIB_DIRS}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
   missing=0
-  for b in "$BIN/exspin" "$BIN/kernels-logprob-test"; do
+  for b in "${BINARIES[@]/#/$BIN/}"; do
     echo "== ldd $b"
     ldd "$b"
     if ldd "$b" | grep -q 'not found'; then
@@ -122,6 +130,15 @@ step_kernel_tests() {
     echo "ERROR: CUDA tests were skipped (no device)"
     return 3
   fi
+}
+
+# ---- step: the core model tests on CUDA ----------------------------------------------------------------
+# tests/model.rs (the `model_` tests of the core's `tests` binary) with EXSPIN_TEST_DEVICE=cuda:
+# forward / padding / KV cache, generation, log-probs, losses, full and LoRA fine-tuning steps,
+# checkpoint round trips, in f32 on the GPU (bounds: tests/util.rs `tol`). Asking for CUDA never
+# falls back to the CPU: a build without CUDA or a device that does not open panics.
+step_model_tests() {
+  EXSPIN_TEST_DEVICE=cuda limited 150 "$BIN/exspin-tests" model:: --test-threads 4
 }
 
 # ---- steps: log-prob benchmarks ----------------------------------------------------------------------
@@ -164,6 +181,29 @@ step_bench_generate() {
   return $rc
 }
 
+# ---- step: the pipeline benchmark on CUDA -----------------------------------------------------------------
+# configs/pipeline-gpu.toml: a Qwen2.5-Coder-1.5B-shaped random model in bf16 (model.kind =
+# "random"), streaming (strict) vs phased on the same job. Prints generation and training
+# tokens/s, pairs/s, both walls and the share of SQL execution hidden.
+step_bench_pipeline() {
+  limited 270 "$BIN/exspin" bench pipeline configs/pipeline-gpu.toml --json >"$OUT/bench-pipeline.json"
+  local rc=$?
+  cat "$OUT/bench-pipeline.json"
+  ((rc == 0)) || return $rc
+  python3 - "$OUT/bench-pipeline.json" <<'PY' || true
+import json, sys
+b = json.load(open(sys.argv[1]))
+f = lambda x, d=1: "n/a" if x is None else f"{x:,.{d}f}"
+for side in ("streaming", "phased"):
+    r = b[side]
+    print(f"{side:9} wall {f(r['wall_s'])} s  pairs/s {f(r['pairs_per_s'], 2)}  "
+          f"gen tok/s {f(r['generated_tokens_per_s'], 0)}  train tok/s {f(r['trained_tokens_per_s'], 0)}  "
+          f"exec hidden {'n/a' if r['exec_hidden_share'] is None else f(100 * r['exec_hidden_share'], 0) + '%'}  "
+          f"busy {json.dumps({k: round(v, 1) for k, v in r['busy_s'].items()})}")
+print(f"streaming / phased wall {f(b['wall_ratio_streaming_over_phased'], 3)} (speedup {f(b['speedup'], 2)}x)")
+PY
+}
+
 # ---- the run -----------------------------------------------------------------------------------------
 # Steps run in this shell (find_libs exports LD_LIBRARY_PATH for the others); every binary call
 # has its own time limit so one hang cannot eat the machine's budget.
@@ -171,11 +211,13 @@ run_step machine step_machine
 run_step unpack step_unpack
 run_step libs find_libs
 run_step kernel_tests step_kernel_tests
+run_step model_tests step_model_tests
 run_step bench_logprob_token step_bench_logprob_token
 run_step bench_logprob_linear_896 step_bench_logprob_linear_896
 run_step bench_logprob_linear_1536 step_bench_logprob_linear_1536
 run_step bench_train step_bench_train
 run_step bench_generate step_bench_generate
+run_step bench_pipeline step_bench_pipeline
 
 echo
 echo "=== summary (also $OUT/summary.tsv)"

@@ -1,6 +1,12 @@
 //! The model layer on tiny random models (hidden 32, 2 layers, vocab ~300): forward, padding,
 //! KV cache, loading and saving, GGUF, generation, log-probs, losses and training steps.
 //! `EXSPIN_MODEL` (a Qwen2.5-Coder GGUF) enables the tests on the real model.
+//!
+//! Device: the CPU, or a GPU with `EXSPIN_TEST_DEVICE=cuda` in a `--features cuda` build
+//! (`util::test_device`; it panics rather than fall back). The tests of forward passes, padding,
+//! the KV cache, generation, log-probs, losses, training steps and checkpoint round trips run on
+//! that device, in f32; their numeric bounds go through `util::tol` (unchanged on the CPU, 10×
+//! looser on a GPU). Loading errors, GGUF and the real-model test stay on the CPU.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,6 +25,8 @@ use exspin::model::{ModelError, tokenizer};
 use exspin::train::loss::{self, PairLogprobs};
 use exspin::train::{Decay, Schedule, Trainer, TrainerConfig, params_of};
 use tokenizers::Tokenizer;
+
+use crate::util::{test_device, tol};
 
 const CORPUS: &str = "SELECT name FROM singer WHERE age > 30;\nSELECT count(*) FROM concert;\n\
 SELECT T1.name FROM stadium AS T1 JOIN concert AS T2 ON T1.stadium_id = T2.stadium_id;\n\
@@ -55,13 +63,13 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
         .unwrap()
 }
 
-fn ids(v: &[u32]) -> Tensor {
-    Tensor::new(v, &Device::Cpu).unwrap().unsqueeze(0).unwrap()
+fn ids(v: &[u32], dev: &Device) -> Tensor {
+    Tensor::new(v, dev).unwrap().unsqueeze(0).unwrap()
 }
 
 #[test]
 fn model_forward_shapes_and_untied_head() {
-    let dev = Device::Cpu;
+    let dev = test_device();
     for tied in [true, false] {
         let cfg = Config {
             tie_word_embeddings: tied,
@@ -79,7 +87,7 @@ fn model_forward_shapes_and_untied_head() {
 
 #[test]
 fn model_left_and_right_padding_match_unpadded_logits() {
-    let dev = Device::Cpu;
+    let dev = test_device();
     let cfg = Config {
         architecture: Architecture::Llama,
         attention_bias: false,
@@ -91,18 +99,20 @@ fn model_left_and_right_padding_match_unpadded_logits() {
         let (x, mask) = pad_batch(&rows, 0, left, &dev).unwrap();
         let batch = m.forward(&x, &mask, None).unwrap();
         for (r, row) in rows.iter().enumerate() {
-            let alone = m.forward(&ids(row), &[vec![1; row.len()]], None).unwrap();
+            let alone = m
+                .forward(&ids(row, &dev), &[vec![1; row.len()]], None)
+                .unwrap();
             let off = if left { 7 - row.len() } else { 0 };
             let got = batch.get(r).unwrap().narrow(0, off, row.len()).unwrap();
             let d = max_abs_diff(&got, &alone.get(0).unwrap());
-            assert!(d < 1e-4, "left={left} row {r}: max diff {d}");
+            assert!(d < tol(&dev, 1e-4), "left={left} row {r}: max diff {d}");
         }
     }
 }
 
 #[test]
 fn model_kv_cache_equals_full_recompute() {
-    let dev = Device::Cpu;
+    let dev = test_device();
     let (m, _) = load::random(&tiny_cfg(300), &dev).unwrap();
     let rows = vec![vec![5u32, 9, 11, 40, 2, 7], vec![3u32, 8, 250, 17]];
     let (x, mask) = pad_batch(&rows, 0, true, &dev).unwrap();
@@ -128,14 +138,16 @@ fn model_kv_cache_equals_full_recompute() {
         &last.unwrap().squeeze(1).unwrap(),
         &full.narrow(1, 8, 1).unwrap().squeeze(1).unwrap(),
     );
-    assert!(d < 1e-4, "cached vs full: {d}");
+    assert!(d < tol(&dev, 1e-4), "cached vs full: {d}");
 }
 
 /// Greedy decoding by full recomputation, token by token (the reference for `generate`).
 fn naive_greedy(m: &Model, prompt: &[u32], n: usize) -> Vec<u32> {
     let mut seq = prompt.to_vec();
     for _ in 0..n {
-        let y = m.forward(&ids(&seq), &[vec![1; seq.len()]], None).unwrap();
+        let y = m
+            .forward(&ids(&seq, m.device()), &[vec![1; seq.len()]], None)
+            .unwrap();
         let last = y.get(0).unwrap().get(seq.len() - 1).unwrap();
         seq.push(last.argmax(D::Minus1).unwrap().to_scalar::<u32>().unwrap());
     }
@@ -144,7 +156,7 @@ fn naive_greedy(m: &Model, prompt: &[u32], n: usize) -> Vec<u32> {
 
 #[test]
 fn model_generate_greedy_matches_recompute_and_logprobs() {
-    let dev = Device::Cpu;
+    let dev = test_device();
     let tok = tiny_tokenizer();
     let vocab = tok.get_vocab_size(true);
     let (m, _) = load::random(&tiny_cfg(vocab), &dev).unwrap();
@@ -180,7 +192,10 @@ fn model_generate_greedy_matches_recompute_and_logprobs() {
         .unwrap();
         let whole = lp.sum.to_vec1::<f32>().unwrap()[0];
         let summed: f32 = g.logprobs.iter().sum();
-        assert!((whole - summed).abs() < 1e-3, "{whole} vs {summed}");
+        assert!(
+            (whole - summed).abs() < tol(&dev, 1e-3),
+            "{whole} vs {summed}"
+        );
     }
     // Sampling: n samples per prompt, reproducible with the seed.
     let scfg = GenerateConfig {
@@ -199,7 +214,7 @@ fn model_generate_greedy_matches_recompute_and_logprobs() {
 
 #[test]
 fn model_response_logprobs_equal_manual_sum() {
-    let dev = Device::Cpu;
+    let dev = test_device();
     let (m, _) = load::random(&tiny_cfg(300), &dev).unwrap();
     let pairs = vec![
         Pair {
@@ -215,14 +230,16 @@ fn model_response_logprobs_equal_manual_sum() {
     let got: Vec<f32> = lp.sum.to_vec1().unwrap();
     for (i, p) in pairs.iter().enumerate() {
         let seq: Vec<u32> = p.prompt.iter().chain(&p.response).copied().collect();
-        let y = m.forward(&ids(&seq), &[vec![1; seq.len()]], None).unwrap();
+        let y = m
+            .forward(&ids(&seq, &dev), &[vec![1; seq.len()]], None)
+            .unwrap();
         let lsm = candle_nn::ops::log_softmax(&y.get(0).unwrap(), D::Minus1).unwrap();
         let lsm: Vec<Vec<f32>> = lsm.to_vec2().unwrap();
         let want: f32 = (p.prompt.len()..seq.len())
             .map(|t| lsm[t - 1][seq[t] as usize])
             .sum();
         assert!(
-            (got[i] - want).abs() < 1e-4,
+            (got[i] - want).abs() < tol(&dev, 1e-4),
             "pair {i}: {} vs {want}",
             got[i]
         );
@@ -232,7 +249,7 @@ fn model_response_logprobs_equal_manual_sum() {
 
 #[test]
 fn model_hf_folder_round_trip_gives_identical_logits() {
-    let dev = Device::Cpu;
+    let dev = test_device();
     let dir = tempfile::tempdir().unwrap();
     let tok = tiny_tokenizer();
     let cfg = Config {
@@ -279,7 +296,7 @@ fn model_hf_folder_round_trip_gives_identical_logits() {
     let x = Tensor::new(&[[3u32, 4, 5, 6]], &dev).unwrap();
     let a = m.forward(&x, &[vec![1; 4]], None).unwrap();
     let b = loaded.model.forward(&x, &[vec![1; 4]], None).unwrap();
-    assert_eq!(max_abs_diff(&a, &b), 0.0);
+    assert!(max_abs_diff(&a, &b) <= tol(&dev, 0.0));
     assert_eq!(
         tokenizer::encode(&loaded.tokenizer, CORPUS).unwrap(),
         tokenizer::encode(&tok, CORPUS).unwrap()
@@ -531,7 +548,7 @@ fn trainer_cfg(lr: f64) -> TrainerConfig {
 
 #[test]
 fn model_full_finetune_step_reduces_loss_and_reaches_every_weight() {
-    let dev = Device::Cpu;
+    let dev = test_device();
     let tok = tiny_tokenizer();
     let (m, vm) = load::random(&tiny_cfg(tok.get_vocab_size(true)), &dev).unwrap();
     let batch = sft_batch(&tok);
@@ -567,7 +584,7 @@ fn model_full_finetune_step_reduces_loss_and_reaches_every_weight() {
 
 #[test]
 fn model_lora_step_changes_only_adapters_and_peft_round_trip() {
-    let dev = Device::Cpu;
+    let dev = test_device();
     let tok = tiny_tokenizer();
     let (mut m, base_vm) = load::random(&tiny_cfg(tok.get_vocab_size(true)), &dev).unwrap();
     let base_before: Vec<(String, Tensor)> = params_of(&base_vm)
@@ -634,7 +651,7 @@ fn model_lora_step_changes_only_adapters_and_peft_round_trip() {
     let got_cfg = lora::load_adapter(&dir.path().join("adapter"), &mut fresh, &vm2).unwrap();
     assert_eq!(got_cfg, lcfg);
     let again = fresh.forward(&x, &[vec![1; 3]], None).unwrap();
-    assert!(max_abs_diff(&after_logits, &again) < 1e-6);
+    assert!(max_abs_diff(&after_logits, &again) < tol(&dev, 1e-6));
     let merged_dir = dir.path().join("merged");
     checkpoint::save_hf(
         &merged_dir,
@@ -647,12 +664,12 @@ fn model_lora_step_changes_only_adapters_and_peft_round_trip() {
     .unwrap();
     let merged = load::load(&merged_dir, &dev).unwrap();
     let y = merged.model.forward(&x, &[vec![1; 3]], None).unwrap();
-    assert!(max_abs_diff(&after_logits, &y) < 1e-4);
+    assert!(max_abs_diff(&after_logits, &y) < tol(&dev, 1e-4));
 }
 
 #[test]
 fn model_trainer_accumulates_and_resumes() {
-    let dev = Device::Cpu;
+    let dev = test_device();
     let tok = tiny_tokenizer();
     let cfg = tiny_cfg(tok.get_vocab_size(true));
     let batch = sft_batch(&tok);
@@ -677,7 +694,7 @@ fn model_trainer_accumulates_and_resumes() {
 
 #[test]
 fn model_pair_losses_match_hand_computed_values() {
-    let dev = Device::Cpu;
+    let dev = test_device();
     let pc = Tensor::new(&[-10.0f32, -5.0], &dev).unwrap();
     let pr = Tensor::new(&[-12.0f32, -4.0], &dev).unwrap();
     let lp = PairLogprobs {
@@ -691,18 +708,18 @@ fn model_pair_losses_match_hand_computed_values() {
     let want = (nls(1.0) + nls(-0.5)) / 2.0;
     let out = loss::spin_loss(0.5, lp).unwrap();
     assert!(
-        (out.metrics.loss as f64 - want).abs() < 1e-6,
+        (out.metrics.loss as f64 - want).abs() < f64::from(tol(&dev, 1e-6)),
         "{} vs {want}",
         out.metrics.loss
     );
-    assert!((out.metrics.chosen_reward - 0.25).abs() < 1e-6);
-    assert!((out.metrics.rejected_reward - 0.0).abs() < 1e-6);
-    assert!((out.metrics.margin - 0.25).abs() < 1e-6);
+    assert!((out.metrics.chosen_reward - 0.25).abs() < tol(&dev, 1e-6));
+    assert!((out.metrics.rejected_reward - 0.0).abs() < tol(&dev, 1e-6));
+    assert!((out.metrics.margin - 0.25).abs() < tol(&dev, 1e-6));
     assert_eq!(out.metrics.accuracy, 0.5);
     let dpo = loss::dpo_loss(0.5, lp).unwrap();
     assert_eq!(dpo.metrics.loss, out.metrics.loss);
     let hinge = loss::hinge_loss(0.5, lp).unwrap();
-    assert!((hinge.metrics.loss - (0.0 + 1.5) / 2.0).abs() < 1e-6);
+    assert!((hinge.metrics.loss - (0.0 + 1.5) / 2.0).abs() < tol(&dev, 1e-6));
     // Gradient of the logistic loss w.r.t. the chosen log-prob: −β·σ(−z)/n.
     let pcv = candle_core::Var::new(&[-10.0f32, -5.0], &dev).unwrap();
     let lp2 = PairLogprobs {
@@ -712,8 +729,8 @@ fn model_pair_losses_match_hand_computed_values() {
     let g = loss::spin_loss(0.5, lp2).unwrap().loss.backward().unwrap();
     let gv: Vec<f32> = g.get(pcv.as_tensor()).unwrap().to_vec1().unwrap();
     let sig = |z: f64| 1.0 / (1.0 + (-z).exp());
-    assert!((gv[0] as f64 + 0.5 * sig(-1.0) / 2.0).abs() < 1e-6);
-    assert!((gv[1] as f64 + 0.5 * sig(0.5) / 2.0).abs() < 1e-6);
+    assert!((gv[0] as f64 + 0.5 * sig(-1.0) / 2.0).abs() < f64::from(tol(&dev, 1e-6)));
+    assert!((gv[1] as f64 + 0.5 * sig(0.5) / 2.0).abs() < f64::from(tol(&dev, 1e-6)));
     // Large margins stay finite (the stable form).
     let big = Tensor::new(&[1000.0f32], &dev).unwrap();
     let small = Tensor::new(&[-1000.0f32], &dev).unwrap();
@@ -732,13 +749,13 @@ fn model_pair_losses_match_hand_computed_values() {
 
 #[test]
 fn model_sft_loss_is_mean_token_nll() {
-    let dev = Device::Cpu;
+    let dev = test_device();
     let lp = exspin::model::logprob::ResponseLogprobs {
         sum: Tensor::new(&[-6.0f32, -3.0], &dev).unwrap(),
         n_tokens: vec![2, 1],
     };
     let out = loss::sft_loss(&lp).unwrap();
-    assert!((out.metrics.loss - 3.0).abs() < 1e-6);
+    assert!((out.metrics.loss - 3.0).abs() < tol(&dev, 1e-6));
     assert_eq!(out.metrics.tokens, 3);
 }
 

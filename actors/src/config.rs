@@ -162,8 +162,9 @@ impl Default for RunConfig {
 }
 
 /// The model behind the seams: `fake` (the deterministic stand-in of `fakes.rs`), `tiny` (a small
-/// Qwen2 built from scratch, with a BPE tokenizer trained on the run's data) or `pretrained`
-/// (`path` = a GGUF file or a Hugging Face folder).
+/// Qwen2 built from scratch, with a BPE tokenizer trained on the run's data), `random` (a named
+/// shape, e.g. `qwen2.5-coder-1.5b`, with random weights and such a BPE: for benchmarks) or
+/// `pretrained` (`path` = a GGUF file or a Hugging Face folder).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
@@ -179,6 +180,15 @@ pub struct ModelConfig {
     pub fake_generate_ms: u64,
     /// kind = "pretrained": a .gguf file or a Hugging Face folder.
     pub path: Option<PathBuf>,
+    /// kind = "random": the decoder shape (as `exspin bench train --shape`: qwen2-tiny,
+    /// llama-tiny, qwen2-30m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b). Its vocabulary is the
+    /// shape's; the BPE (`vocab_size` tokens) uses only the first ids.
+    pub shape: Option<String>,
+    /// Where the real model runs: "cpu" (default), "cuda" or "cuda:N" (needs a binary built with
+    /// `--features cuda`). Every seam (SFT, opponents, learner, dev evaluator) uses it.
+    pub device: String,
+    /// Weight dtype: "f32" (default) or "bf16" (CUDA only; log-probs and losses stay f32).
+    pub dtype: String,
     /// Prompts: "integrated" (src/schema's filtered, annotated schema with matched values) or
     /// "plain" (the full schema as bare CREATE TABLE statements: the ablation).
     pub schema: String,
@@ -220,6 +230,9 @@ impl Default for ModelConfig {
             fake_step_ms: 0,
             fake_generate_ms: 0,
             path: None,
+            shape: None,
+            device: "cpu".into(),
+            dtype: "f32".into(),
             schema: "integrated".into(),
             schema_k1: 4,
             schema_k2: 10,
@@ -392,6 +405,24 @@ impl JobConfig {
         let m = &self.model;
         match m.kind.as_str() {
             "fake" | "tiny" => {}
+            "random" => match m.shape.as_deref() {
+                None => errors.push(format!(
+                    "model.kind = \"random\" needs model.shape, one of {}",
+                    exspin::model::Config::SHAPES.join(", ")
+                )),
+                Some(shape) => match exspin::model::Config::named(shape) {
+                    None => errors.push(format!(
+                        "model.shape = \"{shape}\" is unknown; use one of {}",
+                        exspin::model::Config::SHAPES.join(", ")
+                    )),
+                    Some(c) if m.vocab_size > c.vocab_size => errors.push(format!(
+                        "model.vocab_size ({}) must not exceed the vocabulary of model.shape = \
+                         \"{shape}\" ({}): the BPE's ids must be the model's",
+                        m.vocab_size, c.vocab_size
+                    )),
+                    Some(_) => {}
+                },
+            },
             "pretrained" => {
                 if m.path.is_none() {
                     errors.push(
@@ -402,8 +433,21 @@ impl JobConfig {
                 }
             }
             other => errors.push(format!(
-                "model.kind = \"{other}\" is unknown; use \"fake\", \"tiny\" or \"pretrained\""
+                "model.kind = \"{other}\" is unknown; use \"fake\", \"tiny\", \"random\" or \
+                 \"pretrained\""
             )),
+        }
+        if let Err(e) = crate::device::check_device(&m.device, "model.device") {
+            errors.push(e.to_string());
+        }
+        match crate::device::parse_dtype_as(&m.dtype, "model.dtype") {
+            Err(e) => errors.push(e.to_string()),
+            Ok(candle_core::DType::BF16) if m.device == "cpu" => errors.push(
+                "model.dtype = \"bf16\" needs model.device = \"cuda\" (candle's CPU bf16 kernels \
+                 are slow); use model.dtype = \"f32\" on the CPU"
+                    .into(),
+            ),
+            Ok(_) => {}
         }
         if !matches!(m.schema.as_str(), "integrated" | "plain") {
             errors.push(format!(

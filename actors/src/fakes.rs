@@ -131,10 +131,18 @@ impl Trainer for FakeTrainer {
             .map(|p| (p.ref_logp_chosen - p.ref_logp_rejected.unwrap_or(0.0)) as f64)
             .sum::<f64>()
             / pairs.len().max(1) as f64;
+        let pieces = |s: &str| s.split_whitespace().count() as u64;
+        let tokens = pairs
+            .iter()
+            .map(|p| {
+                pieces(&p.prompt) + pieces(&p.chosen) + p.rejected.as_deref().map_or(0, pieces)
+            })
+            .sum();
         Ok(StepMetrics {
             loss: 1.0 / (1.0 + 0.1 * self.state.steps as f64),
             reward_margin: margin,
             pairs: pairs.len(),
+            tokens,
         })
     }
 

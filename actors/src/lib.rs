@@ -15,6 +15,7 @@ pub mod buffer;
 pub mod checkpoint;
 pub mod config;
 pub mod context;
+pub mod device;
 pub mod evaluator;
 pub mod executor_stage;
 pub mod experiment;

@@ -53,6 +53,12 @@ pub struct BenchRun {
     pub samples_judged: u64,
     pub pairs_per_s: f64,
     pub queries_per_s: f64,
+    /// Tokens generated, and per second of generation (summed over the opponents).
+    pub generated_tokens: u64,
+    pub generated_tokens_per_s: Option<f64>,
+    /// Token positions trained (chosen and rejected rows), and per second of train steps.
+    pub trained_tokens: u64,
+    pub trained_tokens_per_s: Option<f64>,
     pub dev_ex_per_round: Vec<f64>,
     pub max_staleness: u64,
     pub finished: bool,
@@ -120,6 +126,10 @@ pub fn run_one(config: &JobConfig, schedule: Schedule) -> anyhow::Result<BenchRu
         samples_judged: s.samples_judged,
         pairs_per_s: s.pairs_trained as f64 / wall,
         queries_per_s: s.samples_judged as f64 / wall,
+        generated_tokens: s.generated_tokens,
+        generated_tokens_per_s: s.generated_tokens_per_s,
+        trained_tokens: s.trained_tokens,
+        trained_tokens_per_s: s.trained_tokens_per_s,
         dev_ex_per_round: s.dev_ex_per_round,
         max_staleness: s.max_staleness,
         finished: s.finished,

@@ -103,6 +103,9 @@ pub struct StepMetrics {
     /// Mean (chosen − rejected) implicit reward.
     pub reward_margin: f64,
     pub pairs: usize,
+    /// Token positions of the step's forward pass (prompt + answer of every row: chosen, and
+    /// rejected in the pair modes; the fake counts whitespace-separated pieces).
+    pub tokens: u64,
 }
 
 /// The opponent: θt answering prompts.

@@ -91,6 +91,8 @@ async fn on_batch(ctx: &Arc<Ctx>, batch: Batch) -> Result<(), ActorProcessingErr
             j.loss_sum += m.loss;
             j.margin_sum += m.reward_margin;
             j.last_loss = Some(m.loss);
+            j.trained_tokens += m.tokens;
+            j.train_step_seconds += took.as_secs_f64();
             (
                 j.step,
                 j.round,
@@ -102,6 +104,7 @@ async fn on_batch(ctx: &Arc<Ctx>, batch: Batch) -> Result<(), ActorProcessingErr
         let line = json!({"step": step, "round": round, "version": version, "loss": m.loss,
                           "reward_margin": m.reward_margin, "pairs": m.pairs,
                           "generated_tokens": tokens, "generated_tokens_per_s": tokens_per_s,
+                          "trained_tokens": m.tokens,
                           "elapsed_s": ctx.stats.started.elapsed().as_secs_f64()});
         let path = ctx.run_dir.join("metrics.jsonl");
         let mut f = std::fs::OpenOptions::new()

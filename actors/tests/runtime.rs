@@ -276,7 +276,21 @@ fn every_config_file_loads_and_validates() {
             runner::plan(&exp, &std::fs::read_to_string(base).unwrap())
                 .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
         } else if path.extension().is_some_and(|e| e == "toml") {
-            JobConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            // A GPU config (model.device = "cuda") parses everywhere, and validates where the
+            // binary has CUDA; elsewhere it must fail with the fix, and only for that.
+            let parsed: JobConfig = toml::from_str(&std::fs::read_to_string(&path).unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            if parsed.model.device.starts_with("cuda") && !exspin_actors::device::CUDA_BUILT {
+                let msg = format!("{:#}", JobConfig::load(&path).unwrap_err());
+                assert!(msg.contains("--features cuda"), "{}: {msg}", path.display());
+                let mut cpu = parsed.clone();
+                cpu.model.device = "cpu".into();
+                cpu.model.dtype = "f32".into();
+                cpu.validate()
+                    .unwrap_or_else(|e| panic!("{} on the CPU: {e:#}", path.display()));
+            } else {
+                JobConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            }
             n += 1;
         }
     }
@@ -739,6 +753,112 @@ fn tiny_real() -> JobConfig {
     .unwrap();
     c.validate().unwrap();
     c
+}
+
+#[test]
+fn model_device_and_dtype_are_validated_with_the_fix_in_words() {
+    let with = |device: &str, dtype: &str| {
+        let mut c = tiny_real();
+        c.model.device = device.into();
+        c.model.dtype = dtype.into();
+        c.validate().err().map(|e| e.to_string())
+    };
+    assert_eq!(with("cpu", "f32"), None);
+    // Defaults: the CPU in f32.
+    let d = exspin_actors::config::ModelConfig::default();
+    assert_eq!((d.device.as_str(), d.dtype.as_str()), ("cpu", "f32"));
+    let msg = with("gpu", "f32").unwrap();
+    assert!(
+        msg.contains("model.device") && msg.contains("\"cuda\""),
+        "{msg}"
+    );
+    let msg = with("cuda:x", "f32").unwrap();
+    assert!(msg.contains("cuda:N"), "{msg}");
+    let msg = with("cpu", "f16").unwrap();
+    assert!(
+        msg.contains("model.dtype") && msg.contains("\"bf16\""),
+        "{msg}"
+    );
+    let msg = with("cpu", "bf16").unwrap();
+    assert!(msg.contains("needs model.device = \"cuda\""), "{msg}");
+    if exspin_actors::device::CUDA_BUILT {
+        assert_eq!(with("cuda", "bf16"), None);
+        assert_eq!(with("cuda:1", "f32"), None);
+    } else {
+        for device in ["cuda", "cuda:1"] {
+            let msg = with(device, "bf16").unwrap();
+            assert!(
+                msg.contains("cargo build --release --features cuda")
+                    && msg.contains("model.device = \"cpu\""),
+                "{msg}"
+            );
+            // The run itself refuses at startup too (JobConfig::load validates).
+            let tmp = tempfile::tempdir().unwrap();
+            let path = tmp.path().join("gpu.toml");
+            let mut c = tiny_real();
+            c.model.device = device.into();
+            std::fs::write(&path, toml::to_string(&c).unwrap()).unwrap();
+            let msg = format!("{:#}", JobConfig::load(&path).unwrap_err());
+            assert!(msg.contains("--features cuda"), "{msg}");
+        }
+    }
+    // kind = "random" needs a known shape, and a BPE no larger than its vocabulary.
+    let mut c = tiny_real();
+    c.model.kind = "random".into();
+    let msg = c.validate().unwrap_err().to_string();
+    assert!(
+        msg.contains("model.shape") && msg.contains("qwen2.5-coder-1.5b"),
+        "{msg}"
+    );
+    c.model.shape = Some("qwen9".into());
+    let msg = c.validate().unwrap_err().to_string();
+    assert!(msg.contains("\"qwen9\" is unknown"), "{msg}");
+    c.model.shape = Some("qwen2-30m".into());
+    c.validate().unwrap();
+    c.model.vocab_size = 1_000_000;
+    let msg = c.validate().unwrap_err().to_string();
+    assert!(msg.contains("must not exceed"), "{msg}");
+}
+
+/// `model.device = "cpu"` said out loud, and `model.kind = "random"` (a named shape): a tiny real
+/// job runs to the end either way.
+#[test]
+fn a_tiny_real_run_with_an_explicit_cpu_device_and_a_random_shape_finishes() {
+    for kind in ["tiny", "random"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join(kind);
+        let mut c = tiny_real();
+        c.model.device = "cpu".into();
+        c.model.dtype = "f32".into();
+        c.run.rounds = 1;
+        c.run.generators = 1;
+        c.sft.steps = 2;
+        if kind == "random" {
+            c.model.kind = "random".into();
+            // ~31M parameters on the CPU: the smallest job that still trains a step.
+            c.model.shape = Some("qwen2-30m".into());
+            c.model.max_new_tokens = 8;
+            c.run.prompts_per_round = 2;
+            c.run.train_batch = 2;
+            c.run.replay_capacity = 4;
+            c.data.dev_limit = 2;
+            c.sft.steps = 0;
+        }
+        c.validate().unwrap();
+        let text = toml::to_string(&c).unwrap();
+        assert!(text.contains("device = \"cpu\""), "{text}");
+        std::fs::create_dir_all(&dir).unwrap();
+        let ctx = runtime::prepare(c.clone(), &text, &dir).unwrap();
+        assert!(dir.join("weights/v0/model.safetensors").is_file());
+        let s = drive_in_process(ctx, None);
+        assert!(s.finished, "{kind}: {s:?}");
+        assert!(s.steps > 0, "{kind}: {s:?}");
+        assert!(
+            s.trained_tokens > 0 && s.trained_tokens_per_s.is_some(),
+            "{kind}: {s:?}"
+        );
+        assert!(s.generated_tokens > 0, "{kind}: {s:?}");
+    }
 }
 
 #[test]

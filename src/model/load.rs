@@ -43,12 +43,18 @@ pub struct LoadedModel {
     pub name: String,
 }
 
-/// Load a Hugging Face folder or a `.gguf` file, by what `path` is.
+/// Load a Hugging Face folder or a `.gguf` file, by what `path` is (f32 weights).
 pub fn load(path: &Path, device: &Device) -> Result<LoadedModel> {
+    load_as(path, DType::F32, device)
+}
+
+/// [`load`] with trainable weights of `dtype` (bf16 for CUDA): each tensor is converted on the
+/// host side of the copy, so the device never holds an f32 copy of the model.
+pub fn load_as(path: &Path, dtype: DType, device: &Device) -> Result<LoadedModel> {
     if path.is_dir() {
-        load_hf_folder(path, device)
+        load_hf_folder_as(path, dtype, device)
     } else if path.extension().is_some_and(|e| e == "gguf") {
-        load_gguf(path, device)
+        load_gguf_as(path, dtype, device)
     } else if path.exists() {
         Err(ModelError::invalid(
             path,
@@ -177,6 +183,15 @@ fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// The config and weights of a Hugging Face folder, without its tokenizer (e.g. a checkpoint
 /// `transformers` wrote with `save_pretrained` alone).
 pub fn load_hf_weights(dir: &Path, device: &Device) -> Result<(Config, Model, VarMap)> {
+    load_hf_weights_as(dir, DType::F32, device)
+}
+
+/// [`load_hf_weights`] with weights of `dtype`.
+pub fn load_hf_weights_as(
+    dir: &Path,
+    dtype: DType,
+    device: &Device,
+) -> Result<(Config, Model, VarMap)> {
     let cfg_path = dir.join("config.json");
     let cfg_text = std::fs::read_to_string(&cfg_path).map_err(|e| ModelError::io(&cfg_path, e))?;
     let cfg = Config::from_hf_json(&cfg_text, &cfg_path)?;
@@ -194,13 +209,18 @@ pub fn load_hf_weights(dir: &Path, device: &Device) -> Result<(Config, Model, Va
         [one] => one.clone(),
         _ => dir.to_path_buf(),
     };
-    let (model, varmap) = from_tensors(&cfg, &tensors, &weights_path, device)?;
+    let (model, varmap) = from_tensors_as(&cfg, &tensors, &weights_path, dtype, device)?;
     Ok((cfg, model, varmap))
 }
 
 /// Load a Hugging Face folder.
 pub fn load_hf_folder(dir: &Path, device: &Device) -> Result<LoadedModel> {
-    let (cfg, model, varmap) = load_hf_weights(dir, device)?;
+    load_hf_folder_as(dir, DType::F32, device)
+}
+
+/// [`load_hf_folder`] with weights of `dtype`.
+pub fn load_hf_folder_as(dir: &Path, dtype: DType, device: &Device) -> Result<LoadedModel> {
+    let (cfg, model, varmap) = load_hf_weights_as(dir, dtype, device)?;
     let tok_path = dir.join("tokenizer.json");
     let tok = tokenizer::from_file(&tok_path)?;
     check_vocab(&tok, &cfg, &tok_path)?;
@@ -357,6 +377,11 @@ pub fn permute_qk(w: &Tensor, n_head: usize) -> Result<Tensor> {
 /// Load a GGUF file: config from `{arch}.*` metadata, weights dequantized to f32, tokenizer from
 /// `tokenizer.ggml.*`.
 pub fn load_gguf(path: &Path, device: &Device) -> Result<LoadedModel> {
+    load_gguf_as(path, DType::F32, device)
+}
+
+/// [`load_gguf`] with weights of `dtype` (dequantized to f32 on the host, then converted).
+pub fn load_gguf_as(path: &Path, dtype: DType, device: &Device) -> Result<LoadedModel> {
     let mut file = std::fs::File::open(path).map_err(|e| ModelError::io(path, e))?;
     let content = gguf_file::Content::read(&mut file).map_err(|e| ModelError::Candle {
         context: format!("{}: not a readable GGUF file", path.display()),
@@ -431,7 +456,7 @@ pub fn load_gguf(path: &Path, device: &Device) -> Result<LoadedModel> {
         }
         tensors.insert(hf, t);
     }
-    let (model, varmap) = from_tensors(&cfg, &tensors, path, device)?;
+    let (model, varmap) = from_tensors_as(&cfg, &tensors, path, dtype, device)?;
     drop(tensors);
     let tok = tokenizer::from_gguf(&content, path)?;
     check_vocab(&tok, &cfg, path)?;

@@ -48,6 +48,14 @@ pub fn run(args: BenchPipelineArgs) -> anyhow::Result<()> {
             r.exec_overlapped_share
                 .map_or("n/a".into(), |h| format!("{:.0}%", h * 100.0))
         );
+        let rate = |x: Option<f64>| x.map_or("n/a".into(), |x| format!("{x:.0}"));
+        println!(
+            "         tokens/s: generation {} ({} tokens), training {} ({} tokens)",
+            rate(r.generated_tokens_per_s),
+            r.generated_tokens,
+            rate(r.trained_tokens_per_s),
+            r.trained_tokens
+        );
         let busy: Vec<String> = r
             .busy_s
             .iter()

@@ -1,7 +1,6 @@
 //! What every model-running command shares: `--threads`, `--device`, `--dtype`, and turning an
 //! out-of-memory failure into advice.
 
-use anyhow::Context as _;
 use candle_core::{DType, Device};
 
 /// `--threads N`: worker threads for candle's CPU kernels and every rayon loop.
@@ -57,51 +56,15 @@ pub fn set_threads(threads: Option<usize>) -> anyhow::Result<usize> {
     Ok(rayon::current_num_threads())
 }
 
-pub fn parse_dtype(s: &str) -> anyhow::Result<DType> {
-    match s {
-        "f32" => Ok(DType::F32),
-        "bf16" => Ok(DType::BF16),
-        other => anyhow::bail!("--dtype {other:?}: use f32 or bf16"),
-    }
-}
+pub use exspin_actors::device::{device_name, dtype_name};
 
-pub fn dtype_name(d: DType) -> &'static str {
-    match d {
-        DType::F32 => "f32",
-        DType::BF16 => "bf16",
-        DType::F16 => "f16",
-        _ => "other",
-    }
+pub fn parse_dtype(s: &str) -> anyhow::Result<DType> {
+    exspin_actors::device::parse_dtype_as(s, "--dtype")
 }
 
 /// `cpu`, `cuda` or `cuda:N`.
 pub fn open_device(s: &str) -> anyhow::Result<Device> {
-    if s == "cpu" {
-        return Ok(Device::Cpu);
-    }
-    let ordinal = match s.strip_prefix("cuda") {
-        Some("") => 0,
-        Some(rest) => rest
-            .strip_prefix(':')
-            .and_then(|n| n.parse::<usize>().ok())
-            .with_context(|| format!("--device {s:?}: use cpu, cuda or cuda:N"))?,
-        None => anyhow::bail!("--device {s:?}: use cpu, cuda or cuda:N"),
-    };
-    if !cfg!(feature = "cuda") {
-        anyhow::bail!(
-            "--device {s}: this exspin was built without CUDA support; rebuild with \
-`cargo build --release --features cuda` (needs nvcc) or use --device cpu"
-        );
-    }
-    Device::new_cuda(ordinal).with_context(|| format!("opening CUDA device {ordinal}"))
-}
-
-pub fn device_name(d: &Device) -> String {
-    match d {
-        Device::Cpu => "cpu".into(),
-        Device::Cuda(_) => "cuda".into(),
-        Device::Metal(_) => "metal".into(),
-    }
+    exspin_actors::device::open_device_as(s, "--device")
 }
 
 /// Whether an error chain is the device running out of memory.

@@ -13,6 +13,7 @@ use exspin::sql::classify::{KeyInfo, classify};
 use exspin::sql::executor::ExecutorPool;
 
 use super::{Lm, weights_dir};
+use crate::device::Compute;
 use crate::executor_stage::judge_all;
 use crate::seams::{DevEvaluator, PromptItem, Sample, SeamResult, Verdict, WeightsHandle};
 
@@ -25,6 +26,8 @@ pub struct RealEvaluator {
     pub pool: ExecutorPool,
     pub max_new_tokens: usize,
     pub chunk: usize,
+    /// Where the versions it evaluates are loaded.
+    pub compute: Compute,
 }
 
 /// One dev evaluation: the accuracy, and per example (dev order) the predicted query and whether
@@ -137,7 +140,7 @@ impl DevEvaluator for RealEvaluator {
             .path
             .clone()
             .unwrap_or_else(|| weights_dir(&self.run_dir, weights.version));
-        let lm = Lm::load(&path, &self.chat)?;
+        let lm = Lm::load(&path, &self.chat, &self.compute)?;
         let result = self.ex_of(&lm)?;
         self.write_predictions(&format!("v{}", weights.version), &result)?;
         let ex = result.ex;

@@ -10,6 +10,7 @@ use exspin::model::generate::{GenerateConfig, extract_sql, generate_seeded};
 use exspin::model::logprob::Pair as TokenPair;
 
 use super::{Lm, seed_of, weights_dir};
+use crate::device::Compute;
 use crate::seams::{Generator, PromptItem, Sample, SeamResult, WeightsHandle};
 
 pub struct RealGenerator {
@@ -21,6 +22,8 @@ pub struct RealGenerator {
     pub seed: u64,
     pub chunk: usize,
     pub version: u64,
+    /// Where the versions it loads go.
+    pub compute: Compute,
 }
 
 impl Generator for RealGenerator {
@@ -92,7 +95,7 @@ impl Generator for RealGenerator {
             .path
             .clone()
             .unwrap_or_else(|| weights_dir(&self.run_dir, weights.version));
-        self.lm = Lm::load(&path, &self.chat)?;
+        self.lm = Lm::load(&path, &self.chat, &self.compute)?;
         self.version = weights.version;
         Ok(())
     }

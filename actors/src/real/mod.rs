@@ -1,4 +1,4 @@
-//! The real model behind the seams (`model.kind = "tiny" | "pretrained"`): the candle decoder of
+//! The real model behind the seams (`model.kind = "tiny" | "random" | "pretrained"`): the candle decoder of
 //! `src/model` and the losses and AdamW of `src/train`, wrapped thinly.
 //!
 //! Weights travel between the three seams through the run folder: the trainer publishes version
@@ -21,13 +21,14 @@ pub mod trainer;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use candle_core::Device;
 use candle_nn::VarMap;
 use exspin::model::chat::ChatTemplate;
 use exspin::model::load::{self, SpecialTokens};
 use exspin::model::logprob::{Pair as TokenPair, response_logprobs};
 use exspin::model::{Model, checkpoint, tokenizer};
 use tokenizers::Tokenizer;
+
+use crate::device::Compute;
 
 /// The folder of published version `v`.
 pub fn weights_dir(run_dir: &Path, version: u64) -> PathBuf {
@@ -46,9 +47,10 @@ pub struct Lm {
 
 impl Lm {
     /// Loads a published version (or any Hugging Face folder / GGUF file). The template is the
-    /// run's, not re-detected from the folder, so every version is prompted the same way.
-    pub fn load(path: &Path, chat: &ChatTemplate) -> anyhow::Result<Lm> {
-        let lm = load::load(path, &Device::Cpu)
+    /// run's, not re-detected from the folder, so every version is prompted the same way. The
+    /// weights go to the run's device in its dtype (`model.device`, `model.dtype`).
+    pub fn load(path: &Path, chat: &ChatTemplate, compute: &Compute) -> anyhow::Result<Lm> {
+        let lm = load::load_as(path, compute.dtype, &compute.device)
             .with_context(|| format!("loading the model {}", path.display()))?;
         Ok(Lm {
             model: lm.model,

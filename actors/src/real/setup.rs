@@ -30,6 +30,7 @@ use super::generator::RealGenerator;
 use super::trainer::RealTrainer;
 use super::{Lm, weights_dir};
 use crate::config::JobConfig;
+use crate::device::Compute;
 use crate::prompts::Prompter;
 use crate::seams::{DevEvaluator, Generator, PromptItem, Trainer};
 
@@ -67,6 +68,7 @@ pub fn build(
     prompter: &Prompter,
 ) -> anyhow::Result<Seams> {
     let m = &config.model;
+    let compute = Compute::from_config(&m.device, &m.dtype, config.run.seed)?;
     // Every prompt now: one that cannot be built is reported before any training.
     let train_items: Vec<(&Example, String)> = train
         .evaluable_examples()
@@ -97,6 +99,7 @@ pub fn build(
         }),
         max_new_tokens: m.max_new_tokens,
         chunk: m.chunk,
+        compute: compute.clone(),
     };
     let v0 = weights_dir(run_dir, 0);
     let meta_path = run_dir.join("weights").join("model.json");
@@ -106,7 +109,7 @@ pub fn build(
         meta.chat
     } else {
         let mut lm = match m.kind.as_str() {
-            "tiny" => tiny(config, &train_items)?,
+            "tiny" | "random" => tiny(config, &train_items, &compute)?,
             _ => {
                 let path = m.path.clone().expect("validated");
                 anyhow::ensure!(
@@ -116,7 +119,7 @@ pub fn build(
                      with ../shared/models/fetch-qwen2.5-coder-0.5b.sh DIR",
                     path.display()
                 );
-                let loaded = load::load(&path, &Device::Cpu)
+                let loaded = load::load_as(&path, compute.dtype, &compute.device)
                     .with_context(|| format!("loading model.path {}", path.display()))?;
                 Lm {
                     model: loaded.model,
@@ -149,7 +152,7 @@ pub fn build(
     // loads from the published folder).
     let make_generator = || -> anyhow::Result<Box<dyn Generator>> {
         Ok(Box::new(RealGenerator {
-            lm: Lm::load(&v0, &chat)?,
+            lm: Lm::load(&v0, &chat, &compute)?,
             run_dir: run_dir.to_path_buf(),
             chat: chat.clone(),
             sampling: GenerateConfig {
@@ -161,12 +164,13 @@ pub fn build(
             seed: config.run.seed,
             chunk: m.chunk,
             version: 0,
+            compute: compute.clone(),
         }))
     };
     let generators = (0..config.run.generators)
         .map(|_| make_generator())
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut lm = Lm::load(&v0, &chat)?;
+    let mut lm = Lm::load(&v0, &chat, &compute)?;
     let adapters = match &m.lora {
         Some(l) => {
             let vm = VarMap::new();
@@ -206,7 +210,11 @@ pub fn build(
 
 /// A tiny Qwen2 with seeded random weights and a BPE trained on the train prompts and queries
 /// (the dev split is not read, so dev names may split into more pieces, as with a real model).
-fn tiny(config: &JobConfig, items: &[(&Example, String)]) -> anyhow::Result<Lm> {
+/// With `model.kind = "random"` the decoder is the named `model.shape` instead (random weights
+/// made on the device, seeded there on CUDA; candle's CPU initialiser is not seedable), e.g. a
+/// 1.5B-shaped model for `exspin bench pipeline` on a GPU: the BPE's ids are the first of the
+/// shape's vocabulary.
+fn tiny(config: &JobConfig, items: &[(&Example, String)], compute: &Compute) -> anyhow::Result<Lm> {
     let m = &config.model;
     let corpus: Vec<String> = items
         .iter()
@@ -216,6 +224,26 @@ fn tiny(config: &JobConfig, items: &[(&Example, String)]) -> anyhow::Result<Lm> 
     let eot = tok
         .token_to_id(ChatTemplate::Plain.end_of_turn())
         .context("the trained tokenizer lacks <|endoftext|>")?;
+    let special = SpecialTokens {
+        eos: vec![eot],
+        pad: eot,
+        bos: None,
+    };
+    if m.kind == "random" {
+        let shape = m.shape.as_deref().expect("validated");
+        let mut cfg = Config::named(shape).expect("validated");
+        cfg.eos_token_id = Some(eot);
+        cfg.bos_token_id = None;
+        let (model, varmap) = load::random_as(&cfg, compute.dtype, &compute.device)
+            .with_context(|| format!("random weights of the shape {shape}"))?;
+        return Ok(Lm {
+            model,
+            varmap,
+            tokenizer: tok,
+            special,
+            chat: ChatTemplate::Plain,
+        });
+    }
     let mut cfg = Config::tiny(tok.get_vocab_size(true));
     cfg.hidden_size = m.hidden_size;
     cfg.intermediate_size = m.intermediate_size;
@@ -245,16 +273,18 @@ fn tiny(config: &JobConfig, items: &[(&Example, String)]) -> anyhow::Result<Lm> 
         };
         tensors.insert(name, Tensor::from_vec(data, shape, &Device::Cpu)?);
     }
-    let (model, varmap) = load::from_tensors(&cfg, &tensors, Path::new("<tiny>"), &Device::Cpu)?;
+    let (model, varmap) = load::from_tensors_as(
+        &cfg,
+        &tensors,
+        Path::new("<tiny>"),
+        compute.dtype,
+        &compute.device,
+    )?;
     Ok(Lm {
         model,
         varmap,
         tokenizer: tok,
-        special: SpecialTokens {
-            eos: vec![eot],
-            pad: eot,
-            bos: None,
-        },
+        special,
         chat: ChatTemplate::Plain,
     })
 }

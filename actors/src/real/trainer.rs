@@ -66,13 +66,21 @@ impl Trainer for RealTrainer {
         anyhow::ensure!(!pairs.is_empty(), "an empty batch");
         let n = pairs.len();
         let chosen = self.rows(pairs, false)?;
+        let count = |rows: &[TokenPair]| -> u64 {
+            rows.iter()
+                .map(|r| (r.prompt.len() + r.response.len()) as u64)
+                .sum()
+        };
+        let mut tokens = count(&chosen);
         let out = if self.mode == Mode::Sft {
             let lp = response_logprobs(&self.lm.model, &chosen, self.lm.special.pad)?;
             loss::sft_loss(&lp)?
         } else {
             // Chosen and rejected in one forward pass.
             let mut rows = chosen;
-            rows.extend(self.rows(pairs, true)?);
+            let rejected = self.rows(pairs, true)?;
+            tokens += count(&rejected);
+            rows.extend(rejected);
             let lp = response_logprobs(&self.lm.model, &rows, self.lm.special.pad)?;
             let pc = lp.sum.narrow(0, 0, n)?;
             let pr = lp.sum.narrow(0, n, n)?;
@@ -97,6 +105,7 @@ impl Trainer for RealTrainer {
             loss: out.metrics.loss as f64,
             reward_margin: out.metrics.margin as f64,
             pairs: n,
+            tokens,
         })
     }
 
