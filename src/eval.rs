@@ -172,6 +172,13 @@ pub fn read_predictions(
     Ok(lines)
 }
 
+/// The fixed subset of `n` evaluable examples stratified by the official hardness level (gold
+/// queries whose level cannot be computed form a stratum of their own): what
+/// `--stratified N` and `data.dev_stratified` select.
+pub fn stratified_by_hardness(dataset: &Dataset, n: usize) -> Vec<usize> {
+    crate::data::stratify::stratified_indices(dataset, n, |e| hardness::hardness(&e.gold_sql).ok())
+}
+
 /// The comparison rule a dataset's benchmark uses.
 pub fn rule_for(kind: DatasetKind) -> ComparisonRule {
     match kind {

@@ -67,9 +67,7 @@ pub fn load_data(config: &JobConfig, run_dir: &Path) -> anyhow::Result<(Dataset,
         train.truncate(config.data.train_limit);
     }
     if config.data.dev_stratified {
-        let picked = exspin::data::stratify::stratified_indices(&dev, config.data.dev_limit, |e| {
-            exspin::sql::hardness::hardness(&e.gold_sql).ok()
-        });
+        let picked = exspin::eval::stratified_by_hardness(&dev, config.data.dev_limit);
         dev.retain_indices(&picked);
     } else {
         dev.truncate(config.data.dev_limit);

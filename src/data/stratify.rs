@@ -24,12 +24,7 @@ pub fn stratified_indices<K: Ord + Clone>(
     }
     let total: usize = strata.values().map(Vec::len).sum();
     if n >= total {
-        return strata
-            .into_values()
-            .flatten()
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        return dataset.evaluable_examples().map(|(i, _)| i).collect();
     }
     // Largest-remainder apportionment of n over the strata.
     let mut quota: Vec<(usize, f64)> = strata
@@ -64,17 +59,8 @@ pub fn stratified_indices<K: Ord + Clone>(
 impl Dataset {
     /// Keeps only the examples at `indices` (ascending), in their order.
     pub fn retain_indices(&mut self, indices: &[usize]) {
-        let keep: std::collections::HashSet<usize> = indices.iter().copied().collect();
-        let mut i = 0;
-        self.examples.retain(|_| {
-            i += 1;
-            keep.contains(&(i - 1))
-        });
-        let mut i = 0;
-        self.evaluable.retain(|_| {
-            i += 1;
-            keep.contains(&(i - 1))
-        });
+        self.examples = indices.iter().map(|&i| self.examples[i].clone()).collect();
+        self.evaluable = indices.iter().map(|&i| self.evaluable[i]).collect();
     }
 }
 

@@ -1,8 +1,6 @@
 //! Turns the shared dataset arguments into a loaded `Dataset`.
 
-use exspin::data::stratify::stratified_indices;
 use exspin::data::{self, Dataset};
-use exspin::sql::hardness;
 
 use crate::cli::DatasetArgs;
 
@@ -20,7 +18,7 @@ pub fn load(args: &DatasetArgs) -> anyhow::Result<Dataset> {
         dataset.truncate(n);
     }
     if let Some(n) = args.stratified {
-        let picked = stratified_indices(&dataset, n, |e| hardness::hardness(&e.gold_sql).ok());
+        let picked = exspin::eval::stratified_by_hardness(&dataset, n);
         dataset.retain_indices(&picked);
     }
     // Missing databases are reported by the loader (a warning naming each one and its count).

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use anyhow::Context;
+use exspin::model::ModelError;
 
 use super::weights_dir;
 use crate::config::JobConfig;
@@ -21,8 +22,6 @@ const FILES: &[&str] = &[
 ];
 
 /// Copies `from`'s version 0 into `run_dir` (a fresh run folder holding its `config.toml`).
-/// The weights folder is copied under a temporary name and renamed, so a crash leaves either no
-/// version 0 (the run then trains it) or a whole one.
 pub fn copy_version0(config: &JobConfig, from: &Path, run_dir: &Path) -> anyhow::Result<()> {
     let their_config = from.join("config.toml");
     let (theirs, _) = JobConfig::load(&their_config).with_context(|| {
@@ -45,17 +44,8 @@ pub fn copy_version0(config: &JobConfig, from: &Path, run_dir: &Path) -> anyhow:
         from.display(),
         v0.display()
     );
-    let target = weights_dir(run_dir, 0);
-    let partial = run_dir.join("weights").join("v0.partial");
-    if partial.exists() {
-        std::fs::remove_dir_all(&partial)?;
-    }
-    std::fs::create_dir_all(&partial)?;
-    for entry in std::fs::read_dir(&v0)? {
-        let entry = entry?;
-        std::fs::copy(entry.path(), partial.join(entry.file_name()))
-            .with_context(|| format!("copying {}", entry.path().display()))?;
-    }
+    // Version 0 goes in last and atomically (its folder is what marks the phase as done), so a
+    // crash leaves either no version 0 (the run then trains it) or a whole one.
     for f in FILES {
         let src = from.join(f);
         if src.is_file() {
@@ -66,7 +56,18 @@ pub fn copy_version0(config: &JobConfig, from: &Path, run_dir: &Path) -> anyhow:
             std::fs::copy(&src, &dst).with_context(|| format!("copying {}", src.display()))?;
         }
     }
-    std::fs::rename(&partial, &target)
-        .with_context(|| format!("renaming {} to {}", partial.display(), target.display()))?;
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ModelError::Io { path, source }
+    };
+    exspin::model::checkpoint::write_atomically(&weights_dir(run_dir, 0), |tmp| {
+        for entry in std::fs::read_dir(&v0).map_err(io(&v0))? {
+            let path = entry.map_err(io(&v0))?.path();
+            let dst = tmp.join(path.file_name().expect("a directory entry has a name"));
+            std::fs::copy(&path, &dst).map_err(io(&path))?;
+        }
+        Ok(())
+    })
+    .with_context(|| format!("copying {}", v0.display()))?;
     Ok(())
 }
