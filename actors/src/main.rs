@@ -4,6 +4,7 @@
 
 mod cli;
 mod cmd;
+mod heap;
 mod progress;
 
 use clap::Parser;
@@ -13,6 +14,7 @@ use clap::Parser;
 static ALLOC: exspin_kernels::alloc::CountingAllocator = exspin_kernels::alloc::CountingAllocator;
 
 fn main() -> std::process::ExitCode {
+    heap::keep_freed_memory();
     exspin_kernels::alloc::CountingAllocator::mark_installed();
     let cli = cli::Cli::parse();
     init_logging(cli.verbose);

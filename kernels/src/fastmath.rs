@@ -75,6 +75,40 @@ pub(crate) fn sum_exp(xs: &[f32], shift: f32) -> f32 {
     s
 }
 
+/// Σ a[j]·b[j] in LANES partial sums (vectorizes, unlike a serial f32 sum).
+#[inline]
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ta, tb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..LANES {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ta.iter().zip(tb) {
+        s += x * y;
+    }
+    s
+}
+
+/// Σ xs in LANES partial sums.
+#[inline]
+pub(crate) fn sum(xs: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for l in 0..LANES {
+            acc[l] += c[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail.iter().sum::<f32>()
+}
+
 /// out[j] = −g · e^((x[j] − max) − lse): the softmax part of d log p(target) / d logits, scaled.
 /// The subtraction order matches `log_softmax` so rows with logits near ±1e4 lose no precision.
 #[inline]
@@ -112,5 +146,9 @@ mod tests {
         let s: f64 = xs.iter().map(|&x| ((x - m) as f64).exp()).sum();
         assert!(((sum_exp(&xs, m) as f64) - s).abs() < 1e-5 * s);
         assert_eq!(max(&[]), f32::NEG_INFINITY);
+        let ys: Vec<f32> = (0..19).map(|i| i as f32 * 0.5 - 3.0).collect();
+        let want: f32 = xs.iter().zip(&ys).map(|(a, b)| a * b).sum();
+        assert!((dot(&xs, &ys) - want).abs() < 1e-4);
+        assert!((sum(&ys) - ys.iter().sum::<f32>()).abs() < 1e-4);
     }
 }

@@ -9,6 +9,12 @@
 //! - [`token_logprobs`]: logits [N, V] → [N], autograd-aware (custom op with `bwd`).
 //! - [`linear_token_logprobs`]: hidden [N, H] and output weight [V, H] → [N] without ever holding
 //!   [N, V] logits: row chunks forward, (row × vocab) tiles backward.
+//! - [`attention`]: softmax(q·kᵀ·s + mask)·v with grouped kv heads as one node (CPU f32), its
+//!   backward recomputing the probabilities.
+//! - [`rms_norm`], [`rope`], [`swiglu`], [`split_heads`]/[`merge_heads`]: the decoder's element-wise blocks as single nodes (CPU
+//!   f32), so candle's backward does not visit (and zero-fill a gradient for) each of their parts.
+//! - [`dense`]: `x · Wᵀ` as one node whose backward skips unneeded gradients and writes the
+//!   weight gradient in the weight's layout (the training step's GEMMs go through it).
 //! - [`sequence_logprobs`], [`linear_sequence_logprobs`], [`sequence_log_ratios`]: masked
 //!   per-sequence sums over a [B, T] layout, the shape a trainer's loss consumes.
 //!
@@ -17,20 +23,32 @@
 //! CUDA path (NVRTC-compiled kernels, one block per row) is behind feature `cuda`.
 
 pub mod alloc;
+mod attention;
 pub mod bench;
 mod cpu;
 #[cfg(feature = "cuda")]
 mod cuda;
+mod dense;
 mod devmem;
 mod fastmath;
+mod heads;
 mod linear;
 pub mod reference;
+mod rms_norm;
 pub mod roofline;
+mod rope;
 mod sequence;
+mod swiglu;
 mod token;
 
+pub use attention::attention;
+pub use dense::dense;
+pub use heads::{merge_heads, split_heads};
 pub use linear::{DEFAULT_CHUNK_ROWS, linear_token_logprobs};
+pub use rms_norm::rms_norm;
+pub use rope::rope;
 pub use sequence::{linear_sequence_logprobs, sequence_log_ratios, sequence_logprobs};
+pub use swiglu::swiglu;
 pub use token::token_logprobs;
 
 /// Target value that marks a row to skip (same effect as a 0 in the mask).

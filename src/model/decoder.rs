@@ -374,7 +374,7 @@ impl Module for Linear {
         let inp = dims[dims.len() - 1];
         let rows: usize = dims[..dims.len() - 1].iter().product();
         let x2 = x.reshape((rows, inp))?;
-        let mut y = x2.matmul(&self.weight.t()?)?;
+        let mut y = exspin_kernels::dense(&x2, &self.weight)?;
         if let Some(b) = &self.bias {
             y = y.broadcast_add(b)?;
         }
@@ -394,9 +394,20 @@ fn init_normal() -> Init {
     }
 }
 
+/// Whether the fused single-node ops of `exspin_kernels` (attention, RMS norm, RoPE, SwiGLU)
+/// apply: they are written for f32 on the CPU, where candle's backward spends more time on
+/// the composed ops' many small nodes than on their arithmetic. Elsewhere (CUDA, bf16) the
+/// compositions below run.
+fn fused(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == DType::F32
+}
+
 /// RMS norm composed from basic ops (candle's fused one has no backward). Half-precision inputs
 /// are normalised in f32 (as Hugging Face does) and cast back before the gain.
 fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
+    if fused(x) {
+        return exspin_kernels::rms_norm(x, weight, eps);
+    }
     let dt = x.dtype();
     let xf = if dt == DType::F32 {
         x.clone()
@@ -433,6 +444,9 @@ pub(crate) fn softmax_last(x: &Tensor) -> candle_core::Result<Tensor> {
 
 /// `rotate_half` RoPE (Hugging Face's, non-interleaved). `cos`/`sin`: (b, 1, t, head_dim).
 fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
+    if fused(x) {
+        return exspin_kernels::rope(x, cos, sin);
+    }
     let d = x.dim(D::Minus1)?;
     let x1 = x.narrow(D::Minus1, 0, d / 2)?;
     let x2 = x.narrow(D::Minus1, d / 2, d / 2)?;
@@ -513,6 +527,9 @@ impl Attention {
     ) -> candle_core::Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let shape = |y: Tensor, heads: usize| {
+            if fused(&y) {
+                return exspin_kernels::split_heads(&y, heads);
+            }
             y.reshape((b, t, heads, self.head_dim))?
                 .transpose(1, 2)?
                 .contiguous()
@@ -530,17 +547,24 @@ impl Attention {
             }
             *slot = Some((k.clone(), v.clone()));
         }
-        let rep = self.n_heads / self.n_kv;
-        let k = repeat_kv(k, rep)?;
-        let v = repeat_kv(v, rep)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(mask)?;
-        let p = softmax_last(&scores)?;
-        let o = p.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((
-            b,
-            t,
-            self.n_heads * self.head_dim,
-        ))?;
+        let o = if fused(&q) {
+            // One node with a hand-written backward (exspin_kernels::attention's docs say why).
+            exspin_kernels::attention(&q, &k, &v, mask, scale)?
+        } else {
+            let rep = self.n_heads / self.n_kv;
+            let k = repeat_kv(k, rep)?;
+            let v = repeat_kv(v, rep)?;
+            let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(mask)?;
+            softmax_last(&scores)?.matmul(&v)?
+        };
+        let o = if fused(&o) {
+            exspin_kernels::merge_heads(&o)?
+        } else {
+            o.transpose(1, 2)?
+                .contiguous()?
+                .reshape((b, t, self.n_heads * self.head_dim))?
+        };
         self.o_proj.forward(&o)
     }
 }
@@ -554,8 +578,13 @@ struct Mlp {
 
 impl Mlp {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let g = self.gate_proj.forward(x)?.silu()?;
-        self.down_proj.forward(&(g * self.up_proj.forward(x)?)?)
+        let (gate, up) = (self.gate_proj.forward(x)?, self.up_proj.forward(x)?);
+        let h = if fused(&gate) {
+            exspin_kernels::swiglu(&gate, &up)?
+        } else {
+            (gate.silu()? * up)?
+        };
+        self.down_proj.forward(&h)
     }
 }
 
@@ -803,9 +832,10 @@ impl Model {
             None => {
                 let dims = hidden.dims().to_vec();
                 let rows: usize = dims[..dims.len() - 1].iter().product();
-                let y = hidden
-                    .reshape((rows, self.cfg.hidden_size))?
-                    .matmul(&self.embed.t()?)?;
+                let y = exspin_kernels::dense(
+                    &hidden.reshape((rows, self.cfg.hidden_size))?,
+                    &self.embed,
+                )?;
                 let mut od = dims;
                 *od.last_mut().expect("non-empty") = self.cfg.vocab_size;
                 y.reshape(od)?

@@ -118,7 +118,7 @@ impl Lora {
         } else {
             x.clone()
         };
-        x.matmul(&self.a.t()?)?.matmul(&self.b.t()?)? * self.scale
+        exspin_kernels::dense(&exspin_kernels::dense(&x, &self.a)?, &self.b)? * self.scale
     }
 
     /// `scale · B·A`, the update merging adds to the base weight.

@@ -3,6 +3,7 @@
 //! update every N". Full fine-tuning hands the trainer the model's VarMap; LoRA hands it the
 //! adapters' VarMap (the base is frozen), so the same trainer serves both.
 
+mod host_adamw;
 pub mod loss;
 pub mod optim;
 pub mod schedule;
@@ -13,7 +14,7 @@ use candle_core::{Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{ModelError, Result};
-pub use optim::{AdamW, AdamWConfig, GradAccumulator, params_of};
+pub use optim::{AdamW, AdamWConfig, GradAccumulator, clip_scale, params_of};
 pub use schedule::{Decay, Schedule};
 
 /// How the trainer updates.
@@ -98,13 +99,14 @@ impl Trainer {
         if self.accum.micro_batches() < self.cfg.grad_accum {
             return Ok(None);
         }
-        let grad_norm = match self.cfg.max_grad_norm {
-            Some(max) => self.accum.clip(max)?,
-            None => self.accum.global_norm()?,
-        };
+        let grad_norm = self.accum.global_norm()?;
+        let scale = self
+            .cfg
+            .max_grad_norm
+            .map_or(1.0, |max| optim::clip_scale(grad_norm, max));
         let lr = self.cfg.schedule.lr_at(self.step);
         let g = self.accum.take();
-        self.opt.step(&g, lr)?;
+        self.opt.step(&g, lr, scale)?;
         let stats = StepStats {
             step: self.step,
             lr,

@@ -48,24 +48,79 @@ pub fn params_of(varmap: &VarMap) -> Vec<(String, Var)> {
 pub struct AdamW {
     cfg: AdamWConfig,
     params: Vec<(String, Var)>,
-    m: Vec<Tensor>,
-    v: Vec<Tensor>,
+    moments: Vec<Moments>,
     /// Updates done (Adam's bias correction uses it).
     t: usize,
 }
 
+/// First and second moment estimates of one parameter.
+enum Moments {
+    /// f32 CPU parameters: plain vectors, updated with the parameter in one pass
+    /// ([`super::host_adamw`]).
+    Host { m: Vec<f32>, v: Vec<f32> },
+    /// Any other device or dtype: tensors beside the parameter, updated with tensor ops.
+    Device { m: Tensor, v: Tensor },
+}
+
+impl Moments {
+    fn zeros_for(p: &Tensor) -> Result<Self> {
+        Ok(if super::host_adamw::eligible(p) {
+            let n = p.elem_count();
+            Moments::Host {
+                m: vec![0.0; n],
+                v: vec![0.0; n],
+            }
+        } else {
+            Moments::Device {
+                m: p.zeros_like()?,
+                v: p.zeros_like()?,
+            }
+        })
+    }
+
+    /// (m, v) as tensors shaped like `p` (for saving).
+    fn tensors(&self, p: &Tensor) -> Result<(Tensor, Tensor)> {
+        Ok(match self {
+            Moments::Host { m, v } => (
+                Tensor::from_slice(m, p.dims(), p.device())?,
+                Tensor::from_slice(v, p.dims(), p.device())?,
+            ),
+            Moments::Device { m, v } => (m.clone(), v.clone()),
+        })
+    }
+
+    /// Replace with loaded tensors (already checked to have `p`'s shape).
+    fn set(&mut self, m: &Tensor, v: &Tensor) -> Result<()> {
+        match self {
+            Moments::Host { m: hm, v: hv } => {
+                *hm = m
+                    .to_dtype(candle_core::DType::F32)?
+                    .flatten_all()?
+                    .to_vec1()?;
+                *hv = v
+                    .to_dtype(candle_core::DType::F32)?
+                    .flatten_all()?
+                    .to_vec1()?;
+            }
+            Moments::Device { m: dm, v: dv } => {
+                *dm = m.clone();
+                *dv = v.clone();
+            }
+        }
+        Ok(())
+    }
+}
+
 impl AdamW {
     pub fn new(params: Vec<(String, Var)>, cfg: AdamWConfig) -> Result<Self> {
-        let m = params
+        let moments = params
             .iter()
-            .map(|(_, p)| p.as_tensor().zeros_like())
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        let v = m.clone();
+            .map(|(_, p)| Moments::zeros_for(p.as_tensor()))
+            .collect::<Result<Vec<_>>>()?;
         Ok(AdamW {
             cfg,
             params,
-            m,
-            v,
+            moments,
             t: 0,
         })
     }
@@ -78,26 +133,53 @@ impl AdamW {
     }
 
     /// One update with `grads` aligned to [`AdamW::params`] (None: the parameter got no gradient
-    /// and is left as is).
-    pub fn step(&mut self, grads: &[Option<Tensor>], lr: f64) -> Result<()> {
+    /// and is left as is), each gradient multiplied by `grad_scale` first (the clipping scale).
+    pub fn step(&mut self, grads: &[Option<Tensor>], lr: f64, grad_scale: f64) -> Result<()> {
         self.t += 1;
         let (b1, b2) = (self.cfg.beta1, self.cfg.beta2);
         let bc1 = 1.0 - b1.powi(self.t as i32);
         let bc2 = 1.0 - b2.powi(self.t as i32);
         for (i, (_, p)) in self.params.iter().enumerate() {
             let Some(g) = &grads[i] else { continue };
-            let m = ((&self.m[i] * b1)? + (g * (1.0 - b1))?)?;
-            let v = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
-            let update = ((&m / bc1)? / ((&v / bc2)?.sqrt()? + self.cfg.eps)?)?;
             let theta = p.as_tensor();
-            let decayed = if self.cfg.weight_decay > 0.0 && theta.rank() >= 2 {
-                (theta * (1.0 - lr * self.cfg.weight_decay))?
+            let decay = if self.cfg.weight_decay > 0.0 && theta.rank() >= 2 {
+                1.0 - lr * self.cfg.weight_decay
             } else {
-                theta.clone()
+                1.0
             };
-            p.set(&(decayed - (update * lr)?)?)?;
-            self.m[i] = m;
-            self.v[i] = v;
+            match &mut self.moments[i] {
+                Moments::Host { m, v } => {
+                    let hyper = super::host_adamw::Hyper {
+                        beta1: b1 as f32,
+                        beta2: b2 as f32,
+                        eps: self.cfg.eps as f32,
+                        lr: lr as f32,
+                        decay: decay as f32,
+                        bc1: bc1 as f32,
+                        bc2: bc2 as f32,
+                        grad_scale: grad_scale as f32,
+                    };
+                    super::host_adamw::update(theta, g, m, v, hyper)?;
+                }
+                Moments::Device { m, v } => {
+                    let g = if grad_scale == 1.0 {
+                        g.clone()
+                    } else {
+                        (g * grad_scale)?
+                    };
+                    let m_new = ((&*m * b1)? + (&g * (1.0 - b1))?)?;
+                    let v_new = ((&*v * b2)? + (g.sqr()? * (1.0 - b2))?)?;
+                    let update = ((&m_new / bc1)? / ((&v_new / bc2)?.sqrt()? + self.cfg.eps)?)?;
+                    let decayed = if decay == 1.0 {
+                        theta.clone()
+                    } else {
+                        (theta * decay)?
+                    };
+                    p.set(&(decayed - (update * lr)?)?)?;
+                    *m = m_new;
+                    *v = v_new;
+                }
+            }
         }
         Ok(())
     }
@@ -105,9 +187,10 @@ impl AdamW {
     /// Write the moments (`exp_avg.<name>`, `exp_avg_sq.<name>`) to a safetensors file.
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut out = Vec::with_capacity(self.params.len() * 2);
-        for (i, (name, _)) in self.params.iter().enumerate() {
-            out.push((format!("exp_avg.{name}"), self.m[i].clone()));
-            out.push((format!("exp_avg_sq.{name}"), self.v[i].clone()));
+        for ((name, p), moments) in self.params.iter().zip(&self.moments) {
+            let (m, v) = moments.tensors(p.as_tensor())?;
+            out.push((format!("exp_avg.{name}"), m));
+            out.push((format!("exp_avg_sq.{name}"), v));
         }
         save_safetensors(path, out)
     }
@@ -115,17 +198,17 @@ impl AdamW {
     /// Read moments written by [`AdamW::save`]; `updates` is the saved update count.
     pub fn load(&mut self, path: &Path, updates: usize) -> Result<()> {
         let dev = self
-            .m
+            .params
             .first()
-            .map(|t| t.device().clone())
+            .map(|(_, p)| p.device().clone())
             .unwrap_or(candle_core::Device::Cpu);
         let data: HashMap<String, Tensor> =
             candle_core::safetensors::load(path, &dev).map_err(|e| ModelError::Candle {
                 context: path.display().to_string(),
                 source: e,
             })?;
-        for (i, (name, p)) in self.params.iter().enumerate() {
-            for (key, slot) in [("exp_avg", &mut self.m[i]), ("exp_avg_sq", &mut self.v[i])] {
+        for ((name, p), moments) in self.params.iter().zip(&mut self.moments) {
+            let [m, v] = ["exp_avg", "exp_avg_sq"].map(|key| {
                 let k = format!("{key}.{name}");
                 let t = data.get(&k).ok_or_else(|| ModelError::MissingTensor {
                     path: path.to_path_buf(),
@@ -139,11 +222,22 @@ impl AdamW {
                         found: t.dims().to_vec(),
                     });
                 }
-                *slot = t.clone();
-            }
+                Ok(t)
+            });
+            moments.set(m?, v?)?;
         }
         self.t = updates;
         Ok(())
+    }
+}
+
+/// The factor that brings a gradient of global norm `norm` down to at most `max_norm` (1 when it
+/// is already within it), as `torch.nn.utils.clip_grad_norm_` computes it.
+pub fn clip_scale(norm: f64, max_norm: f64) -> f64 {
+    if norm > max_norm && norm > 0.0 {
+        max_norm / (norm + 1e-6)
+    } else {
+        1.0
     }
 }
 
@@ -179,32 +273,25 @@ impl GradAccumulator {
         Ok(())
     }
 
-    /// The global L2 norm of the accumulated gradients (summed in f32 on the gradients' device,
-    /// one transfer to the host: on CUDA a read per tensor would sync hundreds of times a step).
+    /// The global L2 norm of the accumulated gradients: f32 CPU gradients are summed in one pass
+    /// each; others in f32 on their device with one transfer to the host (on CUDA a read per
+    /// tensor would sync hundreds of times a step).
     pub fn global_norm(&self) -> Result<f64> {
-        let parts = self
-            .grads
-            .iter()
-            .flatten()
-            .map(|g| g.to_dtype(candle_core::DType::F32)?.sqr()?.sum_all())
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        if parts.is_empty() {
-            return Ok(0.0);
-        }
-        let sq = Tensor::stack(&parts, 0)?.sum_all()?.to_scalar::<f32>()? as f64;
-        Ok(sq.sqrt())
-    }
-
-    /// Scale so that the global norm is at most `max_norm`; returns the norm before clipping.
-    pub fn clip(&mut self, max_norm: f64) -> Result<f64> {
-        let norm = self.global_norm()?;
-        if norm > max_norm && norm > 0.0 {
-            let s = max_norm / (norm + 1e-6);
-            for g in self.grads.iter_mut().flatten() {
-                *g = (&*g * s)?;
+        let mut host = 0.0f64;
+        let mut parts = Vec::new();
+        for g in self.grads.iter().flatten() {
+            if super::host_adamw::eligible(g) {
+                host += super::host_adamw::sum_squares(g)?;
+            } else {
+                parts.push(g.to_dtype(candle_core::DType::F32)?.sqr()?.sum_all()?);
             }
         }
-        Ok(norm)
+        let device = if parts.is_empty() {
+            0.0
+        } else {
+            Tensor::stack(&parts, 0)?.sum_all()?.to_scalar::<f32>()? as f64
+        };
+        Ok((host + device).sqrt())
     }
 
     /// Parameters that received no gradient (a check that the graph reaches every weight).
