@@ -132,6 +132,16 @@ fn model_kv_cache_equals_full_recompute() {
         full_rows[1].push(e[1]);
     }
     assert_eq!(cache.len(), 9);
+    // The weights are Vars (trainable), and still the cache holds no graph.
+    assert!(!cache.tracks_ops(), "the cache keeps autograd graphs alive");
+    // What generation runs on records nothing at all.
+    assert!(last.as_ref().unwrap().track_op());
+    let view = m.detached();
+    let step = Tensor::new(&[[1u32], [2]], &dev).unwrap();
+    let out = view
+        .forward(&step, &[vec![1], vec![1]], Some(&mut cache))
+        .unwrap();
+    assert!(!out.track_op(), "a detached model's output records a graph");
     let (fx, fmask) = pad_batch(&full_rows, 0, true, &dev).unwrap();
     let full = m.forward(&fx, &fmask, None).unwrap();
     let d = max_abs_diff(

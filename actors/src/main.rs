@@ -14,7 +14,7 @@ use clap::Parser;
 static ALLOC: exspin_kernels::alloc::CountingAllocator = exspin_kernels::alloc::CountingAllocator;
 
 fn main() -> std::process::ExitCode {
-    heap::keep_freed_memory();
+    heap::tune_for_training();
     exspin_kernels::alloc::CountingAllocator::mark_installed();
     let cli = cli::Cli::parse();
     init_logging(cli.verbose);

@@ -211,6 +211,8 @@ pub fn generate_seeded(
             format!("{} seeds for {} prompts", s.len(), prompts.len()),
         ));
     }
+    // Generation never needs gradients: run on a view that records no graph.
+    let model = &model.detached();
     let n = cfg.n.max(1);
     let mut rows: Vec<Row> = Vec::with_capacity(prompts.len() * n);
     let mut inputs = Vec::with_capacity(prompts.len() * n);
