@@ -100,9 +100,11 @@ impl Lm {
     /// Σ log p(response | prompt) of each row, `chunk` rows per forward pass, as plain numbers
     /// (the fused log-prob op of `exspin-kernels`, the same path the trainer differentiates).
     pub fn score(&self, rows: &[TokenPair], chunk: usize) -> anyhow::Result<Vec<f32>> {
+        // Forward only: on the detached view, so no activations are kept for a backward.
+        let model = self.model.detached();
         let mut out = Vec::with_capacity(rows.len());
         for part in rows.chunks(chunk.max(1)) {
-            let lp = response_logprobs(&self.model, part, self.special.pad)?;
+            let lp = response_logprobs(&model, part, self.special.pad)?;
             out.extend(lp.sum.detach().to_vec1::<f32>()?);
         }
         Ok(out)
