@@ -296,18 +296,8 @@ impl CustomOp2 for SoftmaxBackward {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::{max_abs, rand};
     use candle_core::{D, Device, Var};
-
-    fn rand(dims: &[usize], seed: u64) -> Tensor {
-        let n: usize = dims.iter().product();
-        let v: Vec<f32> = (0..n)
-            .map(|i| {
-                let h = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15 ^ seed);
-                ((h >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-            })
-            .collect();
-        Tensor::from_vec(v, dims, &Device::Cpu).unwrap()
-    }
 
     /// The candle composition the decoder used before: repeat_kv, matmul, softmax, matmul.
     fn reference(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f64) -> Tensor {
@@ -347,19 +337,6 @@ mod tests {
             }
         }
         Tensor::from_vec(m, (b, 1, tq, tk), &Device::Cpu).unwrap()
-    }
-
-    fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
     }
 
     #[test]

@@ -91,35 +91,14 @@ impl CustomOp2 for Dense {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var};
-
-    fn rand(shape: (usize, usize), seed: u64) -> Tensor {
-        let n = shape.0 * shape.1;
-        let v: Vec<f32> = (0..n)
-            .map(|i| {
-                let h = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15 ^ seed);
-                ((h >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-            })
-            .collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
-
-    fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
+    use crate::testutil::{max_abs, rand};
+    use candle_core::Var;
 
     #[test]
     fn forward_and_gradients_match_the_two_node_composition() {
-        let x = Var::from_tensor(&rand((7, 5), 1)).unwrap();
-        let w = Var::from_tensor(&rand((3, 5), 2)).unwrap();
-        let up = rand((7, 3), 3);
+        let x = Var::from_tensor(&rand(&[7, 5], 1)).unwrap();
+        let w = Var::from_tensor(&rand(&[3, 5], 2)).unwrap();
+        let up = rand(&[7, 3], 3);
         let ours = dense(&x, &w).unwrap();
         let reference = x.matmul(&w.t().unwrap()).unwrap();
         assert_eq!(max_abs(&ours, &reference), 0.0, "same matmul, same bits");
@@ -143,8 +122,8 @@ mod tests {
 
     #[test]
     fn a_frozen_weight_gets_no_gradient() {
-        let x = Var::from_tensor(&rand((4, 6), 4)).unwrap();
-        let frozen = rand((2, 6), 5);
+        let x = Var::from_tensor(&rand(&[4, 6], 4)).unwrap();
+        let frozen = rand(&[2, 6], 5);
         let g = dense(&x, &frozen)
             .unwrap()
             .sum_all()
@@ -165,7 +144,7 @@ mod tests {
 
     #[test]
     fn mismatched_widths_are_an_error() {
-        let e = dense(&rand((2, 3), 6), &rand((4, 5), 7)).unwrap_err();
+        let e = dense(&rand(&[2, 3], 6), &rand(&[4, 5], 7)).unwrap_err();
         assert!(e.to_string().contains("width"), "{e}");
     }
 }

@@ -39,6 +39,8 @@ pub mod roofline;
 mod rope;
 mod sequence;
 mod swiglu;
+#[cfg(test)]
+mod testutil;
 mod token;
 
 pub use attention::attention;

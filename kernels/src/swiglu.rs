@@ -132,36 +132,13 @@ impl CustomOp3 for SwiGluBackward {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var};
-
-    fn rand(dims: &[usize], seed: u64) -> Tensor {
-        let n: usize = dims.iter().product();
-        let v: Vec<f32> = (0..n)
-            .map(|i| {
-                let h = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15 ^ seed);
-                ((h >> 40) as f32 / (1u64 << 24) as f32) * 8.0 - 4.0
-            })
-            .collect();
-        Tensor::from_vec(v, dims, &Device::Cpu).unwrap()
-    }
-
-    fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
+    use crate::testutil::{max_abs, rand};
+    use candle_core::Var;
 
     #[test]
     fn matches_the_composition_forward_and_backward() {
-        let g = Var::from_tensor(&rand(&[3, 5, 7000], 1)).unwrap();
-        let u = Var::from_tensor(&rand(&[3, 5, 7000], 2)).unwrap();
+        let g = Var::from_tensor(&(rand(&[3, 5, 7000], 1) * 8.0).unwrap()).unwrap();
+        let u = Var::from_tensor(&(rand(&[3, 5, 7000], 2) * 8.0).unwrap()).unwrap();
         let w = rand(&[3, 5, 7000], 3);
         let ours = swiglu(&g, &u).unwrap();
         let theirs = (g.silu().unwrap() * u.as_tensor()).unwrap();
