@@ -19,6 +19,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 
 use crate::fastmath;
+use crate::host::contiguous_f32;
 
 /// `softmax(q·kᵀ·scale + mask) · v` → `[b, heads, tq, d]`.
 ///
@@ -98,13 +99,6 @@ impl Geometry {
     }
 }
 
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    match s {
-        CpuStorage::F32(v) => Ok(&v[l.start_offset()..][..l.shape().elem_count()]),
-        _ => bail!("attention: expected f32"),
-    }
-}
-
 fn into_f32(s: CpuStorage) -> Result<Vec<f32>> {
     match s {
         CpuStorage::F32(v) => Ok(v),
@@ -128,7 +122,7 @@ fn probabilities(
     let mut p = into_f32(scores)?;
     let (mask_storage, mask_layout) = mask.storage_and_layout();
     let mask = match &*mask_storage {
-        candle_core::Storage::Cpu(s) => f32_slice(s, mask_layout)?,
+        candle_core::Storage::Cpu(s) => contiguous_f32("attention", s, mask_layout)?,
         _ => bail!("attention: the mask is not on the CPU"),
     };
     let (rows, tk, tq, kv_heads) = (g.rows(), g.tk, g.tq, g.kv_heads);
@@ -277,8 +271,8 @@ impl CustomOp2 for SoftmaxBackward {
         if !l_p.is_contiguous() || !l_dp.is_contiguous() {
             bail!("attention-softmax-backward: operands must be contiguous");
         }
-        let p = f32_slice(s_p, l_p)?;
-        let dp = f32_slice(s_dp, l_dp)?;
+        let p = contiguous_f32("attention", s_p, l_p)?;
+        let dp = contiguous_f32("attention", s_dp, l_dp)?;
         let tk = *l_p.dims().last().unwrap_or(&1);
         let mut out = vec![0f32; p.len()];
         out.par_chunks_mut(tk)

@@ -32,6 +32,7 @@ mod dense;
 mod devmem;
 mod fastmath;
 mod heads;
+mod host;
 mod linear;
 pub mod reference;
 mod rms_norm;

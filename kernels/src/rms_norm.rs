@@ -9,6 +9,8 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
+use crate::host::contiguous_f32;
+
 /// RMS norm of `x [..., h]` with gain `weight [h]`; f32 on the CPU. Differentiable in both.
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
     let h = x.dim(candle_core::D::Minus1)?;
@@ -28,15 +30,6 @@ struct RmsNorm {
     eps: f32,
 }
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    match s {
-        CpuStorage::F32(v) if l.is_contiguous() => {
-            Ok(&v[l.start_offset()..][..l.shape().elem_count()])
-        }
-        _ => bail!("rms_norm: expected contiguous f32"),
-    }
-}
-
 fn inv_rms(row: &[f32], eps: f32) -> f32 {
     let ms = crate::fastmath::dot(row, row) / row.len() as f32;
     1.0 / (ms + eps).sqrt()
@@ -54,7 +47,10 @@ impl CustomOp2 for RmsNorm {
         s_w: &CpuStorage,
         l_w: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, w) = (slice(s_x, l_x)?, slice(s_w, l_w)?);
+        let (x, w) = (
+            contiguous_f32("rms_norm", s_x, l_x)?,
+            contiguous_f32("rms_norm", s_w, l_w)?,
+        );
         let h = w.len();
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(h).zip(x.par_chunks(h)).for_each(|(y, x)| {
@@ -116,7 +112,11 @@ impl CustomOp3 for RmsNormBackward {
         s_g: &CpuStorage,
         l_g: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, w, dy) = (slice(s_x, l_x)?, slice(s_w, l_w)?, slice(s_g, l_g)?);
+        let (x, w, dy) = (
+            contiguous_f32("rms_norm", s_x, l_x)?,
+            contiguous_f32("rms_norm", s_w, l_w)?,
+            contiguous_f32("rms_norm", s_g, l_g)?,
+        );
         let h = w.len();
         let rows = x.len() / h;
         let mut out = vec![0f32; x.len() + h];

@@ -7,6 +7,8 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
+use crate::host::contiguous_f32;
+
 /// `silu(gate) ⊙ up` for two tensors of the same shape, f32 on the CPU. Differentiable in both.
 pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
     if gate.dims() != up.dims() {
@@ -28,15 +30,6 @@ struct SwiGlu;
 
 const CHUNK: usize = 1 << 14;
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    match s {
-        CpuStorage::F32(v) if l.is_contiguous() => {
-            Ok(&v[l.start_offset()..][..l.shape().elem_count()])
-        }
-        _ => bail!("swiglu: expected contiguous f32"),
-    }
-}
-
 #[inline(always)]
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
@@ -54,7 +47,10 @@ impl CustomOp2 for SwiGlu {
         s_u: &CpuStorage,
         l_u: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (g, u) = (slice(s_g, l_g)?, slice(s_u, l_u)?);
+        let (g, u) = (
+            contiguous_f32("swiglu", s_g, l_g)?,
+            contiguous_f32("swiglu", s_u, l_u)?,
+        );
         let mut y = vec![0f32; g.len()];
         y.par_chunks_mut(CHUNK)
             .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))
@@ -110,7 +106,11 @@ impl CustomOp3 for SwiGluBackward {
         s_d: &CpuStorage,
         l_d: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (g, u, dy) = (slice(s_g, l_g)?, slice(s_u, l_u)?, slice(s_d, l_d)?);
+        let (g, u, dy) = (
+            contiguous_f32("swiglu", s_g, l_g)?,
+            contiguous_f32("swiglu", s_u, l_u)?,
+            contiguous_f32("swiglu", s_d, l_d)?,
+        );
         let n = g.len();
         let mut out = vec![0f32; 2 * n];
         let (dg, du) = out.split_at_mut(n);
