@@ -9,6 +9,8 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
+use crate::host::contiguous_f32;
+
 /// RoPE of `x [b, heads, t, d]` with `cos`/`sin [b, 1, t, d]`, f32 on the CPU. Differentiable
 /// in `x` (the angles are constants).
 pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
@@ -40,10 +42,6 @@ struct Rope {
     transposed: bool,
 }
 
-fn host(t: &Tensor) -> Result<Vec<f32>> {
-    t.flatten_all()?.to_vec1::<f32>()
-}
-
 impl CustomOp1 for Rope {
     fn name(&self) -> &'static str {
         "rope"
@@ -57,7 +55,16 @@ impl CustomOp1 for Rope {
             _ => bail!("rope: expected contiguous f32"),
         };
         let (_, heads, t, d) = l.shape().dims4()?;
-        let (cos, sin) = (host(&self.cos)?, host(&self.sin)?);
+        let (cos_storage, cos_layout) = self.cos.storage_and_layout();
+        let (sin_storage, sin_layout) = self.sin.storage_and_layout();
+        let cos = match &*cos_storage {
+            candle_core::Storage::Cpu(s) => contiguous_f32("rope", s, cos_layout)?,
+            _ => bail!("rope: cos is not on the CPU"),
+        };
+        let sin = match &*sin_storage {
+            candle_core::Storage::Cpu(s) => contiguous_f32("rope", s, sin_layout)?,
+            _ => bail!("rope: sin is not on the CPU"),
+        };
         let half = d / 2;
         let mut y = vec![0f32; x.len()];
         // One task per (batch, head): t rows of d.

@@ -545,10 +545,9 @@ impl Attention {
                 k = Tensor::cat(&[pk, &k], 2)?;
                 v = Tensor::cat(&[pv, &v], 2)?;
             }
-            // Detached: generation needs no gradient through the cache, and a cache that tracked
-            // ops would keep every step's graph alive (each `cat` holds the previous cache, the
-            // first one the whole prefill's activations) when the weights are trainable Vars: a
-            // Spider dev pass of the 0.5B model grew to 24 GB and was killed.
+            // Detached: nothing differentiates through the cache, and a cache that tracked ops
+            // would keep every step's graph alive (each `cat` holds the previous cache, the first
+            // one the whole prefill's activations) for a caller on trainable weights.
             *slot = Some((k.detach(), v.detach()));
         }
         let scale = 1.0 / (self.head_dim as f64).sqrt();
@@ -789,9 +788,9 @@ impl Model {
     }
 
     /// A copy that shares every weight's storage (so it sees later updates) but records no
-    /// autograd ops: what generation runs on. candle has no no-grad mode; a forward through
-    /// trainable Vars records its graph, and the activations stay alive as long as an output does.
-    /// Generating from the trainable 0.5B model on Spider prompts grew past 12 GB that way.
+    /// autograd ops, LoRA adapters included: what generation and scoring run on. candle has no
+    /// no-grad mode; a forward through trainable Vars records its graph, and the activations stay
+    /// alive as long as an output does.
     pub fn detached(&self) -> Model {
         let mut m = self.clone();
         m.freeze_base();

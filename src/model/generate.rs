@@ -211,8 +211,6 @@ pub fn generate_seeded(
             format!("{} seeds for {} prompts", s.len(), prompts.len()),
         ));
     }
-    // Generation never needs gradients: run on a view that records no graph.
-    let model = &model.detached();
     let n = cfg.n.max(1);
     let mut rows: Vec<Row> = Vec::with_capacity(prompts.len() * n);
     let mut inputs = Vec::with_capacity(prompts.len() * n);
@@ -244,10 +242,9 @@ pub fn generate_seeded(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    // Generation is never differentiated: on detached base weights no step records an autograd
-    // graph, which the KV cache would otherwise keep alive (every earlier step's activations).
-    let mut detached = model.clone();
-    detached.freeze_base();
+    // Generation is never differentiated: on detached weights (adapters included) no step
+    // records an autograd graph, which the KV cache would otherwise keep alive.
+    let detached = model.detached();
     let model = &detached;
     let mut cache = KvCache::new();
     let (ids, mask) = pad_batch(&inputs, special.pad, true, model.device())?;
