@@ -21,6 +21,7 @@ use exspin::model::generate::{self, GenerateConfig, StopRules};
 use exspin::model::load::{self, SpecialTokens};
 use exspin::model::logprob::{Pair, response_logprobs};
 use exspin::model::lora::{self, LoraConfig};
+use exspin::model::recompute::backward_checkpointed;
 use exspin::model::{ModelError, tokenizer};
 use exspin::train::loss::{self, PairLogprobs};
 use exspin::train::{Decay, Schedule, Trainer, TrainerConfig, params_of};
@@ -675,6 +676,117 @@ fn model_lora_step_changes_only_adapters_and_peft_round_trip() {
     let merged = load::load(&merged_dir, &dev).unwrap();
     let y = merged.model.forward(&x, &[vec![1; 3]], None).unwrap();
     assert!(max_abs_diff(&after_logits, &y) < tol(&dev, 1e-4));
+}
+
+/// Gradients of the SFT loss on `batch` for `params`, plain and with activations recomputed,
+/// both in forward pass number `pass + 1` (the key of LoRA dropout).
+fn plain_and_checkpointed_grads(
+    m: &Model,
+    params: &[(String, candle_core::Var)],
+    batch: &[Pair],
+    pad: u32,
+    pass: u64,
+) -> (Vec<Tensor>, Vec<Tensor>, f32, f32) {
+    m.forward_passes()
+        .store(pass, std::sync::atomic::Ordering::Relaxed);
+    let plain = loss::sft_loss(&response_logprobs(m, batch, pad).unwrap()).unwrap();
+    let g_plain = plain.loss.backward().unwrap();
+    m.forward_passes()
+        .store(pass, std::sync::atomic::Ordering::Relaxed);
+    let (loss, g_ckpt) = backward_checkpointed(
+        m,
+        batch,
+        pad,
+        Box::new(|lp| {
+            let out = loss::sft_loss(lp)?;
+            Ok((out.loss, out.metrics.loss))
+        }),
+    )
+    .unwrap();
+    let pick = |g: &candle_core::backprop::GradStore| -> Vec<Tensor> {
+        params
+            .iter()
+            .map(|(n, v)| {
+                g.get(v.as_tensor())
+                    .unwrap_or_else(|| panic!("no gradient for {n}"))
+                    .clone()
+            })
+            .collect()
+    };
+    (pick(&g_plain), pick(&g_ckpt), plain.metrics.loss, loss)
+}
+
+#[test]
+fn model_checkpointed_backward_equals_plain_backward() {
+    let dev = test_device();
+    let tok = tiny_tokenizer();
+    let pad = specials(&tok).pad;
+    let batch = sft_batch(&tok);
+    // Full fine-tuning: every weight, the tied embedding included (input and output use).
+    let (m, vm) = load::random(&tiny_cfg(tok.get_vocab_size(true)), &dev).unwrap();
+    let params = params_of(&vm);
+    let (plain, ckpt, l_plain, l_ckpt) = plain_and_checkpointed_grads(&m, &params, &batch, pad, 0);
+    assert!(
+        (l_plain - l_ckpt).abs() < tol(&dev, 1e-5),
+        "{l_plain} vs {l_ckpt}"
+    );
+    for ((n, _), (a, b)) in params.iter().zip(plain.iter().zip(&ckpt)) {
+        let scale = a
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(scale > 0.0, "{n} has a zero gradient");
+        assert!(
+            max_abs_diff(a, b) <= tol(&dev, 1e-4) * scale.max(1e-3),
+            "{n}: plain vs checkpointed gradient differ by {}",
+            max_abs_diff(a, b)
+        );
+    }
+    // LoRA with heavy dropout: the recomputed pass must drop the units the first pass dropped.
+    let (mut m, _) = load::random(&tiny_cfg(tok.get_vocab_size(true)), &dev).unwrap();
+    let adapters = VarMap::new();
+    let lcfg = LoraConfig {
+        rank: 4,
+        alpha: 8.0,
+        dropout: 0.3,
+        target_modules: vec!["q_proj".into(), "o_proj".into(), "up_proj".into()],
+    };
+    lora::attach(&mut m, &lcfg, &adapters).unwrap();
+    // B starts at zero, so A's gradient would be zero: give B some weight first.
+    for (n, v) in params_of(&adapters) {
+        if n.contains("lora_B") {
+            v.set(&Tensor::randn(0f32, 0.1, v.dims(), &dev).unwrap())
+                .unwrap();
+        }
+    }
+    m.set_training(true);
+    let params = params_of(&adapters);
+    let (plain, ckpt, _, _) = plain_and_checkpointed_grads(&m, &params, &batch, pad, 7);
+    let (other_pass, _, _, _) = plain_and_checkpointed_grads(&m, &params, &batch, pad, 8);
+    let mut masks_matter = false;
+    for ((n, _), ((a, b), c)) in params.iter().zip(plain.iter().zip(&ckpt).zip(&other_pass)) {
+        let scale = a
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(scale > 0.0, "{n} has a zero gradient");
+        assert!(
+            max_abs_diff(a, b) <= tol(&dev, 1e-4) * scale,
+            "{n}: plain vs checkpointed gradient differ by {} (scale {scale})",
+            max_abs_diff(a, b)
+        );
+        masks_matter |= max_abs_diff(a, c) > 1e-2 * scale;
+    }
+    assert!(
+        masks_matter,
+        "another pass number must draw other dropout masks"
+    );
 }
 
 #[test]

@@ -7,6 +7,9 @@
 //! is additive causal + padding. The two architectures differ only in the q/k/v bias, so one file
 //! serves both; the tensor names are Hugging Face's (`model.layers.{i}.self_attn.q_proj.weight`, …).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use candle_core::{D, DType, Device, Module, Tensor};
 use candle_nn::{Init, VarBuilder};
 use serde::{Deserialize, Serialize};
@@ -656,6 +659,17 @@ pub struct Model {
     /// `None` when the output weights are tied to the embedding.
     lm_head: Option<Linear>,
     device: Device,
+    /// Forward passes begun, shared with the LoRA adapters (whose dropout masks are keyed by it)
+    /// and with clones (so a detached view does not restart the count).
+    passes: Arc<AtomicU64>,
+}
+
+/// What every layer of one forward pass shares: the additive attention mask and the RoPE
+/// tables (built once per pass from the padding mask).
+pub(crate) struct PassContext {
+    mask: Tensor,
+    cos: Tensor,
+    sin: Tensor,
 }
 
 impl Model {
@@ -715,7 +729,13 @@ impl Model {
             norm,
             lm_head,
             device: vb.device().clone(),
+            passes: Arc::default(),
         })
+    }
+
+    /// The forward-pass counter LoRA dropout is keyed by (see [`crate::model::lora::Lora`]).
+    pub fn forward_passes(&self) -> Arc<AtomicU64> {
+        self.passes.clone()
     }
 
     pub fn config(&self) -> &Config {
@@ -895,13 +915,81 @@ impl Model {
                 format!("cache holds {} rows, batch has {b}", c.mask.len()),
             ));
         }
+        let cached = cache.as_ref().map(|c| c.mask.as_slice()).unwrap_or(&[]);
+        let (ctx, full) = self.pass_context(mask, cached)?;
+        self.begin_pass();
+        let mut x = self.embed_tokens(ids)?;
+        if let Some(c) = cache.as_deref_mut()
+            && c.layers.len() != self.layers.len()
+        {
+            c.layers = vec![None; self.layers.len()];
+        }
+        for li in 0..self.layers.len() {
+            let slot = cache.as_deref_mut().map(|c| &mut c.layers[li]);
+            x = self.layer_forward(li, &x, &ctx, slot)?;
+        }
+        if let Some(c) = cache {
+            c.mask = full;
+        }
+        self.final_norm(&x)
+    }
+
+    /// Starts a forward pass: LoRA dropout draws new masks from here on.
+    pub(crate) fn begin_pass(&self) {
+        self.passes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Token embeddings (b, t, hidden) of `ids` (b, t).
+    pub(crate) fn embed_tokens(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        Ok(self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((
+            b,
+            t,
+            self.cfg.hidden_size,
+        ))?)
+    }
+
+    /// One decoder layer (attention and MLP, each with its residual).
+    pub(crate) fn layer_forward(
+        &self,
+        li: usize,
+        x: &Tensor,
+        ctx: &PassContext,
+        cache: Option<&mut Option<(Tensor, Tensor)>>,
+    ) -> Result<Tensor> {
+        let layer = &self.layers[li];
+        let eps = self.cfg.rms_norm_eps;
+        let hn = rms_norm(x, &layer.input_norm, eps)?;
+        let x = (x + layer
+            .attn
+            .forward(&hn, &ctx.cos, &ctx.sin, &ctx.mask, cache)?)?;
+        let hn = rms_norm(&x, &layer.post_norm, eps)?;
+        Ok((&x + layer.mlp.forward(&hn)?)?)
+    }
+
+    /// The last RMS norm, before the LM head.
+    pub(crate) fn final_norm(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(rms_norm(x, &self.norm, self.cfg.rms_norm_eps)?)
+    }
+
+    /// The attention mask and RoPE tables for new tokens with padding `mask` after `cached`
+    /// tokens (per row), and the full per-row mask (cached + new) a cache keeps.
+    pub(crate) fn pass_context(
+        &self,
+        mask: &[Vec<u8>],
+        cached: &[Vec<u8>],
+    ) -> Result<(PassContext, Vec<Vec<u8>>)> {
+        let b = mask.len();
+        let t = mask.first().map_or(0, |r| r.len());
+        let past = cached.first().map_or(0, |r| r.len());
         // Full mask per row (cached + new) → positions (count of real tokens before) and the additive mask.
         let full: Vec<Vec<u8>> = (0..b)
             .map(|r| {
-                let mut row = cache
-                    .as_ref()
-                    .and_then(|c| c.mask.get(r).cloned())
-                    .unwrap_or_default();
+                let mut row = cached.get(r).cloned().unwrap_or_default();
                 row.extend_from_slice(&mask[r]);
                 row
             })
@@ -933,31 +1021,9 @@ impl Model {
                 }
             }
         }
-        let dev = &self.device;
-        let mask_t = Tensor::from_vec(add, (b, 1, t, total), dev)?.to_dtype(self.dtype())?;
+        let mask = Tensor::from_vec(add, (b, 1, t, total), &self.device)?.to_dtype(self.dtype())?;
         let (cos, sin) = self.rope(&pos, b, t)?;
-        let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((
-            b,
-            t,
-            self.cfg.hidden_size,
-        ))?;
-        if let Some(c) = cache.as_deref_mut()
-            && c.layers.len() != self.layers.len()
-        {
-            c.layers = vec![None; self.layers.len()];
-        }
-        let eps = self.cfg.rms_norm_eps;
-        for (li, layer) in self.layers.iter().enumerate() {
-            let slot = cache.as_deref_mut().map(|c| &mut c.layers[li]);
-            let hn = rms_norm(&x, &layer.input_norm, eps)?;
-            x = (x + layer.attn.forward(&hn, &cos, &sin, &mask_t, slot)?)?;
-            let hn = rms_norm(&x, &layer.post_norm, eps)?;
-            x = (&x + layer.mlp.forward(&hn)?)?;
-        }
-        if let Some(c) = cache {
-            c.mask = full;
-        }
-        Ok(rms_norm(&x, &self.norm, eps)?)
+        Ok((PassContext { mask, cos, sin }, full))
     }
 
     /// cos/sin tables (b, 1, t, head_dim) for the given per-token positions.

@@ -47,52 +47,82 @@ pub fn token_logprobs_reference(logits: &Tensor, targets: &Tensor) -> candle_cor
         .squeeze(D::Minus1)
 }
 
-/// Σ log p(response | prompt) per pair. Rows are right-padded with `pad`; the lm-head runs only
-/// from the shortest prompt's last token on, since the prompt positions before it are never
-/// scored (for Spider prompts of ~600 tokens and a vocabulary of 151k this saves most of the
-/// logits memory).
+/// Σ log p(response | prompt) per pair. Rows are right-padded with `pad`; the LM head runs only on
+/// the positions that predict a response token (for Spider prompts of ~1k tokens, ~40-token
+/// answers and a vocabulary of 151k, the logits of every position would take ~0.6 GB a row).
 pub fn response_logprobs(model: &Model, pairs: &[Pair], pad: u32) -> Result<ResponseLogprobs> {
-    if pairs.is_empty() {
-        return Err(ModelError::invalid("logprob", "empty batch"));
-    }
-    for (i, p) in pairs.iter().enumerate() {
-        if p.prompt.is_empty() || p.response.is_empty() {
-            return Err(ModelError::invalid(
-                "logprob",
-                format!("pair {i}: prompt and response must each hold at least one token"),
-            ));
+    let batch = PaddedPairs::new(pairs, pad, model.device())?;
+    let hidden = model.forward_hidden(&batch.ids, &batch.mask, None)?;
+    batch.logprobs(model, &hidden)
+}
+
+/// A padded batch of pairs and where its response tokens sit.
+pub(crate) struct PaddedPairs {
+    pub ids: Tensor,
+    pub mask: Vec<Vec<u8>>,
+    /// (n,) u32: flat (row · t + position) indices of the positions that predict a response
+    /// token (position i predicts token i+1).
+    predictors: Tensor,
+    /// (n,) u32: the response token each of them predicts.
+    targets: Tensor,
+    /// (b, n) f32: 1 where predictor j belongs to row r; sums the token log-probs per row.
+    owner: Tensor,
+    n_tokens: Vec<usize>,
+}
+
+impl PaddedPairs {
+    pub fn new(pairs: &[Pair], pad: u32, device: &candle_core::Device) -> Result<Self> {
+        if pairs.is_empty() {
+            return Err(ModelError::invalid("logprob", "empty batch"));
         }
-    }
-    let rows: Vec<Vec<u32>> = pairs
-        .iter()
-        .map(|p| p.prompt.iter().chain(&p.response).copied().collect())
-        .collect();
-    let (ids, mask) = pad_batch(&rows, pad, false, model.device())?;
-    let (b, t) = ids.dims2()?;
-    let start = pairs.iter().map(|p| p.prompt.len()).min().unwrap_or(1) - 1;
-    let len = t - 1 - start;
-    let hidden = model.forward_hidden(&ids, &mask, None)?;
-    // Position i predicts token i+1.
-    let logits = model.logits(&hidden.narrow(1, start, len)?)?;
-    let targets = ids.narrow(1, start + 1, len)?.contiguous()?;
-    let lp = token_logprobs(&logits, &targets)?;
-    let mut w = vec![0f32; b * len];
-    for (r, p) in pairs.iter().enumerate() {
-        let lo = p.prompt.len();
-        let hi = lo + p.response.len();
-        for j in 0..len {
-            let tok = start + 1 + j; // index of the predicted token
-            if tok >= lo && tok < hi {
-                w[r * len + j] = 1.0;
+        for (i, p) in pairs.iter().enumerate() {
+            if p.prompt.is_empty() || p.response.is_empty() {
+                return Err(ModelError::invalid(
+                    "logprob",
+                    format!("pair {i}: prompt and response must each hold at least one token"),
+                ));
             }
         }
+        let rows: Vec<Vec<u32>> = pairs
+            .iter()
+            .map(|p| p.prompt.iter().chain(&p.response).copied().collect())
+            .collect();
+        let (ids, mask) = pad_batch(&rows, pad, false, device)?;
+        let (b, t) = ids.dims2()?;
+        let n: usize = pairs.iter().map(|p| p.response.len()).sum();
+        let mut predictors = Vec::with_capacity(n);
+        let mut targets = Vec::with_capacity(n);
+        let mut owner = vec![0f32; b * n];
+        for (r, p) in pairs.iter().enumerate() {
+            for (k, &tok) in p.response.iter().enumerate() {
+                owner[r * n + predictors.len()] = 1.0;
+                predictors.push((r * t + p.prompt.len() - 1 + k) as u32);
+                targets.push(tok);
+            }
+        }
+        Ok(PaddedPairs {
+            ids,
+            mask,
+            predictors: Tensor::from_vec(predictors, n, device)?,
+            targets: Tensor::from_vec(targets, n, device)?,
+            owner: Tensor::from_vec(owner, (b, n), device)?,
+            n_tokens: pairs.iter().map(|p| p.response.len()).collect(),
+        })
     }
-    let w = Tensor::from_vec(w, (b, len), model.device())?;
-    let sum = (lp * w)?.sum(1)?;
-    Ok(ResponseLogprobs {
-        sum,
-        n_tokens: pairs.iter().map(|p| p.response.len()).collect(),
-    })
+
+    /// The per-row sums from the final hidden states (b, t, hidden) of `ids`.
+    pub fn logprobs(&self, model: &Model, hidden: &Tensor) -> Result<ResponseLogprobs> {
+        let (b, t, h) = hidden.dims3()?;
+        let picked = hidden
+            .reshape((b * t, h))?
+            .index_select(&self.predictors, 0)?;
+        let lp = token_logprobs(&model.logits(&picked)?, &self.targets)?;
+        let sum = self.owner.matmul(&lp.unsqueeze(1)?)?.squeeze(1)?;
+        Ok(ResponseLogprobs {
+            sum,
+            n_tokens: self.n_tokens.clone(),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod generate;
 pub mod load;
 pub mod logprob;
 pub mod lora;
+pub mod recompute;
 pub mod tokenizer;
 
 use std::path::PathBuf;

@@ -10,6 +10,7 @@ pub mod schedule;
 
 use std::path::Path;
 
+use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 use serde::{Deserialize, Serialize};
 
@@ -93,9 +94,21 @@ impl Trainer {
     /// Backward one micro-batch's loss; after `grad_accum` of them, clip and update. Returns the
     /// update's stats when one happened.
     pub fn backward(&mut self, loss: &Tensor) -> Result<Option<StepStats>> {
-        let scaled = (loss / self.cfg.grad_accum as f64)?;
-        let grads = scaled.backward()?;
-        self.accum.add(self.opt.params(), &grads)?;
+        let scaled = (loss * self.loss_scale())?;
+        self.accumulate(&scaled.backward()?)
+    }
+
+    /// What a loss is multiplied by before its gradients go to [`Trainer::accumulate`]: the
+    /// mean over micro-batches.
+    pub fn loss_scale(&self) -> f64 {
+        1.0 / self.cfg.grad_accum as f64
+    }
+
+    /// [`Trainer::backward`] for gradients computed elsewhere (e.g. with activation
+    /// checkpointing, `crate::model::recompute`) of a loss already multiplied by
+    /// [`Trainer::loss_scale`].
+    pub fn accumulate(&mut self, grads: &GradStore) -> Result<Option<StepStats>> {
+        self.accum.add(self.opt.params(), grads)?;
         if self.accum.micro_batches() < self.cfg.grad_accum {
             return Ok(None);
         }

@@ -33,6 +33,7 @@ impl Generator for RealGenerator {
         n_samples: usize,
         version: u64,
     ) -> SeamResult<Vec<Sample>> {
+        super::trace_memory("generation begins");
         let lm = &self.lm;
         let prompts: Vec<Vec<u32>> = batch
             .iter()
@@ -69,7 +70,9 @@ impl Generator for RealGenerator {
                 response: lm.answer_ids(sql)?,
             });
         }
+        super::trace_memory("scoring begins");
         let scores = lm.score(&rows, self.chunk)?;
+        super::trace_memory("scoring ends");
         let mut out = Vec::with_capacity(gens.len());
         for (i, (g, sql)) in gens.iter().zip(sqls).enumerate() {
             let item = &batch[g.prompt];

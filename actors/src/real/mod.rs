@@ -111,6 +111,16 @@ impl Lm {
     }
 }
 
+/// Live heap bytes at a point of the model-heavy seams (`RUST_LOG=exspin_actors::real=debug`):
+/// where a run's memory goes, from the counting allocator `main` installs.
+pub fn trace_memory(at: &str) {
+    tracing::debug!(
+        live_mb = exspin_kernels::alloc::current_bytes() / (1 << 20),
+        thread = ?std::thread::current().id(),
+        "{at}"
+    );
+}
+
 /// A seed from a seed and some text (a prompt's samples depend only on its example and round).
 pub fn seed_of(seed: u64, text: &str) -> u64 {
     (crate::fakes::unit(seed, text) * (1u64 << 53) as f64) as u64

@@ -204,6 +204,7 @@ pub fn build(
         lambda: m.lambda,
         run_dir: run_dir.to_path_buf(),
         version: 0,
+        activation_checkpointing: m.activation_checkpointing,
     };
     Ok((generators, Box::new(trainer), Box::new(evaluator)))
 }

@@ -8,8 +8,9 @@ use anyhow::Context;
 use candle_core::Tensor;
 use candle_nn::VarMap;
 use exspin::model::checkpoint::save_safetensors;
-use exspin::model::logprob::{Pair as TokenPair, response_logprobs};
-use exspin::train::loss::{self, PairLogprobs};
+use exspin::model::logprob::{Pair as TokenPair, ResponseLogprobs, response_logprobs};
+use exspin::model::recompute::backward_checkpointed;
+use exspin::train::loss::{self, LossOutput, PairLogprobs};
 use exspin::train::{Trainer as Optimizer, params_of};
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +27,8 @@ pub struct RealTrainer {
     pub lambda: f64,
     pub run_dir: PathBuf,
     pub version: u64,
+    /// Recompute each layer's activations in the backward (`model.activation_checkpointing`).
+    pub activation_checkpointing: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -64,6 +67,7 @@ impl RealTrainer {
 impl Trainer for RealTrainer {
     fn train_step(&mut self, pairs: &[Pair]) -> SeamResult<StepMetrics> {
         anyhow::ensure!(!pairs.is_empty(), "an empty batch");
+        super::trace_memory("train step begins");
         let n = pairs.len();
         let chosen = self.rows(pairs, false)?;
         let count = |rows: &[TokenPair]| -> u64 {
@@ -72,35 +76,54 @@ impl Trainer for RealTrainer {
                 .sum()
         };
         let mut tokens = count(&chosen);
-        let out = if self.mode == Mode::Sft {
-            let lp = response_logprobs(&self.lm.model, &chosen, self.lm.special.pad)?;
-            loss::sft_loss(&lp)?
-        } else {
-            // Chosen and rejected in one forward pass.
-            let mut rows = chosen;
+        let mode = self.mode;
+        let lambda = self.lambda;
+        let scale = self.opt.loss_scale();
+        // The mode's loss from the log-probs of the rows (chosen, then rejected in pair modes).
+        let loss_of = move |lp: &ResponseLogprobs| -> exspin::model::Result<(Tensor, LossOutput)> {
+            let out = if mode == Mode::Sft {
+                loss::sft_loss(lp)?
+            } else {
+                let pc = lp.sum.narrow(0, 0, n)?;
+                let pr = lp.sum.narrow(0, n, n)?;
+                let rc: Vec<f32> = pairs.iter().map(|p| p.ref_logp_chosen).collect();
+                let rr: Vec<f32> = pairs
+                    .iter()
+                    .map(|p| p.ref_logp_rejected.unwrap_or(0.0))
+                    .collect();
+                let lps = PairLogprobs {
+                    policy_chosen: &pc,
+                    policy_rejected: &pr,
+                    ref_chosen: &rc,
+                    ref_rejected: &rr,
+                };
+                match mode {
+                    Mode::Dpo => loss::dpo_loss(lambda, lps)?,
+                    _ => loss::spin_loss(lambda, lps)?,
+                }
+            };
+            Ok(((&out.loss * scale)?, out))
+        };
+        // Chosen and rejected in one forward pass.
+        let mut rows = chosen;
+        if self.mode != Mode::Sft {
             let rejected = self.rows(pairs, true)?;
             tokens += count(&rejected);
             rows.extend(rejected);
-            let lp = response_logprobs(&self.lm.model, &rows, self.lm.special.pad)?;
-            let pc = lp.sum.narrow(0, 0, n)?;
-            let pr = lp.sum.narrow(0, n, n)?;
-            let rc: Vec<f32> = pairs.iter().map(|p| p.ref_logp_chosen).collect();
-            let rr: Vec<f32> = pairs
-                .iter()
-                .map(|p| p.ref_logp_rejected.unwrap_or(0.0))
-                .collect();
-            let lps = PairLogprobs {
-                policy_chosen: &pc,
-                policy_rejected: &pr,
-                ref_chosen: &rc,
-                ref_rejected: &rr,
-            };
-            match self.mode {
-                Mode::Dpo => loss::dpo_loss(self.lambda, lps)?,
-                _ => loss::spin_loss(self.lambda, lps)?,
-            }
+        }
+        let pad = self.lm.special.pad;
+        let out = if self.activation_checkpointing {
+            let (out, grads) =
+                backward_checkpointed(&self.lm.model, &rows, pad, Box::new(loss_of))?;
+            self.opt.accumulate(&grads)?;
+            out
+        } else {
+            let lp = response_logprobs(&self.lm.model, &rows, pad)?;
+            let (scaled, out) = loss_of(&lp)?;
+            self.opt.accumulate(&scaled.backward()?)?;
+            out
         };
-        self.opt.backward(&out.loss)?;
+        super::trace_memory("train step ends");
         Ok(StepMetrics {
             loss: out.metrics.loss as f64,
             reward_margin: out.metrics.margin as f64,
