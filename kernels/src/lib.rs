@@ -13,6 +13,8 @@
 //!   backward recomputing the probabilities.
 //! - [`rms_norm`], [`rope`], [`swiglu`], [`split_heads`]/[`merge_heads`]: the decoder's element-wise blocks as single nodes (CPU
 //!   f32), so candle's backward does not visit (and zero-fill a gradient for) each of their parts.
+//! - [`head_logprobs`]: the LM head and the token log-prob as one node (CPU f32): the forward's
+//!   logits are reused in place by the backward instead of becoming a graph node.
 //! - [`dense`]: `x · Wᵀ` as one node whose backward skips unneeded gradients and writes the
 //!   weight gradient in the weight's layout (the training step's GEMMs go through it).
 //! - [`sequence_logprobs`], [`linear_sequence_logprobs`], [`sequence_log_ratios`]: masked
@@ -31,6 +33,7 @@ mod cuda;
 mod dense;
 mod devmem;
 mod fastmath;
+mod head;
 mod heads;
 mod host;
 mod linear;
@@ -46,6 +49,7 @@ mod token;
 
 pub use attention::attention;
 pub use dense::dense;
+pub use head::head_logprobs;
 pub use heads::{merge_heads, split_heads};
 pub use linear::{DEFAULT_CHUNK_ROWS, linear_token_logprobs};
 pub use rms_norm::rms_norm;

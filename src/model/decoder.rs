@@ -891,6 +891,24 @@ impl Model {
         })
     }
 
+    /// log p(target) per row of final hidden states `hidden` (n, hidden) and `targets` (n) u32,
+    /// f32. On CPU f32 with a plain output weight the LM head and the log-prob are one fused op
+    /// (`exspin_kernels::head_logprobs`); elsewhere the logits, then the token log-prob op.
+    pub fn head_logprobs(&self, hidden: &Tensor, targets: &Tensor) -> Result<Tensor> {
+        let weight = match &self.lm_head {
+            None => Some(&self.embed),
+            Some(head) if head.lora.is_none() && head.bias.is_none() => Some(&head.weight),
+            Some(_) => None,
+        };
+        if let Some(w) = weight
+            && fused(hidden)
+        {
+            return Ok(exspin_kernels::head_logprobs(hidden, w, targets)?);
+        }
+        let logits = self.logits(hidden)?;
+        Ok(exspin_kernels::token_logprobs(&logits, targets, None)?)
+    }
+
     /// Final hidden states (b, t, hidden) after the last norm; see [`Model::forward`].
     pub fn forward_hidden(
         &self,

@@ -116,7 +116,7 @@ impl PaddedPairs {
         let picked = hidden
             .reshape((b * t, h))?
             .index_select(&self.predictors, 0)?;
-        let lp = token_logprobs(&model.logits(&picked)?, &self.targets)?;
+        let lp = model.head_logprobs(&picked, &self.targets)?;
         let sum = self.owner.matmul(&lp.unsqueeze(1)?)?.squeeze(1)?;
         Ok(ResponseLogprobs {
             sum,

@@ -1,6 +1,6 @@
 //! `exspin bench train`: full fine-tuning speed. Each step is forward + the fused token log-prob
 //! loss (mean NLL of next-token prediction) + backward + AdamW over every weight, on random token
-//! batches, through the same `Model`, `token_logprobs` and `Trainer` that `exspin sft` uses.
+//! batches, through the same `Model`, the fused LM-head log-prob op and `Trainer` that `exspin sft` uses.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -8,7 +8,6 @@ use std::time::Instant;
 use anyhow::Context as _;
 use candle_core::{DType, Device, Tensor};
 use exspin::model::decoder::Config;
-use exspin::model::logprob::token_logprobs;
 use exspin::model::{Model, load};
 use exspin::train::{AdamWConfig, Schedule, Trainer, TrainerConfig, params_of};
 use serde_json::json;
@@ -127,14 +126,15 @@ pub fn random_tokens(
     Ok(Tensor::from_vec(ids, (rows, cols), device)?)
 }
 
-/// Mean next-token NLL of `ids` (b, t) under `model`, through the fused token log-prob op.
+/// Mean next-token NLL of `ids` (b, t) under `model`, through the fused LM-head and token log-prob op.
 pub fn lm_loss(model: &Model, ids: &Tensor) -> anyhow::Result<Tensor> {
     let (b, t) = ids.dims2()?;
     let mask = vec![vec![1u8; t]; b];
     let hidden = model.forward_hidden(ids, &mask, None)?;
-    let logits = model.logits(&hidden.narrow(1, 0, t - 1)?)?;
-    let targets = ids.narrow(1, 1, t - 1)?.contiguous()?;
-    let lp = token_logprobs(&logits, &targets)?;
+    let h = hidden.dim(2)?;
+    let hidden = hidden.narrow(1, 0, t - 1)?.contiguous()?.reshape((b * (t - 1), h))?;
+    let targets = ids.narrow(1, 1, t - 1)?.contiguous()?.flatten_all()?;
+    let lp = model.head_logprobs(&hidden, &targets)?;
     Ok(lp.mean_all()?.neg()?)
 }
 

@@ -113,8 +113,12 @@ impl Trainer for RealTrainer {
         }
         let pad = self.lm.special.pad;
         let out = if self.activation_checkpointing {
+            let params: Vec<_> = params_of(self.trainable())
+                .into_iter()
+                .map(|(_, v)| v)
+                .collect();
             let (out, grads) =
-                backward_checkpointed(&self.lm.model, &rows, pad, Box::new(loss_of))?;
+                backward_checkpointed(&self.lm.model, &rows, pad, &params, Box::new(loss_of))?;
             self.opt.accumulate(&grads)?;
             out
         } else {
