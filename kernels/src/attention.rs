@@ -183,7 +183,7 @@ impl CustomOp3 for Attention {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let g = self.geometry;
-        let needs = |t: &Tensor| t.is_variable() || t.track_op();
+        let needs = crate::host::needs_grad;
         let (gr, rows, tk, d) = (g.groups(), g.rows(), g.tk, g.d);
         let q3 = q.detach().reshape((gr, rows, d))?;
         let k3 = k.detach().reshape((gr, tk, d))?;

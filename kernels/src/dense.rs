@@ -72,7 +72,7 @@ impl CustomOp2 for Dense {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let needs = |t: &Tensor| t.is_variable() || t.track_op();
+        let needs = crate::host::needs_grad;
         let grad = grad.detach();
         let grad_x = if needs(x) {
             Some(grad.matmul(&weight.detach())?)

@@ -120,7 +120,7 @@ impl CustomOp2 for Head {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let needs = |t: &Tensor| t.is_variable() || t.track_op();
+        let needs = crate::host::needs_grad;
         let (hd, wd) = (hidden.detach(), weight.detach());
         let (n, v) = (self.targets.len(), wd.dim(0)?);
         let kept = self.kept.lock().expect("not poisoned").take();
@@ -184,15 +184,42 @@ mod tests {
         let logits = crate::dense(hidden.as_tensor(), weight.as_tensor()).unwrap();
         let plain = crate::token_logprobs(&logits, &targets, None).unwrap();
         assert!(max_abs(&fused, &plain) < 1e-5);
-        assert_eq!(fused.to_vec1::<f32>().unwrap()[3], 0.0, "an IGNORE row gives 0");
+        assert_eq!(
+            fused.to_vec1::<f32>().unwrap()[3],
+            0.0,
+            "an IGNORE row gives 0"
+        );
         // Per-row weights, as a preference loss gives them.
         let w = rand(&[n], 3);
-        let gf = (&fused * &w).unwrap().sum_all().unwrap().backward().unwrap();
-        let gp = (&plain * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let gf = (&fused * &w)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gp = (&plain * &w)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
         for var in [&hidden, &weight] {
             let (a, b) = (gf.get(var).unwrap(), gp.get(var).unwrap());
             assert!(max_abs(a, b) < 1e-5, "gradients differ");
-            assert!(max_abs(a, &a.zeros_like().unwrap()) > 1e-3, "a gradient is zero");
+            assert!(
+                max_abs(a, &a.zeros_like().unwrap()) > 1e-3,
+                "a gradient is zero"
+            );
+        }
+        // A second backward through the same graph recomputes the logits the first one used up.
+        let again = (&fused * &w)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for var in [&hidden, &weight] {
+            assert!(max_abs(gf.get(var).unwrap(), again.get(var).unwrap()) < 1e-6);
         }
         // Only the gradients some operand needs: a frozen weight gets none.
         let frozen = weight.as_tensor().detach();
@@ -200,6 +227,13 @@ mod tests {
         let g = out.sum_all().unwrap().backward().unwrap();
         assert!(g.get(&frozen).is_none());
         assert!(g.get(hidden.as_tensor()).is_some());
-        assert!(head_logprobs(hidden.as_tensor(), weight.as_tensor(), &targets.narrow(0, 0, 3).unwrap()).is_err());
+        assert!(
+            head_logprobs(
+                hidden.as_tensor(),
+                weight.as_tensor(),
+                &targets.narrow(0, 0, 3).unwrap()
+            )
+            .is_err()
+        );
     }
 }

@@ -11,3 +11,9 @@ pub(crate) fn contiguous_f32<'a>(op: &str, s: &'a CpuStorage, l: &Layout) -> Res
         _ => bail!("{op}: expected a contiguous f32 tensor"),
     }
 }
+
+/// Whether an operand of a custom op wants a gradient (a Var, or computed from one): the
+/// backward passes skip the others' GEMMs.
+pub(crate) fn needs_grad(t: &candle_core::Tensor) -> bool {
+    t.is_variable() || t.track_op()
+}

@@ -75,7 +75,7 @@ impl CustomOp2 for RmsNorm {
             &grad.detach().contiguous()?,
             &RmsNormBackward { eps: self.eps },
         )?;
-        let needs = |t: &Tensor| t.is_variable() || t.track_op();
+        let needs = crate::host::needs_grad;
         let grad_x = if needs(x) {
             Some(both.narrow(0, 0, rows)?.reshape(x.dims())?)
         } else {

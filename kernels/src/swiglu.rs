@@ -74,7 +74,7 @@ impl CustomOp2 for SwiGlu {
             &grad.detach().contiguous()?,
             &SwiGluBackward,
         )?;
-        let needs = |t: &Tensor| t.is_variable() || t.track_op();
+        let needs = crate::host::needs_grad;
         let grad_gate = if needs(gate) {
             Some(both.get(0)?.reshape(gate.dims())?)
         } else {

@@ -132,7 +132,10 @@ pub fn lm_loss(model: &Model, ids: &Tensor) -> anyhow::Result<Tensor> {
     let mask = vec![vec![1u8; t]; b];
     let hidden = model.forward_hidden(ids, &mask, None)?;
     let h = hidden.dim(2)?;
-    let hidden = hidden.narrow(1, 0, t - 1)?.contiguous()?.reshape((b * (t - 1), h))?;
+    let hidden = hidden
+        .narrow(1, 0, t - 1)?
+        .contiguous()?
+        .reshape((b * (t - 1), h))?;
     let targets = ids.narrow(1, 1, t - 1)?.contiguous()?.flatten_all()?;
     let lp = model.head_logprobs(&hidden, &targets)?;
     Ok(lp.mean_all()?.neg()?)
