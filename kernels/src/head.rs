@@ -191,18 +191,10 @@ mod tests {
         );
         // Per-row weights, as a preference loss gives them.
         let w = rand(&[n], 3);
-        let gf = (&fused * &w)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let gp = (&plain * &w)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let weighted_backward =
+            |lp: &Tensor| (lp * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let gf = weighted_backward(&fused);
+        let gp = weighted_backward(&plain);
         for var in [&hidden, &weight] {
             let (a, b) = (gf.get(var).unwrap(), gp.get(var).unwrap());
             assert!(max_abs(a, b) < 1e-5, "gradients differ");
@@ -212,12 +204,7 @@ mod tests {
             );
         }
         // A second backward through the same graph recomputes the logits the first one used up.
-        let again = (&fused * &w)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let again = weighted_backward(&fused);
         for var in [&hidden, &weight] {
             assert!(max_abs(gf.get(var).unwrap(), again.get(var).unwrap()) < 1e-6);
         }
