@@ -224,3 +224,37 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod scale_tests {
+    use super::*;
+    use crate::testutil::{max_abs, rand};
+    use candle_core::Var;
+
+    #[test]
+    fn matches_the_composition_at_training_scale() {
+        let (n, h, v) = (300, 64, 1000);
+        let hidden = Var::from_tensor(&(rand(&[n, h], 5) * 8.0).unwrap()).unwrap();
+        let weight = Var::from_tensor(&(rand(&[v, h], 6) * 3.0).unwrap()).unwrap();
+        let t: Vec<u32> = (0..n as u32).map(|i| (i * 37) % v as u32).collect();
+        let targets = Tensor::new(t.as_slice(), &candle_core::Device::Cpu).unwrap();
+        let fused = head_logprobs(hidden.as_tensor(), weight.as_tensor(), &targets).unwrap();
+        let logits = crate::dense(hidden.as_tensor(), weight.as_tensor()).unwrap();
+        let plain = crate::token_logprobs(&logits, &targets, None).unwrap();
+        // Logits up to ~±40, as a trained model's: values and gradients still agree.
+        assert!(max_abs(&fused, &plain) < 1e-4);
+        let gf = (fused.sum_all().unwrap() / n as f64)
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gp = (plain.sum_all().unwrap() / n as f64)
+            .unwrap()
+            .backward()
+            .unwrap();
+        for var in [&hidden, &weight] {
+            let (a, b) = (gf.get(var).unwrap(), gp.get(var).unwrap());
+            let scale = max_abs(a, &a.zeros_like().unwrap());
+            assert!(scale > 1e-3 && max_abs(a, b) < 1e-5 * scale.max(1.0));
+        }
+    }
+}
