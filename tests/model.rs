@@ -694,16 +694,10 @@ fn plain_and_checkpointed_grads(
     m.forward_passes()
         .store(pass, std::sync::atomic::Ordering::Relaxed);
     let vars: Vec<_> = params.iter().map(|(_, v)| v.clone()).collect();
-    let (loss, g_ckpt) = backward_checkpointed(
-        m,
-        batch,
-        pad,
-        &vars,
-        Box::new(|lp| {
-            let out = loss::sft_loss(lp)?;
-            Ok((out.loss, out.metrics.loss))
-        }),
-    )
+    let (loss, g_ckpt) = backward_checkpointed(m, batch, pad, &vars, |lp| {
+        let out = loss::sft_loss(lp)?;
+        Ok((out.loss, out.metrics.loss))
+    })
     .unwrap();
     let pick = |g: &candle_core::backprop::GradStore| -> Vec<Tensor> {
         params

@@ -223,13 +223,6 @@ mod tests {
             .is_err()
         );
     }
-}
-
-#[cfg(test)]
-mod scale_tests {
-    use super::*;
-    use crate::testutil::{max_abs, rand};
-    use candle_core::Var;
 
     #[test]
     fn matches_the_composition_at_training_scale() {

@@ -22,18 +22,16 @@ use super::Result;
 use super::decoder::Model;
 use super::logprob::{PaddedPairs, Pair, ResponseLogprobs};
 
-/// The loss a caller builds from the batch's response log-probs, with whatever it reports.
-pub type LossOf<'a, T> = dyn FnOnce(&ResponseLogprobs) -> Result<(Tensor, T)> + 'a;
-
-/// Runs `loss_of` on the response log-probs of `pairs` (as
-/// [`super::logprob::response_logprobs`]) and returns its report with the gradients of its loss
-/// for `params` (the Vars that train), computed with activations recomputed per layer.
+/// Runs `loss_of` (the loss a caller builds from the batch's response log-probs, with whatever it
+/// reports) on the response log-probs of `pairs` (as [`super::logprob::response_logprobs`]) and
+/// returns its report with the gradients of its loss for `params` (the Vars that train), computed
+/// with activations recomputed per layer.
 pub fn backward_checkpointed<T>(
     model: &Model,
     pairs: &[Pair],
     pad: u32,
     params: &[Var],
-    loss_of: Box<LossOf<'_, T>>,
+    loss_of: impl FnOnce(&ResponseLogprobs) -> Result<(Tensor, T)>,
 ) -> Result<(T, GradStore)> {
     let batch = PaddedPairs::new(pairs, pad, model.device())?;
     let (ctx, _) = model.pass_context(&batch.mask, &[])?;

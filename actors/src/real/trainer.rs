@@ -78,31 +78,28 @@ impl Trainer for RealTrainer {
         let mut tokens = count(&chosen);
         let mode = self.mode;
         let lambda = self.lambda;
-        let scale = self.opt.loss_scale();
         // The mode's loss from the log-probs of the rows (chosen, then rejected in pair modes).
-        let loss_of = move |lp: &ResponseLogprobs| -> exspin::model::Result<(Tensor, LossOutput)> {
-            let out = if mode == Mode::Sft {
-                loss::sft_loss(lp)?
-            } else {
-                let pc = lp.sum.narrow(0, 0, n)?;
-                let pr = lp.sum.narrow(0, n, n)?;
-                let rc: Vec<f32> = pairs.iter().map(|p| p.ref_logp_chosen).collect();
-                let rr: Vec<f32> = pairs
-                    .iter()
-                    .map(|p| p.ref_logp_rejected.unwrap_or(0.0))
-                    .collect();
-                let lps = PairLogprobs {
-                    policy_chosen: &pc,
-                    policy_rejected: &pr,
-                    ref_chosen: &rc,
-                    ref_rejected: &rr,
-                };
-                match mode {
-                    Mode::Dpo => loss::dpo_loss(lambda, lps)?,
-                    _ => loss::spin_loss(lambda, lps)?,
-                }
+        let loss_of = move |lp: &ResponseLogprobs| -> exspin::model::Result<LossOutput> {
+            if mode == Mode::Sft {
+                return loss::sft_loss(lp);
+            }
+            let pc = lp.sum.narrow(0, 0, n)?;
+            let pr = lp.sum.narrow(0, n, n)?;
+            let rc: Vec<f32> = pairs.iter().map(|p| p.ref_logp_chosen).collect();
+            let rr: Vec<f32> = pairs
+                .iter()
+                .map(|p| p.ref_logp_rejected.unwrap_or(0.0))
+                .collect();
+            let lps = PairLogprobs {
+                policy_chosen: &pc,
+                policy_rejected: &pr,
+                ref_chosen: &rc,
+                ref_rejected: &rr,
             };
-            Ok(((&out.loss * scale)?, out))
+            match mode {
+                Mode::Dpo => loss::dpo_loss(lambda, lps),
+                _ => loss::spin_loss(lambda, lps),
+            }
         };
         // Chosen and rejected in one forward pass.
         let mut rows = chosen;
@@ -117,14 +114,16 @@ impl Trainer for RealTrainer {
                 .into_iter()
                 .map(|(_, v)| v)
                 .collect();
-            let (out, grads) =
-                backward_checkpointed(&self.lm.model, &rows, pad, &params, Box::new(loss_of))?;
+            let scale = self.opt.loss_scale();
+            let (out, grads) = backward_checkpointed(&self.lm.model, &rows, pad, &params, |lp| {
+                let out = loss_of(lp)?;
+                Ok(((&out.loss * scale)?, out))
+            })?;
             self.opt.accumulate(&grads)?;
             out
         } else {
-            let lp = response_logprobs(&self.lm.model, &rows, pad)?;
-            let (scaled, out) = loss_of(&lp)?;
-            self.opt.accumulate(&scaled.backward()?)?;
+            let out = loss_of(&response_logprobs(&self.lm.model, &rows, pad)?)?;
+            self.opt.backward(&out.loss)?;
             out
         };
         super::trace_memory("train step ends");
