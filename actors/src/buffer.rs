@@ -13,7 +13,7 @@ use std::collections::{HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Mode, Schedule};
+use crate::config::{Mode, RoundSchedule};
 use crate::pairs::make_pairs;
 use crate::seams::{Judged, Pair};
 
@@ -37,7 +37,7 @@ pub struct BufferLimits {
     /// Samples a round yields: prompts × samples per prompt.
     pub samples_per_round: usize,
     pub samples_per_prompt: usize,
-    pub schedule: Schedule,
+    pub schedule: RoundSchedule,
 }
 
 /// What a checkpoint keeps of the buffer.
@@ -156,7 +156,7 @@ impl ReplayBuffer {
         let mut out = Received::default();
         let mut fresh = Vec::with_capacity(judged.len());
         for j in judged {
-            let ahead = self.limits.schedule == Schedule::Async && j.sample.round > self.round;
+            let ahead = self.limits.schedule == RoundSchedule::Async && j.sample.round > self.round;
             if ahead {
                 if self.ahead_ids.insert(j.sample.sample_id.clone()) {
                     self.ahead.push(j);
@@ -182,7 +182,7 @@ impl ReplayBuffer {
     /// Batches to send now: full ones while the trainer has room, and the round's last one.
     pub fn take_batches(&mut self) -> Vec<Batch> {
         let mut out = Vec::new();
-        if self.limits.schedule == Schedule::Phased && !self.round_complete() {
+        if self.limits.schedule == RoundSchedule::Phased && !self.round_complete() {
             return out;
         }
         while self.unacked.len() < self.limits.trainer_queue {
@@ -292,7 +292,7 @@ mod tests {
             trainer_queue: 1,
             samples_per_round: 6,
             samples_per_prompt: 2,
-            schedule: Schedule::Strict,
+            schedule: RoundSchedule::Strict,
         };
         let mut b = ReplayBuffer::new(limits, 0, Vec::new());
         assert_eq!(b.grant(), 4);

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::buffer::BufferSnapshot;
 use crate::journal::Journal;
-use crate::seams::Trainer;
+use crate::seams::Learner;
 
 /// 2: the journal counts trained ids (`trained_count`); the ids are in `RUN/trained_ids.txt`.
 pub const FORMAT: u32 = 2;
@@ -62,7 +62,7 @@ pub fn folder(run_dir: &Path) -> PathBuf {
 pub fn write(
     run_dir: &Path,
     meta: &CheckpointMeta,
-    trainer: &dyn Trainer,
+    trainer: &dyn Learner,
     keep: usize,
 ) -> Result<PathBuf, CheckpointError> {
     let root = folder(run_dir);
@@ -146,7 +146,7 @@ pub fn read(dir: &Path) -> Result<CheckpointMeta, CheckpointError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fakes::{FakeTrainer, FakeTrainerState};
+    use crate::fakes::{FakeLearner, FakeLearnerState};
 
     fn meta(step: u64) -> CheckpointMeta {
         let mut journal = Journal::default();
@@ -167,8 +167,8 @@ mod tests {
     #[test]
     fn keeps_the_last_k_renames_into_place_and_reads_back() {
         let run = tempfile::tempdir().unwrap();
-        let trainer = FakeTrainer {
-            state: FakeTrainerState::default(),
+        let trainer = FakeLearner {
+            state: FakeLearnerState::default(),
             step_delay: std::time::Duration::ZERO,
         };
         for step in 1..=5 {

@@ -6,8 +6,11 @@
 //! that fix spelled out, and a build with it that finds no GPU fails when the device is opened
 //! (never a silent fall back to the CPU).
 
+use std::str::FromStr;
+
 use anyhow::Context as _;
 use candle_core::{DType, Device};
+use serde::{Deserialize, Serialize};
 
 /// Whether this binary was built with the `cuda` feature.
 pub const CUDA_BUILT: bool = cfg!(feature = "cuda");
@@ -16,49 +19,92 @@ pub const CUDA_BUILT: bool = cfg!(feature = "cuda");
 pub const CUDA_FIX: &str = "this exspin was built without CUDA support; rebuild with \
 `cargo build --release --features cuda` (needs nvcc)";
 
-/// The ordinal of `cpu` (None), `cuda` (0) or `cuda:N` (N); `what` names the setting in errors
-/// (`--device`, `model.device`).
-pub fn parse_device(s: &str, what: &str) -> anyhow::Result<Option<usize>> {
-    if s == "cpu" {
-        return Ok(None);
-    }
-    let bad = || format!("{what} = {s:?} is unknown; use \"cpu\", \"cuda\" or \"cuda:N\"");
-    match s.strip_prefix("cuda") {
-        Some("") => Ok(Some(0)),
-        Some(rest) => rest
-            .strip_prefix(':')
-            .and_then(|n| n.parse::<usize>().ok())
-            .map(Some)
-            .with_context(bad),
-        None => anyhow::bail!(bad()),
-    }
+/// Where a model runs, as the job config (`model.device`) and `--device` spell it: `cpu`, `cuda`
+/// (GPU 0) or `cuda:N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum DeviceSpec {
+    #[default]
+    Cpu,
+    Cuda(usize),
 }
 
-/// Checks a device name without opening it: syntax, and CUDA support in this build.
-pub fn check_device(s: &str, what: &str) -> anyhow::Result<()> {
-    if parse_device(s, what)?.is_some() && !CUDA_BUILT {
-        anyhow::bail!("{what} = {s:?}: {CUDA_FIX}, or use {what} = \"cpu\"");
-    }
-    Ok(())
-}
-
-/// Opens `cpu`, `cuda` or `cuda:N`.
-pub fn open_device_as(s: &str, what: &str) -> anyhow::Result<Device> {
-    check_device(s, what)?;
-    match parse_device(s, what)? {
-        None => Ok(Device::Cpu),
-        Some(ordinal) => {
-            Device::new_cuda(ordinal).with_context(|| format!("opening CUDA device {ordinal}"))
+impl FromStr for DeviceSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not a device; use \"cpu\", \"cuda\" or \"cuda:N\"");
+        match s {
+            "cpu" => Ok(DeviceSpec::Cpu),
+            "cuda" => Ok(DeviceSpec::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse::<usize>().ok())
+                .map(DeviceSpec::Cuda)
+                .ok_or_else(bad),
         }
     }
 }
 
-/// `f32` or `bf16`.
-pub fn parse_dtype_as(s: &str, what: &str) -> anyhow::Result<DType> {
-    match s {
-        "f32" => Ok(DType::F32),
-        "bf16" => Ok(DType::BF16),
-        other => anyhow::bail!("{what} = {other:?} is unknown; use \"f32\" or \"bf16\""),
+impl TryFrom<String> for DeviceSpec {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<DeviceSpec> for String {
+    fn from(d: DeviceSpec) -> String {
+        d.to_string()
+    }
+}
+
+impl std::fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceSpec::Cpu => f.write_str("cpu"),
+            DeviceSpec::Cuda(0) => f.write_str("cuda"),
+            DeviceSpec::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+impl DeviceSpec {
+    /// Whether this binary can open it: a CUDA device needs the `cuda` feature. `what` names the
+    /// setting in the error (`--device`, `model.device`).
+    pub fn check_built(&self, what: &str) -> anyhow::Result<()> {
+        if matches!(self, DeviceSpec::Cuda(_)) && !CUDA_BUILT {
+            anyhow::bail!("{what} = \"{self}\": {CUDA_FIX}, or use {what} = \"cpu\"");
+        }
+        Ok(())
+    }
+
+    /// Opens it (never falls back to the CPU).
+    pub fn open(&self, what: &str) -> anyhow::Result<Device> {
+        self.check_built(what)?;
+        match *self {
+            DeviceSpec::Cpu => Ok(Device::Cpu),
+            DeviceSpec::Cuda(ordinal) => {
+                Device::new_cuda(ordinal).with_context(|| format!("opening CUDA device {ordinal}"))
+            }
+        }
+    }
+}
+
+/// The dtype of a model's weights (`model.dtype`, `--dtype`): log-probs and losses stay f32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightDType {
+    #[default]
+    F32,
+    Bf16,
+}
+
+impl WeightDType {
+    pub fn dtype(self) -> DType {
+        match self {
+            WeightDType::F32 => DType::F32,
+            WeightDType::Bf16 => DType::BF16,
+        }
     }
 }
 
@@ -96,14 +142,16 @@ impl Compute {
 }
 
 impl Compute {
-    /// Opens the job config's `model.device` with `model.dtype` (see `config.rs` for what
-    /// validation already checked); a CUDA device gets `seed` for its random initialisers.
-    pub fn from_config(device: &str, dtype: &str, seed: u64) -> anyhow::Result<Compute> {
-        let dtype = parse_dtype_as(dtype, "model.dtype")?;
-        let device = open_device_as(device, "model.device")?;
+    /// Opens the job config's `model.device` with `model.dtype`; a CUDA device gets `seed` for
+    /// its random initialisers.
+    pub fn from_config(device: DeviceSpec, dtype: WeightDType, seed: u64) -> anyhow::Result<Compute> {
+        let device = device.open("model.device")?;
         if !device.is_cpu() {
             device.set_seed(seed)?;
         }
-        Ok(Compute { device, dtype })
+        Ok(Compute {
+            device,
+            dtype: dtype.dtype(),
+        })
     }
 }

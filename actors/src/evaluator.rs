@@ -28,7 +28,7 @@ impl Actor for Evaluator {
         msg: Self::Msg,
         ctx: &mut Arc<Ctx>,
     ) -> Result<(), ActorProcessingErr> {
-        ctx.faults.tick("evaluator");
+        ctx.faults.tick(crate::stage::Stage::Evaluator);
         let EvaluatorMsg::Evaluate(weights) = msg;
         let version = weights.version;
         if !ctx.journal.lock().dev_ex.contains_key(&version) {
@@ -37,10 +37,10 @@ impl Actor for Evaluator {
             let acc =
                 tokio::task::spawn_blocking(move || evaluator.lock().evaluate(&weights)).await??;
             ctx.stats
-                .add(crate::stats::Stage::Evaluate, started.elapsed());
+                .add(crate::stage::Stage::Evaluator, started.elapsed());
             metrics::gauge!("exspin_dev_ex").set(acc);
             ctx.journal.lock().dev_ex.insert(version, acc);
-            ctx.progress.inc(crate::stage_bars::Bar::Evaluated, 1);
+            ctx.progress.inc(crate::stage::Stage::Evaluator, 1);
         }
         send!(ctx, supervisor, SupervisorMsg::Evaluated { version });
         Ok(())

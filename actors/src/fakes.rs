@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::seams::{
-    DevEvaluator, Generator, Pair, PromptItem, Sample, SeamResult, StepMetrics, Trainer,
+    DevEvaluator, Generator, Pair, PromptItem, Sample, SeamResult, StepMetrics, Learner,
     WeightsHandle,
 };
 
@@ -97,7 +97,7 @@ impl Generator for FakeGenerator {
 
 /// What the fake trainer checkpoints.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct FakeTrainerState {
+pub struct FakeLearnerState {
     pub steps: u64,
     pub version: u64,
     /// Pairs trained.
@@ -108,12 +108,12 @@ pub struct FakeTrainerState {
 }
 
 /// Records the pair ids it trains on and reports a loss that falls with the step count.
-pub struct FakeTrainer {
-    pub state: FakeTrainerState,
+pub struct FakeLearner {
+    pub state: FakeLearnerState,
     pub step_delay: Duration,
 }
 
-impl Trainer for FakeTrainer {
+impl Learner for FakeLearner {
     fn train_step(&mut self, pairs: &[Pair]) -> SeamResult<StepMetrics> {
         if !self.step_delay.is_zero() {
             std::thread::sleep(self.step_delay);

@@ -34,6 +34,7 @@ pub mod real;
 pub mod replay;
 pub mod runtime;
 pub mod seams;
+pub mod stage;
 pub mod stage_bars;
 pub mod stats;
 pub mod summary;

@@ -11,11 +11,11 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use crate::config::Schedule;
+use crate::config::RoundSchedule;
 use crate::context::{Ctx, send};
 use crate::messages::{ExecutorMsg, OpponentMsg, PromptBuilderMsg};
 use crate::seams::{PromptItem, Sample};
-use crate::stats::Stage;
+use crate::stage::Stage;
 
 pub struct Opponent;
 
@@ -58,7 +58,7 @@ impl Actor for Opponent {
         msg: Self::Msg,
         st: &mut State,
     ) -> Result<(), ActorProcessingErr> {
-        st.ctx.faults.tick("opponent");
+        st.ctx.faults.tick(crate::stage::Stage::Opponent);
         let n = st.ctx.config.run.samples_per_prompt;
         match msg {
             OpponentMsg::Grant(k) => {
@@ -89,7 +89,7 @@ impl Actor for Opponent {
                 let w = weights.clone();
                 let started = std::time::Instant::now();
                 tokio::task::spawn_blocking(move || generator.lock().load_version(&w)).await??;
-                st.ctx.stats.add(Stage::Generate, started.elapsed());
+                st.ctx.stats.add(Stage::Opponent, started.elapsed());
                 st.version = weights.version;
                 metrics::gauge!("exspin_opponent_version").set(weights.version as f64);
             }
@@ -104,7 +104,7 @@ impl Actor for Opponent {
 
 async fn generate_pending(st: &mut State) -> Result<(), ActorProcessingErr> {
     let n = st.ctx.config.run.samples_per_prompt;
-    let phased = st.ctx.config.run.schedule == Schedule::Phased;
+    let phased = st.ctx.config.run.schedule == RoundSchedule::Phased;
     let mut held: Vec<(PromptItem, Sample)> = Vec::new();
     while !st.pending.is_empty() {
         let take = st.ctx.config.run.generate_batch.min(st.pending.len());
@@ -119,14 +119,14 @@ async fn generate_pending(st: &mut State) -> Result<(), ActorProcessingErr> {
         .await?;
         let samples = samples?;
         let took = started.elapsed();
-        st.ctx.stats.add(Stage::Generate, took);
+        st.ctx.stats.add(Stage::Opponent, took);
         metrics::histogram!("exspin_generate_seconds").record(took.as_secs_f64());
         metrics::counter!("exspin_samples_generated_total").increment(samples.len() as u64);
         let tokens: u64 = samples.iter().map(|s| u64::from(s.tokens)).sum();
         metrics::counter!("exspin_generated_tokens_total").increment(tokens);
         st.ctx
             .progress
-            .inc(crate::stage_bars::Bar::Generated, samples.len() as u64);
+            .inc(Stage::Opponent, samples.len() as u64);
         metrics::gauge!("exspin_opponent_queue").set(st.pending.len() as f64);
         {
             let mut j = st.ctx.journal.lock();

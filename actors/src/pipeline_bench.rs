@@ -9,9 +9,10 @@
 //! Share of SQL execution time hidden by overlap (per run):
 //!
 //! ```text
-//! other   = busy(prompt) + busy(generate) + busy(train) + busy(checkpoint) + busy(evaluate)
+//! other   = busy(prompt_builder) + busy(opponent) + busy(trainer) + busy(checkpoint)
+//!           + busy(evaluator)                 (replay does no timed work)
 //! exposed = max(0, wall − other)          (wall time not explained by the other stages)
-//! hidden  = clamp(1 − exposed / busy(execute), 0, 1)
+//! hidden  = clamp(1 − exposed / busy(executor), 0, 1)
 //! ```
 //!
 //! It takes the other stages as the critical path, i.e. as if they ran one after another (as
@@ -31,12 +32,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::config::{JobConfig, Schedule};
-use crate::stats::Stage;
+use crate::config::{JobConfig, RoundSchedule};
+use crate::stage::Stage;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchRun {
-    pub schedule: Schedule,
+    pub schedule: RoundSchedule,
     /// From starting the actors to the last dev evaluation (data preparation excluded).
     pub wall_s: f64,
     pub busy_s: BTreeMap<String, f64>,
@@ -68,13 +69,13 @@ pub struct BenchRun {
 
 /// The hidden share of the module doc, from busy seconds by stage name and the wall time.
 pub fn exec_hidden_share(busy: &BTreeMap<String, f64>, wall_s: f64) -> Option<f64> {
-    let exec = busy.get(Stage::Execute.name()).copied().unwrap_or(0.0);
+    let exec = busy.get(Stage::Executor.name()).copied().unwrap_or(0.0);
     if exec <= 0.0 {
         return None;
     }
     let other: f64 = busy
         .iter()
-        .filter(|(k, _)| k.as_str() != Stage::Execute.name())
+        .filter(|(k, _)| k.as_str() != Stage::Executor.name())
         .map(|(_, v)| v)
         .sum();
     let exposed = (wall_s - other).max(0.0);
@@ -82,7 +83,7 @@ pub fn exec_hidden_share(busy: &BTreeMap<String, f64>, wall_s: f64) -> Option<f6
 }
 
 /// Runs `config` under `schedule` in a fresh temporary run folder, to the end.
-pub fn run_one(config: &JobConfig, schedule: Schedule) -> anyhow::Result<BenchRun> {
+pub fn run_one(config: &JobConfig, schedule: RoundSchedule) -> anyhow::Result<BenchRun> {
     let mut config = config.clone();
     config.run.schedule = schedule;
     config.run.faults.clear();
@@ -108,14 +109,14 @@ pub fn run_one(config: &JobConfig, schedule: Schedule) -> anyhow::Result<BenchRu
     let wall = started.elapsed().as_secs_f64();
     rt.shutdown_timeout(Duration::from_secs(5));
     let busy = ctx.stats.busy_seconds();
-    let exec = ctx.stats.busy(Stage::Execute).as_secs_f64();
-    let overlapped = ctx.stats.overlapped(Stage::Execute).as_secs_f64();
+    let exec = ctx.stats.busy(Stage::Executor).as_secs_f64();
+    let overlapped = ctx.stats.overlapped(Stage::Executor).as_secs_f64();
     let s = end.summary;
     anyhow::ensure!(s.finished, "the {schedule:?} run did not finish: {s:?}");
     Ok(BenchRun {
         schedule,
         wall_s: wall,
-        exec_share_of_wall: busy.get("execute").copied().unwrap_or(0.0) / wall,
+        exec_share_of_wall: busy.get(Stage::Executor.name()).copied().unwrap_or(0.0) / wall,
         exec_hidden_share: exec_hidden_share(&busy, wall),
         exec_overlapped_share: (exec > 0.0).then(|| overlapped / exec),
         busy_s: busy,
@@ -152,19 +153,19 @@ pub struct PipelineBench {
     pub hidden_share_formula: &'static str,
 }
 
-pub const FORMULA: &str = "hidden = clamp(1 - max(0, wall - (busy.prompt + busy.generate + busy.train + \
-busy.checkpoint + busy.evaluate)) / busy.execute, 0, 1)";
+pub const FORMULA: &str = "hidden = clamp(1 - max(0, wall - (busy.prompt_builder + busy.opponent + busy.trainer + \
+busy.checkpoint + busy.evaluator)) / busy.executor, 0, 1)";
 
 /// Streaming (the config's schedule; strict when the config says phased) against phased,
 /// alternating `repeat` times; each side keeps its fastest run.
 pub fn bench(config: &JobConfig, repeat: usize) -> anyhow::Result<PipelineBench> {
     let streaming_schedule = match config.run.schedule {
-        Schedule::Phased => Schedule::Strict,
+        RoundSchedule::Phased => RoundSchedule::Strict,
         s => s,
     };
     let mut best: [Option<BenchRun>; 2] = [None, None];
     for i in 0..repeat.max(1) {
-        for (k, schedule) in [streaming_schedule, Schedule::Phased]
+        for (k, schedule) in [streaming_schedule, RoundSchedule::Phased]
             .into_iter()
             .enumerate()
         {
@@ -202,9 +203,9 @@ mod tests {
     fn hidden_share_formula() {
         let busy = |g: f64, x: f64, t: f64| {
             BTreeMap::from([
-                ("generate".to_string(), g),
-                ("execute".to_string(), x),
-                ("train".to_string(), t),
+                (Stage::Opponent.name().to_string(), g),
+                (Stage::Executor.name().to_string(), x),
+                (Stage::Trainer.name().to_string(), t),
             ])
         };
         // Fully serial: wall = sum → nothing hidden.

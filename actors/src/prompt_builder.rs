@@ -12,13 +12,12 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use crate::config::Schedule;
+use crate::config::RoundSchedule;
 use crate::context::Ctx;
 use crate::messages::{OpponentMsg, PromptBuilderMsg};
 use crate::plan::round_prompts;
 use crate::seams::PromptItem;
-use crate::stage_bars::Bar;
-use crate::stats::Stage;
+use crate::stage::Stage;
 
 pub struct PromptBuilder;
 
@@ -56,8 +55,8 @@ impl Actor for PromptBuilder {
         msg: Self::Msg,
         st: &mut State,
     ) -> Result<(), ActorProcessingErr> {
-        st.ctx.faults.tick("prompt_builder");
-        let asynchronous = st.ctx.config.run.schedule == Schedule::Async;
+        st.ctx.faults.tick(crate::stage::Stage::PromptBuilder);
+        let asynchronous = st.ctx.config.run.schedule == RoundSchedule::Async;
         match msg {
             PromptBuilderMsg::Want { from, n } => st.wants.push_back((from, n)),
             PromptBuilderMsg::StartRound(round) if asynchronous => {
@@ -88,7 +87,7 @@ impl Actor for PromptBuilder {
         }
         metrics::gauge!("exspin_prompt_queue").set(st.queue.len() as f64);
         let wanted: usize = st.wants.iter().map(|(_, n)| n).sum();
-        if st.ctx.config.run.schedule == Schedule::Phased && wanted < st.queue.len() {
+        if st.ctx.config.run.schedule == RoundSchedule::Phased && wanted < st.queue.len() {
             // All of the round's remaining prompts in one go, or none yet.
             return Ok(());
         }
@@ -104,7 +103,7 @@ impl Actor for PromptBuilder {
             }
             let batch: Vec<PromptItem> = st.queue.drain(..n).collect();
             metrics::counter!("exspin_prompts_issued_total").increment(n as u64);
-            st.ctx.progress.inc(Bar::Prompts, n as u64);
+            st.ctx.progress.inc(Stage::PromptBuilder, n as u64);
             if to.cast(OpponentMsg::Prompts(batch)).is_err() {
                 tracing::debug!("an opponent is down; prompts dropped (re-issued after restart)");
             }
@@ -118,7 +117,7 @@ fn timed_pending(ctx: &Ctx, round: u64, accounted: &HashSet<String>) -> Vec<Prom
     let started = std::time::Instant::now();
     let out = pending_prompts(ctx, round, accounted);
     let took = started.elapsed();
-    ctx.stats.add(Stage::Prompt, took);
+    ctx.stats.add(Stage::PromptBuilder, took);
     metrics::histogram!("exspin_prompt_build_seconds").record(took.as_secs_f64());
     out
 }

@@ -13,7 +13,7 @@ use exspin::schema::filter::{FilterConfig, LexicalScorer};
 use exspin::schema::prompt::Style;
 use parking_lot::Mutex;
 
-use crate::config::ModelConfig;
+use crate::config::{ModelConfig, SchemaMode};
 use crate::seams::stand_in_prompt;
 
 pub enum Prompter {
@@ -28,7 +28,7 @@ impl Prompter {
     /// The prompter a model config asks for. The schema caches (introspection, value indexes) go
     /// to `cache_dir`. Train and dev of one dataset share its tables file and database folder.
     pub fn new(model: &ModelConfig, dataset: &Dataset, cache_dir: &Path) -> anyhow::Result<Self> {
-        if model.kind == "fake" {
+        if model.is_fake() {
             return Ok(Prompter::StandIn);
         }
         let tables = builder::tables_file_for(dataset).with_context(|| {
@@ -45,10 +45,9 @@ impl Prompter {
                 random_padding: false,
                 ..FilterConfig::default()
             },
-            style: if model.schema == "plain" {
-                Style::Plain
-            } else {
-                Style::Explicit
+            style: match model.schema {
+                SchemaMode::Plain => Style::Plain,
+                SchemaMode::Integrated => Style::Explicit,
             },
             representative_values: model.schema_values,
             ..PromptOptions::default()

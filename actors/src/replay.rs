@@ -91,7 +91,7 @@ impl Actor for Replay {
         msg: Self::Msg,
         st: &mut State,
     ) -> Result<(), ActorProcessingErr> {
-        st.ctx.faults.tick("replay");
+        st.ctx.faults.tick(crate::stage::Stage::Replay);
         match msg {
             ReplayMsg::Judged(judged) => {
                 let got = st.buf.receive(judged);

@@ -14,9 +14,9 @@ use sha2::{Digest, Sha256};
 
 use crate::buffer::BufferSnapshot;
 use crate::checkpoint::CheckpointMeta;
-use crate::config::JobConfig;
+use crate::config::{DataSource, FakeModel, JobConfig, ModelSource};
 use crate::context::Ctx;
-use crate::fakes::{FakeDevEvaluator, FakeGenerator, FakeTrainer, FakeTrainerState};
+use crate::fakes::{FakeDevEvaluator, FakeGenerator, FakeLearner, FakeLearnerState};
 use crate::fault::Faults;
 use crate::journal::Journal;
 use crate::messages::SupervisorMsg;
@@ -31,28 +31,27 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Loads (or, for the synthetic default, generates into `RUN/data`) the train and dev splits.
 pub fn load_data(config: &JobConfig, run_dir: &Path) -> anyhow::Result<(Dataset, Dataset)> {
-    let dir: PathBuf = match config.data.source.as_str() {
-        "synthetic" => {
+    let (dir, holdout): (PathBuf, usize) = match &config.data.source {
+        DataSource::Synthetic(s) => {
             let dir = run_dir.join("data");
             if !dir.join("dev.json").is_file() {
                 let synth = synthetic::SynthConfig {
-                    seed: config.data.synthetic_seed,
-                    train_examples: config.data.synthetic_train,
-                    dev_examples: config.data.synthetic_dev,
+                    seed: s.seed,
+                    train_examples: s.train,
+                    dev_examples: s.dev,
                     ..Default::default()
                 };
                 synthetic::generate(&synth, &dir).with_context(|| {
                     format!("generating the synthetic dataset in {}", dir.display())
                 })?;
             }
-            dir
+            (dir, s.holdout)
         }
-        _ => config.data.path.clone().expect("validated"),
+        DataSource::Spider { path } => (path.clone(), 0),
     };
     let mut train = spider::load(&dir, "train")?;
     let mut dev = spider::load(&dir, "dev")?;
-    let holdout = config.data.synthetic_holdout;
-    if config.data.source == "synthetic" && holdout > 0 {
+    if holdout > 0 {
         let mut examples = std::mem::take(&mut train.examples);
         let held = examples.split_off(examples.len().saturating_sub(holdout));
         let (kind, source, root) = (
@@ -95,11 +94,10 @@ pub fn prepare(config: JobConfig, config_text: &str, run_dir: &Path) -> anyhow::
     );
     let faults = Faults::new(&config.run.faults).map_err(|e| anyhow::anyhow!("faults: {e}"))?;
     let prompter = Prompter::new(&config.model, &train, &run_dir.join("cache"))?;
-    let (generators, trainer, evaluator): crate::real::setup::Seams = if config.model.kind == "fake"
+    let (generators, trainer, evaluator): crate::real::setup::Seams = match &config.model.source
     {
-        fake_seams(&config, &dev)
-    } else {
-        crate::real::setup::build(&config, run_dir, &train, &dev, &prompter)?
+        ModelSource::Fake(fake) => fake_seams(&config, fake, &dev),
+        _ => crate::real::setup::build(&config, run_dir, &train, &dev, &prompter)?,
     };
     let pool = ExecutorPool::new(ExecutorConfig {
         timeout: Duration::from_millis(config.run.executor_timeout_ms),
@@ -131,12 +129,11 @@ pub fn prepare(config: JobConfig, config_text: &str, run_dir: &Path) -> anyhow::
     }))
 }
 
-fn fake_seams(config: &JobConfig, dev: &Dataset) -> crate::real::setup::Seams {
-    let m = &config.model;
+fn fake_seams(config: &JobConfig, m: &FakeModel, dev: &Dataset) -> crate::real::setup::Seams {
     let fake = |version| FakeGenerator {
         seed: config.run.seed,
-        p0: m.fake_p0,
-        p_step: m.fake_p_step,
+        p0: m.p0,
+        p_step: m.p_step,
         version,
         delay_per_prompt: Duration::ZERO,
     };
@@ -148,14 +145,14 @@ fn fake_seams(config: &JobConfig, dev: &Dataset) -> crate::real::setup::Seams {
         (0..config.run.generators)
             .map(|_| -> Box<dyn crate::seams::Generator> {
                 Box::new(FakeGenerator {
-                    delay_per_prompt: Duration::from_millis(m.fake_generate_ms),
+                    delay_per_prompt: Duration::from_millis(m.generate_ms),
                     ..fake(0)
                 })
             })
             .collect(),
-        Box::new(FakeTrainer {
-            state: FakeTrainerState::default(),
-            step_delay: Duration::from_millis(m.fake_step_ms),
+        Box::new(FakeLearner {
+            state: FakeLearnerState::default(),
+            step_delay: Duration::from_millis(m.step_ms),
         }),
         Box::new(FakeDevEvaluator {
             generator: fake(0),

@@ -51,19 +51,8 @@ pub struct Sample {
     pub tokens: u32,
 }
 
-/// The executor's judgement of a generation against the gold result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "verdict", rename_all = "snake_case")]
-pub enum Verdict {
-    Correct,
-    WrongResult,
-    Error {
-        kind: String,
-    },
-    Timeout,
-    /// The gold query itself did not return rows: the sample cannot be judged and is dropped.
-    GoldFailed,
-}
+/// The executor's judgement of a generation: the one judge's verdict.
+pub use exspin::eval::Verdict;
 
 /// A sample with its prompt and verdict: what the replay buffer turns into pairs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -123,7 +112,7 @@ pub trait Generator: Send {
 }
 
 /// The learner: θt+1.
-pub trait Trainer: Send {
+pub trait Learner: Send {
     fn train_step(&mut self, pairs: &[Pair]) -> SeamResult<StepMetrics>;
     /// Publishes the current weights as the next version (t+1).
     fn publish(&mut self) -> SeamResult<WeightsHandle>;

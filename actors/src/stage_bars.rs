@@ -1,5 +1,6 @@
-//! `exspin run` / `exspin resume`'s progress on stderr: one bar per stage of the pipeline
-//! (prompts issued, samples generated, samples judged, pairs trained, versions evaluated) in an
+//! `exspin run` / `exspin resume`'s progress on stderr: one bar per stage of the pipeline that
+//! counts work (prompt builder: prompts issued; opponents: samples generated; executor: samples
+//! judged; trainer: pairs trained; evaluator: versions evaluated; the replay buffer has none) in an
 //! `indicatif::MultiProgress`. Hidden when stderr is not a terminal (indicatif's stderr target
 //! draws nothing then), so logs and tests stay clean; hidden always unless the command asks.
 
@@ -7,15 +8,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::config::{JobConfig, Mode};
 use crate::journal::Journal;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Bar {
-    Prompts = 0,
-    Generated,
-    Judged,
-    Trained,
-    Evaluated,
-}
+use crate::stage::Stage;
 
 /// The bars (all hidden no-ops when not shown).
 #[derive(Debug)]
@@ -35,7 +28,7 @@ impl StageBars {
     pub fn hidden() -> StageBars {
         StageBars {
             _multi: None,
-            bars: (0..5).map(|_| ProgressBar::hidden()).collect(),
+            bars: Stage::ALL.map(|_| ProgressBar::hidden()).to_vec(),
         }
     }
 
@@ -57,16 +50,18 @@ impl StageBars {
             ProgressStyle::with_template("{msg:>14} [{bar:30}] {pos}/{len} ({elapsed}, eta {eta})")
                 .expect("valid template")
                 .progress_chars("=> ");
-        let spec = [
-            ("prompts issued", prompts, 0),
-            ("generated", samples, journal.samples_generated),
-            ("judged", samples, journal.samples_judged),
-            ("pairs trained", pairs, journal.trained_count),
-            ("dev evaluated", r.rounds, journal.dev_ex.len() as u64),
-        ];
-        let bars = spec
+        let bars = Stage::ALL
             .into_iter()
-            .map(|(what, len, pos)| {
+            .map(|stage| {
+                let (what, len, pos) = match stage {
+                    Stage::PromptBuilder => ("prompts issued", prompts, 0),
+                    Stage::Opponent => ("generated", samples, journal.samples_generated),
+                    Stage::Executor => ("judged", samples, journal.samples_judged),
+                    Stage::Trainer => ("pairs trained", pairs, journal.trained_count),
+                    Stage::Evaluator => ("dev evaluated", r.rounds, journal.dev_ex.len() as u64),
+                    // The replay buffer's work shows in the bars around it.
+                    Stage::Replay => return ProgressBar::hidden(),
+                };
                 let b = multi.add(ProgressBar::new(len));
                 b.set_style(style.clone());
                 b.set_message(what);
@@ -80,12 +75,12 @@ impl StageBars {
         }
     }
 
-    pub fn inc(&self, bar: Bar, n: u64) {
-        self.bars[bar as usize].inc(n);
+    pub fn inc(&self, stage: Stage, n: u64) {
+        self.bars[stage as usize].inc(n);
     }
 
-    pub fn position(&self, bar: Bar) -> u64 {
-        self.bars[bar as usize].position()
+    pub fn position(&self, stage: Stage) -> u64 {
+        self.bars[stage as usize].position()
     }
 
     /// Leaves the bars as they are (drawn once more, not cleared).

@@ -6,44 +6,50 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
+
+use crate::stage::Stage;
+
+/// What busy time is counted for: a stage's work, or the trainer writing a checkpoint between
+/// steps (kept apart so `exspin bench pipeline` can show what checkpoints cost).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
-    /// Building the round's prompts (prompt builder).
-    Prompt,
-    /// `Generator::generate` and `load_version` (opponent).
-    Generate,
-    /// Running and comparing SQL (executor stage).
-    Execute,
-    /// `Trainer::train_step` and `publish` (trainer).
-    Train,
-    /// Writing checkpoints (trainer, between steps).
+pub enum Busy {
+    Stage(Stage),
     Checkpoint,
-    /// Dev execution accuracy of published versions (evaluator).
-    Evaluate,
 }
 
-impl Stage {
-    pub const ALL: [Stage; 6] = [
-        Stage::Prompt,
-        Stage::Generate,
-        Stage::Execute,
-        Stage::Train,
-        Stage::Checkpoint,
-        Stage::Evaluate,
+impl Busy {
+    pub const ALL: [Busy; 7] = [
+        Busy::Stage(Stage::PromptBuilder),
+        Busy::Stage(Stage::Opponent),
+        Busy::Stage(Stage::Executor),
+        Busy::Stage(Stage::Replay),
+        Busy::Stage(Stage::Trainer),
+        Busy::Stage(Stage::Evaluator),
+        Busy::Checkpoint,
     ];
 
+    /// The stage's name, or `checkpoint`.
     pub fn name(self) -> &'static str {
         match self {
-            Stage::Prompt => "prompt",
-            Stage::Generate => "generate",
-            Stage::Execute => "execute",
-            Stage::Train => "train",
-            Stage::Checkpoint => "checkpoint",
-            Stage::Evaluate => "evaluate",
+            Busy::Stage(stage) => stage.name(),
+            Busy::Checkpoint => "checkpoint",
         }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Busy::Stage(stage) => stage as usize,
+            Busy::Checkpoint => Stage::ALL.len(),
+        }
+    }
+}
+
+impl From<Stage> for Busy {
+    fn from(stage: Stage) -> Busy {
+        Busy::Stage(stage)
     }
 }
 
@@ -51,10 +57,10 @@ impl Stage {
 #[derive(Debug)]
 pub struct StageStats {
     pub started: Instant,
-    busy_ns: [AtomicU64; 6],
+    busy_ns: [AtomicU64; 7],
     /// When set (benchmarks only: it grows with the run), every busy interval is kept.
     recording: AtomicBool,
-    intervals: Mutex<Vec<(Stage, Duration, Duration)>>,
+    intervals: Mutex<Vec<(Busy, Duration, Duration)>>,
 }
 
 impl Default for StageStats {
@@ -76,7 +82,8 @@ impl StageStats {
 
     /// Of `stage`'s busy time, how much passed while at least one other stage was busy too
     /// (needs [`StageStats::record_intervals`] before the run).
-    pub fn overlapped(&self, stage: Stage) -> Duration {
+    pub fn overlapped(&self, what: impl Into<Busy>) -> Duration {
+        let stage = what.into();
         let all = self.intervals.lock();
         let mut others: Vec<(Duration, Duration)> = all
             .iter()
@@ -103,7 +110,8 @@ impl StageStats {
     }
 
     /// Adds a busy interval of `d` that ended now.
-    pub fn add(&self, stage: Stage, d: Duration) {
+    pub fn add(&self, what: impl Into<Busy>, d: Duration) {
+        let stage = what.into();
         if self.recording.load(Ordering::Relaxed) {
             let end = self.started.elapsed();
             self.intervals
@@ -113,28 +121,28 @@ impl StageStats {
         self.add_busy(stage, d);
     }
 
-    fn add_busy(&self, stage: Stage, d: Duration) {
-        let total = self.busy_ns[stage as usize].fetch_add(d.as_nanos() as u64, Ordering::Relaxed)
+    fn add_busy(&self, stage: Busy, d: Duration) {
+        let total = self.busy_ns[stage.index()].fetch_add(d.as_nanos() as u64, Ordering::Relaxed)
             + d.as_nanos() as u64;
         metrics::gauge!("exspin_stage_busy_seconds", "stage" => stage.name())
             .set(total as f64 * 1e-9);
     }
 
     /// Runs `f`, adding its duration to `stage`.
-    pub fn time<T>(&self, stage: Stage, f: impl FnOnce() -> T) -> T {
+    pub fn time<T>(&self, stage: impl Into<Busy>, f: impl FnOnce() -> T) -> T {
         let t = Instant::now();
         let out = f();
         self.add(stage, t.elapsed());
         out
     }
 
-    pub fn busy(&self, stage: Stage) -> Duration {
-        Duration::from_nanos(self.busy_ns[stage as usize].load(Ordering::Relaxed))
+    pub fn busy(&self, what: impl Into<Busy>) -> Duration {
+        Duration::from_nanos(self.busy_ns[what.into().index()].load(Ordering::Relaxed))
     }
 
     /// Seconds per stage name.
     pub fn busy_seconds(&self) -> BTreeMap<String, f64> {
-        Stage::ALL
+        Busy::ALL
             .iter()
             .map(|s| (s.name().to_string(), self.busy(*s).as_secs_f64()))
             .collect()
@@ -150,15 +158,15 @@ mod tests {
         let s = StageStats::default();
         let ms = Duration::from_millis;
         let mut iv = s.intervals.lock();
-        iv.push((Stage::Execute, ms(0), ms(10)));
-        iv.push((Stage::Generate, ms(5), ms(8)));
-        iv.push((Stage::Train, ms(7), ms(12)));
-        iv.push((Stage::Execute, ms(20), ms(30)));
-        iv.push((Stage::Execute, ms(40), ms(50)));
-        iv.push((Stage::Train, ms(45), ms(60)));
+        iv.push((Stage::Executor.into(), ms(0), ms(10)));
+        iv.push((Stage::Opponent.into(), ms(5), ms(8)));
+        iv.push((Stage::Trainer.into(), ms(7), ms(12)));
+        iv.push((Stage::Executor.into(), ms(20), ms(30)));
+        iv.push((Stage::Executor.into(), ms(40), ms(50)));
+        iv.push((Stage::Trainer.into(), ms(45), ms(60)));
         drop(iv);
         // [5, 10) of the first, none of the second, [45, 50) of the third.
-        assert_eq!(s.overlapped(Stage::Execute), ms(10));
-        assert_eq!(s.overlapped(Stage::Generate), ms(3));
+        assert_eq!(s.overlapped(Stage::Executor), ms(10));
+        assert_eq!(s.overlapped(Stage::Opponent), ms(3));
     }
 }

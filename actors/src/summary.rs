@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{JobConfig, Mode, Schedule};
+use crate::config::{JobConfig, Mode, RoundSchedule};
 use crate::context::Ctx;
 use crate::journal::{Journal, QueueMax};
 
@@ -50,7 +50,7 @@ pub struct Summary {
     pub queue_max: QueueMax,
     pub queue_bounds: QueueMax,
     #[serde(default = "strict")]
-    pub schedule: Schedule,
+    pub schedule: RoundSchedule,
     /// Generations discarded by the mode (exspin: judged correct); filter rate = this / judged.
     #[serde(default)]
     pub samples_filtered: u64,
@@ -61,8 +61,8 @@ pub struct Summary {
     pub stale_pairs: u64,
 }
 
-fn strict() -> Schedule {
-    Schedule::Strict
+fn strict() -> RoundSchedule {
+    RoundSchedule::Strict
 }
 
 pub fn bounds(config: &JobConfig) -> QueueMax {

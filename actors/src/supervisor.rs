@@ -26,43 +26,38 @@ use crate::opponent::Opponent;
 use crate::prompt_builder::PromptBuilder;
 use crate::replay::{Replay, ReplayArgs};
 use crate::seams::WeightsHandle;
+use crate::stage::Stage;
 use crate::summary;
 use crate::trainer::TrainerActor;
 
+/// One supervised actor: its stage and, for opponent-generators, which of `run.generators`
+/// it is (0 for the other stages).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Child {
-    PromptBuilder,
-    /// Opponent-generator `i` of `run.generators`.
-    Opponent(usize),
-    Executor,
-    Replay,
-    Trainer,
-    Evaluator,
+pub struct Child {
+    pub stage: Stage,
+    pub index: usize,
 }
 
 impl Child {
-    /// Every child, in start order, with `generators` opponents.
+    /// Every child, in start order (consumers before producers), with `generators` opponents.
     pub fn all(generators: usize) -> Vec<Child> {
+        let one = |stage| Child { stage, index: 0 };
         let mut all = vec![
-            Child::Evaluator,
-            Child::Trainer,
-            Child::Replay,
-            Child::Executor,
+            one(Stage::Evaluator),
+            one(Stage::Trainer),
+            one(Stage::Replay),
+            one(Stage::Executor),
         ];
-        all.extend((0..generators).map(Child::Opponent));
-        all.push(Child::PromptBuilder);
+        all.extend((0..generators).map(|index| Child {
+            stage: Stage::Opponent,
+            index,
+        }));
+        all.push(one(Stage::PromptBuilder));
         all
     }
 
     pub fn name(self) -> &'static str {
-        match self {
-            Child::PromptBuilder => "prompt_builder",
-            Child::Opponent(_) => "opponent",
-            Child::Executor => "executor",
-            Child::Replay => "replay",
-            Child::Trainer => "trainer",
-            Child::Evaluator => "evaluator",
-        }
+        self.stage.name()
     }
 }
 
@@ -88,13 +83,14 @@ async fn spawn_child(
     sup: ActorCell,
 ) -> Result<ActorCell, ActorProcessingErr> {
     let ctx2 = ctx.clone();
-    let cell = match kind {
-        Child::PromptBuilder => {
+    let cell = match kind.stage {
+        Stage::PromptBuilder => {
             let (r, _) = Actor::spawn_linked(None, PromptBuilder, ctx2, sup).await?;
             ctx.peers.write().prompt_builder = Some(r.clone());
             r.get_cell()
         }
-        Child::Opponent(i) => {
+        Stage::Opponent => {
+            let i = kind.index;
             let (r, _) = Actor::spawn_linked(None, Opponent, (ctx2, i), sup).await?;
             let mut peers = ctx.peers.write();
             if peers.opponents.len() <= i {
@@ -103,23 +99,23 @@ async fn spawn_child(
             peers.opponents[i] = Some(r.clone());
             r.get_cell()
         }
-        Child::Executor => {
+        Stage::Executor => {
             let (r, _) = Actor::spawn_linked(None, ExecutorStage, ctx2, sup).await?;
             ctx.peers.write().executor = Some(r.clone());
             r.get_cell()
         }
-        Child::Replay => {
+        Stage::Replay => {
             let args = ReplayArgs { ctx: ctx2, restore };
             let (r, _) = Actor::spawn_linked(None, Replay, args, sup).await?;
             ctx.peers.write().replay = Some(r.clone());
             r.get_cell()
         }
-        Child::Trainer => {
+        Stage::Trainer => {
             let (r, _) = Actor::spawn_linked(None, TrainerActor, ctx2, sup).await?;
             ctx.peers.write().trainer = Some(r.clone());
             r.get_cell()
         }
-        Child::Evaluator => {
+        Stage::Evaluator => {
             let (r, _) = Actor::spawn_linked(None, Evaluator, ctx2, sup).await?;
             ctx.peers.write().evaluator = Some(r.clone());
             r.get_cell()
@@ -181,7 +177,7 @@ impl Actor for Supervisor {
         let mut children = HashMap::new();
         let mut restore = args.restore;
         for kind in Child::all(ctx.config.run.generators) {
-            let r = if kind == Child::Replay {
+            let r = if kind.stage == Stage::Replay {
                 restore.take()
             } else {
                 None

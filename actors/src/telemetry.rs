@@ -270,7 +270,7 @@ fn describe() {
         "exspin_judge_seconds",
         "executing and judging one batch of generations"
     );
-    describe_histogram!("exspin_train_step_seconds", "one Trainer::train_step call");
+    describe_histogram!("exspin_train_step_seconds", "one Learner::train_step call");
     describe_histogram!(
         "exspin_prompt_build_seconds",
         "building one round's prompts"

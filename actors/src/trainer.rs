@@ -12,7 +12,8 @@ use crate::checkpoint::{self, CheckpointMeta};
 use crate::context::{Ctx, send};
 use crate::messages::{ReplayMsg, SupervisorMsg, TrainerMsg};
 use crate::seams::Pair;
-use crate::stats::Stage;
+use crate::stage::Stage;
+use crate::stats::Busy;
 
 pub struct TrainerActor;
 
@@ -35,7 +36,7 @@ impl Actor for TrainerActor {
         msg: Self::Msg,
         ctx: &mut Arc<Ctx>,
     ) -> Result<(), ActorProcessingErr> {
-        ctx.faults.tick("trainer");
+        ctx.faults.tick(Stage::Trainer);
         match msg {
             TrainerMsg::Batch(batch) => on_batch(ctx, batch).await?,
             TrainerMsg::Checkpoint(reply) => {
@@ -65,7 +66,7 @@ async fn on_batch(ctx: &Arc<Ctx>, batch: Batch) -> Result<(), ActorProcessingErr
         .await?;
         let m = metrics?;
         let took = started.elapsed();
-        ctx.stats.add(Stage::Train, took);
+        ctx.stats.add(Stage::Trainer, took);
         metrics::histogram!("exspin_train_step_seconds").record(took.as_secs_f64());
         metrics::counter!("exspin_pairs_trained_total").increment(fresh.len() as u64);
         metrics::counter!("exspin_train_steps_total").increment(1);
@@ -84,7 +85,7 @@ async fn on_batch(ctx: &Arc<Ctx>, batch: Batch) -> Result<(), ActorProcessingErr
             }
             let ids = j.record_trained(fresh.into_iter().map(|p| p.id));
             ctx.progress
-                .inc(crate::stage_bars::Bar::Trained, ids.len() as u64);
+                .inc(Stage::Trainer, ids.len() as u64);
             // Under the journal's lock: a snapshot never counts an id the file lacks.
             ctx.ledger.lock().append(ids.iter().map(String::as_str))?;
             j.step += 1;
@@ -118,7 +119,7 @@ async fn on_batch(ctx: &Arc<Ctx>, batch: Batch) -> Result<(), ActorProcessingErr
             if let Err(e) = write_checkpoint(ctx).await {
                 tracing::warn!("checkpoint at step {step} failed: {e:#}");
             }
-            ctx.stats.add(Stage::Checkpoint, started.elapsed());
+            ctx.stats.add(Busy::Checkpoint, started.elapsed());
         }
     }
     send!(ctx, replay, ReplayMsg::Ack(batch.id));
@@ -127,7 +128,7 @@ async fn on_batch(ctx: &Arc<Ctx>, batch: Batch) -> Result<(), ActorProcessingErr
         let trainer = ctx.trainer.clone();
         let started = std::time::Instant::now();
         let weights = tokio::task::spawn_blocking(move || trainer.lock().publish()).await??;
-        ctx.stats.add(Stage::Train, started.elapsed());
+        ctx.stats.add(Stage::Trainer, started.elapsed());
         metrics::gauge!("exspin_version").set(weights.version as f64);
         {
             let mut j = ctx.journal.lock();

@@ -8,9 +8,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use exspin_actors::config::{JobConfig, Mode};
+use exspin_actors::config::{FakeModel, JobConfig, Mode, ModelSource};
+use exspin_actors::device::{DeviceSpec, WeightDType};
 use exspin_actors::runtime;
 use exspin_actors::summary::Summary;
+
+/// The fake model's settings of a config that uses it.
+fn fake(c: &mut JobConfig) -> &mut FakeModel {
+    match &mut c.model.source {
+        ModelSource::Fake(f) => f,
+        other => panic!("not the fake model: {other:?}"),
+    }
+}
 
 fn small(mode: Mode) -> JobConfig {
     let mut c: JobConfig = toml::from_str(
@@ -133,7 +142,7 @@ fn panicking_each_actor_once_loses_and_duplicates_nothing() {
         "trainer:2",
         "evaluator:0",
     ]
-    .map(String::from)
+    .map(|f| f.parse().unwrap())
     .to_vec();
     c.validate().unwrap();
     let s = run_in_process(c.clone(), tmp.path());
@@ -200,7 +209,7 @@ fn several_generators_with_a_panicking_opponent_still_train_each_sample_once() {
     c.run.generators = 3;
     c.run.rounds = 3;
     // The 8th message any opponent handles (mid-run: after the first round's prompts).
-    c.run.faults = vec!["opponent:7".into()];
+    c.run.faults = vec!["opponent:7".parse().unwrap()];
     c.validate().unwrap();
     let s = run_in_process(c.clone(), tmp.path());
     assert_spin_complete(&s, &c);
@@ -209,7 +218,7 @@ fn several_generators_with_a_panicking_opponent_still_train_each_sample_once() {
     assert!(s.samples_by_opponent.iter().all(|&n| n > 0), "{s:?}");
 
     // The other schedules with three opponents and the same fault.
-    for schedule in [Schedule::Async, Schedule::Phased] {
+    for schedule in [RoundSchedule::Async, RoundSchedule::Phased] {
         let mut o = c.clone();
         o.run.schedule = schedule;
         o.validate().unwrap();
@@ -248,14 +257,14 @@ fn trained_ids_live_in_a_file_and_memory_keeps_two_rounds() {
     );
 
     // The per-stage progress bars (hidden here) counted every stage.
-    use exspin_actors::stage_bars::Bar;
+    use exspin_actors::stage::Stage;
     let p = &ctx.progress;
     let prompts = c.run.rounds * c.run.prompts_per_round as u64;
-    assert_eq!(p.position(Bar::Prompts), prompts);
-    assert_eq!(p.position(Bar::Generated), s.samples_generated);
-    assert_eq!(p.position(Bar::Judged), s.samples_judged);
-    assert_eq!(p.position(Bar::Trained), s.pairs_trained as u64);
-    assert_eq!(p.position(Bar::Evaluated), c.run.rounds);
+    assert_eq!(p.position(Stage::PromptBuilder), prompts);
+    assert_eq!(p.position(Stage::Opponent), s.samples_generated);
+    assert_eq!(p.position(Stage::Executor), s.samples_judged);
+    assert_eq!(p.position(Stage::Trainer), s.pairs_trained as u64);
+    assert_eq!(p.position(Stage::Evaluator), c.run.rounds);
 }
 
 #[test]
@@ -280,12 +289,12 @@ fn every_config_file_loads_and_validates() {
             // binary has CUDA; elsewhere it must fail with the fix, and only for that.
             let parsed: JobConfig = toml::from_str(&std::fs::read_to_string(&path).unwrap())
                 .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
-            if parsed.model.device.starts_with("cuda") && !exspin_actors::device::CUDA_BUILT {
+            if parsed.model.device != DeviceSpec::Cpu && !exspin_actors::device::CUDA_BUILT {
                 let msg = format!("{:#}", JobConfig::load(&path).unwrap_err());
                 assert!(msg.contains("--features cuda"), "{}: {msg}", path.display());
                 let mut cpu = parsed.clone();
-                cpu.model.device = "cpu".into();
-                cpu.model.dtype = "f32".into();
+                cpu.model.device = DeviceSpec::Cpu;
+                cpu.model.dtype = WeightDType::F32;
                 cpu.validate()
                     .unwrap_or_else(|e| panic!("{} on the CPU: {e:#}", path.display()));
             } else {
@@ -303,28 +312,105 @@ fn every_config_file_loads_and_validates() {
     );
     let mut c = small(Mode::Spin);
     c.run.replay_capacity = 1;
-    c.run.faults = vec!["nobody:1".into()];
+    c.run.train_batch = 4;
     let msg = c.validate().unwrap_err().to_string();
-    assert!(
-        msg.contains("replay_capacity") && msg.contains("nobody"),
-        "{msg}"
-    );
+    assert!(msg.contains("run.replay_capacity (1)"), "{msg}");
     let mut c = small(Mode::Spin);
     c.run.generators = 0;
     let msg = c.validate().unwrap_err().to_string();
     assert!(msg.contains("run.generators must be at least 1"), "{msg}");
-    let mut c = small(Mode::Spin);
-    c.model.kind = "big".into();
-    c.model.schema = "fancy".into();
-    let msg = c.validate().unwrap_err().to_string();
+}
+
+/// `config` as TOML with `[section] key = value` set (or removed with `None`), loaded from a file
+/// the way `exspin run` loads it: the error text, or the config.
+fn load_with(
+    config: &JobConfig,
+    edits: &[(&str, &str, Option<toml::Value>)],
+) -> Result<JobConfig, String> {
+    let mut table: toml::Table = toml::from_str(&toml::to_string(config).unwrap()).unwrap();
+    for (section, key, value) in edits {
+        let section = table
+            .entry(section.to_string())
+            .or_insert_with(|| toml::Value::Table(Default::default()))
+            .as_table_mut()
+            .unwrap();
+        match value {
+            Some(v) => section.insert(key.to_string(), v.clone()),
+            None => section.remove(*key),
+        };
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("job.toml");
+    std::fs::write(&path, toml::to_string(&table).unwrap()).unwrap();
+    JobConfig::load(&path)
+        .map(|(c, _)| c)
+        .map_err(|e| format!("{e:#}"))
+}
+
+fn text(s: &str) -> Option<toml::Value> {
+    Some(toml::Value::String(s.into()))
+}
+
+#[test]
+fn a_bad_value_names_the_file_the_key_and_the_allowed_values() {
+    let c = small(Mode::Spin);
+    let msg = load_with(&c, &[("model", "kind", text("big"))]).unwrap_err();
     assert!(
-        msg.contains("model.kind") && msg.contains("model.schema"),
+        msg.contains("job.toml")
+            && msg.contains("kind")
+            && msg.contains("big")
+            && msg.contains("fake")
+            && msg.contains("pretrained"),
         "{msg}"
     );
-    c.model.kind = "pretrained".into();
-    c.model.schema = "plain".into();
-    let msg = c.validate().unwrap_err().to_string();
-    assert!(msg.contains("model.path"), "{msg}");
+    let msg = load_with(&c, &[("model", "schema", text("fancy"))]).unwrap_err();
+    assert!(
+        msg.contains("schema") && msg.contains("integrated") && msg.contains("plain"),
+        "{msg}"
+    );
+    let msg = load_with(&c, &[("data", "source", text("bird"))]).unwrap_err();
+    assert!(
+        msg.contains("source") && msg.contains("synthetic") && msg.contains("spider"),
+        "{msg}"
+    );
+    let msg = load_with(&c, &[("run", "schedule", text("eager"))]).unwrap_err();
+    assert!(
+        msg.contains("schedule") && msg.contains("strict") && msg.contains("phased"),
+        "{msg}"
+    );
+    let msg = load_with(&c, &[("run", "mode", text("ppo"))]).unwrap_err();
+    assert!(msg.contains("mode") && msg.contains("exspin"), "{msg}");
+    let faults = Some(toml::Value::Array(vec![toml::Value::String("nobody:1".into())]));
+    let msg = load_with(&c, &[("run", "faults", faults)]).unwrap_err();
+    assert!(
+        msg.contains("faults") && msg.contains("prompt_builder, opponent, executor"),
+        "{msg}"
+    );
+    let msg = load_with(&c, &[("model", "dtype", text("f16"))]).unwrap_err();
+    assert!(msg.contains("dtype") && msg.contains("bf16"), "{msg}");
+    // A source holds only the fields it reads: a field of another kind is refused, by name.
+    let msg = load_with(&c, &[("model", "shape", text("qwen2-30m"))]).unwrap_err();
+    assert!(
+        msg.contains("model.shape") && msg.contains("\"random\""),
+        "{msg}"
+    );
+    let msg = load_with(
+        &c,
+        &[
+            ("model", "kind", text("pretrained")),
+            ("model", "fake_p0", None),
+            ("model", "fake_p_step", None),
+            ("model", "fake_step_ms", None),
+            ("model", "fake_generate_ms", None),
+        ],
+    )
+    .unwrap_err();
+    assert!(msg.contains("needs model.path"), "{msg}");
+    let msg = load_with(&c, &[("data", "path", text("/tmp/spider"))]).unwrap_err();
+    assert!(msg.contains("data.path is only read with"), "{msg}");
+    // The typed values survive a round trip through TOML (the run folder's config.toml).
+    let back: JobConfig = toml::from_str(&toml::to_string(&c).unwrap()).unwrap();
+    assert_eq!(back, c);
 }
 
 // ---- the binary: kill -9, SIGTERM, resume, refusals ----
@@ -342,7 +428,7 @@ fn slow_config(dir: &Path) -> PathBuf {
     c.run.train_batch = 2;
     c.run.replay_capacity = 4;
     c.run.checkpoint_every = 3;
-    c.model.fake_step_ms = 40;
+    fake(&mut c).step_ms = 40;
     let path = dir.join("slow.toml");
     std::fs::write(&path, toml::to_string(&c).unwrap()).unwrap();
     path
@@ -487,7 +573,7 @@ fn kill_9_sigterm_and_resume_give_the_uninterrupted_run() {
 
 // ---- schedules, the Prometheus endpoint, the pipeline benchmark ----
 
-use exspin_actors::config::Schedule;
+use exspin_actors::config::RoundSchedule;
 
 fn sorted(ids: &[String]) -> Vec<String> {
     let mut v = ids.to_vec();
@@ -504,7 +590,7 @@ fn phased_and_async_schedules_train_every_pair_once() {
 
     // Phased: the same pairs; the barrier before training holds the whole round.
     let mut p = c.clone();
-    p.run.schedule = Schedule::Phased;
+    p.run.schedule = RoundSchedule::Phased;
     p.validate().unwrap();
     let phased = run_in_process(p.clone(), &tmp.path().join("phased"));
     assert_spin_complete(&phased, &p);
@@ -524,10 +610,10 @@ fn phased_and_async_schedules_train_every_pair_once() {
 
     // Async: the opponent runs ahead by at most `staleness` versions, nothing lost or repeated.
     let mut a = c.clone();
-    a.run.schedule = Schedule::Async;
+    a.run.schedule = RoundSchedule::Async;
     a.run.staleness = 1;
     a.run.rounds = 3;
-    a.model.fake_step_ms = 15;
+    fake(&mut a).step_ms = 15;
     a.validate().unwrap();
     let asy = run_in_process(a.clone(), &tmp.path().join("async"));
     assert_spin_complete(&asy, &a);
@@ -550,7 +636,7 @@ fn phased_and_async_schedules_train_every_pair_once() {
         "trainer:2",
         "evaluator:0",
     ]
-    .map(String::from)
+    .map(|f| f.parse().unwrap())
     .to_vec();
     let s = run_in_process(f.clone(), &tmp.path().join("async-faults"));
     assert_spin_complete(&s, &f);
@@ -559,13 +645,13 @@ fn phased_and_async_schedules_train_every_pair_once() {
 
     // Phased with faults too (the executor gets one message per round there).
     p.run.faults = f.run.faults.clone();
-    p.run.faults[2] = "executor:1".into();
+    p.run.faults[2] = "executor:1".parse().unwrap();
     let s = run_in_process(p.clone(), &tmp.path().join("phased-faults"));
     assert_spin_complete(&s, &p);
     assert_eq!(s.restarts, 6, "{:?}", s.restarts_by_actor);
 
     let mut bad = c.clone();
-    bad.run.schedule = Schedule::Async;
+    bad.run.schedule = RoundSchedule::Async;
     bad.run.staleness = 0;
     assert!(
         bad.validate()
@@ -595,7 +681,7 @@ fn prometheus_endpoint_serves_stage_metrics_during_the_run() {
     let addr = format!("127.0.0.1:{port}");
     let mut c = small(Mode::Exspin);
     c.metrics.prometheus_port = port;
-    c.model.fake_step_ms = 30;
+    fake(&mut c).step_ms = 30;
     c.run.rounds = 3;
     let a2 = addr.clone();
     let scraper = std::thread::spawn(move || {
@@ -628,7 +714,7 @@ fn prometheus_endpoint_serves_stage_metrics_during_the_run() {
         "exspin_prompts_issued_total ",
         "# TYPE exspin_generated_tokens_total counter",
         "exspin_generated_tokens_per_second ",
-        "exspin_stage_busy_seconds{stage=\"execute\"} ",
+        "exspin_stage_busy_seconds{stage=\"executor\"} ",
         "exspin_train_step_seconds_bucket{le=\"+Inf\"} ",
         "exspin_verdicts_total{verdict=",
         "exspin_filter_rate ",
@@ -647,8 +733,8 @@ fn prometheus_endpoint_serves_stage_metrics_during_the_run() {
 fn bench_pipeline_runs_streaming_and_phased_on_the_same_job() {
     let tmp = tempfile::tempdir().unwrap();
     let mut c = small(Mode::Exspin);
-    c.model.fake_step_ms = 5;
-    c.model.fake_generate_ms = 2;
+    fake(&mut c).step_ms = 5;
+    fake(&mut c).generate_ms = 2;
     let cfg = tmp.path().join("bench.toml");
     std::fs::write(&cfg, toml::to_string(&c).unwrap()).unwrap();
     let out = exspin()
@@ -670,7 +756,7 @@ fn bench_pipeline_runs_streaming_and_phased_on_the_same_job() {
     for r in [s, p] {
         assert_eq!(r["finished"], true);
         assert!(r["wall_s"].as_f64().unwrap() > 0.0);
-        for stage in ["prompt", "generate", "execute", "train", "evaluate"] {
+        for stage in ["prompt_builder", "opponent", "executor", "trainer", "evaluator"] {
             assert!(r["busy_s"][stage].as_f64().unwrap() > 0.0, "{stage}: {r}");
         }
         let h = r["exec_hidden_share"].as_f64().unwrap();
@@ -689,7 +775,7 @@ fn async_kill_9_and_resume_train_every_sample_exactly_once() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = slow_config(tmp.path());
     let mut c: JobConfig = toml::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
-    c.run.schedule = Schedule::Async;
+    c.run.schedule = RoundSchedule::Async;
     c.run.staleness = 1;
     std::fs::write(&cfg, toml::to_string(&c).unwrap()).unwrap();
     let dir = tmp.path().join("async");
@@ -757,28 +843,24 @@ fn tiny_real() -> JobConfig {
 
 #[test]
 fn model_device_and_dtype_are_validated_with_the_fix_in_words() {
+    let c = tiny_real();
     let with = |device: &str, dtype: &str| {
-        let mut c = tiny_real();
-        c.model.device = device.into();
-        c.model.dtype = dtype.into();
-        c.validate().err().map(|e| e.to_string())
+        load_with(
+            &c,
+            &[("model", "device", text(device)), ("model", "dtype", text(dtype))],
+        )
+        .err()
     };
     assert_eq!(with("cpu", "f32"), None);
     // Defaults: the CPU in f32.
     let d = exspin_actors::config::ModelConfig::default();
-    assert_eq!((d.device.as_str(), d.dtype.as_str()), ("cpu", "f32"));
+    assert_eq!((d.device, d.dtype), (DeviceSpec::Cpu, WeightDType::F32));
     let msg = with("gpu", "f32").unwrap();
-    assert!(
-        msg.contains("model.device") && msg.contains("\"cuda\""),
-        "{msg}"
-    );
+    assert!(msg.contains("device") && msg.contains("\"cuda\""), "{msg}");
     let msg = with("cuda:x", "f32").unwrap();
     assert!(msg.contains("cuda:N"), "{msg}");
     let msg = with("cpu", "f16").unwrap();
-    assert!(
-        msg.contains("model.dtype") && msg.contains("\"bf16\""),
-        "{msg}"
-    );
+    assert!(msg.contains("dtype") && msg.contains("bf16"), "{msg}");
     let msg = with("cpu", "bf16").unwrap();
     assert!(msg.contains("needs model.device = \"cuda\""), "{msg}");
     if exspin_actors::device::CUDA_BUILT {
@@ -786,37 +868,45 @@ fn model_device_and_dtype_are_validated_with_the_fix_in_words() {
         assert_eq!(with("cuda:1", "f32"), None);
     } else {
         for device in ["cuda", "cuda:1"] {
+            // The run refuses at startup (JobConfig::load validates), with the fix.
             let msg = with(device, "bf16").unwrap();
             assert!(
                 msg.contains("cargo build --release --features cuda")
                     && msg.contains("model.device = \"cpu\""),
                 "{msg}"
             );
-            // The run itself refuses at startup too (JobConfig::load validates).
-            let tmp = tempfile::tempdir().unwrap();
-            let path = tmp.path().join("gpu.toml");
-            let mut c = tiny_real();
-            c.model.device = device.into();
-            std::fs::write(&path, toml::to_string(&c).unwrap()).unwrap();
-            let msg = format!("{:#}", JobConfig::load(&path).unwrap_err());
-            assert!(msg.contains("--features cuda"), "{msg}");
         }
     }
     // kind = "random" needs a known shape, and a BPE no larger than its vocabulary.
-    let mut c = tiny_real();
-    c.model.kind = "random".into();
-    let msg = c.validate().unwrap_err().to_string();
+    let tiny_only = [
+        ("model", "hidden_size", None),
+        ("model", "intermediate_size", None),
+        ("model", "layers", None),
+        ("model", "heads", None),
+        ("model", "kv_heads", None),
+        ("model", "kind", text("random")),
+    ];
+    let msg = load_with(&c, &tiny_only).unwrap_err();
     assert!(
         msg.contains("model.shape") && msg.contains("qwen2.5-coder-1.5b"),
         "{msg}"
     );
-    c.model.shape = Some("qwen9".into());
-    let msg = c.validate().unwrap_err().to_string();
+    let mut edits = tiny_only.to_vec();
+    edits.push(("model", "shape", text("qwen9")));
+    let msg = load_with(&c, &edits).unwrap_err();
     assert!(msg.contains("\"qwen9\" is unknown"), "{msg}");
-    c.model.shape = Some("qwen2-30m".into());
-    c.validate().unwrap();
-    c.model.vocab_size = 1_000_000;
-    let msg = c.validate().unwrap_err().to_string();
+    edits.pop();
+    edits.push(("model", "shape", text("qwen2-30m")));
+    let random = load_with(&c, &edits).unwrap();
+    assert_eq!(
+        random.model.source,
+        ModelSource::Random {
+            shape: "qwen2-30m".into(),
+            vocab_size: 300
+        }
+    );
+    edits.push(("model", "vocab_size", Some(toml::Value::Integer(1_000_000))));
+    let msg = load_with(&c, &edits).unwrap_err();
     assert!(msg.contains("must not exceed"), "{msg}");
 }
 
@@ -828,15 +918,17 @@ fn a_tiny_real_run_with_an_explicit_cpu_device_and_a_random_shape_finishes() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join(kind);
         let mut c = tiny_real();
-        c.model.device = "cpu".into();
-        c.model.dtype = "f32".into();
+        c.model.device = DeviceSpec::Cpu;
+        c.model.dtype = WeightDType::F32;
         c.run.rounds = 1;
         c.run.generators = 1;
         c.sft.steps = 2;
         if kind == "random" {
-            c.model.kind = "random".into();
             // ~31M parameters on the CPU: the smallest job that still trains a step.
-            c.model.shape = Some("qwen2-30m".into());
+            c.model.source = ModelSource::Random {
+                shape: "qwen2-30m".into(),
+                vocab_size: 300,
+            };
             c.model.max_new_tokens = 8;
             c.run.prompts_per_round = 2;
             c.run.train_batch = 2;
@@ -914,7 +1006,10 @@ fn a_run_starts_from_another_runs_version_0_only_when_its_sft_settings_match() {
     assert!(read_summary(&b_dir).finished);
     // Another model size would train another version 0: refused, naming the reason.
     let mut c = a.clone();
-    c.model.hidden_size = 48;
+    match &mut c.model.source {
+        ModelSource::Tiny(t) => t.hidden_size = 48,
+        other => panic!("not the tiny model: {other:?}"),
+    }
     let c_cfg = write("c", &c);
     let out = exspin()
         .args(["run", c_cfg.to_str().unwrap(), "--run-dir"])

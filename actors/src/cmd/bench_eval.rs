@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use exspin::eval::{self, EvalOptions};
 use exspin::sql::executor::{ExecutorConfig, ExecutorPool};
-use exspin::sql::official::{self, Compat};
+use exspin::sql::official::Compat;
 use serde::Serialize;
 
 use crate::cli::DatasetArgs;
@@ -93,14 +93,15 @@ pub fn run(args: BenchEvalArgs) -> anyhow::Result<()> {
         anyhow::ensure!(t > 0, "--threads must be at least 1");
         config.workers = t;
     }
-    // The exact texts exspin executes, for Python to execute too.
+    // The exact texts exspin executes (the judge's text steps), for Python to execute too.
+    let judge = eval::Judge::for_dataset(dataset.kind, EvalOptions::default());
     let items: Vec<(String, String, String)> = dataset
         .evaluable_examples()
         .map(|(i, ex)| {
             (
                 dataset.db_path(&ex.db_id).display().to_string(),
-                official::prepare_for_execution(&ex.gold_sql, false),
-                official::prepare_for_execution(&predictions[i], false),
+                judge.prepare_gold(&ex.gold_sql),
+                judge.prepare_prediction(&predictions[i]),
             )
         })
         .collect();

@@ -2,6 +2,7 @@
 //! out-of-memory failure into advice.
 
 use candle_core::{DType, Device};
+use exspin_actors::device::{DeviceSpec, WeightDType};
 
 /// `--threads N`: worker threads for candle's CPU kernels and every rayon loop.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -23,10 +24,10 @@ impl ThreadsArgs {
 pub struct ComputeArgs {
     /// cpu or cuda (cuda[:N] picks a GPU; needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
-    pub device: String,
+    pub device: DeviceSpec,
     /// Weight dtype: f32 or bf16 (bf16 is meant for CUDA; on the CPU it is slow).
-    #[arg(long, default_value = "f32")]
-    pub dtype: String,
+    #[arg(long, value_enum, default_value = "f32")]
+    pub dtype: WeightDType,
     #[command(flatten)]
     pub threads: ThreadsArgs,
 }
@@ -35,8 +36,8 @@ impl ComputeArgs {
     /// Apply `--threads`, open the device, parse the dtype.
     pub fn open(&self) -> anyhow::Result<(Device, DType, usize)> {
         let threads = self.threads.apply()?;
-        let device = open_device(&self.device)?;
-        let dtype = parse_dtype(&self.dtype)?;
+        let device = self.device.open("--device")?;
+        let dtype = self.dtype.dtype();
         Ok((device, dtype, threads))
     }
 }
@@ -57,15 +58,6 @@ pub fn set_threads(threads: Option<usize>) -> anyhow::Result<usize> {
 }
 
 pub use exspin_actors::device::{device_name, dtype_name};
-
-pub fn parse_dtype(s: &str) -> anyhow::Result<DType> {
-    exspin_actors::device::parse_dtype_as(s, "--dtype")
-}
-
-/// `cpu`, `cuda` or `cuda:N`.
-pub fn open_device(s: &str) -> anyhow::Result<Device> {
-    exspin_actors::device::open_device_as(s, "--device")
-}
 
 /// Whether an error chain is the device running out of memory.
 pub fn is_oom(err: &anyhow::Error) -> bool {

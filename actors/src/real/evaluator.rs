@@ -1,12 +1,13 @@
 //! Dev execution accuracy of a published version: greedy answers to the dev prompts, executed
-//! against the gold queries with the sandboxed executor and compared as `exspin eval` does
-//! (Spider's rule, order only when the gold query orders: `executor_stage::judge_all`).
+//! against the gold queries with the sandboxed executor and judged by the one judge
+//! (`exspin::eval::Judge`, the dev dataset's rule), as `exspin eval` judges them.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use exspin::data::database_path;
+use exspin::eval::Judge;
 use exspin::model::chat::ChatTemplate;
 use exspin::model::generate::{GenerateConfig, extract_sql, generate};
 use exspin::sql::classify::{KeyInfo, classify};
@@ -23,6 +24,9 @@ pub struct RealEvaluator {
     /// The dev examples with their prompts (round unused).
     pub dev: Vec<PromptItem>,
     pub database_root: PathBuf,
+    /// The dev dataset's rule, and where its examples come from (the gold cache's scope).
+    pub judge: Judge,
+    pub judge_scope: String,
     pub pool: ExecutorPool,
     pub max_new_tokens: usize,
     pub chunk: usize,
@@ -82,7 +86,9 @@ impl RealEvaluator {
             })
             .collect();
         let judged = judge_all(
+            &self.judge,
             &self.pool,
+            &self.judge_scope,
             |db| database_path(&self.database_root, db),
             items,
         );

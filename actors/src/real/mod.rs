@@ -16,7 +16,7 @@ pub mod evaluator;
 pub mod generator;
 pub mod reuse;
 pub mod setup;
-pub mod trainer;
+pub mod learner;
 
 use std::path::{Path, PathBuf};
 

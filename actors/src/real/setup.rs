@@ -27,17 +27,17 @@ use serde::{Deserialize, Serialize};
 
 use super::evaluator::RealEvaluator;
 use super::generator::RealGenerator;
-use super::trainer::RealTrainer;
+use super::learner::RealLearner;
 use super::{Lm, weights_dir};
-use crate::config::JobConfig;
+use crate::config::{JobConfig, ModelSource, TinyModel};
 use crate::device::Compute;
 use crate::prompts::Prompter;
-use crate::seams::{DevEvaluator, Generator, PromptItem, Trainer};
+use crate::seams::{DevEvaluator, Generator, PromptItem, Learner};
 
 /// One generator per opponent (`run.generators`), the learner, the dev evaluator.
 pub type Seams = (
     Vec<Box<dyn Generator>>,
-    Box<dyn Trainer>,
+    Box<dyn Learner>,
     Box<dyn DevEvaluator>,
 );
 
@@ -68,7 +68,7 @@ pub fn build(
     prompter: &Prompter,
 ) -> anyhow::Result<Seams> {
     let m = &config.model;
-    let compute = Compute::from_config(&m.device, &m.dtype, config.run.seed)?;
+    let compute = Compute::from_config(m.device, m.dtype, config.run.seed)?;
     // Every prompt now: one that cannot be built is reported before any training.
     let train_items: Vec<(&Example, String)> = train
         .evaluable_examples()
@@ -92,6 +92,8 @@ pub fn build(
         chat: ChatTemplate::Plain,
         dev: dev_items,
         database_root: dev.database_root.clone(),
+        judge: exspin::eval::Judge::for_dataset(dev.kind, exspin::eval::EvalOptions::default()),
+        judge_scope: dev.source.display().to_string(),
         pool: ExecutorPool::new(ExecutorConfig {
             timeout: Duration::from_millis(config.run.executor_timeout_ms),
             workers: 1,
@@ -108,10 +110,9 @@ pub fn build(
             .with_context(|| format!("{} is corrupt", meta_path.display()))?;
         meta.chat
     } else {
-        let mut lm = match m.kind.as_str() {
-            "tiny" | "random" => tiny(config, &train_items, &compute)?,
-            _ => {
-                let path = m.path.clone().expect("validated");
+        let mut lm = match &m.source {
+            ModelSource::Pretrained { path } => {
+                let path = path.clone();
                 anyhow::ensure!(
                     path.exists(),
                     "model.path {} does not exist: give a GGUF file or a Hugging Face folder \
@@ -129,6 +130,11 @@ pub fn build(
                     chat: loaded.chat,
                 }
             }
+            ModelSource::Tiny(shape) => tiny(config, shape, &train_items, &compute)?,
+            ModelSource::Random { shape, vocab_size } => {
+                random(shape, *vocab_size, &train_items, &compute)?
+            }
+            ModelSource::Fake(_) => unreachable!("the fake model has no real seams"),
         };
         evaluator.chat = lm.chat.clone();
         std::fs::create_dir_all(run_dir.join("weights"))?;
@@ -196,7 +202,7 @@ pub fn build(
             max_grad_norm: Some(m.max_grad_norm),
         },
     )?;
-    let trainer = RealTrainer {
+    let trainer = RealLearner {
         lm,
         adapters,
         opt,
@@ -209,19 +215,17 @@ pub fn build(
     Ok((generators, Box::new(trainer), Box::new(evaluator)))
 }
 
-/// A tiny Qwen2 with seeded random weights and a BPE trained on the train prompts and queries
-/// (the dev split is not read, so dev names may split into more pieces, as with a real model).
-/// With `model.kind = "random"` the decoder is the named `model.shape` instead (random weights
-/// made on the device, seeded there on CUDA; candle's CPU initialiser is not seedable), e.g. a
-/// 1.5B-shaped model for `exspin bench pipeline` on a GPU: the BPE's ids are the first of the
-/// shape's vocabulary.
-fn tiny(config: &JobConfig, items: &[(&Example, String)], compute: &Compute) -> anyhow::Result<Lm> {
-    let m = &config.model;
+/// A BPE of `vocab_size` tokens trained on the train prompts and queries (the dev split is not
+/// read, so dev names may split into more pieces, as with a real model), and its special tokens.
+fn train_tokenizer(
+    items: &[(&Example, String)],
+    vocab_size: usize,
+) -> anyhow::Result<(tokenizers::Tokenizer, SpecialTokens)> {
     let corpus: Vec<String> = items
         .iter()
         .map(|(e, p)| format!("{p}\n-- SQL:\n{}", e.gold_sql))
         .collect();
-    let tok = tokenizer::train_bpe(corpus.iter(), m.vocab_size)?;
+    let tok = tokenizer::train_bpe(corpus.iter(), vocab_size)?;
     let eot = tok
         .token_to_id(ChatTemplate::Plain.end_of_turn())
         .context("the trained tokenizer lacks <|endoftext|>")?;
@@ -230,21 +234,43 @@ fn tiny(config: &JobConfig, items: &[(&Example, String)], compute: &Compute) -> 
         pad: eot,
         bos: None,
     };
-    if m.kind == "random" {
-        let shape = m.shape.as_deref().expect("validated");
-        let mut cfg = Config::named(shape).expect("validated");
-        cfg.eos_token_id = Some(eot);
-        cfg.bos_token_id = None;
-        let (model, varmap) = load::random_as(&cfg, compute.dtype, &compute.device)
-            .with_context(|| format!("random weights of the shape {shape}"))?;
-        return Ok(Lm {
-            model,
-            varmap,
-            tokenizer: tok,
-            special,
-            chat: ChatTemplate::Plain,
-        });
-    }
+    Ok((tok, special))
+}
+
+/// `model.kind = "random"`: the named decoder shape with random weights (made on the device,
+/// seeded there on CUDA; candle's CPU initialiser is not seedable), e.g. a 1.5B-shaped model for
+/// `exspin bench pipeline` on a GPU; the BPE's ids are the first of the shape's vocabulary.
+fn random(
+    shape: &str,
+    vocab_size: usize,
+    items: &[(&Example, String)],
+    compute: &Compute,
+) -> anyhow::Result<Lm> {
+    let (tok, special) = train_tokenizer(items, vocab_size)?;
+    let mut cfg = Config::named(shape).expect("the config checked the shape");
+    cfg.eos_token_id = Some(special.pad);
+    cfg.bos_token_id = None;
+    let (model, varmap) = load::random_as(&cfg, compute.dtype, &compute.device)
+        .with_context(|| format!("random weights of the shape {shape}"))?;
+    Ok(Lm {
+        model,
+        varmap,
+        tokenizer: tok,
+        special,
+        chat: ChatTemplate::Plain,
+    })
+}
+
+/// `model.kind = "tiny"`: a tiny Qwen2 of the configured shape with seeded random weights and a
+/// BPE trained on the run's train data.
+fn tiny(
+    config: &JobConfig,
+    m: &TinyModel,
+    items: &[(&Example, String)],
+    compute: &Compute,
+) -> anyhow::Result<Lm> {
+    let (tok, special) = train_tokenizer(items, m.vocab_size)?;
+    let eot = special.pad;
     let mut cfg = Config::tiny(tok.get_vocab_size(true));
     cfg.hidden_size = m.hidden_size;
     cfg.intermediate_size = m.intermediate_size;

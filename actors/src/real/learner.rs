@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{Lm, weights_dir};
 use crate::config::Mode;
-use crate::seams::{Pair, SeamResult, StepMetrics, Trainer, WeightsHandle};
+use crate::seams::{Pair, SeamResult, StepMetrics, Learner, WeightsHandle};
 
-pub struct RealTrainer {
+pub struct RealLearner {
     pub lm: Lm,
     /// LoRA adapters when the config asks for them (then only they train).
     pub adapters: Option<VarMap>,
@@ -39,7 +39,7 @@ struct LearnerState {
 const WEIGHTS: &str = "learner.safetensors";
 const STATE: &str = "learner.json";
 
-impl RealTrainer {
+impl RealLearner {
     fn trainable(&self) -> &VarMap {
         self.adapters.as_ref().unwrap_or(&self.lm.varmap)
     }
@@ -64,7 +64,7 @@ impl RealTrainer {
     }
 }
 
-impl Trainer for RealTrainer {
+impl Learner for RealLearner {
     fn train_step(&mut self, pairs: &[Pair]) -> SeamResult<StepMetrics> {
         anyhow::ensure!(!pairs.is_empty(), "an empty batch");
         super::trace_memory("train step begins");

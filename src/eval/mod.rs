@@ -7,26 +7,20 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, bounded};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, DatasetKind};
 use crate::sql::classify::{self, KeyInfo, QueryType};
-use crate::sql::compare::{ComparisonRule, results_match};
+use crate::sql::compare::ComparisonRule;
 use crate::sql::executor::{ExecutorPool, Outcome};
 use crate::sql::hardness::{self, Hardness};
-use crate::sql::official::{self, Compat};
+use crate::sql::official::Compat;
 
-/// How to evaluate.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct EvalOptions {
-    /// Keep `DISTINCT` (the official script removes it by default).
-    pub keep_distinct: bool,
-    pub compat: Compat,
-}
+pub mod judge;
+
+pub use judge::{Case, EvalOptions, Judge, Judgement, Verdict};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
@@ -181,19 +175,7 @@ pub fn stratified_by_hardness(dataset: &Dataset, n: usize) -> Vec<usize> {
 
 /// The comparison rule a dataset's benchmark uses.
 pub fn rule_for(kind: DatasetKind) -> ComparisonRule {
-    match kind {
-        DatasetKind::Bird => ComparisonRule::Bird,
-        DatasetKind::Spider | DatasetKind::Jsonl => ComparisonRule::Spider,
-    }
-}
-
-/// One evaluable example's queries as they will run.
-struct Job {
-    index: usize,
-    db: PathBuf,
-    gold_key: String,
-    gold_sql: String,
-    pred_sql: String,
+    Judge::for_dataset(kind, EvalOptions::default()).rule
 }
 
 /// Evaluates `predictions` (one per example, dataset order) against the dataset's gold SQL.
@@ -211,12 +193,8 @@ pub fn evaluate(
         "read_predictions checks the count"
     );
     let started = Instant::now();
-    let rule = rule_for(dataset.kind);
-    // Spider's text steps; BIRD's official script runs both queries as written.
-    let prepare = |sql: &str| match rule {
-        ComparisonRule::Spider => official::prepare_for_execution(sql, options.keep_distinct),
-        ComparisonRule::Bird => sql.to_string(),
-    };
+    let judge = Judge::for_dataset(dataset.kind, options);
+    let rule = judge.rule;
     let mut verdicts: Vec<ExampleVerdict> = dataset
         .examples
         .iter()
@@ -233,95 +211,58 @@ pub fn evaluate(
                 .then(|| format!("database missing: {}", dataset.db_path(&ex.db_id).display())),
         })
         .collect();
-    let mut keys: HashMap<String, Option<KeyInfo>> = HashMap::new();
-    let mut jobs = Vec::new();
-    for (index, ex) in dataset.evaluable_examples() {
-        let db = dataset.db_path(&ex.db_id);
-        let mut pred = predictions[index].clone();
-        if options.compat == Compat::Official {
-            pred = official::official_value_quirk(&pred);
-        }
-        jobs.push(Job {
-            index,
-            gold_key: format!(
-                "{}|{}|{}",
-                dataset.source.display(),
-                ex.id,
-                options.keep_distinct
-            ),
-            gold_sql: prepare(&ex.gold_sql),
-            pred_sql: prepare(&pred),
-            db,
-        });
-    }
+    let evaluable: Vec<(usize, PathBuf)> = dataset
+        .evaluable_examples()
+        .map(|(index, ex)| (index, dataset.db_path(&ex.db_id)))
+        .collect();
+    let scope = dataset.source.display().to_string();
+    let cases: Vec<Case<'_>> = evaluable
+        .iter()
+        .map(|(index, db)| {
+            let ex = &dataset.examples[*index];
+            Case {
+                gold_key: judge.gold_key(&scope, &ex.id),
+                db,
+                gold_sql: &ex.gold_sql,
+                predicted_sql: &predictions[*index],
+            }
+        })
+        .collect();
     progress.set_length(dataset.len() as u64);
-    progress.inc((dataset.len() - jobs.len()) as u64);
+    progress.inc((dataset.len() - cases.len()) as u64);
 
     let mut gold_failed = 0;
     let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
-    std::thread::scope(|scope| {
-        type Pending = (
-            usize,
-            String,
-            bool,
-            Result<Arc<Outcome>, Receiver<Outcome>>,
-            Receiver<Outcome>,
-        );
-        let (tx, rx) = bounded::<Pending>(pool.config().queue_capacity.max(1));
-        let jobs_ref = &jobs;
-        scope.spawn(move || {
-            for job in jobs_ref {
-                let gold = match pool.cached_gold(&job.gold_key) {
-                    Some(hit) => Ok(hit),
-                    None => Err(pool.submit(&job.db, &job.gold_sql)),
-                };
-                let pred = pool.submit(&job.db, &job.pred_sql);
-                let order = official::order_matters(&job.gold_sql);
-                if tx
-                    .send((job.index, job.gold_key.clone(), order, gold, pred))
-                    .is_err()
-                {
-                    break;
-                }
+    let mut keys: HashMap<String, Option<KeyInfo>> = HashMap::new();
+    judge.judge_each(pool, &cases, |case, judged| {
+        let index = evaluable[case].0;
+        // Classifying here overlaps with the workers executing the queries queued behind.
+        let ex = &dataset.examples[index];
+        let key_info = keys
+            .entry(ex.db_id.clone())
+            .or_insert_with(|| KeyInfo::from_sqlite(&dataset.db_path(&ex.db_id)).ok());
+        let verdict = &mut verdicts[index];
+        verdict.query_type = key_info
+            .as_ref()
+            .map(|k| classify::classify(&ex.gold_sql, k));
+        verdict.hardness = hardness::hardness(&ex.gold_sql).ok();
+        verdict.correct = judged.verdict.correct();
+        if verdict.correct.is_none() {
+            gold_failed += 1;
+            verdict.note = Some(format!(
+                "gold query did not run: {}",
+                describe(&judged.gold)
+            ));
+        } else {
+            *outcomes
+                .entry(judged.predicted.kind().to_string())
+                .or_insert(0) += 1;
+            verdict.prediction_outcome = Some(judged.predicted.kind());
+            if judged.predicted.rows().is_none() {
+                verdict.note = Some(describe(&judged.predicted));
             }
-        });
-        for (index, gold_key, order_matters, gold, pred) in rx {
-            let gold = match gold {
-                Ok(hit) => hit,
-                Err(rx) => pool.remember_gold(&gold_key, recv(rx)),
-            };
-            // Classifying here overlaps with the workers executing the queries queued behind.
-            let ex = &dataset.examples[index];
-            let key_info = keys
-                .entry(ex.db_id.clone())
-                .or_insert_with(|| KeyInfo::from_sqlite(&dataset.db_path(&ex.db_id)).ok());
-            let query_type = key_info
-                .as_ref()
-                .map(|k| classify::classify(&ex.gold_sql, k));
-            let level = hardness::hardness(&ex.gold_sql).ok();
-            let pred = recv(pred);
-            let verdict = &mut verdicts[index];
-            verdict.query_type = query_type;
-            verdict.hardness = level;
-            match gold.rows() {
-                None => {
-                    gold_failed += 1;
-                    verdict.note = Some(format!("gold query did not run: {}", describe(&gold)));
-                }
-                Some(gold_rows) => {
-                    *outcomes.entry(pred.kind().to_string()).or_insert(0) += 1;
-                    verdict.prediction_outcome = Some(pred.kind());
-                    verdict.correct = Some(match pred.rows() {
-                        Some(pred_rows) => results_match(rule, gold_rows, pred_rows, order_matters),
-                        None => {
-                            verdict.note = Some(describe(&pred));
-                            false
-                        }
-                    });
-                }
-            }
-            progress.inc(1);
         }
+        progress.inc(1);
     });
 
     let mut by_hardness: BTreeMap<String, Bucket> = BTreeMap::new();
@@ -359,12 +300,6 @@ pub fn evaluate(
         seconds: started.elapsed().as_secs_f64(),
         verdicts,
     }
-}
-
-fn recv(rx: Receiver<Outcome>) -> Outcome {
-    rx.recv().unwrap_or_else(|_| Outcome::Error {
-        message: "executor stopped before answering".into(),
-    })
 }
 
 fn describe(outcome: &Outcome) -> String {
