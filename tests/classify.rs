@@ -25,7 +25,7 @@ fn classify_spider_dev_distribution() {
         let (from_schema, from_sqlite) = keys.entry(ex.db_id.clone()).or_insert_with(|| {
             let path = dev.db_path(&ex.db_id);
             (
-                KeyInfo::from_schema(schema),
+                schema.key_info(),
                 KeyInfo::from_sqlite(&path).ok(),
             )
         });
