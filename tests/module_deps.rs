@@ -119,7 +119,8 @@ fn expand(s: &str, prefix: &ModPath, out: &mut Vec<ModPath>) {
 fn reached_paths(code: &str, module: &ModPath) -> Vec<ModPath> {
     let mut out = Vec::new();
     let bytes = code.as_bytes();
-    let word_start = |i: usize| i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+    let word_start =
+        |i: usize| i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
     for (i, _) in code.match_indices("crate::") {
         if word_start(i) && !code[..i].ends_with("::") {
             expand(&code[i + "crate::".len()..], &Vec::new(), &mut out);
@@ -164,7 +165,8 @@ fn reached_from(under: &str) -> Vec<(PathBuf, BTreeSet<String>)> {
     files
         .into_iter()
         .map(|f| {
-            let text = std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            let text =
+                std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
             let reached = reached_paths(&code_only(&text), &module_of(&f))
                 .into_iter()
                 .map(|p| p.join("::"))
@@ -226,13 +228,22 @@ fn the_scanner_sees_every_way_of_naming_a_module() {
             .map(|p| p.join("::"))
             .collect()
     };
-    assert_eq!(reached("use crate::data::DatabaseSchema;"), ["data::DatabaseSchema"]);
+    assert_eq!(
+        reached("use crate::data::DatabaseSchema;"),
+        ["data::DatabaseSchema"]
+    );
     assert_eq!(
         reached("use crate::{data::{tables, Example}, sql::lexer};"),
         ["data::tables", "data::Example", "sql::lexer"]
     );
-    assert_eq!(reached("fn f(s: &super::super::data::DatabaseSchema) {}"), ["data::DatabaseSchema"]);
-    assert_eq!(reached("use super::lexer::{self, Token};"), ["sql::lexer::self", "sql::lexer::Token"]);
+    assert_eq!(
+        reached("fn f(s: &super::super::data::DatabaseSchema) {}"),
+        ["data::DatabaseSchema"]
+    );
+    assert_eq!(
+        reached("use super::lexer::{self, Token};"),
+        ["sql::lexer::self", "sql::lexer::Token"]
+    );
     // Prose and messages are not dependencies.
     assert!(reached("// see crate::data::Example\nlet m = \"crate::data\";").is_empty());
     assert!(reached("/// [`crate::data::Example`]").is_empty());

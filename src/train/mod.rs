@@ -5,8 +5,8 @@
 
 mod host_adamw;
 pub mod loss;
-pub mod optim;
 pub mod lr_schedule;
+pub mod optim;
 
 use std::path::Path;
 
@@ -15,8 +15,8 @@ use candle_core::{Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{ModelError, Result};
-pub use optim::{AdamW, AdamWConfig, GradAccumulator, clip_scale, params_of};
 pub use lr_schedule::{Decay, LrSchedule};
+pub use optim::{AdamW, AdamWConfig, GradAccumulator, clip_scale, params_of};
 
 /// How the trainer updates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

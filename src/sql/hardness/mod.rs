@@ -44,8 +44,8 @@ mod tests;
 use serde_json::Value as Json;
 
 pub use ast::{
-    Agg, ColUnit, Column, CondUnit, Condition, Connector, FromClause, OrderBy, SpiderSql, TableUnit,
-    UnitOp, Val, ValUnit, WhereOp,
+    Agg, ColUnit, Column, CondUnit, Condition, Connector, FromClause, OrderBy, SpiderSql,
+    TableUnit, UnitOp, Val, ValUnit, WhereOp,
 };
 pub use parse::parse;
 pub use rules::{Components, Hardness};
