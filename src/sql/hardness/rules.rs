@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ast::{Agg, Connector, SpiderSql, Val, WhereOp};
 
+/// Spider's four hardness levels, easiest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Hardness {
