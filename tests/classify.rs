@@ -24,10 +24,7 @@ fn classify_spider_dev_distribution() {
             .unwrap_or_else(|| panic!("no schema for {}", ex.db_id));
         let (from_schema, from_sqlite) = keys.entry(ex.db_id.clone()).or_insert_with(|| {
             let path = dev.db_path(&ex.db_id);
-            (
-                KeyInfo::from_schema(schema),
-                KeyInfo::from_sqlite(&path).ok(),
-            )
+            (schema.key_info(), KeyInfo::from_sqlite(&path).ok())
         });
         let ty = classify(&ex.gold_sql, from_schema);
         if from_sqlite

@@ -16,7 +16,8 @@ use candle_core::{D, Device, Tensor};
 use candle_nn::VarMap;
 use exspin::model::chat::ChatTemplate;
 use exspin::model::checkpoint;
-use exspin::model::decoder::{Architecture, Config, KvCache, Model, pad_batch};
+use exspin::model::config::{Architecture, Config};
+use exspin::model::decoder::{KvCache, Model, pad_batch};
 use exspin::model::generate::{self, GenerateConfig, StopRules};
 use exspin::model::load::{self, SpecialTokens};
 use exspin::model::logprob::{Pair, response_logprobs};
@@ -24,7 +25,7 @@ use exspin::model::lora::{self, LoraConfig};
 use exspin::model::recompute::backward_checkpointed;
 use exspin::model::{ModelError, tokenizer};
 use exspin::train::loss::{self, PairLogprobs};
-use exspin::train::{Decay, Schedule, Trainer, TrainerConfig, params_of};
+use exspin::train::{Decay, LrSchedule, Trainer, TrainerConfig, params_of};
 use tokenizers::Tokenizer;
 
 use crate::util::{test_device, tol};
@@ -545,7 +546,7 @@ fn sft_batch(tok: &Tokenizer) -> Vec<Pair> {
 fn trainer_cfg(lr: f64) -> TrainerConfig {
     TrainerConfig {
         optim: Default::default(),
-        schedule: Schedule {
+        schedule: LrSchedule {
             peak_lr: lr,
             warmup_steps: 0,
             total_steps: 100,

@@ -137,7 +137,7 @@ fn synthetic_loads_as_spider_with_disjoint_databases() {
             .join(&schema.db_id)
             .join(format!("{}.sqlite", schema.db_id));
         assert_eq!(
-            KeyInfo::from_schema(schema),
+            schema.key_info(),
             KeyInfo::from_sqlite(&path).unwrap(),
             "{}",
             schema.db_id

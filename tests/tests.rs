@@ -10,6 +10,7 @@ mod eval;
 mod executor;
 mod hardness;
 mod model;
+mod module_deps;
 mod schema;
 mod synthetic;
 mod util;

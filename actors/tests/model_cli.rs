@@ -7,7 +7,7 @@ use std::process::Command;
 use candle_core::Device;
 use exspin::model::chat::ChatTemplate;
 use exspin::model::checkpoint;
-use exspin::model::decoder::Config;
+use exspin::model::config::Config;
 use exspin::model::load::{self, SpecialTokens};
 use exspin::model::tokenizer;
 

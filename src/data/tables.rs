@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::{DataError, read_json};
+use crate::sql::classify::KeyInfo;
 
 /// One database's declared schema. Column 0 is Spider's `*` pseudo-column (table index -1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,6 +25,29 @@ pub struct DatabaseSchema {
     /// `(column, referenced column)` pairs.
     #[serde(default)]
     pub foreign_keys: Vec<(usize, usize)>,
+}
+
+impl DatabaseSchema {
+    /// The declared primary keys (original names), as the query-type classifier reads them. It
+    /// lives here, not in `sql::classify`, because datasets build on SQL and not the other way.
+    pub fn key_info(&self) -> KeyInfo {
+        let mut info = KeyInfo::new();
+        for key in &self.primary_keys {
+            for &col in key.columns() {
+                let Some((table, name)) = self.column_names_original.get(col) else {
+                    continue;
+                };
+                let Some(table) = usize::try_from(*table)
+                    .ok()
+                    .and_then(|t| self.table_names_original.get(t))
+                else {
+                    continue;
+                };
+                info.insert(table, name);
+            }
+        }
+        info
+    }
 }
 
 /// A primary key: one column index, or several for a composite key.

@@ -16,7 +16,8 @@ use candle_nn::{VarBuilder, VarMap};
 use tokenizers::Tokenizer;
 
 use super::chat::ChatTemplate;
-use super::decoder::{Architecture, Config, Model};
+use super::config::{Architecture, Config};
+use super::decoder::Model;
 use super::{ModelError, Result, tokenizer};
 
 /// Token ids generation and batching need.

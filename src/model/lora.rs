@@ -1,17 +1,17 @@
-//! LoRA adapters (`y = x Wᵀ + b + scale · dropout(x) Aᵀ Bᵀ`, scale = alpha / rank) on the decoder's
-//! linear layers. `candle-lora` is pinned to an old candle, so the adapter is written here. The
+//! LoRA adapters on the decoder's linear layers: the hyper-parameters ([`LoraConfig`]), attaching
+//! adapters to a [`Model`], and PEFT's files. The adapter itself ([`Lora`], its forward and dropout)
+//! is in `lora_adapter.rs`, which the decoder's linear layer holds without knowing this file. The
 //! adapters live in their own VarMap (the optimizer sees only them) and carry PEFT's names
 //! (`base_model.model.<module>.lora_A.weight`), so an adapter saved here loads in PEFT unchanged.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use candle_core::{DType, Tensor};
 use candle_nn::{Init, VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
 use super::decoder::Model;
+use super::lora_adapter::Lora;
 use super::{ModelError, Result};
 
 /// The adapter's hyper-parameters (PEFT's `r`, `lora_alpha`, `lora_dropout`, `target_modules`).
@@ -100,68 +100,6 @@ impl LoraConfig {
 /// PEFT's name for an adapter matrix of `module` (`which` is `lora_A` or `lora_B`).
 pub fn peft_name(module: &str, which: &str) -> String {
     format!("base_model.model.{module}.{which}.weight")
-}
-
-/// One adapter: `a` (rank, in), `b` (out, rank).
-#[derive(Debug, Clone)]
-pub struct Lora {
-    pub a: Tensor,
-    pub b: Tensor,
-    pub scale: f64,
-    pub dropout: f32,
-    pub training: bool,
-    /// This adapter's place in the model (its dropout stream), and the model's forward-pass
-    /// counter: the dropout mask is a function of the two, so a pass recomputed for activation
-    /// checkpointing drops exactly the units the first pass dropped (`src/model/recompute.rs`).
-    pub site: u64,
-    pub pass: Arc<AtomicU64>,
-}
-
-impl Lora {
-    /// The adapter's contribution for a 2-D input (rows, in).
-    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let x = if self.training && self.dropout > 0.0 {
-            let key = self.pass.load(Ordering::Relaxed);
-            (x * dropout_mask(x, self.dropout, key, self.site)?)?
-        } else {
-            x.clone()
-        };
-        exspin_kernels::dense(&exspin_kernels::dense(&x, &self.a)?, &self.b)? * self.scale
-    }
-
-    /// `scale · B·A`, the update merging adds to the base weight.
-    pub fn delta_weight(&self) -> candle_core::Result<Tensor> {
-        self.b.matmul(&self.a)? * self.scale
-    }
-}
-
-/// Inverted dropout's mask for `x` (0 or 1/(1-p) per element) as a pure function of (pass, site,
-/// element): counter-based hashing instead of a stateful generator, so the same pass can be
-/// replayed.
-fn dropout_mask(x: &Tensor, p: f32, pass: u64, site: u64) -> candle_core::Result<Tensor> {
-    let n = x.elem_count();
-    let key = mix(pass ^ mix(site.wrapping_add(0x5851_F42D_4C95_7F2D)));
-    let keep = 1.0 / (1.0 - p);
-    // A 24-bit uniform per element, compared with p.
-    let threshold = (p as f64 * (1u64 << 24) as f64) as u64;
-    let mask: Vec<f32> = (0..n as u64)
-        .map(|i| {
-            if (mix(key.wrapping_add(i)) >> 40) < threshold {
-                0.0
-            } else {
-                keep
-            }
-        })
-        .collect();
-    Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())
-}
-
-/// splitmix64's finaliser: a well-mixed 64-bit hash of a counter.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// Attach adapters to every targeted linear layer and freeze the base. Adapter weights come from

@@ -1,8 +1,10 @@
 //! The model layer: decoder-only transformers written on candle with differentiable ops, so that
 //! one code path serves generation, log-probs and training.
 //!
-//! * [`decoder`] — the Qwen2 / Llama decoder (`Config`, `Model`, a caller-owned [`KvCache`]).
-//! * [`lora`] — LoRA adapters on the decoder's linear layers (PEFT names).
+//! * [`config`] — the decoder's hyper-parameters (`Config`, `Architecture`, the named shapes).
+//! * [`decoder`] — the Qwen2 / Llama decoder (`Model`, a caller-owned [`KvCache`]).
+//! * [`lora_adapter`] — one LoRA adapter as a linear layer holds it (knows nothing of the decoder).
+//! * [`lora`] — attaching LoRA adapters to a model, PEFT's files and names.
 //! * [`load`] — a Hugging Face folder or a GGUF file into trainable f32 weights.
 //! * [`tokenizer`] — the tokenizer from GGUF metadata; training a small BPE for tiny models.
 //! * [`chat`] — ChatML for instruct models, plain prompts for base models.
@@ -12,24 +14,27 @@
 
 pub mod chat;
 pub mod checkpoint;
+pub mod config;
 pub mod decoder;
 pub mod generate;
 pub mod load;
 pub mod logprob;
 pub mod lora;
+pub mod lora_adapter;
 pub mod recompute;
 pub mod tokenizer;
 
 use std::path::PathBuf;
 
-pub use decoder::{Architecture, Config, KvCache, Model};
+pub use config::{Architecture, Config};
+pub use decoder::{KvCache, Model};
 
 /// Errors of the model layer. Each names the file at fault and, where there is one, the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error(
         "{path}: unknown architecture {found:?}; supported are Qwen2ForCausalLM (model_type qwen2) and \
-LlamaForCausalLM (model_type llama). Use one of those models or add the architecture in src/model/decoder.rs"
+LlamaForCausalLM (model_type llama). Use one of those models or add the architecture in src/model/config.rs"
     )]
     UnknownArchitecture { path: PathBuf, found: String },
     #[error(

@@ -38,7 +38,6 @@ use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 
 use super::lexer::{self, Token, TokenKind};
-use crate::data::DatabaseSchema;
 
 /// The paper's six query types and `Other`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -143,26 +142,6 @@ impl KeyInfo {
         self.keys
             .get(&table.to_ascii_lowercase())
             .is_some_and(|cols| cols.contains(&column.to_ascii_lowercase()))
-    }
-
-    /// The declared primary keys of a `tables.json` entry (original names).
-    pub fn from_schema(schema: &DatabaseSchema) -> Self {
-        let mut info = KeyInfo::new();
-        for key in &schema.primary_keys {
-            for &col in key.columns() {
-                let Some((table, name)) = schema.column_names_original.get(col) else {
-                    continue;
-                };
-                let Some(table) = usize::try_from(*table)
-                    .ok()
-                    .and_then(|t| schema.table_names_original.get(t))
-                else {
-                    continue;
-                };
-                info.insert(table, name);
-            }
-        }
-        info
     }
 
     /// The primary keys a SQLite file declares (`PRAGMA table_info` pk flags), opened read-only.

@@ -1,12 +1,12 @@
 //! Training: losses ([`loss`]), AdamW with clipping and accumulation ([`optim`]), learning-rate
-//! schedules ([`schedule`]), and [`Trainer`], which ties them into "backward each micro-batch,
+//! schedules ([`lr_schedule`]), and [`Trainer`], which ties them into "backward each micro-batch,
 //! update every N". Full fine-tuning hands the trainer the model's VarMap; LoRA hands it the
 //! adapters' VarMap (the base is frozen), so the same trainer serves both.
 
 mod host_adamw;
 pub mod loss;
+pub mod lr_schedule;
 pub mod optim;
-pub mod schedule;
 
 use std::path::Path;
 
@@ -15,8 +15,8 @@ use candle_core::{Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{ModelError, Result};
+pub use lr_schedule::{Decay, LrSchedule};
 pub use optim::{AdamW, AdamWConfig, GradAccumulator, clip_scale, params_of};
-pub use schedule::{Decay, Schedule};
 
 /// How the trainer updates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,7 +24,7 @@ pub use schedule::{Decay, Schedule};
 pub struct TrainerConfig {
     #[serde(default)]
     pub optim: AdamWConfig,
-    pub schedule: Schedule,
+    pub schedule: LrSchedule,
     /// Micro-batches per optimizer update (each micro-batch loss is scaled by 1/N).
     #[serde(default = "one")]
     pub grad_accum: usize,

@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use candle_core::{DType, Device, Tensor};
-use exspin::model::decoder::Config;
+use exspin::model::config::Config;
 use exspin::model::{Model, load};
-use exspin::train::{AdamWConfig, Schedule, Trainer, TrainerConfig, params_of};
+use exspin::train::{AdamWConfig, LrSchedule, Trainer, TrainerConfig, params_of};
 use serde_json::json;
 
 use super::compute::{self, ComputeArgs};
@@ -181,7 +181,7 @@ pub fn run(args: BenchTrainArgs) -> anyhow::Result<()> {
     }
     let trainer_cfg = TrainerConfig {
         optim: AdamWConfig::default(),
-        schedule: Schedule::constant(args.lr),
+        schedule: LrSchedule::constant(args.lr),
         grad_accum: 1,
         max_grad_norm: None,
     };

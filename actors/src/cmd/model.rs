@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use candle_core::{Device, Tensor};
 use exspin::model::checkpoint;
-use exspin::model::decoder::Config;
+use exspin::model::config::Config;
 use exspin::model::load;
 use rand::{Rng, SeedableRng};
 use serde_json::json;

@@ -19,7 +19,7 @@ use exspin::model::load::{self, SpecialTokens};
 use exspin::model::logprob::{Pair as TokenPair, response_logprobs};
 use exspin::model::{Config, lora, tokenizer};
 use exspin::sql::executor::{ExecutorConfig, ExecutorPool};
-use exspin::train::{Decay, Schedule, Trainer as Optimizer, TrainerConfig, loss, params_of};
+use exspin::train::{Decay, LrSchedule, Trainer as Optimizer, TrainerConfig, loss, params_of};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -191,7 +191,7 @@ pub fn build(
         params,
         TrainerConfig {
             optim: Default::default(),
-            schedule: Schedule {
+            schedule: LrSchedule {
                 peak_lr: m.lr,
                 warmup_steps: m.warmup_steps,
                 total_steps: 1,
@@ -366,7 +366,7 @@ fn sft(
             params,
             TrainerConfig {
                 optim: Default::default(),
-                schedule: Schedule {
+                schedule: LrSchedule {
                     peak_lr: s.lr,
                     warmup_steps: s.warmup_steps,
                     total_steps: steps,

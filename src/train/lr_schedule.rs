@@ -1,4 +1,5 @@
 //! Learning-rate schedules: linear warmup, then cosine or linear decay to a floor, or constant.
+//! (The runtime's round schedule, strict / async / phased, is another thing: `exspin_actors::config`.)
 
 use serde::{Deserialize, Serialize};
 
@@ -14,7 +15,7 @@ pub enum Decay {
 /// `lr(step)` for optimizer steps 0, 1, … (a step is one optimizer update, after accumulation).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Schedule {
+pub struct LrSchedule {
     pub peak_lr: f64,
     pub warmup_steps: usize,
     pub total_steps: usize,
@@ -24,9 +25,9 @@ pub struct Schedule {
     pub min_lr_ratio: f64,
 }
 
-impl Schedule {
+impl LrSchedule {
     pub fn constant(lr: f64) -> Self {
-        Schedule {
+        LrSchedule {
             peak_lr: lr,
             warmup_steps: 0,
             total_steps: 1,
@@ -60,7 +61,7 @@ mod tests {
 
     #[test]
     fn warmup_then_cosine_reaches_floor() {
-        let s = Schedule {
+        let s = LrSchedule {
             peak_lr: 1.0,
             warmup_steps: 4,
             total_steps: 14,
@@ -77,7 +78,7 @@ mod tests {
         );
         assert!((s.lr_at(14) - 0.1).abs() < 1e-12);
         assert!((s.lr_at(100) - 0.1).abs() < 1e-12);
-        let l = Schedule {
+        let l = LrSchedule {
             decay: Decay::Linear,
             ..s
         };
