@@ -144,7 +144,11 @@ impl Compute {
 impl Compute {
     /// Opens the job config's `model.device` with `model.dtype`; a CUDA device gets `seed` for
     /// its random initialisers.
-    pub fn from_config(device: DeviceSpec, dtype: WeightDType, seed: u64) -> anyhow::Result<Compute> {
+    pub fn from_config(
+        device: DeviceSpec,
+        dtype: WeightDType,
+        seed: u64,
+    ) -> anyhow::Result<Compute> {
         let device = device.open("model.device")?;
         if !device.is_cpu() {
             device.set_seed(seed)?;

@@ -41,19 +41,17 @@ impl Actor for ExecutorStage {
         let judge = Judge::for_dataset(train.kind, EvalOptions::default());
         let started = std::time::Instant::now();
         metrics::gauge!("exspin_executor_inflight").set(items.len() as f64);
-        let judged =
-            tokio::task::spawn_blocking(move || {
-                let scope = train.source.display().to_string();
-                judge_all(&judge, &pool, &scope, |db| train.db_path(db), items)
-            })
-            .await?;
+        let judged = tokio::task::spawn_blocking(move || {
+            let scope = train.source.display().to_string();
+            judge_all(&judge, &pool, &scope, |db| train.db_path(db), items)
+        })
+        .await?;
         let took = started.elapsed();
         ctx.stats.add(Stage::Executor, took);
         metrics::gauge!("exspin_executor_inflight").set(0.0);
         metrics::histogram!("exspin_judge_seconds").record(took.as_secs_f64());
         metrics::counter!("exspin_queries_total").increment(judged.len() as u64);
-        ctx.progress
-            .inc(Stage::Executor, judged.len() as u64);
+        ctx.progress.inc(Stage::Executor, judged.len() as u64);
         {
             let mut j = ctx.journal.lock();
             j.samples_judged += judged.len() as u64;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::seams::{
-    DevEvaluator, Generator, Pair, PromptItem, Sample, SeamResult, StepMetrics, Learner,
+    DevEvaluator, Generator, Learner, Pair, PromptItem, Sample, SeamResult, StepMetrics,
     WeightsHandle,
 };
 

@@ -124,9 +124,7 @@ async fn generate_pending(st: &mut State) -> Result<(), ActorProcessingErr> {
         metrics::counter!("exspin_samples_generated_total").increment(samples.len() as u64);
         let tokens: u64 = samples.iter().map(|s| u64::from(s.tokens)).sum();
         metrics::counter!("exspin_generated_tokens_total").increment(tokens);
-        st.ctx
-            .progress
-            .inc(Stage::Opponent, samples.len() as u64);
+        st.ctx.progress.inc(Stage::Opponent, samples.len() as u64);
         metrics::gauge!("exspin_opponent_queue").set(st.pending.len() as f64);
         {
             let mut j = st.ctx.journal.lock();

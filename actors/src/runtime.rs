@@ -94,8 +94,7 @@ pub fn prepare(config: JobConfig, config_text: &str, run_dir: &Path) -> anyhow::
     );
     let faults = Faults::new(&config.run.faults).map_err(|e| anyhow::anyhow!("faults: {e}"))?;
     let prompter = Prompter::new(&config.model, &train, &run_dir.join("cache"))?;
-    let (generators, trainer, evaluator): crate::real::setup::Seams = match &config.model.source
-    {
+    let (generators, trainer, evaluator): crate::real::setup::Seams = match &config.model.source {
         ModelSource::Fake(fake) => fake_seams(&config, fake, &dev),
         _ => crate::real::setup::build(&config, run_dir, &train, &dev, &prompter)?,
     };

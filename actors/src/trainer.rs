@@ -84,8 +84,7 @@ async fn on_batch(ctx: &Arc<Ctx>, batch: Batch) -> Result<(), ActorProcessingErr
                 j.stale_pairs += u64::from(lag > 0);
             }
             let ids = j.record_trained(fresh.into_iter().map(|p| p.id));
-            ctx.progress
-                .inc(Stage::Trainer, ids.len() as u64);
+            ctx.progress.inc(Stage::Trainer, ids.len() as u64);
             // Under the journal's lock: a snapshot never counts an id the file lacks.
             ctx.ledger.lock().append(ids.iter().map(String::as_str))?;
             j.step += 1;

@@ -69,13 +69,7 @@ fn the_runtime_judge_gives_exspin_evals_per_example_verdicts_on_dail_sql() {
         .collect();
     let indices: Vec<usize> = dataset.evaluable_examples().map(|(i, _)| i).collect();
     let judge = Judge::for_dataset(dataset.kind, EvalOptions::default());
-    let judged = judge_all(
-        &judge,
-        &pool(),
-        "dev",
-        |db| dataset.db_path(db),
-        items,
-    );
+    let judged = judge_all(&judge, &pool(), "dev", |db| dataset.db_path(db), items);
     let expected = report.per_example();
     let disagreements: Vec<String> = judged
         .iter()

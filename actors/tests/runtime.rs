@@ -380,7 +380,9 @@ fn a_bad_value_names_the_file_the_key_and_the_allowed_values() {
     );
     let msg = load_with(&c, &[("run", "mode", text("ppo"))]).unwrap_err();
     assert!(msg.contains("mode") && msg.contains("exspin"), "{msg}");
-    let faults = Some(toml::Value::Array(vec![toml::Value::String("nobody:1".into())]));
+    let faults = Some(toml::Value::Array(vec![toml::Value::String(
+        "nobody:1".into(),
+    )]));
     let msg = load_with(&c, &[("run", "faults", faults)]).unwrap_err();
     assert!(
         msg.contains("faults") && msg.contains("prompt_builder, opponent, executor"),
@@ -756,7 +758,13 @@ fn bench_pipeline_runs_streaming_and_phased_on_the_same_job() {
     for r in [s, p] {
         assert_eq!(r["finished"], true);
         assert!(r["wall_s"].as_f64().unwrap() > 0.0);
-        for stage in ["prompt_builder", "opponent", "executor", "trainer", "evaluator"] {
+        for stage in [
+            "prompt_builder",
+            "opponent",
+            "executor",
+            "trainer",
+            "evaluator",
+        ] {
             assert!(r["busy_s"][stage].as_f64().unwrap() > 0.0, "{stage}: {r}");
         }
         let h = r["exec_hidden_share"].as_f64().unwrap();
@@ -847,7 +855,10 @@ fn model_device_and_dtype_are_validated_with_the_fix_in_words() {
     let with = |device: &str, dtype: &str| {
         load_with(
             &c,
-            &[("model", "device", text(device)), ("model", "dtype", text(dtype))],
+            &[
+                ("model", "device", text(device)),
+                ("model", "dtype", text(dtype)),
+            ],
         )
         .err()
     };

@@ -176,7 +176,8 @@ impl Judge {
                         Some(hit) => Ok(hit),
                         None => Err(pool.submit(case.db, &gold_sql)),
                     };
-                    let predicted = pool.submit(case.db, &self.prepare_prediction(case.predicted_sql));
+                    let predicted =
+                        pool.submit(case.db, &self.prepare_prediction(case.predicted_sql));
                     if tx.send((index, gold_sql, gold, predicted)).is_err() {
                         break;
                     }
@@ -249,7 +250,10 @@ mod tests {
             spider.verdict("select a from t", &gold, &doubled),
             Verdict::WrongResult
         );
-        assert_eq!(bird.verdict("select a from t", &gold, &doubled), Verdict::Correct);
+        assert_eq!(
+            bird.verdict("select a from t", &gold, &doubled),
+            Verdict::Correct
+        );
         let failed = Outcome::Error {
             message: "no such table".into(),
         };
@@ -274,7 +278,10 @@ mod tests {
                 ..EvalOptions::default()
             },
         );
-        assert_eq!(keep.prepare_gold(sql), "SELECT DISTINCT a FROM t WHERE b >= 1");
+        assert_eq!(
+            keep.prepare_gold(sql),
+            "SELECT DISTINCT a FROM t WHERE b >= 1"
+        );
         assert_ne!(keep.gold_key("dev", "1"), spider.gold_key("dev", "1"));
         let bird = Judge::for_dataset(DatasetKind::Bird, EvalOptions::default());
         assert_eq!(bird.prepare_gold(sql), sql);

@@ -229,7 +229,11 @@ impl TryFrom<ModelToml> for ModelConfig {
             ("fake_p0", t.fake_p0.is_some(), &[ModelKind::Fake]),
             ("fake_p_step", t.fake_p_step.is_some(), &[ModelKind::Fake]),
             ("fake_step_ms", t.fake_step_ms.is_some(), &[ModelKind::Fake]),
-            ("fake_generate_ms", t.fake_generate_ms.is_some(), &[ModelKind::Fake]),
+            (
+                "fake_generate_ms",
+                t.fake_generate_ms.is_some(),
+                &[ModelKind::Fake],
+            ),
             ("path", t.path.is_some(), &[ModelKind::Pretrained]),
             ("shape", t.shape.is_some(), &[ModelKind::Random]),
             (
@@ -238,7 +242,11 @@ impl TryFrom<ModelToml> for ModelConfig {
                 &[ModelKind::Tiny, ModelKind::Random],
             ),
             ("hidden_size", t.hidden_size.is_some(), &[ModelKind::Tiny]),
-            ("intermediate_size", t.intermediate_size.is_some(), &[ModelKind::Tiny]),
+            (
+                "intermediate_size",
+                t.intermediate_size.is_some(),
+                &[ModelKind::Tiny],
+            ),
             ("layers", t.layers.is_some(), &[ModelKind::Tiny]),
             ("heads", t.heads.is_some(), &[ModelKind::Tiny]),
             ("kv_heads", t.kv_heads.is_some(), &[ModelKind::Tiny]),
@@ -272,8 +280,7 @@ impl TryFrom<ModelToml> for ModelConfig {
                 };
                 if !(0.0..=1.0).contains(&fake.p0) || fake.p_step < 0.0 {
                     return Err(
-                        "model.fake_p0 must be in [0, 1] and model.fake_p_step non-negative"
-                            .into(),
+                        "model.fake_p0 must be in [0, 1] and model.fake_p_step non-negative".into(),
                     );
                 }
                 ModelSource::Fake(fake)
@@ -288,9 +295,9 @@ impl TryFrom<ModelToml> for ModelConfig {
             }),
             ModelKind::Random => {
                 let shapes = exspin::model::Config::SHAPES.join(", ");
-                let shape = t
-                    .shape
-                    .ok_or_else(|| format!("model.kind = \"random\" needs model.shape, one of {shapes}"))?;
+                let shape = t.shape.ok_or_else(|| {
+                    format!("model.kind = \"random\" needs model.shape, one of {shapes}")
+                })?;
                 let Some(named) = exspin::model::Config::named(&shape) else {
                     return Err(format!(
                         "model.shape = \"{shape}\" is unknown; use one of {shapes}"

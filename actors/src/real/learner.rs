@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Lm, weights_dir};
 use crate::config::Mode;
-use crate::seams::{Pair, SeamResult, StepMetrics, Learner, WeightsHandle};
+use crate::seams::{Learner, Pair, SeamResult, StepMetrics, WeightsHandle};
 
 pub struct RealLearner {
     pub lm: Lm,

@@ -14,9 +14,9 @@
 
 pub mod evaluator;
 pub mod generator;
+pub mod learner;
 pub mod reuse;
 pub mod setup;
-pub mod learner;
 
 use std::path::{Path, PathBuf};
 

@@ -32,7 +32,7 @@ use super::{Lm, weights_dir};
 use crate::config::{JobConfig, ModelSource, TinyModel};
 use crate::device::Compute;
 use crate::prompts::Prompter;
-use crate::seams::{DevEvaluator, Generator, PromptItem, Learner};
+use crate::seams::{DevEvaluator, Generator, Learner, PromptItem};
 
 /// One generator per opponent (`run.generators`), the learner, the dev evaluator.
 pub type Seams = (
