@@ -8,9 +8,9 @@
 //! truncated one): the two agree to 1.6e-7 (max abs difference of the embeddings), and both
 //! are within 2.2e-7 of a float64 NumPy evaluation of the same weights and token ids, so the
 //! parity with sentence-transformers that `tests/embedding.rs` checks is unchanged.
-//! candle-transformers' BERT is ~1.3x slower on that batch (about 4.3 s against 3.3 s for 8 texts padded to 256 tokens
-//! on a shared 2-core machine); the encoder is called once per question and once per database
-//! (cached), so it is not on a hot path.
+//! candle-transformers' BERT is ~1.3x slower on that batch (about 4.3 s against 3.3 s for 8
+//! texts padded to 256 tokens on a shared 2-core machine); the encoder is called once per
+//! question and once per database (cached), so it is not on a hot path.
 
 use std::path::{Path, PathBuf};
 
