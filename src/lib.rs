@@ -10,10 +10,12 @@
 //! * [`eval`] — execution accuracy of a predictions file and its breakdowns.
 //! * [`model`] — Qwen2 / Llama decoders on candle (trainable), loading (Hugging Face folder, GGUF),
 //!   generation, log-probs, LoRA, chat templates, checkpoints.
+//! * [`fsutil`] — atomic writes of files and folders (temporary name, fsync, rename).
 //! * [`train`] — SFT / SPIN / ExSPIN / DPO / hinge losses, AdamW, schedules, the trainer.
 
 pub mod data;
 pub mod eval;
+pub mod fsutil;
 pub mod model;
 pub mod schema;
 pub mod sql;

@@ -8,6 +8,7 @@ mod data;
 mod embedding;
 mod eval;
 mod executor;
+mod fsutil;
 mod hardness;
 mod model;
 mod module_deps;

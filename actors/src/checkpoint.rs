@@ -67,26 +67,19 @@ pub fn write(
 ) -> Result<PathBuf, CheckpointError> {
     let root = folder(run_dir);
     std::fs::create_dir_all(&root).map_err(io(&root))?;
-    let name = format!("step-{:08}", meta.step);
-    let tmp = root.join(format!(".tmp-{name}"));
-    let dest = root.join(&name);
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
-    }
-    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    let dest = root.join(format!("step-{:08}", meta.step));
+    let staged = exspin::fsutil::Staged::dir(&dest).map_err(io(&dest))?;
+    let tmp = staged.path();
     trainer
-        .save_state(&tmp)
+        .save_state(tmp)
         .map_err(|e| CheckpointError::Trainer {
-            path: tmp.clone(),
+            path: tmp.to_path_buf(),
             message: format!("{e:#}"),
         })?;
     let file = tmp.join("checkpoint.json");
     let bytes = serde_json::to_vec(meta).expect("checkpoint serializes");
     std::fs::write(&file, bytes).map_err(io(&file))?;
-    if dest.exists() {
-        std::fs::remove_dir_all(&dest).map_err(io(&dest))?;
-    }
-    std::fs::rename(&tmp, &dest).map_err(io(&dest))?;
+    staged.commit().map_err(io(&dest))?;
     for old in list(run_dir)?.iter().rev().skip(keep) {
         std::fs::remove_dir_all(old).map_err(io(old))?;
     }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{JobConfig, Mode, RoundSchedule};
@@ -108,10 +109,9 @@ pub fn from_journal(j: &Journal, config: &JobConfig, trained_ids: Vec<String>) -
 }
 
 pub fn write(run_dir: &Path, summary: &Summary) -> anyhow::Result<()> {
-    let tmp = run_dir.join(".summary.json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(summary)?)?;
-    std::fs::rename(&tmp, run_dir.join("summary.json"))?;
-    Ok(())
+    let path = run_dir.join("summary.json");
+    exspin::fsutil::write_atomically(&path, &serde_json::to_vec_pretty(summary)?)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// The run's summary now, its trained ids read back from `RUN/trained_ids.txt`.

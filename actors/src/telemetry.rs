@@ -1,197 +1,83 @@
-//! The Prometheus endpoint: a small `metrics` recorder (counters, gauges, histograms with fixed
-//! buckets) and a plain HTTP/1.1 responder on 127.0.0.1 that answers every GET with the text
-//! exposition format. Hand-written on `std::net` so it needs no HTTP stack and no extra tokio
-//! features; one scrape is one short-lived connection, served on the endpoint's own thread.
+//! The Prometheus endpoint: `metrics-exporter-prometheus`'s recorder (counters, gauges,
+//! histograms with the buckets below) rendered by a plain HTTP/1.1 responder on 127.0.0.1 that
+//! answers every GET with the text exposition format. The exporter's own HTTP listener is not
+//! used: it lives as long as the process and is bound to the recorder it was built with, while
+//! the endpoint here opens with a run and closes with it (tests and `exspin bench` start several
+//! runs, on different ports, in one process). One scrape is one short-lived connection, served on
+//! the endpoint's own thread, so it needs no HTTP stack and no extra tokio features.
 //!
 //! Off unless `[metrics] prometheus_port` is set. The recorder is process-wide (the `metrics`
 //! crate allows one): installed by the first run that asks for the endpoint and kept, so values
-//! of several runs in one process (tests, `exspin bench`) accumulate.
+//! of several runs in one process accumulate.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use metrics::{
-    Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit,
-};
-use parking_lot::Mutex;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-/// Upper bounds of the histogram buckets, in the metric's unit (seconds for the timings).
-pub const BUCKETS: [f64; 12] = [
-    0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
+/// Upper bounds of the histogram buckets, in seconds: from a judged batch (milliseconds) to a
+/// dev evaluation or a CPU train step (minutes) and a whole pass (hours).
+pub const SECONDS_BUCKETS: [f64; 22] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0,
 ];
 
-#[derive(Default)]
-struct Hist {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
-}
+/// Buckets of `exspin_staleness`, a whole number of versions.
+pub const STALENESS_BUCKETS: [f64; 9] = [0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 16.0, 32.0];
 
-#[derive(Default)]
-struct HistCell(Mutex<Hist>);
+/// How often the recorder drains histogram samples into its buckets between scrapes, so memory
+/// stays bounded when nobody scrapes.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
-impl HistogramFn for HistCell {
-    fn record(&self, value: f64) {
-        let mut h = self.0.lock();
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if value <= *b {
-                h.counts[i] += 1;
-            }
-        }
-        h.count += 1;
-        h.sum += value;
-    }
-}
-
-/// (name, rendered labels) → cell.
-type Cells<T> = Mutex<BTreeMap<(String, String), Arc<T>>>;
-
-#[derive(Default)]
-pub struct Registry {
-    counters: Cells<AtomicU64>,
-    gauges: Cells<AtomicU64>,
-    histograms: Cells<HistCell>,
-    help: Mutex<BTreeMap<String, String>>,
-}
-
-fn id(key: &Key) -> (String, String) {
-    let labels: Vec<String> = key
-        .labels()
-        .map(|l| {
-            let v = l
-                .value()
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n");
-            format!("{}=\"{v}\"", l.key())
+/// The exporter's configuration: plain histograms (not summaries) with the buckets above; metric
+/// names as given (no unit or `_total` suffixes added).
+fn builder() -> PrometheusBuilder {
+    PrometheusBuilder::new()
+        .set_buckets(&SECONDS_BUCKETS)
+        .and_then(|b| {
+            b.set_buckets_for_metric(Matcher::Full("exspin_staleness".into()), &STALENESS_BUCKETS)
         })
-        .collect();
-    (key.name().to_string(), labels.join(","))
+        .expect("the bucket lists are not empty")
 }
 
-fn cell<T: Default>(cells: &Cells<T>, key: &Key) -> Arc<T> {
-    cells.lock().entry(id(key)).or_default().clone()
-}
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
-impl Recorder for Registry {
-    fn describe_counter(&self, key: KeyName, _unit: Option<Unit>, description: SharedString) {
-        self.help
-            .lock()
-            .insert(key.as_str().to_string(), description.to_string());
-    }
-    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
-        self.describe_counter(key, unit, description)
-    }
-    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
-        self.describe_counter(key, unit, description)
-    }
-    fn register_counter(&self, key: &Key, _metadata: &Metadata<'_>) -> Counter {
-        Counter::from_arc(cell(&self.counters, key))
-    }
-    fn register_gauge(&self, key: &Key, _metadata: &Metadata<'_>) -> Gauge {
-        Gauge::from_arc(cell(&self.gauges, key))
-    }
-    fn register_histogram(&self, key: &Key, _metadata: &Metadata<'_>) -> Histogram {
-        Histogram::from_arc(cell(&self.histograms, key))
-    }
-}
-
-fn braces(labels: &str, extra: Option<String>) -> String {
-    let all: Vec<String> = [labels.to_string()]
-        .into_iter()
-        .chain(extra)
-        .filter(|s| !s.is_empty())
-        .collect();
-    if all.is_empty() {
-        String::new()
-    } else {
-        format!("{{{}}}", all.join(","))
-    }
-}
-
-fn num(x: f64) -> String {
-    if x.is_infinite() {
-        if x > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        }
-    } else {
-        format!("{x}")
-    }
-}
-
-impl Registry {
-    /// The Prometheus text exposition format (version 0.0.4).
-    pub fn render(&self) -> String {
-        let help = self.help.lock().clone();
-        let mut out = String::new();
-        let header = |out: &mut String, name: &str, kind: &str, last: &mut String| {
-            if last != name {
-                if let Some(h) = help.get(name) {
-                    let _ = writeln!(out, "# HELP {name} {h}");
-                }
-                let _ = writeln!(out, "# TYPE {name} {kind}");
-                *last = name.to_string();
+/// The process-wide recorder's handle, installed as the global `metrics` recorder on first use.
+/// `None` when another recorder was installed first (then this endpoint has nothing to show).
+pub fn handle() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let handle = builder().install_recorder().ok()?;
+            describe();
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new()
+                .name("exspin-prometheus-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(UPKEEP_EVERY);
+                        upkeep.run_upkeep();
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::warn!("prometheus upkeep thread: {e} (histograms drain at scrapes only)");
             }
-        };
-        let mut last = String::new();
-        for ((name, labels), c) in self.counters.lock().iter() {
-            header(&mut out, name, "counter", &mut last);
-            let v = c.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}{} {v}", braces(labels, None));
-        }
-        for ((name, labels), g) in self.gauges.lock().iter() {
-            header(&mut out, name, "gauge", &mut last);
-            let v = f64::from_bits(g.load(Ordering::Relaxed));
-            let _ = writeln!(out, "{name}{} {}", braces(labels, None), num(v));
-        }
-        for ((name, labels), h) in self.histograms.lock().iter() {
-            header(&mut out, name, "histogram", &mut last);
-            let h = h.0.lock();
-            for (b, c) in BUCKETS.iter().zip(h.counts) {
-                let le = Some(format!("le=\"{}\"", num(*b)));
-                let _ = writeln!(out, "{name}_bucket{} {c}", braces(labels, le));
-            }
-            let le = Some("le=\"+Inf\"".to_string());
-            let _ = writeln!(out, "{name}_bucket{} {}", braces(labels, le), h.count);
-            let _ = writeln!(out, "{name}_sum{} {}", braces(labels, None), num(h.sum));
-            let _ = writeln!(out, "{name}_count{} {}", braces(labels, None), h.count);
-        }
-        if exspin_kernels::alloc::is_installed() {
-            // Live heap bytes from the `exspin` binary's counting allocator: tells heap growth
-            // from allocator fragmentation when the resident size grows.
-            let _ = writeln!(
-                out,
-                "# HELP exspin_heap_live_bytes bytes allocated and not freed (counting allocator)\n\
-                 # TYPE exspin_heap_live_bytes gauge\nexspin_heap_live_bytes {}",
-                exspin_kernels::alloc::current_bytes()
-            );
-        }
-        out
-    }
+            Some(handle)
+        })
+        .as_ref()
 }
 
-static REGISTRY: OnceLock<Option<&'static Registry>> = OnceLock::new();
-
-/// The process-wide registry, installed as the global `metrics` recorder on first use. `None`
-/// when another recorder was installed first (then this endpoint has nothing to show).
-pub fn registry() -> Option<&'static Registry> {
-    *REGISTRY.get_or_init(|| {
-        let r: &'static Registry = Box::leak(Box::default());
-        match metrics::set_global_recorder(r) {
-            Ok(()) => {
-                describe();
-                Some(r)
-            }
-            Err(_) => None,
-        }
-    })
+/// The Prometheus text exposition format (version 0.0.4) of everything recorded so far.
+pub fn render(handle: &PrometheusHandle) -> String {
+    if exspin_kernels::alloc::is_installed() {
+        // Live heap bytes from the `exspin` binary's counting allocator: tells heap growth
+        // from allocator fragmentation when the resident size grows.
+        metrics::gauge!("exspin_heap_live_bytes")
+            .set(exspin_kernels::alloc::current_bytes() as f64);
+    }
+    handle.render()
 }
 
 fn describe() {
@@ -275,6 +161,10 @@ fn describe() {
         "exspin_prompt_build_seconds",
         "building one round's prompts"
     );
+    describe_gauge!(
+        "exspin_heap_live_bytes",
+        "bytes allocated and not freed (counting allocator)"
+    );
 }
 
 /// A running endpoint; stops (and frees the port) when dropped.
@@ -293,9 +183,9 @@ impl Drop for Endpoint {
     }
 }
 
-/// Serves the registry on 127.0.0.1:`port` until the returned handle is dropped.
+/// Serves the process-wide recorder on 127.0.0.1:`port` until the returned handle is dropped.
 pub fn serve(port: u16) -> anyhow::Result<Endpoint> {
-    let registry = registry()
+    let handle = handle()
         .ok_or_else(|| anyhow::anyhow!("another metrics recorder is installed in this process"))?;
     let listener = TcpListener::bind(("127.0.0.1", port)).map_err(|e| {
         anyhow::anyhow!(
@@ -313,7 +203,7 @@ pub fn serve(port: u16) -> anyhow::Result<Endpoint> {
             while !stop2.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, _)) => {
-                        if let Err(e) = answer(stream, registry) {
+                        if let Err(e) = answer(stream, handle) {
                             tracing::debug!("prometheus scrape: {e}");
                         }
                     }
@@ -335,7 +225,7 @@ pub fn serve(port: u16) -> anyhow::Result<Endpoint> {
     })
 }
 
-fn answer(mut stream: std::net::TcpStream, registry: &Registry) -> std::io::Result<()> {
+fn answer(mut stream: std::net::TcpStream, handle: &PrometheusHandle) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     stream.set_write_timeout(Some(Duration::from_secs(2)))?;
@@ -350,7 +240,7 @@ fn answer(mut stream: std::net::TcpStream, registry: &Registry) -> std::io::Resu
         head.extend_from_slice(&buf[..n]);
     }
     let (status, body) = if head.starts_with(b"GET ") || head.starts_with(b"HEAD ") {
-        ("200 OK", registry.render())
+        ("200 OK", render(handle))
     } else {
         ("405 Method Not Allowed", "only GET\n".to_string())
     };
@@ -372,27 +262,44 @@ fn answer(mut stream: std::net::TcpStream, registry: &Registry) -> std::io::Resu
 mod tests {
     use super::*;
 
+    /// The exporter as configured here (a local recorder: the global one is the runs'), with
+    /// a label needing escapes, a gauge and histogram values from milliseconds to hours.
     #[test]
-    fn renders_the_text_format() {
-        let r = Registry::default();
-        let k = Key::from_parts("x_total", vec![metrics::Label::new("stage", "a\"b")]);
-        let m = Metadata::new("t", metrics::Level::INFO, None);
-        r.register_counter(&k, &m).increment(3);
-        r.register_gauge(&Key::from_name("g"), &m).set(1.5);
-        let h = r.register_histogram(&Key::from_name("h_seconds"), &m);
-        h.record(0.002);
-        h.record(2.0);
-        let text = r.render();
+    fn renders_the_text_format_with_our_buckets() {
+        let recorder = builder().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            metrics::counter!("x_total", "stage" => "a\"b").increment(3);
+            metrics::gauge!("g").set(1.5);
+            let h = metrics::histogram!("h_seconds");
+            h.record(0.002);
+            h.record(2.0);
+            h.record(3.0 * 3600.0);
+            metrics::histogram!("exspin_staleness").record(1.0);
+        });
+        let text = handle.render();
         assert!(
             text.contains("# TYPE x_total counter\nx_total{stage=\"a\\\"b\"} 3\n"),
             "{text}"
         );
         assert!(text.contains("g 1.5\n"), "{text}");
         assert!(
-            text.contains("h_seconds_bucket{le=\"0.005\"} 1\n"),
+            text.contains("h_seconds_bucket{le=\"0.0025\"} 1\n"),
             "{text}"
         );
-        assert!(text.contains("h_seconds_bucket{le=\"+Inf\"} 2\n"), "{text}");
-        assert!(text.contains("h_seconds_count 2\n"), "{text}");
+        assert!(text.contains("h_seconds_bucket{le=\"2.5\"} 2\n"), "{text}");
+        // A three-hour step is not only in +Inf.
+        assert!(text.contains("h_seconds_bucket{le=\"7200\"} 2\n"), "{text}");
+        assert!(
+            text.contains("h_seconds_bucket{le=\"14400\"} 3\n"),
+            "{text}"
+        );
+        assert!(text.contains("h_seconds_bucket{le=\"+Inf\"} 3\n"), "{text}");
+        assert!(text.contains("h_seconds_count 3\n"), "{text}");
+        assert!(
+            text.contains("exspin_staleness_bucket{le=\"0\"} 0\n")
+                && text.contains("exspin_staleness_bucket{le=\"1\"} 1\n"),
+            "{text}"
+        );
     }
 }

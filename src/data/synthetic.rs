@@ -32,7 +32,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 
 use crate::sql::classify::QueryType;
-use database::{SynthDb, remove_if_exists};
+use database::SynthDb;
 use domains::DOMAINS;
 
 /// What to generate. Read from TOML/JSON with unknown fields refused, so a typo is an error.
@@ -312,14 +312,8 @@ fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), Synth
 
 /// Writes `bytes` to a temporary name beside `path`, then renames it into place.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SynthError> {
-    let io = |source| SynthError::Io {
+    crate::fsutil::write_atomically(path, bytes).map_err(|source| SynthError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    remove_if_exists(&tmp)?;
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    })
 }

@@ -19,34 +19,12 @@ use super::{ModelError, Result};
 /// Write a folder atomically: `fill` writes into a fresh temporary sibling of `dir`, which then
 /// replaces `dir` (the old one, if any, is moved aside first and removed after).
 pub fn write_atomically(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| ModelError::io(parent, e))?;
-    let name = dir
-        .file_name()
-        .ok_or_else(|| ModelError::invalid(dir, "a checkpoint needs a folder name"))?
-        .to_string_lossy()
-        .into_owned();
-    let pid = std::process::id();
-    let tmp = parent.join(format!(".{name}.tmp-{pid}"));
-    let old = parent.join(format!(".{name}.old-{pid}"));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| ModelError::io(&tmp, e))?;
-    if let Err(e) = fill(&tmp) {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
+    if dir.file_name().is_none() {
+        return Err(ModelError::invalid(dir, "a checkpoint needs a folder name"));
     }
-    let had_old = dir.exists();
-    if had_old {
-        std::fs::rename(dir, &old).map_err(|e| ModelError::io(dir, e))?;
-    }
-    std::fs::rename(&tmp, dir).map_err(|e| ModelError::io(dir, e))?;
-    if had_old {
-        let _ = std::fs::remove_dir_all(&old);
-    }
-    Ok(())
+    let staged = crate::fsutil::Staged::dir(dir).map_err(|e| ModelError::io(dir, e))?;
+    fill(staged.path())?;
+    staged.commit().map_err(|e| ModelError::io(dir, e))
 }
 
 fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {

@@ -485,13 +485,8 @@ pub fn load_cached(
     }
     let info = introspect(path, declared)?;
     let write = || -> std::io::Result<()> {
-        std::fs::create_dir_all(file.parent().expect("cache file has a parent"))?;
-        let tmp = file.with_extension("json.tmp");
-        std::fs::write(
-            &tmp,
-            serde_json::to_vec(&info).map_err(std::io::Error::other)?,
-        )?;
-        std::fs::rename(&tmp, &file)
+        let json = serde_json::to_vec(&info).map_err(std::io::Error::other)?;
+        crate::fsutil::write_atomically(&file, &json)
     };
     if let Err(e) = write() {
         tracing::warn!("cannot write schema cache {}: {e}", file.display());

@@ -136,13 +136,11 @@ impl ValueIndex {
             path: dir.to_path_buf(),
             source,
         };
-        let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).map_err(io)?;
-        }
+        let staged = crate::fsutil::Staged::dir(dir).map_err(io)?;
+        let tmp = staged.path();
         std::fs::create_dir_all(tmp.join("index")).map_err(io)?;
         let err = |e: tantivy::TantivyError| SchemaError::Index {
-            path: tmp.clone(),
+            path: tmp.to_path_buf(),
             message: e.to_string(),
         };
         let (schema, text, id) = schema();
@@ -161,10 +159,7 @@ impl ValueIndex {
             .map_err(io)?;
         std::fs::write(tmp.join("values.json"), json).map_err(io)?;
         std::fs::write(tmp.join("complete"), b"").map_err(io)?;
-        if dir.exists() {
-            std::fs::remove_dir_all(dir).map_err(io)?;
-        }
-        std::fs::rename(&tmp, dir).map_err(io)
+        staged.commit().map_err(io)
     }
 
     /// Number of indexed values.

@@ -12,6 +12,7 @@ use exspin::model::checkpoint;
 use exspin::model::config::Config;
 use exspin::model::load;
 use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
 use serde_json::json;
 
 use super::compute::ThreadsArgs;
@@ -65,12 +66,6 @@ pub fn run(cmd: ModelCommand) -> anyhow::Result<()> {
 /// Seeded random weights for every tensor `cfg` implies.
 pub fn seeded_tensors(cfg: &Config, seed: u64) -> anyhow::Result<HashMap<String, Tensor>> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    // Box–Muller: a standard normal from two uniforms.
-    let normal = |rng: &mut rand_chacha::ChaCha8Rng| -> f32 {
-        let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
-        let u2: f64 = rng.random::<f64>();
-        ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
-    };
     let mut out = HashMap::new();
     for (name, shape) in cfg.expected_tensors() {
         let n: usize = shape.iter().product();
@@ -79,7 +74,9 @@ pub fn seeded_tensors(cfg: &Config, seed: u64) -> anyhow::Result<HashMap<String,
         } else {
             (0.0, 0.02)
         };
-        let data: Vec<f32> = (0..n).map(|_| offset + std * normal(&mut rng)).collect();
+        let data: Vec<f32> = (0..n)
+            .map(|_| offset + std * rng.sample::<f32, _>(StandardNormal))
+            .collect();
         out.insert(name, Tensor::from_vec(data, shape, &Device::Cpu)?);
     }
     Ok(out)

@@ -23,6 +23,7 @@ use exspin::train::{Decay, LrSchedule, Trainer as Optimizer, TrainerConfig, loss
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
 use super::evaluator::RealEvaluator;
@@ -291,11 +292,7 @@ fn tiny(
             vec![0.0; n]
         } else {
             (0..n)
-                .map(|_| {
-                    // Box–Muller.
-                    let (u1, u2): (f64, f64) = (rng.random::<f64>().max(1e-12), rng.random());
-                    (0.02 * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
-                })
+                .map(|_| 0.02 * rng.sample::<f32, _>(StandardNormal))
                 .collect()
         };
         tensors.insert(name, Tensor::from_vec(data, shape, &Device::Cpu)?);

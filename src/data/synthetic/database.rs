@@ -162,13 +162,16 @@ impl SynthDb {
     /// Writes the SQLite file at `path` (via a temporary name, so a reader never sees half a
     /// file). No journal, no WAL, one transaction: the bytes depend on the rows only.
     pub fn write_sqlite(&self, path: &Path) -> Result<(), SynthError> {
-        let tmp = path.with_extension("sqlite.tmp");
         let wrap = |source| SynthError::Sqlite {
             path: path.to_path_buf(),
             source,
         };
-        remove_if_exists(&tmp)?;
-        let mut conn = Connection::open(&tmp).map_err(wrap)?;
+        let io = |source| SynthError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let staged = crate::fsutil::Staged::file(path).map_err(io)?;
+        let mut conn = Connection::open(staged.path()).map_err(wrap)?;
         conn.execute_batch(
             "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA page_size = 4096;",
         )
@@ -191,10 +194,7 @@ impl SynthDb {
         }
         tx.commit().map_err(wrap)?;
         conn.close().map_err(|(_, source)| wrap(source))?;
-        std::fs::rename(&tmp, path).map_err(|source| SynthError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        staged.commit().map_err(io)
     }
 
     /// The database's entry of `tables.json`.
@@ -275,15 +275,4 @@ fn table_index(domain: &Domain, name: &str) -> usize {
 
 fn pick<'a>(rng: &mut ChaCha8Rng, words: &[&'a str]) -> &'a str {
     words.choose(rng).copied().unwrap_or("")
-}
-
-pub(super) fn remove_if_exists(path: &Path) -> Result<(), SynthError> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(SynthError::Io {
-            path: path.to_path_buf(),
-            source,
-        }),
-    }
 }
