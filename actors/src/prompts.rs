@@ -1,6 +1,7 @@
-//! Where a prompt's text comes from: `src/schema`'s prompt builder for a real model (the
-//! integrated schema, or the plain full schema for the ablation), the one-line stand-in for the
-//! fake model (which never reads it). Built prompts are cached by example id, so every round after
+//! Where a prompt's text comes from: `exspin::prompt::SchemaPrompts` for a real model (the
+//! integrated schema, or the plain full schema for the ablation: the same schema prompts
+//! `exspin generate` makes), the one-line stand-in for the fake model (which never reads it).
+//! The template goes on later, in the seams (`real::Lm::prompt_ids`, `exspin::prompt::render`). Built prompts are cached by example id, so every round after
 //! the first (and the SFT phase before it) reads them from memory.
 
 use std::collections::HashMap;
@@ -10,7 +11,7 @@ use anyhow::Context;
 use exspin::data::{Dataset, Example};
 use exspin::schema::builder::{self, PromptBuilder, PromptOptions};
 use exspin::schema::filter::{FilterConfig, LexicalScorer};
-use exspin::schema::prompt::Style;
+use exspin::prompt::{SchemaMode, SchemaPrompts};
 use parking_lot::Mutex;
 
 use crate::config::ModelConfig;
@@ -19,7 +20,7 @@ use crate::seams::stand_in_prompt;
 pub enum Prompter {
     StandIn,
     Schema {
-        builder: Box<PromptBuilder>,
+        prompts: SchemaPrompts,
         cache: Mutex<HashMap<String, String>>,
     },
 }
@@ -45,11 +46,6 @@ impl Prompter {
                 random_padding: false,
                 ..FilterConfig::default()
             },
-            style: if model.schema == "plain" {
-                Style::Plain
-            } else {
-                Style::Explicit
-            },
             representative_values: model.schema_values,
             ..PromptOptions::default()
         };
@@ -62,7 +58,7 @@ impl Prompter {
             options,
         );
         Ok(Prompter::Schema {
-            builder: Box::new(b),
+            prompts: SchemaPrompts::builder(b, schema_mode(model)?),
             cache: Mutex::new(HashMap::new()),
         })
     }
@@ -71,17 +67,25 @@ impl Prompter {
     pub fn prompt(&self, ex: &Example) -> anyhow::Result<String> {
         match self {
             Prompter::StandIn => Ok(stand_in_prompt(&ex.db_id, &ex.question)),
-            Prompter::Schema { builder, cache } => {
+            Prompter::Schema { prompts, cache } => {
                 if let Some(p) = cache.lock().get(&ex.id) {
                     return Ok(p.clone());
                 }
-                let built = builder
-                    .build(ex)
-                    .with_context(|| format!("building the prompt of {}", ex.id))?;
-                let text = built.prompt.text;
+                let text = prompts.schema_prompt(ex)?;
                 cache.lock().insert(ex.id.clone(), text.clone());
                 Ok(text)
             }
         }
     }
+}
+
+/// The schema mode of `model.schema` (validation admits plain and integrated: the run's data
+/// has no tables.json guarantee, which the ddl prompt needs).
+pub fn schema_mode(model: &ModelConfig) -> anyhow::Result<SchemaMode> {
+    let mode: SchemaMode = model.schema.parse().map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(
+        mode != SchemaMode::Ddl,
+        "model.schema = \"ddl\" is for `exspin generate` only; use \"integrated\" or \"plain\""
+    );
+    Ok(mode)
 }

@@ -7,6 +7,7 @@ mod host_adamw;
 pub mod loss;
 pub mod optim;
 pub mod schedule;
+pub mod sft;
 
 use std::path::Path;
 
