@@ -9,9 +9,9 @@ use std::path::Path;
 
 use anyhow::Context;
 use exspin::data::{Dataset, Example};
+use exspin::prompt::{SchemaMode, SchemaPrompts};
 use exspin::schema::builder::{self, PromptBuilder, PromptOptions};
 use exspin::schema::filter::{FilterConfig, LexicalScorer};
-use exspin::prompt::{SchemaMode, SchemaPrompts};
 use parking_lot::Mutex;
 
 use crate::config::ModelConfig;

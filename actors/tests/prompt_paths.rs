@@ -249,5 +249,8 @@ fn sft_refuses_the_removed_json_config() {
     ]);
     assert_ne!(code, 0, "{out}");
     assert!(err.contains("JSON form"), "{err}");
-    assert!(err.contains("[data]") && err.contains("[model]") && err.contains("[sft]"), "{err}");
+    assert!(
+        err.contains("[data]") && err.contains("[model]") && err.contains("[sft]"),
+        "{err}"
+    );
 }

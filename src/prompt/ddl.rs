@@ -49,7 +49,12 @@ mod tests {
                 (0, "name".into()),
                 (1, "keeper_id".into()),
             ],
-            column_types: vec!["text".into(), "number".into(), "text".into(), "number".into()],
+            column_types: vec![
+                "text".into(),
+                "number".into(),
+                "text".into(),
+                "number".into(),
+            ],
             primary_keys: vec![],
             foreign_keys: vec![],
         }

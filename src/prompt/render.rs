@@ -49,7 +49,11 @@ pub fn answer_text(template: &ChatTemplate, sql: &str) -> String {
     format!("{}{}", sql.trim(), template.end_of_turn())
 }
 
-pub fn answer_ids(tok: &Tokenizer, template: &ChatTemplate, sql: &str) -> Result<Vec<u32>, PromptError> {
+pub fn answer_ids(
+    tok: &Tokenizer,
+    template: &ChatTemplate,
+    sql: &str,
+) -> Result<Vec<u32>, PromptError> {
     Ok(tokenizer::encode(tok, &answer_text(template, sql))?)
 }
 

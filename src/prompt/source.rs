@@ -51,10 +51,12 @@ impl SchemaPrompts {
     pub fn schema_prompt(&self, ex: &Example) -> Result<String, PromptError> {
         match self {
             SchemaPrompts::Ddl { tables, path } => {
-                let schema = tables.get(&ex.db_id).ok_or_else(|| PromptError::NoDdlSchema {
-                    path: path.clone(),
-                    db_id: ex.db_id.clone(),
-                })?;
+                let schema = tables
+                    .get(&ex.db_id)
+                    .ok_or_else(|| PromptError::NoDdlSchema {
+                        path: path.clone(),
+                        db_id: ex.db_id.clone(),
+                    })?;
                 Ok(ddl::ddl_prompt(schema, &ex.question, &ex.evidence))
             }
             SchemaPrompts::Builder(b) => Ok(b

@@ -22,11 +22,13 @@ steps, batch_size, lr, warmup_steps, log_every) sections, and run.seed (the shuf
 configs/demo.toml.";
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Example:\n  exspin sft configs/demo.toml --out runs/sft\n\n\
+#[command(
+    after_help = "Example:\n  exspin sft configs/demo.toml --out runs/sft\n\n\
 The config is the TOML job config `exspin run` reads: [data] (the train split), [model] (kind, \
 path or the tiny shape, schema, device, dtype, max_grad_norm, [model.lora]) and [sft] (epochs or \
 steps, batch_size, lr, warmup_steps, log_every); run.seed seeds the shuffle. The JSON config of \
-earlier versions is gone.")]
+earlier versions is gone."
+)]
 pub struct SftArgs {
     /// The TOML job config (as `exspin run`).
     #[arg(value_name = "CONFIG.toml")]

@@ -91,7 +91,11 @@ impl Lm {
     /// The tokens of an answer as training and scoring see it: the query, then the end of turn
     /// (so the model learns to stop, and every score includes stopping).
     pub fn answer_ids(&self, sql: &str) -> anyhow::Result<Vec<u32>> {
-        Ok(exspin::prompt::answer_ids(&self.tokenizer, &self.chat, sql)?)
+        Ok(exspin::prompt::answer_ids(
+            &self.tokenizer,
+            &self.chat,
+            sql,
+        )?)
     }
 
     /// Σ log p(response | prompt) of each row, `chunk` rows per forward pass, as plain numbers

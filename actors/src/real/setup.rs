@@ -199,7 +199,10 @@ pub fn initial_model(
     match m.kind.as_str() {
         "tiny" | "random" => tiny(config, items, compute),
         _ => {
-            let path = m.path.clone().context("model.path is needed for a pretrained model")?;
+            let path = m
+                .path
+                .clone()
+                .context("model.path is needed for a pretrained model")?;
             anyhow::ensure!(
                 path.exists(),
                 "model.path {} does not exist: give a GGUF file or a Hugging Face folder \
