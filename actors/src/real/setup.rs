@@ -386,7 +386,7 @@ pub fn train_sft(
     let log_every = config.sft.log_every;
     let t0 = Instant::now();
     let mut log = |st: &SftStep| {
-        if log_every > 0 && st.step % log_every == 0 || st.step == st.steps {
+        if log_every > 0 && st.step.is_multiple_of(log_every) || st.step == st.steps {
             eprintln!(
                 "sft step {}/{} loss {:.4} lr {:.2e} ({:.1} s)",
                 st.step,
