@@ -11,12 +11,14 @@
 //! * [`model`] — Qwen2 / Llama decoders on candle (trainable), loading (Hugging Face folder, GGUF),
 //!   generation, log-probs, LoRA, chat templates, checkpoints.
 //! * [`fsutil`] — atomic writes of files and folders (temporary name, fsync, rename).
+//! * [`prompt`] — the one prompt renderer (schema prompt by mode, chat template, answer cue).
 //! * [`train`] — SFT / SPIN / ExSPIN / DPO / hinge losses, AdamW, schedules, the trainer.
 
 pub mod data;
 pub mod eval;
 pub mod fsutil;
 pub mod model;
+pub mod prompt;
 pub mod schema;
 pub mod sql;
 pub mod train;

@@ -42,8 +42,9 @@ pub enum Command {
     Index(crate::cmd::index::IndexArgs),
     /// Predict one SQL query per question of a Spider split with a model (resumable).
     Generate(crate::cmd::generate::GenerateArgs),
-    /// Supervised fine-tuning (full or LoRA) on a Spider split, from a JSON run config; writes a
-    /// Hugging Face folder (+ PEFT adapter) with the optimizer state.
+    /// Supervised fine-tuning (full or LoRA) on the train split of a TOML job config (the SFT
+    /// phase of `exspin run`); writes a Hugging Face folder (+ PEFT adapter) with the optimizer
+    /// state.
     Sft(crate::cmd::sft::SftArgs),
     /// Self-play fine-tuning: the streaming runtime (prompt builder, opponent, SQL executor,
     /// replay buffer, trainer, evaluator under a supervisor).

@@ -1,6 +1,7 @@
-//! Where a prompt's text comes from: `src/schema`'s prompt builder for a real model (the
-//! integrated schema, or the plain full schema for the ablation), the one-line stand-in for the
-//! fake model (which never reads it). Built prompts are cached by example id, so every round after
+//! Where a prompt's text comes from: `exspin::prompt::SchemaPrompts` for a real model (the
+//! integrated schema, or the plain full schema for the ablation: the same schema prompts
+//! `exspin generate` makes), the one-line stand-in for the fake model (which never reads it).
+//! The template goes on later, in the seams (`real::Lm::prompt_ids`, `exspin::prompt::render`). Built prompts are cached by example id, so every round after
 //! the first (and the SFT phase before it) reads them from memory.
 
 use std::collections::HashMap;
@@ -8,18 +9,18 @@ use std::path::Path;
 
 use anyhow::Context;
 use exspin::data::{Dataset, Example};
+use exspin::prompt::{SchemaMode, SchemaPrompts};
 use exspin::schema::builder::{self, PromptBuilder, PromptOptions};
 use exspin::schema::filter::{FilterConfig, LexicalScorer};
-use exspin::schema::prompt::Style;
 use parking_lot::Mutex;
 
-use crate::config::{ModelConfig, SchemaMode};
+use crate::config::ModelConfig;
 use crate::seams::stand_in_prompt;
 
 pub enum Prompter {
     StandIn,
     Schema {
-        builder: Box<PromptBuilder>,
+        prompts: SchemaPrompts,
         cache: Mutex<HashMap<String, String>>,
     },
 }
@@ -37,6 +38,21 @@ impl Prompter {
                 dataset.source.display()
             )
         })?;
+        if model.schema == SchemaMode::Ddl {
+            anyhow::ensure!(
+                !tables.databases.is_empty(),
+                "model.schema = \"ddl\" renders the CREATE TABLE statements of a tables.json, and \
+                 there is none beside {}: use \"integrated\" or \"plain\"",
+                dataset.source.display()
+            );
+            return Ok(Prompter::Schema {
+                prompts: SchemaPrompts::Ddl {
+                    tables,
+                    path: dataset.source.clone(),
+                },
+                cache: Mutex::new(HashMap::new()),
+            });
+        }
         let options = PromptOptions {
             filter: FilterConfig {
                 k1: model.schema_k1,
@@ -44,10 +60,6 @@ impl Prompter {
                 // Ranked padding: the same question always gets the same prompt.
                 random_padding: false,
                 ..FilterConfig::default()
-            },
-            style: match model.schema {
-                SchemaMode::Plain => Style::Plain,
-                SchemaMode::Integrated => Style::Explicit,
             },
             representative_values: model.schema_values,
             ..PromptOptions::default()
@@ -61,7 +73,7 @@ impl Prompter {
             options,
         );
         Ok(Prompter::Schema {
-            builder: Box::new(b),
+            prompts: SchemaPrompts::builder(b, model.schema),
             cache: Mutex::new(HashMap::new()),
         })
     }
@@ -70,14 +82,11 @@ impl Prompter {
     pub fn prompt(&self, ex: &Example) -> anyhow::Result<String> {
         match self {
             Prompter::StandIn => Ok(stand_in_prompt(&ex.db_id, &ex.question)),
-            Prompter::Schema { builder, cache } => {
+            Prompter::Schema { prompts, cache } => {
                 if let Some(p) = cache.lock().get(&ex.id) {
                     return Ok(p.clone());
                 }
-                let built = builder
-                    .build(ex)
-                    .with_context(|| format!("building the prompt of {}", ex.id))?;
-                let text = built.prompt.text;
+                let text = prompts.schema_prompt(ex)?;
                 cache.lock().insert(ex.id.clone(), text.clone());
                 Ok(text)
             }

@@ -7,6 +7,7 @@ mod host_adamw;
 pub mod loss;
 pub mod lr_schedule;
 pub mod optim;
+pub mod sft;
 
 use std::path::Path;
 

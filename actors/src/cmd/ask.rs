@@ -11,8 +11,9 @@ use candle_core::Device;
 use exspin::data::TablesFile;
 use exspin::model::chat::ChatTemplate;
 use exspin::model::generate::{GenerateConfig, extract_sql, generate};
+use exspin::model::load;
 use exspin::model::load::LoadedModel;
-use exspin::model::{load, tokenizer};
+use exspin::schema::PromptBuilder;
 use exspin::schema::builder::LoadedDb;
 use exspin::schema::introspect;
 use exspin::schema::values::ValueIndex;
@@ -60,20 +61,27 @@ pub struct AskArgs {
     pub show_prompt: bool,
     #[command(flatten)]
     pub threads: ThreadsArgs,
-    /// One JSON object on stdout: {"question", "sql", "answer", "outcome"}.
+    /// One JSON object on stdout: {"question", "sql", "answer", "outcome", "prompt_ids"}.
     #[arg(long)]
     pub json: bool,
 }
 
-pub const SYSTEM: &str =
-    "You are a SQLite expert. Answer the question with one SQLite query in a ```sql code block.";
-
-/// The chat text of one question: the schema prompt (schema first, question last), an
-/// instruction, wrapped in the template.
-pub fn chat_prompt(template: &ChatTemplate, schema_prompt: &str) -> String {
-    let user = format!("{schema_prompt}\nWrite one SQLite query that answers the question.");
-    let system = (*template == ChatTemplate::ChatMl).then_some(SYSTEM);
-    template.render(system, &user)
+/// The token ids `ask` gives the model: the schema prompt of the question over `db` (plain or
+/// integrated, by the builder's options), rendered by `exspin::prompt` for `template`.
+pub fn prompt_ids(
+    lm: &LoadedModel,
+    template: &ChatTemplate,
+    builder: &PromptBuilder,
+    db: &LoadedDb,
+    question: &str,
+    evidence: &str,
+) -> anyhow::Result<Vec<u32>> {
+    let schema_prompt = builder.build_for(db, question, evidence).prompt.text;
+    Ok(exspin::prompt::prompt_ids(
+        &lm.tokenizer,
+        template,
+        &schema_prompt,
+    )?)
 }
 
 /// One greedy answer: the raw text, the extracted SQL, and the token ids in and out.
@@ -84,16 +92,12 @@ pub struct Answer {
     pub generated: Vec<u32>,
 }
 
-/// Greedy answers of a batch of chat prompts.
+/// Greedy answers of a batch of prompts (token ids of `exspin::prompt`).
 pub fn answer(
     lm: &LoadedModel,
-    prompts: &[String],
+    ids: Vec<Vec<u32>>,
     max_new_tokens: usize,
 ) -> anyhow::Result<Vec<Answer>> {
-    let ids = prompts
-        .iter()
-        .map(|p| tokenizer::encode(&lm.tokenizer, p))
-        .collect::<Result<Vec<_>, _>>()?;
     let cfg = GenerateConfig {
         max_new_tokens,
         ..GenerateConfig::default()
@@ -129,19 +133,30 @@ pub fn run(args: AskArgs) -> anyhow::Result<()> {
     let db = LoadedDb { info, values };
     let root = args.db.parent().unwrap_or(std::path::Path::new("."));
     let builder = super::schema_args::builder_for(&args.schema, root, TablesFile::default())?;
-    let built = builder.build_for(&db, &args.question, &args.evidence);
 
     let lm = load::load(&args.model, &Device::Cpu)
         .with_context(|| format!("loading the model {}", args.model.display()))?;
     let template = args.template.clone().unwrap_or_else(|| lm.chat.clone());
-    let prompt = chat_prompt(&template, &built.prompt.text);
+    let ids = prompt_ids(
+        &lm,
+        &template,
+        &builder,
+        &db,
+        &args.question,
+        &args.evidence,
+    )?;
     if args.show_prompt {
-        eprintln!("{prompt}");
+        let built = builder.build_for(&db, &args.question, &args.evidence);
+        eprintln!("{}", exspin::prompt::render(&template, &built.prompt.text));
     }
-    let Answer { text: raw, sql, .. } =
-        answer(&lm, std::slice::from_ref(&prompt), args.max_new_tokens)?
-            .pop()
-            .context("internal: no generation")?;
+    let Answer {
+        text: raw,
+        sql,
+        prompt_ids,
+        ..
+    } = answer(&lm, vec![ids], args.max_new_tokens)?
+        .pop()
+        .context("internal: no generation")?;
 
     let config = ExecutorConfig {
         timeout: Duration::from_secs_f64(args.timeout),
@@ -157,7 +172,8 @@ pub fn run(args: AskArgs) -> anyhow::Result<()> {
     if args.json {
         println!(
             "{}",
-            json!({ "question": args.question, "sql": sql, "answer": raw, "outcome": outcome })
+            json!({ "question": args.question, "sql": sql, "answer": raw, "outcome": outcome,
+                    "prompt_ids": prompt_ids })
         );
     } else {
         println!("SQL: {sql}");

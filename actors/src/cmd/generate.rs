@@ -4,12 +4,13 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use anyhow::Context;
 use candle_core::Device;
-use exspin::data::{DatabaseSchema, TablesFile};
 use exspin::model::chat::ChatTemplate;
 use exspin::model::load;
+use exspin::prompt::{SchemaMode, SchemaPrompts};
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -37,8 +38,8 @@ pub struct GenerateArgs {
     /// Which prompt: plain (the full schema: the ablation), integrated (the
     /// schema filtered to the question with matched values: the schema integration), or ddl (bare
     /// CREATE TABLE statements from tables.json, the first stopgap; Spider/BIRD only).
-    #[arg(long, default_value = "plain", value_parser = ["plain", "integrated", "ddl"])]
-    pub schema: String,
+    #[arg(long, default_value = "plain", value_parser = SchemaMode::from_str)]
+    pub schema: SchemaMode,
     #[command(flatten)]
     pub schema_args: crate::cli::SchemaArgs,
     /// Also append {"prompt": [ids], "generated": [ids]} per question to this JSONL file (the
@@ -49,90 +50,51 @@ pub struct GenerateArgs {
     pub threads: super::compute::ThreadsArgs,
 }
 
-/// `CREATE TABLE` statements from the declared schema. A stopgap prompt until the schema module's
-/// prompt builder (with example rows) is wired in here.
-pub(crate) fn schema_ddl(s: &DatabaseSchema) -> String {
-    let mut out = String::new();
-    for (ti, table) in s.table_names_original.iter().enumerate() {
-        let cols: Vec<String> = s
-            .column_names_original
-            .iter()
-            .zip(&s.column_types)
-            .filter(|((t, _), _)| *t == ti as i64)
-            .map(|((_, c), ty)| format!("  {c} {}", ty.to_uppercase()))
-            .collect();
-        out.push_str(&format!(
-            "CREATE TABLE {table} (\n{}\n);\n",
-            cols.join(",\n")
-        ));
-    }
-    out
-}
-
-/// How the prompts of `generate` (and `sft`) are made.
-pub(crate) enum Prompter {
-    Ddl { tables: TablesFile, path: PathBuf },
-    Builder(Box<exspin::schema::PromptBuilder>),
-}
-
-impl Prompter {
-    /// `kind`: plain, integrated or ddl (see [`GenerateArgs::schema`]).
-    pub(crate) fn new(
-        kind: &str,
-        dataset: &crate::cli::DatasetArgs,
-        data: &exspin::data::Dataset,
-        schema_args: &crate::cli::SchemaArgs,
-    ) -> anyhow::Result<Self> {
-        Ok(match kind {
-            "ddl" => {
-                let path = match (&dataset.spider, &dataset.bird) {
-                    (Some(dir), _) => dir.join("tables.json"),
-                    (_, Some(dir)) => dir.join(format!("{}_tables.json", dataset.split)),
-                    _ => anyhow::bail!(
-                        "the ddl prompt needs --spider or --bird (their tables.json gives the \
+/// The schema prompts of `generate` in `mode`: the ddl of the dataset's tables.json (Spider /
+/// BIRD), or the schema module's builder with the shared schema arguments.
+pub fn schema_prompts(
+    mode: SchemaMode,
+    dataset: &crate::cli::DatasetArgs,
+    data: &exspin::data::Dataset,
+    schema_args: &crate::cli::SchemaArgs,
+) -> anyhow::Result<SchemaPrompts> {
+    Ok(match mode {
+        SchemaMode::Ddl => {
+            let path = match (&dataset.spider, &dataset.bird) {
+                (Some(dir), _) => dir.join("tables.json"),
+                (_, Some(dir)) => dir.join(format!("{}_tables.json", dataset.split)),
+                _ => anyhow::bail!(
+                    "the ddl prompt needs --spider or --bird (their tables.json gives the \
 schema); use the plain or integrated prompt with --jsonl"
-                    ),
-                };
-                Prompter::Ddl {
-                    tables: TablesFile::load(&path)?,
-                    path,
-                }
-            }
-            "plain" | "integrated" => {
-                let mut sa = schema_args.clone();
-                sa.full_schema = kind == "plain";
-                Prompter::Builder(Box::new(super::schema_args::builder(&sa, data)?))
-            }
-            other => anyhow::bail!("unknown prompt {other:?}: use plain, integrated or ddl"),
-        })
-    }
-
-    pub(crate) fn schema_prompt(&self, ex: &exspin::data::Example) -> anyhow::Result<String> {
-        match self {
-            Prompter::Ddl { tables, path } => {
-                let schema = tables
-                    .get(&ex.db_id)
-                    .with_context(|| format!("{}: no schema for {}", path.display(), ex.db_id))?;
-                let evidence = if ex.evidence.is_empty() {
-                    String::new()
-                } else {
-                    format!("Evidence: {}\n", ex.evidence)
-                };
-                Ok(format!(
-                    "{}\nQuestion: {}\n{evidence}",
-                    schema_ddl(schema),
-                    ex.question
-                ))
-            }
-            Prompter::Builder(b) => Ok(b.build(ex)?.prompt.text),
+                ),
+            };
+            SchemaPrompts::ddl(&path)?
         }
-    }
+        SchemaMode::Plain | SchemaMode::Integrated => {
+            SchemaPrompts::builder(super::schema_args::builder(schema_args, data)?, mode)
+        }
+    })
+}
+
+/// The token ids `generate` gives the model for `ex`.
+pub fn prompt_ids(
+    lm: &load::LoadedModel,
+    template: &ChatTemplate,
+    prompts: &SchemaPrompts,
+    ex: &exspin::data::Example,
+) -> anyhow::Result<Vec<u32>> {
+    let schema_prompt = prompts.schema_prompt(ex)?;
+    Ok(exspin::prompt::prompt_ids(
+        &lm.tokenizer,
+        template,
+        &schema_prompt,
+    )?)
 }
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     args.threads.apply()?;
     let data = super::dataset::load(&args.dataset)?;
-    let prompter = Prompter::new(&args.schema, &args.dataset, &data, &args.schema_args)?;
+    let prompts = schema_prompts(args.schema, &args.dataset, &data, &args.schema_args)?;
     let done = match std::fs::read_to_string(&args.out) {
         Ok(text) => text.lines().count(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
@@ -175,14 +137,11 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let mut answered = 0usize;
     for chunk in todo.chunks(args.batch.max(1)) {
-        let mut prompts = Vec::with_capacity(chunk.len());
-        for ex in chunk {
-            prompts.push(super::ask::chat_prompt(
-                &template,
-                &prompter.schema_prompt(ex)?,
-            ));
-        }
-        for a in super::ask::answer(&lm, &prompts, args.max_new_tokens)? {
+        let ids = chunk
+            .iter()
+            .map(|ex| prompt_ids(&lm, &template, &prompts, ex))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        for a in super::ask::answer(&lm, ids, args.max_new_tokens)? {
             // One query per line: an empty answer still takes its line so lines stay aligned.
             let sql = &a.sql;
             writeln!(out, "{}", if sql.is_empty() { "SELECT 1" } else { sql })?;

@@ -1,160 +1,109 @@
-//! `exspin sft CONFIG`: supervised fine-tuning (full or LoRA) of a model on a Spider split's
-//! (question, gold SQL) pairs; writes a Hugging Face folder (and a PEFT adapter with LoRA) with the
-//! optimizer state beside it.
-//!
-//! CONFIG is JSON (the TOML job config of the streaming runtime is not wired here yet), e.g.
-//! `{"model": "m.gguf", "spider": "data/spider", "split": "train", "limit": 200, "out": "runs/sft",
-//!   "epochs": 1, "batch_size": 4, "trainer": {"schedule": {"peak_lr": 2e-4, "warmup_steps": 5,
-//!   "total_steps": 50, "decay": "cosine"}, "grad_accum": 1, "max_grad_norm": 1.0},
-//!   "lora": {"rank": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"]}}`.
+//! `exspin sft CONFIG.toml --out DIR`: supervised fine-tuning (full or LoRA) on the train split of
+//! a job config, the same SFT phase `exspin run` does before its rounds (the same prompts, model
+//! set-up and loop, `exspin_actors::real::setup`), without the dev passes around it. Writes a
+//! Hugging Face folder to DIR (a PEFT adapter in DIR/adapter with LoRA) with the optimizer state.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use candle_core::Device;
-use candle_nn::VarMap;
-use exspin::model::chat::ChatTemplate;
-use exspin::model::logprob::{Pair, response_logprobs};
-use exspin::model::lora::{self, LoraConfig};
-use exspin::model::{checkpoint, load, tokenizer};
-use exspin::train::{Trainer, TrainerConfig, loss, params_of};
-use serde::Deserialize;
+use exspin::data::Example;
+use exspin::model::checkpoint;
+use exspin_actors::config::{JobConfig, ModelSource};
+use exspin_actors::device::Compute;
+use exspin_actors::prompts::Prompter;
+use exspin_actors::real::setup;
+use exspin_actors::runtime;
+
+const TOML_HELP: &str = "The config is the TOML job config `exspin run` reads; sft uses its \
+[data] (source, path, train_limit, synthetic_*), [model] (kind, path or the tiny shape, schema, \
+schema_k1, schema_k2, schema_values, device, dtype, max_grad_norm, lora) and [sft] (epochs or \
+steps, batch_size, lr, warmup_steps, log_every) sections, and run.seed (the shuffle). See \
+configs/demo.toml.";
 
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Example:\n  exspin sft configs/demo.toml --out runs/sft\n\n\
+The config is the TOML job config `exspin run` reads: [data] (the train split), [model] (kind, \
+path or the tiny shape, schema, device, dtype, max_grad_norm, [model.lora]) and [sft] (epochs or \
+steps, batch_size, lr, warmup_steps, log_every); run.seed seeds the shuffle. The JSON config of \
+earlier versions is gone."
+)]
 pub struct SftArgs {
-    /// The run's JSON config (see `exspin sft --help` and actors/src/cmd/sft.rs).
+    /// The TOML job config (as `exspin run`).
+    #[arg(value_name = "CONFIG.toml")]
     pub config: PathBuf,
+    /// The Hugging Face folder to write (replaced atomically at the end).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Cache folder: schema introspection and value indexes, and the synthetic dataset when
+    /// data.source = "synthetic". Never inside the dataset.
+    #[arg(long, value_name = "DIR", default_value = ".cache/exspin")]
+    pub cache: PathBuf,
+    /// Also write {"prompt": [ids], "response": [ids]} per training pair to this JSONL file.
+    #[arg(long, value_name = "FILE")]
+    pub tokens_out: Option<PathBuf>,
     #[command(flatten)]
     pub threads: super::compute::ThreadsArgs,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SftConfig {
-    model: PathBuf,
-    /// The dataset: exactly one of spider (a Spider-layout folder) and jsonl (our JSONL format,
-    /// databases under db_dir or database/ beside the file).
-    spider: Option<PathBuf>,
-    jsonl: Option<PathBuf>,
-    db_dir: Option<PathBuf>,
-    /// The prompt: ddl (CREATE TABLE from tables.json; the default), plain or integrated (the
-    /// schema module's prompt builder, as `exspin generate --schema`).
-    #[serde(default = "ddl")]
-    schema: String,
-    /// Cache folder of the schema module (plain / integrated prompts).
-    cache: Option<PathBuf>,
-    #[serde(default = "train_split")]
-    split: String,
-    limit: Option<usize>,
-    out: PathBuf,
-    #[serde(default = "one")]
-    epochs: usize,
-    #[serde(default = "four")]
-    batch_size: usize,
-    template: Option<String>,
-    trainer: TrainerConfig,
-    lora: Option<LoraConfig>,
-}
-
-fn ddl() -> String {
-    "ddl".into()
-}
-fn train_split() -> String {
-    "train".into()
-}
-fn one() -> usize {
-    1
-}
-fn four() -> usize {
-    4
-}
-
 pub fn run(args: SftArgs) -> anyhow::Result<()> {
     args.threads.apply()?;
-    let text = std::fs::read_to_string(&args.config)
-        .with_context(|| format!("reading {}", args.config.display()))?;
-    let cfg: SftConfig = serde_json::from_str(&text)
-        .with_context(|| format!("{}: invalid sft config", args.config.display()))?;
     anyhow::ensure!(
-        cfg.spider.is_some() != cfg.jsonl.is_some(),
-        "{}: give exactly one of \"spider\" and \"jsonl\"",
+        args.config.extension().is_none_or(|e| e != "json"),
+        "{}: the JSON form of the sft config was removed. {TOML_HELP}",
         args.config.display()
     );
-    let dataset_args = crate::cli::DatasetArgs {
-        spider: cfg.spider.clone(),
-        bird: None,
-        jsonl: cfg.jsonl.clone(),
-        db_dir: cfg.db_dir.clone(),
-        split: cfg.split.clone(),
-        limit: cfg.limit,
-        stratified: None,
-    };
-    let data = super::dataset::load(&dataset_args)?;
-    let schema_args = crate::cli::SchemaArgs {
-        cache: cfg
-            .cache
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(".cache/exspin")),
-        scorer: "auto".into(),
-        k1: 4,
-        k2: 10,
-        seed: 0,
-        ranked_padding: false,
-        value_threshold: 0.9,
-        full_schema: false,
-        tokenizer: None,
-        budget: None,
-        no_values: false,
-    };
-    let prompter = super::generate::Prompter::new(&cfg.schema, &dataset_args, &data, &schema_args)?;
-    let mut lm = load::load(&cfg.model, &Device::Cpu)
-        .with_context(|| format!("loading the model {}", cfg.model.display()))?;
-    let template = match &cfg.template {
-        Some(t) => t.parse::<ChatTemplate>().map_err(anyhow::Error::msg)?,
-        None => lm.chat.clone(),
-    };
-    let mut pairs = Vec::with_capacity(data.examples.len());
-    for ex in &data.examples {
-        let prompt = super::ask::chat_prompt(&template, &prompter.schema_prompt(ex)?);
-        let answer = format!("{}{}", ex.gold_sql.trim(), template.end_of_turn());
-        pairs.push(Pair {
-            prompt: tokenizer::encode(&lm.tokenizer, &prompt)?,
-            response: tokenizer::encode(&lm.tokenizer, &answer)?,
-        });
-    }
-    let adapters = VarMap::new();
-    let params = match &cfg.lora {
-        Some(l) => {
-            let n = lora::attach(&mut lm.model, l, &adapters)?;
-            eprintln!("LoRA on {n} modules (rank {}, alpha {})", l.rank, l.alpha);
-            lm.model.set_training(true);
-            params_of(&adapters)
+    let (config, _) = JobConfig::load(&args.config).with_context(|| TOML_HELP.to_string())?;
+    anyhow::ensure!(
+        !config.model.is_fake(),
+        "{}: model.kind = \"fake\" has nothing to fine-tune; use tiny, random or pretrained",
+        args.config.display()
+    );
+    // The synthetic dataset is generated once per data section, into the cache.
+    let data_key = runtime::sha256_hex(toml::to_string(&config.data)?.as_bytes());
+    let work = args.cache.join(format!("sft-data-{}", &data_key[..16]));
+    let (train, _dev) = runtime::load_data(&config, &work)?;
+    let prompter = Prompter::new(&config.model, &train, &args.cache)?;
+    let items: Vec<(&Example, String)> = train
+        .evaluable_examples()
+        .map(|(_, e)| Ok((e, prompter.prompt(e)?)))
+        .collect::<anyhow::Result<_>>()?;
+    let m = &config.model;
+    let compute = Compute::from_config(m.device, m.dtype, config.run.seed)?;
+    let mut lm = setup::initial_model(&config, &items, &compute)?;
+    let pairs = setup::sft_pairs(&lm, &items)?;
+    if let Some(path) = &args.tokens_out {
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        );
+        for p in &pairs {
+            let row = serde_json::json!({ "prompt": p.prompt, "response": p.response });
+            writeln!(f, "{row}")?;
         }
-        None => params_of(&lm.varmap),
-    };
-    let mut trainer = Trainer::new(params, cfg.trainer.clone())?;
-    let started = std::time::Instant::now();
-    for epoch in 0..cfg.epochs {
-        for batch in pairs.chunks(cfg.batch_size.max(1)) {
-            let lp = response_logprobs(&lm.model, batch, lm.special.pad)?;
-            let out = loss::sft_loss(&lp)?;
-            if let Some(st) = trainer.backward(&out.loss)? {
-                eprintln!(
-                    "epoch {epoch} step {} loss {:.4} lr {:.2e} grad-norm {:.3} ({:.1} s)",
-                    st.step,
-                    out.metrics.loss,
-                    st.lr,
-                    st.grad_norm,
-                    started.elapsed().as_secs_f64()
-                );
-            }
-        }
+        f.flush()?;
     }
-    lm.model.set_training(false);
-    let base = cfg.model.display().to_string();
-    checkpoint::write_atomically(&cfg.out, |dir| {
-        checkpoint::write_hf_files(dir, &lm.model, &lm.tokenizer, &lm.special, &template, true)?;
-        if let Some(l) = &cfg.lora {
+    eprintln!(
+        "sft: {} train pairs, template {:?}, {} prompt",
+        pairs.len(),
+        lm.chat,
+        m.schema
+    );
+    let outcome = setup::train_sft(&config, &mut lm, &pairs)?;
+    let trainer = outcome.trainer.with_context(|| {
+        format!(
+            "{}: no SFT step to run ({} train pairs): set sft.epochs or sft.steps above 0",
+            args.config.display(),
+            pairs.len()
+        )
+    })?;
+    let base = match &m.source {
+        ModelSource::Pretrained { path } => path.display().to_string(),
+        _ => m.kind().name().to_string(),
+    };
+    checkpoint::write_atomically(&args.out, |dir| {
+        checkpoint::write_hf_files(dir, &lm.model, &lm.tokenizer, &lm.special, &lm.chat, true)?;
+        if let Some(l) = &m.lora {
             let ad = dir.join("adapter");
             std::fs::create_dir_all(&ad).map_err(|e| exspin::model::ModelError::Io {
                 path: ad.clone(),
@@ -164,6 +113,12 @@ pub fn run(args: SftArgs) -> anyhow::Result<()> {
         }
         trainer.save_state(dir)
     })?;
-    eprintln!("wrote {}", cfg.out.display());
+    eprintln!(
+        "wrote {} ({} steps, loss {:?} → {:?})",
+        args.out.display(),
+        outcome.steps,
+        outcome.first_loss,
+        outcome.last_loss
+    );
     Ok(())
 }

@@ -47,15 +47,8 @@ pub struct TinyModel {
     pub kv_heads: usize,
 }
 
-/// How the run's prompts show the schema.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SchemaMode {
-    /// src/schema's filtered, annotated schema with matched values (explicit schema integration).
-    Integrated,
-    /// The full schema as bare CREATE TABLE statements: the ablation.
-    Plain,
-}
+/// How the run's prompts show the schema: one type with `exspin generate --schema`.
+pub use exspin::prompt::SchemaMode;
 
 /// Which model `model.kind` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -211,13 +204,15 @@ impl Default for ModelToml {
     }
 }
 
-/// Kind names, for messages.
-fn kind_name(kind: ModelKind) -> &'static str {
-    match kind {
-        ModelKind::Fake => "fake",
-        ModelKind::Tiny => "tiny",
-        ModelKind::Random => "random",
-        ModelKind::Pretrained => "pretrained",
+impl ModelKind {
+    /// The name `model.kind` spells it with.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Fake => "fake",
+            ModelKind::Tiny => "tiny",
+            ModelKind::Random => "random",
+            ModelKind::Pretrained => "pretrained",
+        }
     }
 }
 
@@ -258,13 +253,11 @@ impl TryFrom<ModelToml> for ModelConfig {
         ];
         for (key, set, kinds) in owners {
             if set && !kinds.contains(&t.kind) {
-                let allowed: Vec<String> = kinds
-                    .iter()
-                    .map(|k| format!("\"{}\"", kind_name(*k)))
-                    .collect();
+                let allowed: Vec<String> =
+                    kinds.iter().map(|k| format!("\"{}\"", k.name())).collect();
                 return Err(format!(
                     "model.{key} is not read with model.kind = \"{}\" (only with {}); remove it",
-                    kind_name(t.kind),
+                    t.kind.name(),
                     allowed.join(" or ")
                 ));
             }

@@ -25,7 +25,7 @@ use candle_nn::VarMap;
 use exspin::model::chat::ChatTemplate;
 use exspin::model::load::{self, SpecialTokens};
 use exspin::model::logprob::{Pair as TokenPair, response_logprobs};
-use exspin::model::{Model, checkpoint, tokenizer};
+use exspin::model::{Model, checkpoint};
 use tokenizers::Tokenizer;
 
 use crate::device::Compute;
@@ -74,27 +74,28 @@ impl Lm {
         .with_context(|| format!("writing the weights {}", dir.display()))
     }
 
-    /// The text the model continues for a prompt of `src/schema`. A base model (plain template)
-    /// gets a one-line cue; an instruct model the instruction `exspin sft` uses.
-    pub fn render(&self, prompt: &str) -> String {
-        match self.chat {
-            ChatTemplate::Plain => format!("{prompt}\n-- SQL:\n"),
-            ChatTemplate::ChatMl => self.chat.render(
-                None,
-                &format!("{prompt}\nWrite one SQLite query that answers the question."),
-            ),
-        }
+    /// The text the model continues for a schema prompt (`exspin::prompt::render`, the one
+    /// renderer `ask`, `generate` and `sft` use too).
+    pub fn render(&self, schema_prompt: &str) -> String {
+        exspin::prompt::render(&self.chat, schema_prompt)
     }
 
-    pub fn prompt_ids(&self, prompt: &str) -> anyhow::Result<Vec<u32>> {
-        Ok(tokenizer::encode(&self.tokenizer, &self.render(prompt))?)
+    pub fn prompt_ids(&self, schema_prompt: &str) -> anyhow::Result<Vec<u32>> {
+        Ok(exspin::prompt::prompt_ids(
+            &self.tokenizer,
+            &self.chat,
+            schema_prompt,
+        )?)
     }
 
     /// The tokens of an answer as training and scoring see it: the query, then the end of turn
     /// (so the model learns to stop, and every score includes stopping).
     pub fn answer_ids(&self, sql: &str) -> anyhow::Result<Vec<u32>> {
-        let text = format!("{}{}", sql.trim(), self.chat.end_of_turn());
-        Ok(tokenizer::encode(&self.tokenizer, &text)?)
+        Ok(exspin::prompt::answer_ids(
+            &self.tokenizer,
+            &self.chat,
+            sql,
+        )?)
     }
 
     /// Σ log p(response | prompt) of each row, `chunk` rows per forward pass, as plain numbers

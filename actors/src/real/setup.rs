@@ -16,11 +16,11 @@ use exspin::data::{Dataset, Example};
 use exspin::model::chat::ChatTemplate;
 use exspin::model::generate::GenerateConfig;
 use exspin::model::load::{self, SpecialTokens};
-use exspin::model::logprob::{Pair as TokenPair, response_logprobs};
+use exspin::model::logprob::Pair as TokenPair;
 use exspin::model::{Config, lora, tokenizer};
 use exspin::sql::executor::{ExecutorConfig, ExecutorPool};
-use exspin::train::{Decay, LrSchedule, Trainer as Optimizer, TrainerConfig, loss, params_of};
-use rand::seq::SliceRandom;
+use exspin::train::sft::{self as sft_loop, SftOutcome, SftSettings, SftStep};
+use exspin::train::{Decay, LrSchedule, Trainer as Optimizer, TrainerConfig, params_of};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
@@ -111,32 +111,7 @@ pub fn build(
             .with_context(|| format!("{} is corrupt", meta_path.display()))?;
         meta.chat
     } else {
-        let mut lm = match &m.source {
-            ModelSource::Pretrained { path } => {
-                let path = path.clone();
-                anyhow::ensure!(
-                    path.exists(),
-                    "model.path {} does not exist: give a GGUF file or a Hugging Face folder \
-                     (config.json, *.safetensors, tokenizer.json); the default model installs \
-                     with ../shared/models/fetch-qwen2.5-coder-0.5b.sh DIR",
-                    path.display()
-                );
-                let loaded = load::load_as(&path, compute.dtype, &compute.device)
-                    .with_context(|| format!("loading model.path {}", path.display()))?;
-                Lm {
-                    model: loaded.model,
-                    varmap: loaded.varmap,
-                    tokenizer: loaded.tokenizer,
-                    special: loaded.special,
-                    chat: loaded.chat,
-                }
-            }
-            ModelSource::Tiny(shape) => tiny(config, shape, &train_items, &compute)?,
-            ModelSource::Random { shape, vocab_size } => {
-                random(shape, *vocab_size, &train_items, &compute)?
-            }
-            ModelSource::Fake(_) => unreachable!("the fake model has no real seams"),
-        };
+        let mut lm = initial_model(config, &train_items, &compute)?;
         evaluator.chat = lm.chat.clone();
         std::fs::create_dir_all(run_dir.join("weights"))?;
         std::fs::write(
@@ -216,6 +191,38 @@ pub fn build(
     Ok((generators, Box::new(trainer), Box::new(evaluator)))
 }
 
+/// The model SFT starts from: tiny or random (built here, BPE trained on `items`), or the
+/// pretrained `model.path`. `exspin sft` starts from it too.
+pub fn initial_model(
+    config: &JobConfig,
+    items: &[(&Example, String)],
+    compute: &Compute,
+) -> anyhow::Result<Lm> {
+    match &config.model.source {
+        ModelSource::Pretrained { path } => {
+            anyhow::ensure!(
+                path.exists(),
+                "model.path {} does not exist: give a GGUF file or a Hugging Face folder \
+                 (config.json, *.safetensors, tokenizer.json); the default model installs \
+                 with ../shared/models/fetch-qwen2.5-coder-0.5b.sh DIR",
+                path.display()
+            );
+            let loaded = load::load_as(path, compute.dtype, &compute.device)
+                .with_context(|| format!("loading model.path {}", path.display()))?;
+            Ok(Lm {
+                model: loaded.model,
+                varmap: loaded.varmap,
+                tokenizer: loaded.tokenizer,
+                special: loaded.special,
+                chat: loaded.chat,
+            })
+        }
+        ModelSource::Tiny(shape) => tiny(config, shape, items, compute),
+        ModelSource::Random { shape, vocab_size } => random(shape, *vocab_size, items, compute),
+        ModelSource::Fake(_) => anyhow::bail!("the fake model has no weights to train"),
+    }
+}
+
 /// A BPE of `vocab_size` tokens trained on the train prompts and queries (the dev split is not
 /// read, so dev names may split into more pieces, as with a real model), and its special tokens.
 fn train_tokenizer(
@@ -224,7 +231,7 @@ fn train_tokenizer(
 ) -> anyhow::Result<(tokenizers::Tokenizer, SpecialTokens)> {
     let corpus: Vec<String> = items
         .iter()
-        .map(|(e, p)| format!("{p}\n-- SQL:\n{}", e.gold_sql))
+        .map(|(e, p)| exspin::prompt::render(&ChatTemplate::Plain, p) + &e.gold_sql)
         .collect();
     let tok = tokenizer::train_bpe(corpus.iter(), vocab_size)?;
     let eot = tok
@@ -320,7 +327,6 @@ fn sft(
     items: &[(&Example, String)],
     evaluator: &RealEvaluator,
 ) -> anyhow::Result<SftReport> {
-    let s = &config.sft;
     let started = Instant::now();
     let result = evaluator.ex_of(lm)?;
     evaluator.write_predictions("initial", &result)?;
@@ -331,83 +337,12 @@ fn sft(
         evaluator.dev.len(),
         started.elapsed().as_secs_f64()
     );
-    let pairs: Vec<TokenPair> = items
-        .iter()
-        .map(|(e, p)| {
-            Ok(TokenPair {
-                prompt: lm.prompt_ids(p)?,
-                response: lm.answer_ids(&e.gold_sql)?,
-            })
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let batch = s.batch_size.max(1);
-    let per_epoch = pairs.len().div_ceil(batch);
-    let steps = if s.epochs > 0 {
-        s.epochs * per_epoch
-    } else {
-        s.steps
-    };
-    let mut first_loss = None;
-    let mut recent: Vec<f32> = Vec::new();
-    if steps > 0 && !pairs.is_empty() {
-        let adapters = VarMap::new();
-        let params = match &config.model.lora {
-            Some(l) => {
-                lora::attach(&mut lm.model, l, &adapters)?;
-                lm.model.set_training(true);
-                params_of(&adapters)
-            }
-            None => params_of(&lm.varmap),
-        };
-        let mut opt = Optimizer::new(
-            params,
-            TrainerConfig {
-                optim: Default::default(),
-                schedule: LrSchedule {
-                    peak_lr: s.lr,
-                    warmup_steps: s.warmup_steps,
-                    total_steps: steps,
-                    decay: Decay::Cosine,
-                    min_lr_ratio: 0.1,
-                },
-                grad_accum: 1,
-                max_grad_norm: Some(config.model.max_grad_norm),
-            },
-        )?;
-        let mut rng = ChaCha8Rng::seed_from_u64(config.run.seed ^ 0x5f7);
-        let mut order: Vec<usize> = Vec::new();
-        let t0 = Instant::now();
-        for step in 0..steps {
-            if order.len() < batch {
-                let mut epoch: Vec<usize> = (0..pairs.len()).collect();
-                epoch.shuffle(&mut rng);
-                order.extend(epoch);
-            }
-            let idx: Vec<usize> = order.drain(..batch.min(order.len())).collect();
-            let rows: Vec<TokenPair> = idx.iter().map(|&i| pairs[i].clone()).collect();
-            let lp = response_logprobs(&lm.model, &rows, lm.special.pad)?;
-            let out = loss::sft_loss(&lp)?;
-            let st = opt.backward(&out.loss)?;
-            let l = out.metrics.loss;
-            first_loss.get_or_insert(l);
-            recent.push(l);
-            if recent.len() > 10 {
-                recent.remove(0);
-            }
-            if s.log_every > 0 && (step + 1) % s.log_every == 0 || step + 1 == steps {
-                eprintln!(
-                    "sft step {}/{steps} loss {l:.4} lr {:.2e} ({:.1} s)",
-                    step + 1,
-                    st.map(|x| x.lr).unwrap_or(0.0),
-                    t0.elapsed().as_secs_f64()
-                );
-            }
-        }
-        lm.model.set_training(false);
-    }
+    let pairs = sft_pairs(lm, items)?;
+    let outcome = train_sft(config, lm, &pairs)?;
+    let steps = outcome.steps;
     // Without SFT steps version 0 is the initial model: its dev accuracy is already known (a
     // pretrained model's dev pass is the expensive part of a CPU run).
-    let result = if steps > 0 && !pairs.is_empty() {
+    let result = if steps > 0 {
         evaluator.ex_of(lm)?
     } else {
         result
@@ -422,10 +357,69 @@ fn sft(
     Ok(SftReport {
         steps,
         seconds: started.elapsed().as_secs_f64(),
-        first_loss,
-        last_loss: (!recent.is_empty()).then(|| recent.iter().sum::<f32>() / recent.len() as f32),
+        first_loss: outcome.first_loss,
+        last_loss: outcome.last_loss,
         dev_ex_before: before,
         dev_ex_after: after,
         dev_questions: evaluator.dev.len(),
     })
+}
+
+/// The SFT pairs: each train prompt (rendered for `lm`'s template) and its gold answer.
+pub fn sft_pairs(lm: &Lm, items: &[(&Example, String)]) -> anyhow::Result<Vec<TokenPair>> {
+    items
+        .iter()
+        .map(|(e, p)| {
+            Ok(TokenPair {
+                prompt: lm.prompt_ids(p)?,
+                response: lm.answer_ids(&e.gold_sql)?,
+            })
+        })
+        .collect()
+}
+
+/// The `[sft]` section (with `model.max_grad_norm` and `run.seed`) as the SFT loop's settings.
+pub fn sft_settings(config: &JobConfig) -> SftSettings {
+    let s = &config.sft;
+    SftSettings {
+        steps: s.steps,
+        epochs: s.epochs,
+        batch_size: s.batch_size,
+        peak_lr: s.lr,
+        warmup_steps: s.warmup_steps,
+        max_grad_norm: config.model.max_grad_norm,
+        seed: config.run.seed,
+    }
+}
+
+/// The one SFT loop (`exspin::train::sft`) on `lm` with the job's settings, logging every
+/// `sft.log_every` steps and the last: what the run's SFT phase and `exspin sft` both call.
+pub fn train_sft(
+    config: &JobConfig,
+    lm: &mut Lm,
+    pairs: &[TokenPair],
+) -> anyhow::Result<SftOutcome> {
+    let log_every = config.sft.log_every;
+    let t0 = Instant::now();
+    let mut log = |st: &SftStep| {
+        if log_every > 0 && st.step.is_multiple_of(log_every) || st.step == st.steps {
+            eprintln!(
+                "sft step {}/{} loss {:.4} lr {:.2e} ({:.1} s)",
+                st.step,
+                st.steps,
+                st.loss,
+                st.lr,
+                t0.elapsed().as_secs_f64()
+            );
+        }
+    };
+    Ok(sft_loop::sft(
+        &mut lm.model,
+        &lm.varmap,
+        lm.special.pad,
+        config.model.lora.as_ref(),
+        pairs,
+        &sft_settings(config),
+        &mut log,
+    )?)
 }

@@ -1,0 +1,256 @@
+//! One prompt renderer: for the same example, schema mode and template, the four paths that give
+//! a model a prompt (`exspin ask`, `exspin generate`, `exspin sft`, the run's SFT phase and seams)
+//! give byte-identical token ids. Each command is run as a user runs it and reports the ids it fed
+//! the model (`ask --json`, `generate --tokens-out`, `sft --tokens-out`); the run's ids come from
+//! the library calls `exspin run` makes. And `exspin sft` refuses the removed JSON config.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use candle_core::Device;
+use exspin::data::{Example, spider};
+use exspin::model::Config;
+use exspin::model::chat::ChatTemplate;
+use exspin::model::checkpoint;
+use exspin::model::load::{self, SpecialTokens};
+use exspin::model::tokenizer;
+use exspin_actors::config::JobConfig;
+use exspin_actors::device::{Compute, DeviceSpec, WeightDType};
+use exspin_actors::prompts::Prompter;
+use exspin_actors::real::setup;
+
+fn exspin(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_exspin"))
+        .args(args)
+        .output()
+        .expect("running exspin");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const QUESTION: &str = "How many cats does keeper Ann look after?";
+const GOLD: &str = "SELECT count(*) FROM animal JOIN keeper ON animal.keeper_id = keeper.id \
+WHERE kind = 'cat' AND keeper.name = 'Ann'";
+
+/// A tiny random Qwen2 with a BPE tokenizer, saved as a Hugging Face folder whose metadata names
+/// `template` (what `exspin sft` and the run read; ask and generate get `--template`).
+fn tiny_model(dir: &Path, template: &ChatTemplate) {
+    let corpus = format!(
+        "CREATE TABLE animal keeper kind name cat dog Ann Bob -- Question: {QUESTION}\n{GOLD}\n\
+         <|im_start|>system You are a SQLite expert.<|im_end|>\n-- SQL:\n"
+    );
+    let lines: Vec<String> = (0..20).map(|_| corpus.clone()).collect();
+    let tok = tokenizer::train_bpe(lines.iter(), 400).unwrap();
+    let (model, _) = load::random(&Config::tiny(tok.get_vocab_size(true)), &Device::Cpu).unwrap();
+    let eot = tok.token_to_id("<|endoftext|>").unwrap();
+    let special = SpecialTokens {
+        eos: vec![eot],
+        pad: eot,
+        bos: None,
+    };
+    checkpoint::save_hf(dir, &model, &tok, &special, template, false).unwrap();
+}
+
+/// A Spider-layout folder (no tables.json: the schema comes from the SQLite file, as for `ask`)
+/// with one train question over a two-table database.
+fn spider_folder(dir: &Path) -> PathBuf {
+    let db_dir = dir.join("database").join("zoo");
+    std::fs::create_dir_all(&db_dir).unwrap();
+    let db = db_dir.join("zoo.sqlite");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE keeper(id INTEGER PRIMARY KEY, name TEXT);
+         CREATE TABLE animal(id INTEGER PRIMARY KEY, name TEXT, kind TEXT,
+                             keeper_id INTEGER REFERENCES keeper(id));
+         INSERT INTO keeper VALUES (1, 'Ann'), (2, 'Bob');
+         INSERT INTO animal VALUES (1, 'Tom', 'cat', 1), (2, 'Rex', 'dog', 2), (3, 'Kit', 'cat', 1);",
+    )
+    .unwrap();
+    let records = serde_json::json!([{ "db_id": "zoo", "question": QUESTION, "query": GOLD }]);
+    for name in ["train_spider.json", "dev.json"] {
+        std::fs::write(dir.join(name), records.to_string()).unwrap();
+    }
+    db
+}
+
+fn first_ids(jsonl: &Path) -> Vec<u32> {
+    let text = std::fs::read_to_string(jsonl).unwrap();
+    let row: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    serde_json::from_value(row["prompt"].clone()).unwrap()
+}
+
+struct Paths {
+    ask: Vec<u32>,
+    generate: Vec<u32>,
+    sft: Vec<u32>,
+    run_sft: Vec<u32>,
+    run_seams: Vec<u32>,
+}
+
+fn prompt_ids_of_every_path(tmp: &Path, mode: &str, template: &str) -> Paths {
+    let dir = tmp.join(format!("{mode}-{template}"));
+    let spider_dir = dir.join("spider");
+    let db = spider_folder(&spider_dir);
+    let model = dir.join("model");
+    tiny_model(&model, &template.parse().unwrap());
+    let cache = dir.join("cache");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    // The run's schema options (model.schema_k1/k2 defaults, ranked padding, values) spelled as
+    // the commands' flags.
+    let schema_flags = ["--k1", "4", "--k2", "10", "--ranked-padding"];
+
+    let mut ask = vec![
+        "ask".to_string(),
+        "--model".into(),
+        s(&model),
+        "--db".into(),
+        s(&db),
+        "--cache".into(),
+        s(&cache),
+        "--template".into(),
+        template.into(),
+        "--max-new-tokens".into(),
+        "2".into(),
+        "--threads".into(),
+        "1".into(),
+        "--json".into(),
+    ];
+    ask.extend(schema_flags.iter().map(|f| f.to_string()));
+    if mode == "plain" {
+        ask.push("--full-schema".into());
+    }
+    ask.push(QUESTION.into());
+    let (code, out, err) = exspin(&ask.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(code == 0 || code == 1, "ask: exit {code}\n{out}\n{err}");
+    let answer: serde_json::Value = serde_json::from_str(out.trim()).expect(&out);
+    let ask_ids: Vec<u32> = serde_json::from_value(answer["prompt_ids"].clone()).unwrap();
+
+    let tokens = dir.join("generate-tokens.jsonl");
+    let (model_s, spider_s, cache_s) = (s(&model), s(&spider_dir), s(&cache));
+    let (pred_s, tokens_s) = (s(&dir.join("pred.sql")), s(&tokens));
+    let mut generate: Vec<String> = [
+        "generate",
+        "--model",
+        model_s.as_str(),
+        "--spider",
+        spider_s.as_str(),
+        "--split",
+        "train",
+        "--cache",
+        cache_s.as_str(),
+        "--template",
+        template,
+        "--schema",
+        mode,
+        "--max-new-tokens",
+        "2",
+        "--threads",
+        "1",
+        "--out",
+        pred_s.as_str(),
+        "--tokens-out",
+        tokens_s.as_str(),
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    generate.extend(schema_flags.iter().map(|f| f.to_string()));
+    let (code, out, err) = exspin(&generate.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "generate:\n{out}\n{err}");
+
+    let config = dir.join("sft.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[data]\nsource = \"spider\"\npath = {:?}\n\n[run]\nprompts_per_round = 1\n\
+             seed = 3\n\n[model]\nkind = \"pretrained\"\npath = {:?}\nschema = \"{mode}\"\n\n\
+             [sft]\nsteps = 1\nbatch_size = 1\n",
+            s(&spider_dir),
+            s(&model)
+        ),
+    )
+    .unwrap();
+    let sft_tokens = dir.join("sft-tokens.jsonl");
+    let (code, out, err) = exspin(&[
+        "sft",
+        &s(&config),
+        "--out",
+        &s(&dir.join("sft-out")),
+        "--cache",
+        &s(&cache),
+        "--tokens-out",
+        &s(&sft_tokens),
+        "--threads",
+        "1",
+    ]);
+    assert_eq!(code, 0, "sft:\n{out}\n{err}");
+    assert!(dir.join("sft-out").join("config.json").is_file(), "{err}");
+    assert!(dir.join("sft-out").join("tokenizer.json").is_file());
+
+    // The run: its prompter, its initial model and SFT pairs (`real::setup`), and the seams'
+    // `Lm::prompt_ids` on the prompt text a `PromptItem` carries.
+    let (job, _) = JobConfig::load(&config).unwrap();
+    let train = spider::load(&spider_dir, "train").unwrap();
+    let prompter = Prompter::new(&job.model, &train, &dir.join("run-cache")).unwrap();
+    let items: Vec<(&Example, String)> = train
+        .examples
+        .iter()
+        .map(|e| (e, prompter.prompt(e).unwrap()))
+        .collect();
+    let compute = Compute::from_config(DeviceSpec::Cpu, WeightDType::F32, 0).unwrap();
+    let lm = setup::initial_model(&job, &items, &compute).unwrap();
+    let pairs = setup::sft_pairs(&lm, &items).unwrap();
+    Paths {
+        ask: ask_ids,
+        generate: first_ids(&tokens),
+        sft: first_ids(&sft_tokens),
+        run_sft: pairs[0].prompt.clone(),
+        run_seams: lm.prompt_ids(&items[0].1).unwrap(),
+    }
+}
+
+#[test]
+fn ask_generate_sft_and_the_run_give_the_same_prompt_ids() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut seen = Vec::new();
+    for mode in ["plain", "integrated"] {
+        for template in ["chatml", "plain"] {
+            let p = prompt_ids_of_every_path(tmp.path(), mode, template);
+            let case = format!("schema {mode}, template {template}");
+            assert!(!p.ask.is_empty(), "{case}");
+            assert_eq!(p.ask, p.generate, "{case}: ask vs generate");
+            assert_eq!(p.ask, p.sft, "{case}: ask vs sft");
+            assert_eq!(p.ask, p.run_sft, "{case}: ask vs the run's SFT phase");
+            assert_eq!(p.ask, p.run_seams, "{case}: ask vs the run's seams");
+            seen.push(p.ask);
+        }
+    }
+    // The mode and the template each change the prompt (the flags reach the renderer).
+    for i in 0..seen.len() {
+        for j in i + 1..seen.len() {
+            assert_ne!(seen[i], seen[j], "cases {i} and {j} gave the same ids");
+        }
+    }
+}
+
+#[test]
+fn sft_refuses_the_removed_json_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("sft.json");
+    std::fs::write(&config, "{}").unwrap();
+    let (code, out, err) = exspin(&[
+        "sft",
+        config.to_str().unwrap(),
+        "--out",
+        tmp.path().join("out").to_str().unwrap(),
+    ]);
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("JSON form"), "{err}");
+    assert!(
+        err.contains("[data]") && err.contains("[model]") && err.contains("[sft]"),
+        "{err}"
+    );
+}

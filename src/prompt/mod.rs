@@ -1,0 +1,87 @@
+//! The one prompt renderer: every path that turns an example into the text (and token ids) a
+//! model continues goes through here: `exspin ask`, `exspin generate`, `exspin sft` and the
+//! run's prompt builder and real seams. Two steps:
+//!
+//! 1. The schema prompt of an example ([`SchemaPrompts`]): by [`SchemaMode`], `src/schema`'s
+//!    prompt builder (plain full schema or the integrated, filtered one) or the bare `CREATE
+//!    TABLE` statements of tables.json ([`ddl`]). It ends with the question.
+//! 2. The model's text around it ([`render`]): the system message and instruction under ChatML,
+//!    the `-- SQL:` answer cue under the plain template, and the answer's end of turn.
+
+pub mod ddl;
+pub mod render;
+pub mod source;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+pub use render::{INSTRUCTION, PLAIN_CUE, SYSTEM, answer_ids, answer_text, prompt_ids, render};
+pub use source::SchemaPrompts;
+
+use crate::data::DataError;
+use crate::model::ModelError;
+use crate::schema::SchemaError;
+
+/// Which schema text a prompt carries (`model.schema` of the job config, `--schema` of
+/// `exspin generate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SchemaMode {
+    /// The full schema as plain `CREATE TABLE` statements (src/schema, `Style::Plain`): the
+    /// ablation without schema integration.
+    Plain,
+    /// Bare `CREATE TABLE` statements from tables.json (Spider / BIRD only).
+    Ddl,
+    /// The schema filtered to the question, annotated, with matched values (src/schema,
+    /// `Style::Explicit`).
+    Integrated,
+}
+
+impl SchemaMode {
+    pub const NAMES: [&'static str; 3] = ["plain", "ddl", "integrated"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SchemaMode::Plain => "plain",
+            SchemaMode::Ddl => "ddl",
+            SchemaMode::Integrated => "integrated",
+        }
+    }
+}
+
+impl fmt::Display for SchemaMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for SchemaMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "plain" => Ok(SchemaMode::Plain),
+            "ddl" => Ok(SchemaMode::Ddl),
+            "integrated" => Ok(SchemaMode::Integrated),
+            other => Err(format!(
+                "unknown schema mode {other:?}: use plain, integrated or ddl"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PromptError {
+    #[error("{}: no schema for database {db_id} (the ddl prompt reads it from tables.json)", path.display())]
+    NoDdlSchema { path: PathBuf, db_id: String },
+    #[error("building the prompt of {example}: {source}")]
+    Schema {
+        example: String,
+        #[source]
+        source: SchemaError,
+    },
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}

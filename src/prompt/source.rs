@@ -1,0 +1,72 @@
+//! The schema prompt of an example, by schema mode: `src/schema`'s prompt builder (plain or
+//! integrated, by its options' style) or the ddl statements of a tables.json.
+
+use std::path::{Path, PathBuf};
+
+use crate::data::{Example, TablesFile};
+use crate::schema::PromptBuilder;
+use crate::schema::prompt::Style;
+
+use super::{PromptError, SchemaMode, ddl};
+
+pub enum SchemaPrompts {
+    Ddl { tables: TablesFile, path: PathBuf },
+    Builder(Box<PromptBuilder>),
+}
+
+impl SchemaPrompts {
+    /// The ddl prompts of the databases a tables.json declares.
+    pub fn ddl(tables_json: &Path) -> Result<Self, PromptError> {
+        Ok(SchemaPrompts::Ddl {
+            tables: TablesFile::load(tables_json)?,
+            path: tables_json.to_path_buf(),
+        })
+    }
+
+    /// The builder's prompts in `mode` (plain or integrated: the builder's style is set to
+    /// match, so the mode and the text cannot disagree).
+    ///
+    /// # Panics
+    /// On `SchemaMode::Ddl`, which needs a tables.json ([`Self::ddl`]).
+    pub fn builder(mut builder: PromptBuilder, mode: SchemaMode) -> Self {
+        builder.options_mut().style = match mode {
+            SchemaMode::Plain => Style::Plain,
+            SchemaMode::Integrated => Style::Explicit,
+            SchemaMode::Ddl => panic!("the ddl prompt comes from SchemaPrompts::ddl"),
+        };
+        SchemaPrompts::Builder(Box::new(builder))
+    }
+
+    pub fn mode(&self) -> SchemaMode {
+        match self {
+            SchemaPrompts::Ddl { .. } => SchemaMode::Ddl,
+            SchemaPrompts::Builder(b) => match b.options().style {
+                Style::Plain => SchemaMode::Plain,
+                Style::Explicit => SchemaMode::Integrated,
+            },
+        }
+    }
+
+    /// The schema prompt of `ex` (schema first, question last; no template yet).
+    pub fn schema_prompt(&self, ex: &Example) -> Result<String, PromptError> {
+        match self {
+            SchemaPrompts::Ddl { tables, path } => {
+                let schema = tables
+                    .get(&ex.db_id)
+                    .ok_or_else(|| PromptError::NoDdlSchema {
+                        path: path.clone(),
+                        db_id: ex.db_id.clone(),
+                    })?;
+                Ok(ddl::ddl_prompt(schema, &ex.question, &ex.evidence))
+            }
+            SchemaPrompts::Builder(b) => Ok(b
+                .build(ex)
+                .map_err(|source| PromptError::Schema {
+                    example: ex.id.clone(),
+                    source,
+                })?
+                .prompt
+                .text),
+        }
+    }
+}
