@@ -25,7 +25,7 @@ use exspin::model::lora::{self, LoraConfig};
 use exspin::model::recompute::backward_checkpointed;
 use exspin::model::{ModelError, tokenizer};
 use exspin::train::loss::{self, PairLogprobs};
-use exspin::train::{Decay, LrSchedule, Trainer, TrainerConfig, params_of};
+use exspin::train::{Decay, LrSchedule, Optimizer, OptimizerConfig, params_of};
 use tokenizers::Tokenizer;
 
 use crate::util::{test_device, tol};
@@ -543,8 +543,8 @@ fn sft_batch(tok: &Tokenizer) -> Vec<Pair> {
     ]
 }
 
-fn trainer_cfg(lr: f64) -> TrainerConfig {
-    TrainerConfig {
+fn trainer_cfg(lr: f64) -> OptimizerConfig {
+    OptimizerConfig {
         optim: Default::default(),
         schedule: LrSchedule {
             peak_lr: lr,
@@ -578,7 +578,7 @@ fn model_full_finetune_step_reduces_loss_and_reaches_every_weight() {
     // Adam's first steps move every weight by about lr whatever the gradient, and the random
     // init (unseeded, so it differs per run) has std 0.02: at lr 1e-2 about 1 run in 150
     // diverged. 3e-3 over five steps is the stable regime.
-    let mut tr = Trainer::new(params, trainer_cfg(3e-3)).unwrap();
+    let mut tr = Optimizer::new(params, trainer_cfg(3e-3)).unwrap();
     for _ in 0..5 {
         let l = loss::sft_loss(&response_logprobs(&m, &batch, pad).unwrap()).unwrap();
         let st = tr.backward(&l.loss).unwrap().expect("an update per batch");
@@ -623,7 +623,7 @@ fn model_lora_step_changes_only_adapters_and_peft_round_trip() {
         .loss;
     let params = params_of(&adapters);
     assert_eq!(params.len(), 12);
-    let mut tr = Trainer::new(params, trainer_cfg(2e-2)).unwrap();
+    let mut tr = Optimizer::new(params, trainer_cfg(2e-2)).unwrap();
     for _ in 0..4 {
         let l = loss::sft_loss(&response_logprobs(&m, &batch, pad).unwrap()).unwrap();
         tr.backward(&l.loss).unwrap();
@@ -793,7 +793,7 @@ fn model_trainer_accumulates_and_resumes() {
     let (m, vm) = load::random(&cfg, &dev).unwrap();
     let mut tc = trainer_cfg(1e-2);
     tc.grad_accum = 2;
-    let mut tr = Trainer::new(params_of(&vm), tc).unwrap();
+    let mut tr = Optimizer::new(params_of(&vm), tc).unwrap();
     let l = loss::sft_loss(&response_logprobs(&m, &batch[..1], pad).unwrap()).unwrap();
     assert!(tr.backward(&l.loss).unwrap().is_none());
     let l = loss::sft_loss(&response_logprobs(&m, &batch[1..], pad).unwrap()).unwrap();
@@ -801,7 +801,7 @@ fn model_trainer_accumulates_and_resumes() {
     assert_eq!(tr.step(), 1);
     let dir = tempfile::tempdir().unwrap();
     tr.save_state(dir.path()).unwrap();
-    let mut tr2 = Trainer::new(params_of(&vm), trainer_cfg(1e-2)).unwrap();
+    let mut tr2 = Optimizer::new(params_of(&vm), trainer_cfg(1e-2)).unwrap();
     tr2.load_state(dir.path()).unwrap();
     assert_eq!(tr2.step(), 1);
 }

@@ -1,9 +1,9 @@
-//! The `exspin` command. Parsing lives in `cli.rs`; each subcommand is one file under `cmd/` that
-//! turns its arguments into calls of the `exspin` library. Machine-readable results go to stdout,
+//! The `exspin` command. The grammar and dispatch live in `cli/`, each subcommand one file there
+//! (grouped: `bench/`, `schema/`, `data/`, `model/`) that turns its arguments into calls of the
+//! `exspin` and `exspin_actors` libraries. Machine-readable results go to stdout,
 //! progress and logs to stderr; any failure exits non-zero with a message that says what to fix.
 
 mod cli;
-mod cmd;
 mod heap;
 mod progress;
 
@@ -18,7 +18,7 @@ fn main() -> std::process::ExitCode {
     exspin_kernels::alloc::CountingAllocator::mark_installed();
     let cli = cli::Cli::parse();
     init_logging(cli.verbose);
-    match cmd::dispatch(cli.command) {
+    match cli::dispatch(cli.command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");

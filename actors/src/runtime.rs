@@ -1,5 +1,9 @@
-//! Building a run (data, seams, executor pool) and driving it to the end or to a signal.
+//! The library's entry point: a [`Run`] is built (data, prompts, the models behind the seams, the
+//! executor pool; with a real model, the SFT phase first) or resumed from its newest checkpoint,
+//! and driven to the end or to a stop signal, which writes a checkpoint. [`RunEnd`] holds the
+//! summary and what the stages processed.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,18 +16,21 @@ use parking_lot::{Mutex, RwLock};
 use ractor::Actor;
 use sha2::{Digest, Sha256};
 
-use crate::buffer::BufferSnapshot;
-use crate::checkpoint::CheckpointMeta;
-use crate::config::{DataSource, FakeModel, JobConfig, ModelSource};
-use crate::context::Ctx;
-use crate::fakes::{FakeDevEvaluator, FakeGenerator, FakeLearner, FakeLearnerState};
-use crate::fault::Faults;
-use crate::journal::Journal;
-use crate::messages::SupervisorMsg;
-use crate::prompts::Prompter;
-use crate::seams::WeightsHandle;
-use crate::summary::{self, Summary};
-use crate::supervisor::{Supervisor, SupervisorArgs};
+use crate::config::{DataSource, FakeModel, JobConfig, ModelSource, Stage};
+use crate::logic::buffer::BufferSnapshot;
+use crate::logic::prompts::Prompter;
+use crate::models::fakes::{FakeDevEvaluator, FakeGenerator, FakeLearner, FakeLearnerState};
+use crate::observe::stage_bars::StageBars;
+use crate::protocol::messages::SupervisorMsg;
+use crate::protocol::seams::WeightsHandle;
+use crate::stages::context::Ctx;
+use crate::stages::fault::Faults;
+use crate::stages::supervisor::{Supervisor, SupervisorArgs};
+use crate::state::checkpoint::CheckpointMeta;
+use crate::state::journal::Journal;
+use crate::state::summary::{self, Summary};
+
+pub use crate::models::real::reuse::copy_version0;
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -82,9 +89,13 @@ pub fn data_hash(train: &Dataset, dev: &Dataset) -> String {
 
 /// Everything a run needs: data, prompts, the seams (fake, or the real model after its SFT phase,
 /// see `real::setup`), the executor pool.
-pub fn prepare(config: JobConfig, config_text: &str, run_dir: &Path) -> anyhow::Result<Arc<Ctx>> {
+pub(crate) fn prepare(
+    config: JobConfig,
+    config_text: &str,
+    run_dir: &Path,
+) -> anyhow::Result<Arc<Ctx>> {
     let (train, dev) = load_data(&config, run_dir)?;
-    let order = crate::plan::permutation(&train, config.run.seed);
+    let order = crate::logic::plan::permutation(&train, config.run.seed);
     anyhow::ensure!(
         config.run.prompts_per_round <= order.len(),
         "run.prompts_per_round = {} but the train split has only {} usable examples; lower it \
@@ -94,10 +105,11 @@ pub fn prepare(config: JobConfig, config_text: &str, run_dir: &Path) -> anyhow::
     );
     let faults = Faults::new(&config.run.faults).map_err(|e| anyhow::anyhow!("faults: {e}"))?;
     let prompter = Prompter::new(&config.model, &train, &run_dir.join("cache"))?;
-    let (generators, trainer, evaluator): crate::real::setup::Seams = match &config.model.source {
-        ModelSource::Fake(fake) => fake_seams(&config, fake, &dev),
-        _ => crate::real::setup::build(&config, run_dir, &train, &dev, &prompter)?,
-    };
+    let (generators, trainer, evaluator): crate::models::real::setup::Seams =
+        match &config.model.source {
+            ModelSource::Fake(fake) => fake_seams(&config, fake, &dev),
+            _ => crate::models::real::setup::build(&config, run_dir, &train, &dev, &prompter)?,
+        };
     let pool = ExecutorPool::new(ExecutorConfig {
         timeout: Duration::from_millis(config.run.executor_timeout_ms),
         workers: config.run.executor_workers,
@@ -106,7 +118,7 @@ pub fn prepare(config: JobConfig, config_text: &str, run_dir: &Path) -> anyhow::
     });
     Ok(Arc::new(Ctx {
         journal: Arc::new(Mutex::new(Journal::default())),
-        ledger: Mutex::new(crate::ledger::Ledger::new(run_dir)),
+        ledger: Mutex::new(crate::state::ledger::Ledger::new(run_dir)),
         peers: RwLock::new(Default::default()),
         faults,
         generators: generators
@@ -128,7 +140,11 @@ pub fn prepare(config: JobConfig, config_text: &str, run_dir: &Path) -> anyhow::
     }))
 }
 
-fn fake_seams(config: &JobConfig, m: &FakeModel, dev: &Dataset) -> crate::real::setup::Seams {
+fn fake_seams(
+    config: &JobConfig,
+    m: &FakeModel,
+    dev: &Dataset,
+) -> crate::models::real::setup::Seams {
     let fake = |version| FakeGenerator {
         seed: config.run.seed,
         p0: m.p0,
@@ -142,7 +158,7 @@ fn fake_seams(config: &JobConfig, m: &FakeModel, dev: &Dataset) -> crate::real::
         .collect();
     (
         (0..config.run.generators)
-            .map(|_| -> Box<dyn crate::seams::Generator> {
+            .map(|_| -> Box<dyn crate::protocol::seams::Generator> {
                 Box::new(FakeGenerator {
                     delay_per_prompt: Duration::from_millis(m.generate_ms),
                     ..fake(0)
@@ -162,7 +178,7 @@ fn fake_seams(config: &JobConfig, m: &FakeModel, dev: &Dataset) -> crate::real::
 
 /// Puts a checkpoint back: journal, trainer state, opponent weights. Refuses a checkpoint made
 /// with another config or other data.
-pub fn restore(ctx: &Ctx, dir: &Path, meta: CheckpointMeta) -> anyhow::Result<BufferSnapshot> {
+fn restore(ctx: &Ctx, dir: &Path, meta: CheckpointMeta) -> anyhow::Result<BufferSnapshot> {
     anyhow::ensure!(
         meta.config_hash == ctx.config_hash,
         "the config in {} differs from the one checkpoint {} was made with; resuming would mix two \
@@ -213,16 +229,78 @@ fn truncate_metrics(path: &Path, step: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A run ready to drive: new, or put back to a checkpoint.
+pub struct Run {
+    ctx: Arc<Ctx>,
+    restore: Option<BufferSnapshot>,
+}
+
+impl Run {
+    /// A new run of `config` in `run_dir` (`config_text` is what the checkpoints' config hash is
+    /// of: the file the caller wrote as `RUN/config.toml`). Loads or generates the data, builds
+    /// every prompt, and with a real model runs the SFT phase unless version 0 is there already.
+    pub fn new(config: JobConfig, config_text: &str, run_dir: &Path) -> anyhow::Result<Run> {
+        Ok(Run {
+            ctx: prepare(config, config_text, run_dir)?,
+            restore: None,
+        })
+    }
+
+    /// The run in `run_dir` (made by `exspin run`), put back to its newest checkpoint. Refuses
+    /// when its config.toml or its data changed since that checkpoint.
+    pub fn resume(run_dir: &Path) -> anyhow::Result<Run> {
+        let config_path = run_dir.join("config.toml");
+        anyhow::ensure!(
+            config_path.is_file(),
+            "{} is not a run folder (no config.toml); give the folder passed to `exspin run \
+             --run-dir`",
+            run_dir.display()
+        );
+        let (config, text) = JobConfig::load(&config_path)?;
+        let (dir, meta) = crate::state::checkpoint::read_latest(run_dir)?;
+        eprintln!(
+            "resuming from {} (step {}, round {})",
+            dir.display(),
+            meta.step,
+            meta.round
+        );
+        let ctx = prepare(config, &text, run_dir)?;
+        let buffer = restore(&ctx, &dir, meta)?;
+        Ok(Run {
+            ctx,
+            restore: Some(buffer),
+        })
+    }
+
+    /// One progress bar per stage on stderr (drawn only when stderr is a terminal), from where
+    /// the journal is.
+    pub fn show_progress(&mut self) {
+        let bars = StageBars::stderr(&self.ctx.config, &self.ctx.journal.lock());
+        if let Some(ctx) = Arc::get_mut(&mut self.ctx) {
+            ctx.progress = bars;
+        }
+    }
+
+    /// Runs the supervisor tree until the run finishes or `stop` resolves (then: checkpoint,
+    /// stop); [`stop_signal`] is SIGTERM or SIGINT.
+    pub async fn drive(self, stop: impl Future<Output = ()>) -> anyhow::Result<RunEnd> {
+        drive(self.ctx, self.restore, stop).await
+    }
+}
+
 /// How a run ended.
 #[derive(Debug)]
 pub struct RunEnd {
     pub summary: Summary,
     /// The checkpoint written on a stop signal.
     pub stopped_at: Option<Result<PathBuf, String>>,
+    /// The journal at the end (what the summary was built from).
+    pub journal: Journal,
+    /// Items each stage processed (the progress bars' positions).
+    pub processed: BTreeMap<Stage, u64>,
 }
 
-/// Runs the supervisor tree until the run finishes or `stop` resolves (then: checkpoint, stop).
-pub async fn drive(
+pub(crate) async fn drive(
     ctx: Arc<Ctx>,
     restore: Option<BufferSnapshot>,
     stop: impl Future<Output = ()>,
@@ -230,7 +308,11 @@ pub async fn drive(
     // Kept until the run ends; dropping it closes the port.
     let _endpoint = match ctx.config.metrics.prometheus_port {
         0 => None,
-        port => Some(crate::telemetry::serve(port)?),
+        port => {
+            let endpoint = crate::observe::telemetry::serve(port)?;
+            eprintln!("Prometheus metrics on http://{}/metrics", endpoint.addr);
+            Some(endpoint)
+        }
     };
     // Appending resumes after the ids the journal counts (none for a new run; a resume cuts off
     // what was trained after its checkpoint).
@@ -260,9 +342,15 @@ pub async fn drive(
     ctx.progress.finish();
     let summary = summary::build(&ctx)?;
     summary::write(&ctx.run_dir, &summary)?;
+    let processed = Stage::ALL
+        .into_iter()
+        .map(|stage| (stage, ctx.progress.position(stage)))
+        .collect();
     Ok(RunEnd {
         summary,
         stopped_at,
+        journal: ctx.journal.lock().clone(),
+        processed,
     })
 }
 

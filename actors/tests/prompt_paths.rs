@@ -8,16 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use candle_core::Device;
-use exspin::data::{Example, spider};
+
 use exspin::model::Config;
 use exspin::model::chat::ChatTemplate;
 use exspin::model::checkpoint;
 use exspin::model::load::{self, SpecialTokens};
 use exspin::model::tokenizer;
 use exspin_actors::config::JobConfig;
-use exspin_actors::device::{Compute, DeviceSpec, WeightDType};
-use exspin_actors::prompts::Prompter;
-use exspin_actors::real::setup;
+use exspin_actors::sft::SftJob;
 
 fn exspin(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_exspin"))
@@ -190,25 +188,16 @@ fn prompt_ids_of_every_path(tmp: &Path, mode: &str, template: &str) -> Paths {
     assert!(dir.join("sft-out").join("config.json").is_file(), "{err}");
     assert!(dir.join("sft-out").join("tokenizer.json").is_file());
 
-    // The run: its prompter, its initial model and SFT pairs (`real::setup`), and the seams'
-    // `Lm::prompt_ids` on the prompt text a `PromptItem` carries.
+    // The run: the library's SFT preparation (the run's prompter, initial model and SFT pairs),
+    // and the ids the seams feed the model for the prompt text a `PromptItem` carries.
     let (job, _) = JobConfig::load(&config).unwrap();
-    let train = spider::load(&spider_dir, "train").unwrap();
-    let prompter = Prompter::new(&job.model, &train, &dir.join("run-cache")).unwrap();
-    let items: Vec<(&Example, String)> = train
-        .examples
-        .iter()
-        .map(|e| (e, prompter.prompt(e).unwrap()))
-        .collect();
-    let compute = Compute::from_config(DeviceSpec::Cpu, WeightDType::F32, 0).unwrap();
-    let lm = setup::initial_model(&job, &items, &compute).unwrap();
-    let pairs = setup::sft_pairs(&lm, &items).unwrap();
+    let run = SftJob::prepare(job, &dir.join("run-cache")).unwrap();
     Paths {
         ask: ask_ids,
         generate: first_ids(&tokens),
         sft: first_ids(&sft_tokens),
-        run_sft: pairs[0].prompt.clone(),
-        run_seams: lm.prompt_ids(&items[0].1).unwrap(),
+        run_sft: run.pairs()[0].prompt.clone(),
+        run_seams: run.seam_prompt_ids(0).unwrap(),
     }
 }
 

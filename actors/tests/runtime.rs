@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use exspin_actors::config::{DeviceSpec, WeightDType};
 use exspin_actors::config::{FakeModel, JobConfig, Mode, ModelSource};
-use exspin_actors::device::{DeviceSpec, WeightDType};
-use exspin_actors::runtime;
-use exspin_actors::summary::Summary;
+use exspin_actors::runtime::{Run, RunEnd};
+use exspin_actors::state::summary::Summary;
 
 /// The fake model's settings of a config that uses it.
 fn fake(c: &mut JobConfig) -> &mut FakeModel {
@@ -50,8 +50,8 @@ fn small(mode: Mode) -> JobConfig {
 fn run_in_process(config: JobConfig, dir: &Path) -> Summary {
     let text = toml::to_string(&config).unwrap();
     std::fs::create_dir_all(dir).unwrap();
-    let ctx = runtime::prepare(config, &text, dir).unwrap();
-    let summary = drive_in_process(ctx, None);
+    let run = Run::new(config, &text, dir).unwrap();
+    let summary = drive_in_process(run);
     let on_disk: Summary =
         serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(on_disk.samples_trained_ids, summary.samples_trained_ids);
@@ -236,13 +236,14 @@ fn trained_ids_live_in_a_file_and_memory_keeps_two_rounds() {
     let mut c = small(Mode::Spin);
     c.run.rounds = 5;
     let text = toml::to_string(&c).unwrap();
-    let ctx = runtime::prepare(c.clone(), &text, tmp.path()).unwrap();
-    let s = drive_in_process(ctx.clone(), None);
-    assert_spin_complete(&s, &c);
-    let file = std::fs::read_to_string(tmp.path().join(exspin_actors::ledger::FILE)).unwrap();
+    let end = drive_to_end(Run::new(c.clone(), &text, tmp.path()).unwrap());
+    let s = &end.summary;
+    assert_spin_complete(s, &c);
+    let file =
+        std::fs::read_to_string(tmp.path().join(exspin_actors::state::ledger::FILE)).unwrap();
     let lines: Vec<String> = file.lines().map(String::from).collect();
     assert_eq!(lines, s.samples_trained_ids, "the file is the ordered list");
-    let j = ctx.journal.lock();
+    let j = &end.journal;
     assert_eq!(j.trained_count as usize, s.pairs_trained);
     let per_round = c.run.prompts_per_round * c.run.samples_per_prompt;
     assert!(
@@ -257,14 +258,14 @@ fn trained_ids_live_in_a_file_and_memory_keeps_two_rounds() {
     );
 
     // The per-stage progress bars (hidden here) counted every stage.
-    use exspin_actors::stage::Stage;
-    let p = &ctx.progress;
+    use exspin_actors::config::Stage;
+    let p = |stage| end.processed[&stage];
     let prompts = c.run.rounds * c.run.prompts_per_round as u64;
-    assert_eq!(p.position(Stage::PromptBuilder), prompts);
-    assert_eq!(p.position(Stage::Opponent), s.samples_generated);
-    assert_eq!(p.position(Stage::Executor), s.samples_judged);
-    assert_eq!(p.position(Stage::Trainer), s.pairs_trained as u64);
-    assert_eq!(p.position(Stage::Evaluator), c.run.rounds);
+    assert_eq!(p(Stage::PromptBuilder), prompts);
+    assert_eq!(p(Stage::Opponent), s.samples_generated);
+    assert_eq!(p(Stage::Executor), s.samples_judged);
+    assert_eq!(p(Stage::Trainer), s.pairs_trained as u64);
+    assert_eq!(p(Stage::Evaluator), c.run.rounds);
 }
 
 #[test]
@@ -289,7 +290,7 @@ fn every_config_file_loads_and_validates() {
             // binary has CUDA; elsewhere it must fail with the fix, and only for that.
             let parsed: JobConfig = toml::from_str(&std::fs::read_to_string(&path).unwrap())
                 .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
-            if parsed.model.device != DeviceSpec::Cpu && !exspin_actors::device::CUDA_BUILT {
+            if parsed.model.device != DeviceSpec::Cpu && !exspin_actors::config::CUDA_BUILT {
                 let msg = format!("{:#}", JobConfig::load(&path).unwrap_err());
                 assert!(msg.contains("--features cuda"), "{}: {msg}", path.display());
                 let mut cpu = parsed.clone();
@@ -456,7 +457,7 @@ fn wait_for(what: &str, child: &mut Child, cond: impl Fn() -> bool) {
 }
 
 fn has_checkpoint(run: &Path) -> bool {
-    exspin_actors::checkpoint::list(run).is_ok_and(|l| !l.is_empty())
+    exspin_actors::state::checkpoint::list(run).is_ok_and(|l| !l.is_empty())
 }
 
 fn check_ok(out: std::process::Output) -> String {
@@ -558,7 +559,7 @@ fn kill_9_sigterm_and_resume_give_the_uninterrupted_run() {
     std::fs::write(&dev, original).unwrap();
 
     // A corrupt checkpoint is reported by name.
-    let newest = exspin_actors::checkpoint::list(&killed)
+    let newest = exspin_actors::state::checkpoint::list(&killed)
         .unwrap()
         .pop()
         .unwrap();
@@ -874,7 +875,7 @@ fn model_device_and_dtype_are_validated_with_the_fix_in_words() {
     assert!(msg.contains("dtype") && msg.contains("bf16"), "{msg}");
     let msg = with("cpu", "bf16").unwrap();
     assert!(msg.contains("needs model.device = \"cuda\""), "{msg}");
-    if exspin_actors::device::CUDA_BUILT {
+    if exspin_actors::config::CUDA_BUILT {
         assert_eq!(with("cuda", "bf16"), None);
         assert_eq!(with("cuda:1", "f32"), None);
     } else {
@@ -951,9 +952,9 @@ fn a_tiny_real_run_with_an_explicit_cpu_device_and_a_random_shape_finishes() {
         let text = toml::to_string(&c).unwrap();
         assert!(text.contains("device = \"cpu\""), "{text}");
         std::fs::create_dir_all(&dir).unwrap();
-        let ctx = runtime::prepare(c.clone(), &text, &dir).unwrap();
+        let run = Run::new(c.clone(), &text, &dir).unwrap();
         assert!(dir.join("weights/v0/model.safetensors").is_file());
-        let s = drive_in_process(ctx, None);
+        let s = drive_in_process(run);
         assert!(s.finished, "{kind}: {s:?}");
         assert!(s.steps > 0, "{kind}: {s:?}");
         assert!(
@@ -1034,10 +1035,12 @@ fn a_run_starts_from_another_runs_version_0_only_when_its_sft_settings_match() {
     assert!(err.contains("SFT phase used other settings"), "{err}");
 }
 
-fn drive_in_process(
-    ctx: std::sync::Arc<exspin_actors::context::Ctx>,
-    restore: Option<exspin_actors::buffer::BufferSnapshot>,
-) -> Summary {
+fn drive_in_process(run: Run) -> Summary {
+    drive_to_end(run).summary
+}
+
+/// Drives a run in-process (two worker threads, five minutes at most) to its end.
+fn drive_to_end(run: Run) -> RunEnd {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -1045,16 +1048,12 @@ fn drive_in_process(
         .unwrap();
     let end = rt
         .block_on(async {
-            tokio::time::timeout(
-                Duration::from_secs(300),
-                runtime::drive(ctx, restore, std::future::pending()),
-            )
-            .await
+            tokio::time::timeout(Duration::from_secs(300), run.drive(std::future::pending())).await
         })
         .expect("the run finishes")
         .unwrap();
     assert!(end.summary.finished, "{:?}", end.summary);
-    end.summary
+    end
 }
 
 #[test]
@@ -1064,13 +1063,13 @@ fn the_tiny_real_model_runs_sft_and_two_rounds_and_resumes() {
     let c = tiny_real();
     let text = toml::to_string(&c).unwrap();
     std::fs::create_dir_all(&dir).unwrap();
-    let ctx = runtime::prepare(c.clone(), &text, &dir).unwrap();
+    let run = Run::new(c.clone(), &text, &dir).unwrap();
     assert!(dir.join("weights/v0/model.safetensors").is_file());
     assert!(dir.join("weights/v0/tokenizer.json").is_file());
     let sft: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("sft.json")).unwrap()).unwrap();
     assert_eq!(sft["steps"], 6);
-    let a = drive_in_process(ctx, None);
+    let a = drive_in_process(run);
     let on_disk = read_summary(&dir);
     assert_eq!(on_disk.samples_trained_ids, a.samples_trained_ids);
     assert!(on_disk.finished);
@@ -1101,18 +1100,17 @@ fn the_tiny_real_model_runs_sft_and_two_rounds_and_resumes() {
 
     // Resume from the earliest checkpoint (the later ones are removed): the run finishes again,
     // trains what came after the checkpoint, and keeps what came before.
-    let mut ckpts = exspin_actors::checkpoint::list(&dir).unwrap();
+    let mut ckpts = exspin_actors::state::checkpoint::list(&dir).unwrap();
     ckpts.sort();
     assert!(!ckpts.is_empty(), "no checkpoint written");
     for later in &ckpts[1..] {
         std::fs::remove_dir_all(later).unwrap();
     }
-    let (cdir, meta) = exspin_actors::checkpoint::read_latest(&dir).unwrap();
+    let (_, meta) = exspin_actors::state::checkpoint::read_latest(&dir).unwrap();
     let before: Vec<String> =
-        exspin_actors::ledger::read(&dir, meta.journal.trained_count).unwrap();
-    let ctx = runtime::prepare(c, &text, &dir).unwrap();
-    let buffer = runtime::restore(&ctx, &cdir, meta).unwrap();
-    let b = drive_in_process(ctx, Some(buffer));
+        exspin_actors::state::ledger::read(&dir, meta.journal.trained_count).unwrap();
+    std::fs::write(dir.join("config.toml"), &text).unwrap();
+    let b = drive_in_process(Run::resume(&dir).unwrap());
     assert_eq!(b.rounds, 2);
     assert_no_duplicates(&b);
     assert_eq!(&b.samples_trained_ids[..before.len()], &before[..]);

@@ -1,7 +1,8 @@
 //! Training: losses ([`loss`]), AdamW with clipping and accumulation ([`optim`]), learning-rate
-//! schedules ([`lr_schedule`]), and [`Trainer`], which ties them into "backward each micro-batch,
-//! update every N". Full fine-tuning hands the trainer the model's VarMap; LoRA hands it the
-//! adapters' VarMap (the base is frozen), so the same trainer serves both.
+//! schedules ([`lr_schedule`]), and [`Optimizer`], which ties them into "backward each micro-batch,
+//! update every N". Full fine-tuning hands the optimizer the model's VarMap; LoRA hands it the
+//! adapters' VarMap (the base is frozen), so the same optimizer serves both. (Only the runtime's
+//! stage that applies pairs is called "trainer"; the model behind it is the `Learner` seam.)
 
 mod host_adamw;
 pub mod loss;
@@ -19,10 +20,10 @@ use crate::model::{ModelError, Result};
 pub use lr_schedule::{Decay, LrSchedule};
 pub use optim::{AdamW, AdamWConfig, GradAccumulator, clip_scale, params_of};
 
-/// How the trainer updates.
+/// How the optimizer updates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TrainerConfig {
+pub struct OptimizerConfig {
     #[serde(default)]
     pub optim: AdamWConfig,
     pub schedule: LrSchedule,
@@ -50,21 +51,21 @@ pub struct StepStats {
 
 /// Saved beside the optimizer moments for resume.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainerState {
+pub struct OptimizerState {
     pub step: usize,
     pub adam_updates: usize,
 }
 
 /// Backward, accumulate, clip, update.
-pub struct Trainer {
-    cfg: TrainerConfig,
+pub struct Optimizer {
+    cfg: OptimizerConfig,
     opt: AdamW,
     accum: GradAccumulator,
     step: usize,
 }
 
-impl Trainer {
-    pub fn new(params: Vec<(String, Var)>, cfg: TrainerConfig) -> Result<Self> {
+impl Optimizer {
+    pub fn new(params: Vec<(String, Var)>, cfg: OptimizerConfig) -> Result<Self> {
         if params.is_empty() {
             return Err(ModelError::invalid("trainer", "no trainable parameters"));
         }
@@ -75,7 +76,7 @@ impl Trainer {
             ));
         }
         let n = params.len();
-        Ok(Trainer {
+        Ok(Optimizer {
             opt: AdamW::new(params, cfg.optim.clone())?,
             accum: GradAccumulator::new(n),
             cfg,
@@ -99,15 +100,15 @@ impl Trainer {
         self.accumulate(&scaled.backward()?)
     }
 
-    /// What a loss is multiplied by before its gradients go to [`Trainer::accumulate`]: the
+    /// What a loss is multiplied by before its gradients go to [`Optimizer::accumulate`]: the
     /// mean over micro-batches.
     pub fn loss_scale(&self) -> f64 {
         1.0 / self.cfg.grad_accum as f64
     }
 
-    /// [`Trainer::backward`] for gradients computed elsewhere (e.g. with activation
+    /// [`Optimizer::backward`] for gradients computed elsewhere (e.g. with activation
     /// checkpointing, `crate::model::recompute`) of a loss already multiplied by
-    /// [`Trainer::loss_scale`].
+    /// [`Optimizer::loss_scale`].
     pub fn accumulate(&mut self, grads: &GradStore) -> Result<Option<StepStats>> {
         self.accum.add(self.opt.params(), grads)?;
         if self.accum.micro_batches() < self.cfg.grad_accum {
@@ -134,20 +135,21 @@ impl Trainer {
     /// folder being written atomically).
     pub fn save_state(&self, dir: &Path) -> Result<()> {
         self.opt.save(&dir.join("optimizer.safetensors"))?;
-        let state = TrainerState {
+        let state = OptimizerState {
             step: self.step,
             adam_updates: self.opt.updates(),
         };
+        // The file keeps its name from before the rename: checkpoints written then still load.
         let p = dir.join("trainer_state.json");
         std::fs::write(&p, serde_json::to_string_pretty(&state).expect("json"))
             .map_err(|e| ModelError::io(&p, e))
     }
 
-    /// Resume from what [`Trainer::save_state`] wrote.
+    /// Resume from what [`Optimizer::save_state`] wrote.
     pub fn load_state(&mut self, dir: &Path) -> Result<()> {
         let p = dir.join("trainer_state.json");
         let text = std::fs::read_to_string(&p).map_err(|e| ModelError::io(&p, e))?;
-        let state: TrainerState = serde_json::from_str(&text)
+        let state: OptimizerState = serde_json::from_str(&text)
             .map_err(|e| ModelError::invalid(&p, format!("not a trainer state: {e}")))?;
         self.opt
             .load(&dir.join("optimizer.safetensors"), state.adam_updates)?;

@@ -9,7 +9,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use super::{Decay, LrSchedule, Trainer, TrainerConfig, loss, params_of};
+use super::{Decay, LrSchedule, Optimizer, OptimizerConfig, loss, params_of};
 use crate::model::logprob::{Pair, response_logprobs};
 use crate::model::lora::{self, LoraConfig};
 use crate::model::{Model, Result};
@@ -51,14 +51,14 @@ pub struct SftStep {
     pub lr: f64,
 }
 
-/// What the loop did. `trainer` (with the optimizer moments, for `save_state`) is None when no
+/// What the loop did. `optimizer` (with its moments, for `save_state`) is None when no
 /// step ran (no steps or no pairs): the model is then untouched.
 pub struct SftOutcome {
     pub steps: usize,
     pub first_loss: Option<f32>,
     /// Mean loss of the last 10 steps.
     pub last_loss: Option<f32>,
-    pub trainer: Option<Trainer>,
+    pub optimizer: Option<Optimizer>,
 }
 
 /// Trains `model` on `pairs`; `on_step` sees every step (the callers log).
@@ -77,7 +77,7 @@ pub fn sft(
         steps: 0,
         first_loss: None,
         last_loss: None,
-        trainer: None,
+        optimizer: None,
     };
     if steps == 0 || pairs.is_empty() {
         return Ok(outcome);
@@ -92,9 +92,9 @@ pub fn sft(
         }
         None => params_of(base),
     };
-    let mut opt = Trainer::new(
+    let mut opt = Optimizer::new(
         params,
-        TrainerConfig {
+        OptimizerConfig {
             optim: Default::default(),
             schedule: LrSchedule {
                 peak_lr: settings.peak_lr,
@@ -140,6 +140,6 @@ pub fn sft(
     model.set_training(false);
     outcome.steps = steps;
     outcome.last_loss = Some(recent.iter().sum::<f32>() / recent.len() as f32);
-    outcome.trainer = Some(opt);
+    outcome.optimizer = Some(opt);
     Ok(outcome)
 }

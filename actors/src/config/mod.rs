@@ -4,16 +4,20 @@
 //! values; [`JobConfig::validate`] adds the checks across fields, in words a person can act on.
 
 mod data;
+pub mod device;
 mod model;
 mod run;
+mod stage;
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 pub use data::{DataConfig, DataSource, SyntheticData};
+pub use device::{CUDA_BUILT, DeviceSpec, WeightDType};
 pub use model::{FakeModel, ModelConfig, ModelKind, ModelSource, SchemaMode, TinyModel};
 pub use run::{Mode, RoundSchedule, RunConfig};
+pub use stage::{FaultSpec, Stage};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

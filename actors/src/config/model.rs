@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::device::{DeviceSpec, WeightDType};
+use crate::config::device::{DeviceSpec, WeightDType};
 
 /// Which model plays.
 #[derive(Debug, Clone, PartialEq)]

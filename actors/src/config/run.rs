@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::stage::FaultSpec;
+use crate::config::FaultSpec;
 
 /// Which pairs the replay buffer keeps (see `pairs.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

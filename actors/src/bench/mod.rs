@@ -1,0 +1,4 @@
+//! The runtime's benchmark entry points (the model and kernel benchmarks live in the `exspin`
+//! command and in `benches/`).
+
+pub mod pipeline;

@@ -1,0 +1,105 @@
+//! The schema arguments every prompt-building command shares, and the prompt builder they make
+//! for a dataset.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use anyhow::Context;
+use exspin::data::Dataset;
+use exspin::schema::builder::{self, PromptBuilder, PromptOptions, ScorerKind};
+use exspin::schema::filter::FilterConfig;
+use exspin::schema::prompt::Style;
+use exspin::schema::tokens::TokenCounter;
+use exspin::schema::values::MatchConfig;
+
+/// How prompts are built: cache, scorer, k1/k2, tokenizer, budget.
+#[derive(Args, Debug, Clone)]
+pub struct SchemaArgs {
+    /// Cache folder (introspection, value indexes, the learned scorer). Never inside the dataset.
+    #[arg(long, value_name = "DIR", default_value = ".cache/exspin")]
+    pub cache: PathBuf,
+    /// Schema scorer: auto (= lexical, the best measured; see BENCHMARKS.md), lexical, learned
+    /// (after `exspin schema train`), embedding (after scripts/install-minilm.sh).
+    #[arg(long, default_value = "auto")]
+    pub scorer: String,
+    /// Tables kept.
+    #[arg(long, default_value_t = 4)]
+    pub k1: usize,
+    /// Columns kept per table (keys come on top).
+    #[arg(long, default_value_t = 10)]
+    pub k2: usize,
+    /// Seed of the random table padding.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Pad with the next best tables instead of random ones (the paper pads randomly).
+    #[arg(long)]
+    pub ranked_padding: bool,
+    /// Minimum share of a value that must occur in the question to be matched.
+    #[arg(long, default_value_t = 0.9)]
+    pub value_threshold: f32,
+    /// The plain full-schema prompt (the ablation without explicit schema integration).
+    #[arg(long)]
+    pub full_schema: bool,
+    /// Leave the representative values (`-- e.g. ...`) out of the explicit prompt's column
+    /// comments (filtering, keys, comments and matched values stay).
+    #[arg(long)]
+    pub no_values: bool,
+    /// tokenizer.json for token counts and the budget (default: $EXSPIN_TOKENIZER).
+    #[arg(long, value_name = "FILE")]
+    pub tokenizer: Option<PathBuf>,
+    /// Token budget of a prompt (needs a tokenizer).
+    #[arg(long, value_name = "TOKENS")]
+    pub budget: Option<usize>,
+}
+
+pub fn builder(args: &SchemaArgs, dataset: &Dataset) -> anyhow::Result<PromptBuilder> {
+    let tables = builder::tables_file_for(dataset)?;
+    builder_for(args, &dataset.database_root, tables)
+}
+
+/// A prompt builder over any database root (e.g. `exspin ask` on a single SQLite file, whose
+/// schema comes from the file alone).
+pub fn builder_for(
+    args: &SchemaArgs,
+    database_root: &std::path::Path,
+    tables: exspin::data::TablesFile,
+) -> anyhow::Result<PromptBuilder> {
+    let kind: ScorerKind = args.scorer.parse().map_err(anyhow::Error::msg)?;
+    let scorer = builder::make_scorer(kind, &args.cache)?;
+    let options = PromptOptions {
+        filter: FilterConfig {
+            k1: args.k1,
+            k2: args.k2,
+            seed: args.seed,
+            random_padding: !args.ranked_padding,
+        },
+        matching: MatchConfig {
+            threshold: args.value_threshold,
+            ..MatchConfig::default()
+        },
+        style: if args.full_schema {
+            Style::Plain
+        } else {
+            Style::Explicit
+        },
+        token_budget: args.budget,
+        representative_values: !args.no_values,
+    };
+    // clap is built without its `env` feature, so the variable is read here.
+    let tokenizer = args.tokenizer.clone().or_else(|| {
+        std::env::var_os("EXSPIN_TOKENIZER")
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from)
+    });
+    if args.budget.is_some() && tokenizer.is_none() {
+        anyhow::bail!("--budget needs a tokenizer: pass --tokenizer FILE or set EXSPIN_TOKENIZER");
+    }
+    let mut b = PromptBuilder::new(&args.cache, database_root, tables, scorer, options);
+    if let Some(path) = &tokenizer {
+        let counter = TokenCounter::from_file(path)
+            .with_context(|| format!("loading tokenizer {}", path.display()))?;
+        b = b.with_tokenizer(counter);
+    }
+    Ok(b)
+}

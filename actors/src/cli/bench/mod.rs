@@ -1,0 +1,47 @@
+//! `exspin bench ...`: speed is measured here, never in tests; each figure against a baseline run
+//! in the same command.
+
+pub mod eval;
+pub mod generate;
+pub mod logprob;
+pub mod pipeline;
+pub mod prompt;
+pub mod quant;
+pub mod train;
+
+use clap::Subcommand;
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Evaluation throughput against a plain Python sqlite3 loop doing the same executions.
+    Eval(eval::BenchEvalArgs),
+    /// Fused token log-prob kernels vs the plain candle composition (log_softmax → gather):
+    /// forward and forward+backward time and peak memory, one JSON object with --json.
+    Logprob(logprob::BenchLogprobArgs),
+    /// Prompt build latency per question (p50/p99) with warm caches and value indexes.
+    Prompt(prompt::BenchPromptArgs),
+    /// The self-play pipeline streaming vs phased (generate all, then execute all, then train)
+    /// on the same job: both wall times, their ratio, per-stage busy times and the share of SQL
+    /// execution hidden by overlap. Each run uses a fresh temporary run folder.
+    Pipeline(pipeline::BenchPipelineArgs),
+    /// Full fine-tuning speed: forward + fused log-prob loss + backward + AdamW on random token
+    /// batches, random weights of a named shape or real weights; tokens/s, step times, peak memory.
+    Train(train::BenchTrainArgs),
+    /// Batched greedy generation speed (new tokens/s) at several batch sizes, EOS ignored.
+    Generate(generate::BenchGenerateArgs),
+    /// Top-1 agreement of the dequantized f32 decoder with candle's quantized GGUF model,
+    /// teacher-forced over given token sequences (e.g. the generations of `exspin generate`).
+    QuantAgreement(quant::QuantAgreementArgs),
+}
+
+pub fn run(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Eval(args) => eval::run(args),
+        BenchCommand::Logprob(args) => logprob::run(args),
+        BenchCommand::Prompt(args) => prompt::run(args),
+        BenchCommand::Pipeline(args) => pipeline::run(args),
+        BenchCommand::Train(args) => train::run(args),
+        BenchCommand::Generate(args) => generate::run(args),
+        BenchCommand::QuantAgreement(args) => quant::run(args),
+    }
+}

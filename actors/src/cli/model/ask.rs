@@ -1,0 +1,208 @@
+//! `exspin ask`: answer a question about any SQLite file. The prompt comes from the schema
+//! integration (the file's own schema, filtered to the question, with matched values), the model
+//! answers greedily, the SQL is extracted and run in the read-only sandbox, and the SQL and its
+//! result are printed.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use candle_core::Device;
+use exspin::data::TablesFile;
+use exspin::model::chat::ChatTemplate;
+use exspin::model::generate::{GenerateConfig, extract_sql, generate};
+use exspin::model::load;
+use exspin::model::load::LoadedModel;
+use exspin::schema::PromptBuilder;
+use exspin::schema::builder::LoadedDb;
+use exspin::schema::introspect;
+use exspin::schema::values::ValueIndex;
+use exspin::sql::executor::{ExecutorConfig, Outcome, Sandbox};
+use serde_json::json;
+
+use crate::cli::args::SchemaArgs;
+use crate::cli::args::compute::ThreadsArgs;
+
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Example:\n  exspin ask --model qwen2.5-coder-0.5b-instruct-q4_k_m.gguf \
+--db data/spider/database/concert_singer/concert_singer.sqlite \"How many singers are there?\"\n\n\
+Prints the SQL on a line starting with `SQL: `, then the result table (or the error). Exit \
+status 0 when the query returned rows, 1 otherwise."
+)]
+pub struct AskArgs {
+    /// A Hugging Face folder or a .gguf file.
+    #[arg(long, value_name = "PATH")]
+    pub model: PathBuf,
+    /// The SQLite file to ask about (opened read-only).
+    #[arg(long, value_name = "FILE.sqlite")]
+    pub db: PathBuf,
+    /// The question, in plain words.
+    pub question: String,
+    /// External knowledge to add to the prompt (BIRD's evidence).
+    #[arg(long, default_value = "")]
+    pub evidence: String,
+    #[command(flatten)]
+    pub schema: SchemaArgs,
+    /// Prompt template: chatml or plain (default: from the model's metadata).
+    #[arg(long)]
+    pub template: Option<ChatTemplate>,
+    /// Token budget of the answer.
+    #[arg(long, default_value_t = 200)]
+    pub max_new_tokens: usize,
+    /// Query time limit in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub timeout: f64,
+    /// Rows of the result to print.
+    #[arg(long, default_value_t = 20)]
+    pub max_print_rows: usize,
+    /// Show the prompt on stderr.
+    #[arg(long)]
+    pub show_prompt: bool,
+    #[command(flatten)]
+    pub threads: ThreadsArgs,
+    /// One JSON object on stdout: {"question", "sql", "answer", "outcome", "prompt_ids"}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The token ids `ask` gives the model: the schema prompt of the question over `db` (plain or
+/// integrated, by the builder's options), rendered by `exspin::prompt` for `template`.
+pub fn prompt_ids(
+    lm: &LoadedModel,
+    template: &ChatTemplate,
+    builder: &PromptBuilder,
+    db: &LoadedDb,
+    question: &str,
+    evidence: &str,
+) -> anyhow::Result<Vec<u32>> {
+    let schema_prompt = builder.build_for(db, question, evidence).prompt.text;
+    Ok(exspin::prompt::prompt_ids(
+        &lm.tokenizer,
+        template,
+        &schema_prompt,
+    )?)
+}
+
+/// One greedy answer: the raw text, the extracted SQL, and the token ids in and out.
+pub struct Answer {
+    pub text: String,
+    pub sql: String,
+    pub prompt_ids: Vec<u32>,
+    pub generated: Vec<u32>,
+}
+
+/// Greedy answers of a batch of prompts (token ids of `exspin::prompt`).
+pub fn answer(
+    lm: &LoadedModel,
+    ids: Vec<Vec<u32>>,
+    max_new_tokens: usize,
+) -> anyhow::Result<Vec<Answer>> {
+    let cfg = GenerateConfig {
+        max_new_tokens,
+        ..GenerateConfig::default()
+    };
+    let gens = generate(&lm.model, &lm.tokenizer, &lm.special, &ids, &cfg)?;
+    Ok(gens
+        .into_iter()
+        .map(|g| Answer {
+            sql: extract_sql(&g.text),
+            prompt_ids: ids[g.prompt].clone(),
+            generated: g.tokens,
+            text: g.text,
+        })
+        .collect())
+}
+
+pub fn run(args: AskArgs) -> anyhow::Result<()> {
+    args.threads.apply()?;
+    anyhow::ensure!(
+        args.timeout > 0.0 && args.timeout.is_finite(),
+        "--timeout must be a positive number of seconds"
+    );
+    anyhow::ensure!(
+        args.db.is_file(),
+        "{}: no such SQLite file",
+        args.db.display()
+    );
+    // The schema of the file itself (no tables.json): introspection and the value index are
+    // cached by content hash in the cache folder.
+    let info = introspect::load_cached(&args.schema.cache, &args.db, None)
+        .with_context(|| format!("reading the schema of {}", args.db.display()))?;
+    let (values, _) = ValueIndex::open_or_build(&args.schema.cache, &args.db, &info)?;
+    let db = LoadedDb { info, values };
+    let root = args.db.parent().unwrap_or(std::path::Path::new("."));
+    let builder = crate::cli::args::schema::builder_for(&args.schema, root, TablesFile::default())?;
+
+    let lm = load::load(&args.model, &Device::Cpu)
+        .with_context(|| format!("loading the model {}", args.model.display()))?;
+    let template = args.template.clone().unwrap_or_else(|| lm.chat.clone());
+    let ids = prompt_ids(
+        &lm,
+        &template,
+        &builder,
+        &db,
+        &args.question,
+        &args.evidence,
+    )?;
+    if args.show_prompt {
+        let built = builder.build_for(&db, &args.question, &args.evidence);
+        eprintln!("{}", exspin::prompt::render(&template, &built.prompt.text));
+    }
+    let Answer {
+        text: raw,
+        sql,
+        prompt_ids,
+        ..
+    } = answer(&lm, vec![ids], args.max_new_tokens)?
+        .pop()
+        .context("internal: no generation")?;
+
+    let config = ExecutorConfig {
+        timeout: Duration::from_secs_f64(args.timeout),
+        ..ExecutorConfig::default()
+    };
+    let outcome = if sql.trim().is_empty() {
+        None
+    } else {
+        let sandbox = Sandbox::open(&args.db)?;
+        sandbox.set_max_value_bytes(config.max_value_bytes);
+        Some(sandbox.run(&sql, &config))
+    };
+    if args.json {
+        println!(
+            "{}",
+            json!({ "question": args.question, "sql": sql, "answer": raw, "outcome": outcome,
+                    "prompt_ids": prompt_ids })
+        );
+    } else {
+        println!("SQL: {sql}");
+        match &outcome {
+            None => println!("error: the answer holds no SQL query:\n{raw}"),
+            Some(Outcome::Rows { columns, rows }) => {
+                println!("{}", columns.join("\t"));
+                for row in rows.iter().take(args.max_print_rows) {
+                    let cells: Vec<String> = row
+                        .iter()
+                        .map(|v| serde_json::to_string(v).unwrap_or_default())
+                        .collect();
+                    println!("{}", cells.join("\t"));
+                }
+                if rows.len() > args.max_print_rows {
+                    println!("… {} more rows", rows.len() - args.max_print_rows);
+                }
+                println!("({} rows)", rows.len());
+            }
+            Some(other) => println!(
+                "{}: {}",
+                other.kind(),
+                serde_json::to_string(other).unwrap_or_default()
+            ),
+        }
+    }
+    match outcome {
+        Some(Outcome::Rows { .. }) => Ok(()),
+        Some(other) => anyhow::bail!("the query did not return rows ({})", other.kind()),
+        None => anyhow::bail!("the model's answer holds no SQL query"),
+    }
+}

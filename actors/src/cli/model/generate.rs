@@ -1,0 +1,169 @@
+//! `exspin generate`: predict one SQL query per question of a Spider (or BIRD) split with a model, one line
+//! per question in the output file. Resumable: lines already in the file are kept and generation
+//! continues after the last one.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use anyhow::Context;
+use candle_core::Device;
+use exspin::model::chat::ChatTemplate;
+use exspin::model::load;
+use exspin::prompt::{SchemaMode, SchemaPrompts};
+
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Example:\n  exspin generate --model qwen2.5-coder-0.5b-instruct-q4_k_m.gguf \
+--spider data/spider --split dev --limit 50 --out pred.sql"
+)]
+pub struct GenerateArgs {
+    /// A Hugging Face folder (config.json + *.safetensors + tokenizer.json) or a .gguf file.
+    #[arg(long, value_name = "PATH")]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub dataset: crate::cli::args::DatasetArgs,
+    /// Output: one SQL per line, in question order. An existing file is continued.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Prompt template: chatml or plain (default: from the model's metadata).
+    #[arg(long)]
+    pub template: Option<ChatTemplate>,
+    /// Questions generated together.
+    #[arg(long, default_value_t = 4)]
+    pub batch: usize,
+    /// Token budget per answer.
+    #[arg(long, default_value_t = 200)]
+    pub max_new_tokens: usize,
+    /// Which prompt: plain (the full schema: the ablation), integrated (the
+    /// schema filtered to the question with matched values: the schema integration), or ddl (bare
+    /// CREATE TABLE statements from tables.json, the first stopgap; Spider/BIRD only).
+    #[arg(long, default_value = "plain", value_parser = SchemaMode::from_str)]
+    pub schema: SchemaMode,
+    #[command(flatten)]
+    pub schema_args: crate::cli::args::SchemaArgs,
+    /// Also append {"prompt": [ids], "generated": [ids]} per question to this JSONL file (the
+    /// input of `exspin bench quant-agreement`).
+    #[arg(long, value_name = "FILE")]
+    pub tokens_out: Option<PathBuf>,
+    #[command(flatten)]
+    pub threads: crate::cli::args::compute::ThreadsArgs,
+}
+
+/// The schema prompts of `generate` in `mode`: the ddl of the dataset's tables.json (Spider /
+/// BIRD), or the schema module's builder with the shared schema arguments.
+pub fn schema_prompts(
+    mode: SchemaMode,
+    dataset: &crate::cli::args::DatasetArgs,
+    data: &exspin::data::Dataset,
+    schema_args: &crate::cli::args::SchemaArgs,
+) -> anyhow::Result<SchemaPrompts> {
+    Ok(match mode {
+        SchemaMode::Ddl => {
+            let path = match (&dataset.spider, &dataset.bird) {
+                (Some(dir), _) => dir.join("tables.json"),
+                (_, Some(dir)) => dir.join(format!("{}_tables.json", dataset.split)),
+                _ => anyhow::bail!(
+                    "the ddl prompt needs --spider or --bird (their tables.json gives the \
+schema); use the plain or integrated prompt with --jsonl"
+                ),
+            };
+            SchemaPrompts::ddl(&path)?
+        }
+        SchemaMode::Plain | SchemaMode::Integrated => {
+            SchemaPrompts::builder(crate::cli::args::schema::builder(schema_args, data)?, mode)
+        }
+    })
+}
+
+/// The token ids `generate` gives the model for `ex`.
+pub fn prompt_ids(
+    lm: &load::LoadedModel,
+    template: &ChatTemplate,
+    prompts: &SchemaPrompts,
+    ex: &exspin::data::Example,
+) -> anyhow::Result<Vec<u32>> {
+    let schema_prompt = prompts.schema_prompt(ex)?;
+    Ok(exspin::prompt::prompt_ids(
+        &lm.tokenizer,
+        template,
+        &schema_prompt,
+    )?)
+}
+
+pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
+    args.threads.apply()?;
+    let data = crate::cli::args::dataset::load(&args.dataset)?;
+    let prompts = schema_prompts(args.schema, &args.dataset, &data, &args.schema_args)?;
+    let done = match std::fs::read_to_string(&args.out) {
+        Ok(text) => text.lines().count(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", args.out.display())),
+    };
+    if done >= data.examples.len() {
+        eprintln!(
+            "{}: all {} questions already answered",
+            args.out.display(),
+            done
+        );
+        return Ok(());
+    }
+    let lm = load::load(&args.model, &Device::Cpu)
+        .with_context(|| format!("loading the model {}", args.model.display()))?;
+    let template = args.template.clone().unwrap_or_else(|| lm.chat.clone());
+    eprintln!(
+        "model {} ({} layers, template {template:?}, {} prompt); {} questions, {done} done",
+        lm.name,
+        lm.config.num_hidden_layers,
+        args.schema,
+        data.examples.len()
+    );
+    let mut out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&args.out)
+        .with_context(|| format!("opening {}", args.out.display()))?;
+    let mut tokens_out = match &args.tokens_out {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("opening {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let todo: Vec<_> = data.examples[done..].to_vec();
+    let started = std::time::Instant::now();
+    let mut answered = 0usize;
+    for chunk in todo.chunks(args.batch.max(1)) {
+        let ids = chunk
+            .iter()
+            .map(|ex| prompt_ids(&lm, &template, &prompts, ex))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        for a in super::ask::answer(&lm, ids, args.max_new_tokens)? {
+            // One query per line: an empty answer still takes its line so lines stay aligned.
+            let sql = &a.sql;
+            writeln!(out, "{}", if sql.is_empty() { "SELECT 1" } else { sql })?;
+            if let Some(t) = tokens_out.as_mut() {
+                writeln!(
+                    t,
+                    "{}",
+                    serde_json::json!({ "prompt": a.prompt_ids, "generated": a.generated })
+                )?;
+            }
+        }
+        out.flush()?;
+        if let Some(t) = tokens_out.as_mut() {
+            t.flush()?;
+        }
+        answered += chunk.len();
+        eprintln!(
+            "{} / {}  ({:.1} s/question)",
+            done + answered,
+            data.examples.len(),
+            started.elapsed().as_secs_f64() / answered as f64
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! Turning judged samples into training pairs, per mode. Pure functions: the replay actor calls
+//! them, the tests call them directly.
+//!
+//! Every pair takes the id of the sample it came from, so each sample gives at most one pair and
+//! "trained exactly once" is a statement about sample ids.
+
+use crate::config::Mode;
+use crate::protocol::seams::{Judged, Pair, Verdict};
+
+/// Pairs made from the samples of one or more prompts (all samples of a prompt together, as the
+/// opponent generates them), and the sample ids that give no pair (filtered), in input order.
+pub fn make_pairs(mode: Mode, judged: &[Judged]) -> (Vec<Pair>, Vec<String>) {
+    let mut pairs = Vec::new();
+    let mut filtered = Vec::new();
+    for j in judged {
+        let s = &j.sample;
+        let gold = |rejected: Option<(&str, f32)>| Pair {
+            id: s.sample_id.clone(),
+            example_id: s.example_id.clone(),
+            prompt: j.prompt.prompt.clone(),
+            chosen: j.prompt.gold_sql.clone(),
+            rejected: rejected.map(|(sql, _)| sql.to_string()),
+            version: s.version,
+            ref_logp_chosen: s.logp_gold,
+            ref_logp_rejected: rejected.map(|(_, lp)| lp),
+        };
+        let keep = match (mode, &j.verdict) {
+            (_, Verdict::GoldFailed) => None,
+            (Mode::Sft, _) => s.sample_id.ends_with("#s0").then(|| gold(None)),
+            (Mode::Spin, _) => Some(gold(Some((&s.sql, s.logp_gen)))),
+            (Mode::Exspin, Verdict::Correct) | (Mode::Dpo, Verdict::Correct) => None,
+            (Mode::Exspin, _) => Some(gold(Some((&s.sql, s.logp_gen)))),
+            (Mode::Dpo, _) => {
+                // A correct generation of the same prompt is the better "chosen": it is on-policy.
+                let correct = judged.iter().find(|o| {
+                    o.sample.example_id == s.example_id
+                        && o.sample.round == s.round
+                        && o.verdict == Verdict::Correct
+                });
+                Some(match correct {
+                    Some(c) => Pair {
+                        chosen: c.sample.sql.clone(),
+                        ref_logp_chosen: c.sample.logp_gen,
+                        ..gold(Some((&s.sql, s.logp_gen)))
+                    },
+                    None => gold(Some((&s.sql, s.logp_gen))),
+                })
+            }
+        };
+        match keep {
+            Some(p) => pairs.push(p),
+            None => filtered.push(s.sample_id.clone()),
+        }
+    }
+    (pairs, filtered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::seams::{PromptItem, Sample};
+
+    fn judged(k: usize, verdict: Verdict) -> Judged {
+        let prompt = PromptItem {
+            example_id: "e1".into(),
+            db_id: "db".into(),
+            question: "q".into(),
+            gold_sql: "GOLD".into(),
+            prompt: "p".into(),
+            round: 0,
+        };
+        Judged {
+            sample: Sample {
+                example_id: "e1".into(),
+                sample_id: prompt.sample_id(k),
+                round: 0,
+                sql: format!("GEN{k}"),
+                version: 0,
+                logp_gold: -1.0,
+                logp_gen: -2.0,
+                tokens: 1,
+            },
+            prompt,
+            verdict,
+        }
+    }
+
+    fn batch() -> Vec<Judged> {
+        vec![
+            judged(0, Verdict::Correct),
+            judged(1, Verdict::WrongResult),
+            judged(2, Verdict::Timeout),
+            judged(3, Verdict::GoldFailed),
+        ]
+    }
+
+    fn ids(p: &[Pair]) -> Vec<&str> {
+        p.iter().map(|p| p.id.as_str()).collect()
+    }
+
+    #[test]
+    fn each_mode_keeps_what_it_should() {
+        let (p, f) = make_pairs(Mode::Exspin, &batch());
+        assert_eq!(ids(&p), ["e1#r0#s1", "e1#r0#s2"]);
+        assert_eq!(f, ["e1#r0#s0", "e1#r0#s3"]);
+        assert!(p.iter().all(|p| p.chosen == "GOLD"));
+
+        let (p, _) = make_pairs(Mode::Spin, &batch());
+        assert_eq!(ids(&p), ["e1#r0#s0", "e1#r0#s1", "e1#r0#s2"]);
+
+        let (p, _) = make_pairs(Mode::Dpo, &batch());
+        assert_eq!(ids(&p), ["e1#r0#s1", "e1#r0#s2"]);
+        assert!(
+            p.iter().all(|p| p.chosen == "GEN0"),
+            "a correct generation is chosen"
+        );
+
+        let (p, _) = make_pairs(Mode::Dpo, &batch()[1..]);
+        assert!(p.iter().all(|p| p.chosen == "GOLD"), "else gold");
+
+        let (p, f) = make_pairs(Mode::Sft, &batch());
+        assert_eq!(ids(&p), ["e1#r0#s0"]);
+        assert_eq!(p[0].rejected, None);
+        assert_eq!(f.len(), 3);
+    }
+}

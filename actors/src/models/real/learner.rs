@@ -1,0 +1,195 @@
+//! The learner θt+1: the loss of the run's mode on each batch of pairs, AdamW with clipping and a
+//! warmup schedule, full fine-tuning or LoRA. `publish` writes the weights as the next version;
+//! the state (trainable weights, optimizer moments, step, version) goes into checkpoints.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use candle_core::Tensor;
+use candle_nn::VarMap;
+use exspin::model::checkpoint::save_safetensors;
+use exspin::model::logprob::{Pair as TokenPair, ResponseLogprobs, response_logprobs};
+use exspin::model::recompute::backward_checkpointed;
+use exspin::train::loss::{self, LossOutput, PairLogprobs};
+use exspin::train::{Optimizer, params_of};
+use serde::{Deserialize, Serialize};
+
+use super::{Lm, weights_dir};
+use crate::config::Mode;
+use crate::protocol::seams::{Learner, Pair, SeamResult, StepMetrics, WeightsHandle};
+
+pub struct RealLearner {
+    pub lm: Lm,
+    /// LoRA adapters when the config asks for them (then only they train).
+    pub adapters: Option<VarMap>,
+    pub opt: Optimizer,
+    pub mode: Mode,
+    pub lambda: f64,
+    pub run_dir: PathBuf,
+    pub version: u64,
+    /// Recompute each layer's activations in the backward (`model.activation_checkpointing`).
+    pub activation_checkpointing: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct LearnerState {
+    version: u64,
+}
+
+const WEIGHTS: &str = "learner.safetensors";
+const STATE: &str = "learner.json";
+
+impl RealLearner {
+    fn trainable(&self) -> &VarMap {
+        self.adapters.as_ref().unwrap_or(&self.lm.varmap)
+    }
+
+    fn rows(&self, pairs: &[Pair], rejected: bool) -> anyhow::Result<Vec<TokenPair>> {
+        pairs
+            .iter()
+            .map(|p| {
+                let answer = if rejected {
+                    p.rejected.as_deref().with_context(|| {
+                        format!("pair {} has no rejected answer in a pair mode", p.id)
+                    })?
+                } else {
+                    &p.chosen
+                };
+                Ok(TokenPair {
+                    prompt: self.lm.prompt_ids(&p.prompt)?,
+                    response: self.lm.answer_ids(answer)?,
+                })
+            })
+            .collect()
+    }
+}
+
+impl Learner for RealLearner {
+    fn train_step(&mut self, pairs: &[Pair]) -> SeamResult<StepMetrics> {
+        anyhow::ensure!(!pairs.is_empty(), "an empty batch");
+        super::trace_memory("train step begins");
+        let n = pairs.len();
+        let chosen = self.rows(pairs, false)?;
+        let count = |rows: &[TokenPair]| -> u64 {
+            rows.iter()
+                .map(|r| (r.prompt.len() + r.response.len()) as u64)
+                .sum()
+        };
+        let mut tokens = count(&chosen);
+        let mode = self.mode;
+        let lambda = self.lambda;
+        // The mode's loss from the log-probs of the rows (chosen, then rejected in pair modes).
+        let loss_of = move |lp: &ResponseLogprobs| -> exspin::model::Result<LossOutput> {
+            if mode == Mode::Sft {
+                return loss::sft_loss(lp);
+            }
+            let pc = lp.sum.narrow(0, 0, n)?;
+            let pr = lp.sum.narrow(0, n, n)?;
+            let rc: Vec<f32> = pairs.iter().map(|p| p.ref_logp_chosen).collect();
+            let rr: Vec<f32> = pairs
+                .iter()
+                .map(|p| p.ref_logp_rejected.unwrap_or(0.0))
+                .collect();
+            let lps = PairLogprobs {
+                policy_chosen: &pc,
+                policy_rejected: &pr,
+                ref_chosen: &rc,
+                ref_rejected: &rr,
+            };
+            match mode {
+                Mode::Dpo => loss::dpo_loss(lambda, lps),
+                _ => loss::spin_loss(lambda, lps),
+            }
+        };
+        // Chosen and rejected in one forward pass.
+        let mut rows = chosen;
+        if self.mode != Mode::Sft {
+            let rejected = self.rows(pairs, true)?;
+            tokens += count(&rejected);
+            rows.extend(rejected);
+        }
+        let pad = self.lm.special.pad;
+        let out = if self.activation_checkpointing {
+            let params: Vec<_> = params_of(self.trainable())
+                .into_iter()
+                .map(|(_, v)| v)
+                .collect();
+            let scale = self.opt.loss_scale();
+            let (out, grads) = backward_checkpointed(&self.lm.model, &rows, pad, &params, |lp| {
+                let out = loss_of(lp)?;
+                Ok(((&out.loss * scale)?, out))
+            })?;
+            self.opt.accumulate(&grads)?;
+            out
+        } else {
+            let out = loss_of(&response_logprobs(&self.lm.model, &rows, pad)?)?;
+            self.opt.backward(&out.loss)?;
+            out
+        };
+        super::trace_memory("train step ends");
+        Ok(StepMetrics {
+            loss: out.metrics.loss as f64,
+            reward_margin: out.metrics.margin as f64,
+            pairs: n,
+            tokens,
+        })
+    }
+
+    fn publish(&mut self) -> SeamResult<WeightsHandle> {
+        let version = self.version + 1;
+        let dir = weights_dir(&self.run_dir, version);
+        self.lm.save(&dir)?;
+        self.version = version;
+        Ok(WeightsHandle {
+            version,
+            path: Some(dir),
+        })
+    }
+
+    fn save_state(&self, dir: &Path) -> SeamResult<()> {
+        let tensors: Vec<(String, Tensor)> = params_of(self.trainable())
+            .into_iter()
+            .map(|(name, var)| (name, var.as_tensor().clone()))
+            .collect();
+        save_safetensors(&dir.join(WEIGHTS), tensors)?;
+        self.opt.save_state(dir)?;
+        let path = dir.join(STATE);
+        std::fs::write(
+            &path,
+            serde_json::to_vec(&LearnerState {
+                version: self.version,
+            })?,
+        )
+        .with_context(|| format!("writing {}", path.display()))
+    }
+
+    fn restore_state(&mut self, dir: &Path) -> SeamResult<()> {
+        let path = dir.join(WEIGHTS);
+        let saved = candle_core::safetensors::load(&path, self.lm.model.device())
+            .with_context(|| format!("{} is missing or corrupt", path.display()))?;
+        for (name, var) in params_of(self.trainable()) {
+            let t = saved.get(&name).with_context(|| {
+                format!(
+                    "{} lacks the weight {name}: it was written by another model config",
+                    path.display()
+                )
+            })?;
+            anyhow::ensure!(
+                t.dims() == var.dims(),
+                "{}: {name} has shape {:?}, the model {:?}",
+                path.display(),
+                t.dims(),
+                var.dims()
+            );
+            var.set(t)?;
+        }
+        self.opt.load_state(dir)?;
+        let path = dir.join(STATE);
+        let state: LearnerState = serde_json::from_slice(
+            &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+        )
+        .with_context(|| format!("{} is corrupt", path.display()))?;
+        self.version = state.version;
+        Ok(())
+    }
+}

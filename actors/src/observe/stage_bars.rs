@@ -1,0 +1,92 @@
+//! `exspin run` / `exspin resume`'s progress on stderr: one bar per stage of the pipeline that
+//! counts work (prompt builder: prompts issued; opponents: samples generated; executor: samples
+//! judged; trainer: pairs trained; evaluator: versions evaluated; the replay buffer has none) in an
+//! `indicatif::MultiProgress`. Hidden when stderr is not a terminal (indicatif's stderr target
+//! draws nothing then), so logs and tests stay clean; hidden always unless the command asks.
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::config::Stage;
+use crate::config::{JobConfig, Mode};
+use crate::state::journal::Journal;
+
+/// The bars (all hidden no-ops when not shown).
+#[derive(Debug)]
+pub struct StageBars {
+    // Kept so the bars stay drawn together.
+    _multi: Option<MultiProgress>,
+    bars: Vec<ProgressBar>,
+}
+
+impl Default for StageBars {
+    fn default() -> Self {
+        StageBars::hidden()
+    }
+}
+
+impl StageBars {
+    pub fn hidden() -> StageBars {
+        StageBars {
+            _multi: None,
+            bars: Stage::ALL.map(|_| ProgressBar::hidden()).to_vec(),
+        }
+    }
+
+    /// Bars on stderr for a run of `config`, starting from what `journal` has done already
+    /// (a resume). Totals are the run's: prompts and samples of every round, pairs at most one
+    /// per sample (one per prompt in sft mode; exspin filters some, so it may end below), one
+    /// dev evaluation per round.
+    pub fn stderr(config: &JobConfig, journal: &Journal) -> StageBars {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let r = &config.run;
+        let prompts = r.rounds * r.prompts_per_round as u64;
+        let samples = prompts * r.samples_per_prompt as u64;
+        let pairs = if r.mode == Mode::Sft {
+            prompts
+        } else {
+            samples
+        };
+        let style =
+            ProgressStyle::with_template("{msg:>14} [{bar:30}] {pos}/{len} ({elapsed}, eta {eta})")
+                .expect("valid template")
+                .progress_chars("=> ");
+        let bars = Stage::ALL
+            .into_iter()
+            .map(|stage| {
+                let (what, len, pos) = match stage {
+                    Stage::PromptBuilder => ("prompts issued", prompts, 0),
+                    Stage::Opponent => ("generated", samples, journal.samples_generated),
+                    Stage::Executor => ("judged", samples, journal.samples_judged),
+                    Stage::Trainer => ("pairs trained", pairs, journal.trained_count),
+                    Stage::Evaluator => ("dev evaluated", r.rounds, journal.dev_ex.len() as u64),
+                    // The replay buffer's work shows in the bars around it.
+                    Stage::Replay => return ProgressBar::hidden(),
+                };
+                let b = multi.add(ProgressBar::new(len));
+                b.set_style(style.clone());
+                b.set_message(what);
+                b.set_position(pos);
+                b
+            })
+            .collect();
+        StageBars {
+            _multi: Some(multi),
+            bars,
+        }
+    }
+
+    pub fn inc(&self, stage: Stage, n: u64) {
+        self.bars[stage as usize].inc(n);
+    }
+
+    pub fn position(&self, stage: Stage) -> u64 {
+        self.bars[stage as usize].position()
+    }
+
+    /// Leaves the bars as they are (drawn once more, not cleared).
+    pub fn finish(&self) {
+        for b in &self.bars {
+            b.abandon();
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! What every actor shares: the config, the journal, the seams, the executor pool and the current
+//! address of each peer (updated by the supervisor on a restart, so senders always reach the live
+//! incarnation).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use exspin::data::Dataset;
+use exspin::sql::executor::ExecutorPool;
+use parking_lot::{Mutex, RwLock};
+use ractor::ActorRef;
+
+use crate::config::JobConfig;
+use crate::protocol::messages::*;
+use crate::protocol::seams::{DevEvaluator, Generator, Learner};
+use crate::stages::fault::Faults;
+use crate::state::journal::SharedJournal;
+
+#[derive(Default)]
+pub struct Peers {
+    pub prompt_builder: Option<ActorRef<PromptBuilderMsg>>,
+    /// One per opponent-generator actor (`run.generators`), by index.
+    pub opponents: Vec<Option<ActorRef<OpponentMsg>>>,
+    pub executor: Option<ActorRef<ExecutorMsg>>,
+    pub replay: Option<ActorRef<ReplayMsg>>,
+    pub trainer: Option<ActorRef<TrainerMsg>>,
+    pub evaluator: Option<ActorRef<EvaluatorMsg>>,
+    pub supervisor: Option<ActorRef<SupervisorMsg>>,
+}
+
+pub struct Ctx {
+    pub config: JobConfig,
+    pub journal: SharedJournal,
+    /// `RUN/trained_ids.txt`: every trained id in order (appended under the journal's lock).
+    pub ledger: Mutex<crate::state::ledger::Ledger>,
+    pub peers: RwLock<Peers>,
+    pub faults: Faults,
+    /// One seam object per opponent (`run.generators`), by opponent index.
+    pub generators: Vec<Arc<Mutex<Box<dyn Generator>>>>,
+    pub trainer: Arc<Mutex<Box<dyn Learner>>>,
+    pub evaluator: Arc<Mutex<Box<dyn DevEvaluator>>>,
+    pub pool: Arc<ExecutorPool>,
+    /// Prompt texts (src/schema for a real model), cached across rounds.
+    pub prompter: Arc<crate::logic::prompts::Prompter>,
+    pub train: Arc<Dataset>,
+    /// Seeded permutation of the train examples; round r reads a window of it (the data cursor).
+    pub order: Vec<usize>,
+    pub run_dir: PathBuf,
+    pub config_hash: String,
+    pub data_hash: String,
+    /// Busy time per stage (this process).
+    pub stats: crate::observe::stats::StageStats,
+    /// One progress bar per stage (hidden unless the command shows them: `exspin run`/`resume`).
+    pub progress: crate::observe::stage_bars::StageBars,
+}
+
+impl Ctx {
+    /// Casts `msg()` to every live opponent (a down one loses it, as with `send!`).
+    pub fn to_opponents(&self, msg: impl Fn() -> OpponentMsg) {
+        let all: Vec<_> = self
+            .peers
+            .read()
+            .opponents
+            .iter()
+            .flatten()
+            .cloned()
+            .collect();
+        for p in all {
+            if p.cast(msg()).is_err() {
+                tracing::debug!("an opponent is down; message dropped (re-issued after restart)");
+            }
+        }
+    }
+
+    /// Casts to opponent `i`.
+    pub fn to_opponent(&self, i: usize, msg: OpponentMsg) {
+        let peer = self.peers.read().opponents.get(i).cloned().flatten();
+        match peer {
+            Some(p) if p.cast(msg).is_ok() => {}
+            _ => tracing::debug!("opponent {i} is down; message dropped (re-issued after restart)"),
+        }
+    }
+}
+
+/// A cast to a peer. A peer that is down loses the message; that is fine because every piece of
+/// work is re-issued by id after its restart.
+macro_rules! send {
+    ($ctx:expr, $peer:ident, $msg:expr) => {{
+        let peer = $ctx.peers.read().$peer.clone();
+        match peer {
+            Some(p) => {
+                if p.cast($msg).is_err() {
+                    tracing::debug!(
+                        "{} is down; message dropped (re-issued after restart)",
+                        stringify!($peer)
+                    );
+                }
+            }
+            None => tracing::debug!("{} not started; message dropped", stringify!($peer)),
+        }
+    }};
+}
+pub(crate) use send;

@@ -1,0 +1,104 @@
+//! SQL-executor stage: judges each generation against the gold result with the real sandboxed
+//! `ExecutorPool` (bounded queue, gold results cached per example) and the one judge,
+//! `exspin::eval::Judge`: the same verdict `exspin eval` gives. No rows are compared here.
+
+use std::sync::Arc;
+
+use exspin::eval::{Case, EvalOptions, Judge};
+use exspin::sql::executor::ExecutorPool;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+use crate::config::Stage;
+use crate::protocol::messages::{ExecutorMsg, ReplayMsg};
+use crate::protocol::seams::{Judged, PromptItem, Sample};
+use crate::stages::context::{Ctx, send};
+
+pub struct ExecutorStage;
+
+impl Actor for ExecutorStage {
+    type Msg = ExecutorMsg;
+    type State = Arc<Ctx>;
+    type Arguments = Arc<Ctx>;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        ctx: Arc<Ctx>,
+    ) -> Result<Arc<Ctx>, ActorProcessingErr> {
+        Ok(ctx)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        ctx: &mut Arc<Ctx>,
+    ) -> Result<(), ActorProcessingErr> {
+        ctx.faults.tick(Stage::Executor);
+        let ExecutorMsg::Judge(items) = msg;
+        let pool = ctx.pool.clone();
+        let train = ctx.train.clone();
+        let judge = Judge::for_dataset(train.kind, EvalOptions::default());
+        let started = std::time::Instant::now();
+        metrics::gauge!("exspin_executor_inflight").set(items.len() as f64);
+        let judged = tokio::task::spawn_blocking(move || {
+            let scope = train.source.display().to_string();
+            judge_all(&judge, &pool, &scope, |db| train.db_path(db), items)
+        })
+        .await?;
+        let took = started.elapsed();
+        ctx.stats.add(Stage::Executor, took);
+        metrics::gauge!("exspin_executor_inflight").set(0.0);
+        metrics::histogram!("exspin_judge_seconds").record(took.as_secs_f64());
+        metrics::counter!("exspin_queries_total").increment(judged.len() as u64);
+        ctx.progress.inc(Stage::Executor, judged.len() as u64);
+        {
+            let mut j = ctx.journal.lock();
+            j.samples_judged += judged.len() as u64;
+            for x in &judged {
+                let name = x.verdict.name();
+                metrics::counter!("exspin_verdicts_total", "verdict" => name).increment(1);
+                *j.verdicts.entry(name.into()).or_insert(0) += 1;
+            }
+        }
+        send!(ctx, replay, ReplayMsg::Judged(judged));
+        Ok(())
+    }
+}
+
+/// Judges every generation with the one judge (`exspin::eval::Judge`, the rule of the train
+/// dataset) on the pool: queries run in parallel, verdicts come back in input order. Gold results
+/// are cached per example under `scope` (the dataset the examples come from).
+pub fn judge_all(
+    judge: &Judge,
+    pool: &ExecutorPool,
+    scope: &str,
+    db_path: impl Fn(&str) -> std::path::PathBuf,
+    items: Vec<(PromptItem, Sample)>,
+) -> Vec<Judged> {
+    let dbs: Vec<std::path::PathBuf> = items.iter().map(|(p, _)| db_path(&p.db_id)).collect();
+    let cases: Vec<Case<'_>> = items
+        .iter()
+        .zip(&dbs)
+        .map(|((prompt, sample), db)| Case {
+            gold_key: judge.gold_key(scope, &prompt.example_id),
+            db,
+            gold_sql: &prompt.gold_sql,
+            predicted_sql: &sample.sql,
+        })
+        .collect();
+    let verdicts = judge.judge_all(pool, &cases);
+    items
+        .into_iter()
+        .zip(verdicts)
+        .map(|((prompt, sample), judged)| Judged {
+            prompt,
+            sample,
+            verdict: judged.verdict,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "executor_judge_tests.rs"]
+mod judge_tests;

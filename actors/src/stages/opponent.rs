@@ -1,0 +1,164 @@
+//! Opponent-generator actor: generates against credits only, with the current version θt, and
+//! passes each generation with its prompt to the executor stage: batch by batch, or (phased
+//! schedule) all of a `Prompts` delivery at once after generating every one of them.
+//!
+//! There are `run.generators` of them, opponent `i` owning `ctx.generators[i]` (its own seam
+//! object, so they generate in parallel). Each gets its own credits from the replay buffer and
+//! asks the prompt builder with its own address; `Load` reaches all of them (one version stream).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+use crate::config::RoundSchedule;
+use crate::config::Stage;
+use crate::protocol::messages::{ExecutorMsg, OpponentMsg, PromptBuilderMsg};
+use crate::protocol::seams::{PromptItem, Sample};
+use crate::stages::context::{Ctx, send};
+
+pub struct Opponent;
+
+pub struct State {
+    ctx: Arc<Ctx>,
+    /// Which opponent: its seam object is `ctx.generators[index]`.
+    index: usize,
+    myself: ActorRef<OpponentMsg>,
+    /// Sample credits not yet turned into prompt requests.
+    credits: usize,
+    pending: VecDeque<PromptItem>,
+    version: u64,
+}
+
+impl Actor for Opponent {
+    type Msg = OpponentMsg;
+    type State = State;
+    /// The context and this opponent's index.
+    type Arguments = (Arc<Ctx>, usize);
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        (ctx, index): (Arc<Ctx>, usize),
+    ) -> Result<State, ActorProcessingErr> {
+        let version = ctx.journal.lock().version();
+        Ok(State {
+            ctx,
+            index,
+            myself,
+            credits: 0,
+            pending: VecDeque::new(),
+            version,
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        st: &mut State,
+    ) -> Result<(), ActorProcessingErr> {
+        st.ctx.faults.tick(crate::config::Stage::Opponent);
+        let n = st.ctx.config.run.samples_per_prompt;
+        match msg {
+            OpponentMsg::Grant(k) => {
+                st.credits += k;
+                let prompts = st.credits / n;
+                if prompts > 0 {
+                    st.credits -= prompts * n;
+                    let from = st.myself.clone();
+                    send!(
+                        st.ctx,
+                        prompt_builder,
+                        PromptBuilderMsg::Want { from, n: prompts }
+                    );
+                }
+            }
+            OpponentMsg::Prompts(items) => {
+                st.pending.extend(items);
+                {
+                    let mut j = st.ctx.journal.lock();
+                    j.queue_max.opponent_prompts =
+                        j.queue_max.opponent_prompts.max(st.pending.len());
+                }
+                metrics::gauge!("exspin_opponent_queue").set(st.pending.len() as f64);
+                generate_pending(st).await?;
+            }
+            OpponentMsg::Load(weights) => {
+                let generator = st.ctx.generators[st.index].clone();
+                let w = weights.clone();
+                let started = std::time::Instant::now();
+                tokio::task::spawn_blocking(move || generator.lock().load_version(&w)).await??;
+                st.ctx.stats.add(Stage::Opponent, started.elapsed());
+                st.version = weights.version;
+                metrics::gauge!("exspin_opponent_version").set(weights.version as f64);
+            }
+            OpponentMsg::Resync => {
+                st.credits = 0;
+                st.pending.clear();
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn generate_pending(st: &mut State) -> Result<(), ActorProcessingErr> {
+    let n = st.ctx.config.run.samples_per_prompt;
+    let phased = st.ctx.config.run.schedule == RoundSchedule::Phased;
+    let mut held: Vec<(PromptItem, Sample)> = Vec::new();
+    while !st.pending.is_empty() {
+        let take = st.ctx.config.run.generate_batch.min(st.pending.len());
+        let batch: Vec<PromptItem> = st.pending.drain(..take).collect();
+        let generator = st.ctx.generators[st.index].clone();
+        let version = st.version;
+        let started = std::time::Instant::now();
+        let (batch, samples) = tokio::task::spawn_blocking(move || {
+            let samples = generator.lock().generate(&batch, n, version);
+            (batch, samples)
+        })
+        .await?;
+        let samples = samples?;
+        let took = started.elapsed();
+        st.ctx.stats.add(Stage::Opponent, took);
+        metrics::histogram!("exspin_generate_seconds").record(took.as_secs_f64());
+        metrics::counter!("exspin_samples_generated_total").increment(samples.len() as u64);
+        let tokens: u64 = samples.iter().map(|s| u64::from(s.tokens)).sum();
+        metrics::counter!("exspin_generated_tokens_total").increment(tokens);
+        st.ctx.progress.inc(Stage::Opponent, samples.len() as u64);
+        metrics::gauge!("exspin_opponent_queue").set(st.pending.len() as f64);
+        {
+            let mut j = st.ctx.journal.lock();
+            j.samples_generated += samples.len() as u64;
+            j.generated_tokens += tokens;
+            j.generate_seconds += took.as_secs_f64();
+            if let Some(rate) = j.generated_tokens_per_s() {
+                metrics::gauge!("exspin_generated_tokens_per_second").set(rate);
+            }
+            if j.samples_by_opponent.len() <= st.index {
+                j.samples_by_opponent.resize(st.index + 1, 0);
+            }
+            j.samples_by_opponent[st.index] += samples.len() as u64;
+        }
+        let items = samples
+            .into_iter()
+            .map(|s| {
+                let p = batch
+                    .iter()
+                    .find(|p| p.example_id == s.example_id)
+                    .expect("a sample answers a prompt of its batch")
+                    .clone();
+                (p, s)
+            })
+            .collect::<Vec<_>>();
+        if phased {
+            held.extend(items);
+        } else {
+            send!(st.ctx, executor, ExecutorMsg::Judge(items));
+        }
+    }
+    if !held.is_empty() {
+        // Phased: the barrier between generation and execution.
+        send!(st.ctx, executor, ExecutorMsg::Judge(held));
+    }
+    Ok(())
+}

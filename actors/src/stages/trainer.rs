@@ -1,0 +1,185 @@
+//! Trainer actor: trains each batch once (pairs already in the journal are skipped, so a re-sent
+//! batch is harmless), publishes θt+1 at the round's end, and writes checkpoints every N steps.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use serde_json::json;
+
+use crate::config::Stage;
+use crate::logic::buffer::Batch;
+use crate::observe::stats::Busy;
+use crate::protocol::messages::{ReplayMsg, SupervisorMsg, TrainerMsg};
+use crate::protocol::seams::Pair;
+use crate::stages::context::{Ctx, send};
+use crate::state::checkpoint::{self, CheckpointMeta};
+
+pub struct TrainerActor;
+
+impl Actor for TrainerActor {
+    type Msg = TrainerMsg;
+    type State = Arc<Ctx>;
+    type Arguments = Arc<Ctx>;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        ctx: Arc<Ctx>,
+    ) -> Result<Arc<Ctx>, ActorProcessingErr> {
+        Ok(ctx)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        ctx: &mut Arc<Ctx>,
+    ) -> Result<(), ActorProcessingErr> {
+        ctx.faults.tick(Stage::Trainer);
+        match msg {
+            TrainerMsg::Batch(batch) => on_batch(ctx, batch).await?,
+            TrainerMsg::Checkpoint(reply) => {
+                let _ = reply.send(write_checkpoint(ctx).await.map_err(|e| format!("{e:#}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn on_batch(ctx: &Arc<Ctx>, batch: Batch) -> Result<(), ActorProcessingErr> {
+    let fresh: Vec<Pair> = {
+        let j = ctx.journal.lock();
+        batch
+            .pairs
+            .into_iter()
+            .filter(|p| !j.is_trained(&p.id))
+            .collect()
+    };
+    if !fresh.is_empty() {
+        let trainer = ctx.trainer.clone();
+        let started = std::time::Instant::now();
+        let (fresh, metrics) = tokio::task::spawn_blocking(move || {
+            let m = trainer.lock().train_step(&fresh);
+            (fresh, m)
+        })
+        .await?;
+        let m = metrics?;
+        let took = started.elapsed();
+        ctx.stats.add(Stage::Trainer, took);
+        metrics::histogram!("exspin_train_step_seconds").record(took.as_secs_f64());
+        metrics::counter!("exspin_pairs_trained_total").increment(fresh.len() as u64);
+        metrics::counter!("exspin_train_steps_total").increment(1);
+        metrics::gauge!("exspin_loss").set(m.loss);
+        metrics::histogram!("exspin_loss_hist").record(m.loss);
+        metrics::gauge!("exspin_reward_margin").set(m.reward_margin);
+        let (step, round, version, tokens, tokens_per_s) = {
+            let mut j = ctx.journal.lock();
+            // Staleness: how many versions the generator of each pair lags behind θ now.
+            let now = j.version();
+            for p in &fresh {
+                let lag = now.saturating_sub(p.version);
+                metrics::histogram!("exspin_staleness").record(lag as f64);
+                j.max_staleness = j.max_staleness.max(lag);
+                j.stale_pairs += u64::from(lag > 0);
+            }
+            let ids = j.record_trained(fresh.into_iter().map(|p| p.id));
+            ctx.progress.inc(Stage::Trainer, ids.len() as u64);
+            // Under the journal's lock: a snapshot never counts an id the file lacks.
+            ctx.ledger.lock().append(ids.iter().map(String::as_str))?;
+            j.step += 1;
+            j.loss_sum += m.loss;
+            j.margin_sum += m.reward_margin;
+            j.last_loss = Some(m.loss);
+            j.trained_tokens += m.tokens;
+            j.train_step_seconds += took.as_secs_f64();
+            (
+                j.step,
+                j.round,
+                j.version(),
+                j.generated_tokens,
+                j.generated_tokens_per_s(),
+            )
+        };
+        let line = json!({"step": step, "round": round, "version": version, "loss": m.loss,
+                          "reward_margin": m.reward_margin, "pairs": m.pairs,
+                          "generated_tokens": tokens, "generated_tokens_per_s": tokens_per_s,
+                          "trained_tokens": m.tokens,
+                          "elapsed_s": ctx.stats.started.elapsed().as_secs_f64()});
+        let path = ctx.run_dir.join("metrics.jsonl");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        writeln!(f, "{line}")?;
+        let every = ctx.config.run.checkpoint_every;
+        if every > 0 && step % every == 0 {
+            let started = std::time::Instant::now();
+            if let Err(e) = write_checkpoint(ctx).await {
+                tracing::warn!("checkpoint at step {step} failed: {e:#}");
+            }
+            ctx.stats.add(Busy::Checkpoint, started.elapsed());
+        }
+    }
+    send!(ctx, replay, ReplayMsg::Ack(batch.id));
+    let publish = batch.end && ctx.journal.lock().round == batch.round;
+    if publish {
+        let trainer = ctx.trainer.clone();
+        let started = std::time::Instant::now();
+        let weights = tokio::task::spawn_blocking(move || trainer.lock().publish()).await??;
+        ctx.stats.add(Stage::Trainer, started.elapsed());
+        metrics::gauge!("exspin_version").set(weights.version as f64);
+        {
+            let mut j = ctx.journal.lock();
+            j.next_round();
+            j.weights = Some(weights.clone());
+        }
+        send!(
+            ctx,
+            supervisor,
+            SupervisorMsg::RoundTrained {
+                round: batch.round,
+                weights
+            }
+        );
+    }
+    Ok(())
+}
+
+/// Takes the cut while the trainer is between steps: the replay buffer and the journal in one
+/// replay handler, the trainer seam under its lock.
+pub async fn write_checkpoint(ctx: &Arc<Ctx>) -> anyhow::Result<std::path::PathBuf> {
+    let replay = ctx
+        .peers
+        .read()
+        .replay
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("the replay buffer is not running"))?;
+    let (buffer, journal) = ractor::call_t!(replay, ReplayMsg::Snapshot, 10_000)
+        .map_err(|e| anyhow::anyhow!("asking the replay buffer for its snapshot: {e}"))?;
+    let meta = CheckpointMeta {
+        format: checkpoint::FORMAT,
+        step: journal.step,
+        round: journal.round,
+        seed: ctx.config.run.seed,
+        config_hash: ctx.config_hash.clone(),
+        data_hash: ctx.data_hash.clone(),
+        buffer,
+        journal,
+    };
+    let ctx2 = ctx.clone();
+    let dir = tokio::task::spawn_blocking(move || {
+        // Every id the snapshot counts is on disk before the checkpoint that counts it.
+        ctx2.ledger.lock().sync()?;
+        let trainer = ctx2.trainer.lock();
+        anyhow::Ok(checkpoint::write(
+            &ctx2.run_dir,
+            &meta,
+            &**trainer,
+            ctx2.config.run.keep_checkpoints,
+        )?)
+    })
+    .await??;
+    tracing::info!("checkpoint {}", dir.display());
+    Ok(dir)
+}
