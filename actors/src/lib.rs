@@ -14,8 +14,8 @@
 //! this crate whose modules (`src/cli/`) use only this API.
 //!
 //! Inside, folders show the roles: `stages/` (the six stage actors, thin shells, and the
-//! supervisor), `logic/` (their decisions, tested without actors), `protocol/` (messages and the
-//! seams to the model), `models/` (the real model and the fakes behind the seams), `observe/`
+//! supervisor), `logic/` (their decisions, tested without actors), `protocol/` (the seams to the
+//! model), `models/` (the real model and the fakes behind the seams), `observe/`
 //! (busy time, Prometheus, progress bars). Bounds are ours (ractor mailboxes are unbounded): the
 //! replay buffer grants credits upstream, the opponent asks for prompts only against credits,
 //! the trainer takes at most `trainer_queue` batches, the executor pool has a fixed queue.

@@ -21,10 +21,10 @@ use crate::logic::buffer::BufferSnapshot;
 use crate::logic::prompts::Prompter;
 use crate::models::fakes::{FakeDevEvaluator, FakeGenerator, FakeLearner, FakeLearnerState};
 use crate::observe::stage_bars::StageBars;
-use crate::protocol::messages::SupervisorMsg;
 use crate::protocol::seams::WeightsHandle;
 use crate::stages::context::Ctx;
 use crate::stages::fault::Faults;
+use crate::stages::messages::SupervisorMsg;
 use crate::stages::supervisor::{Supervisor, SupervisorArgs};
 use crate::state::checkpoint::CheckpointMeta;
 use crate::state::journal::Journal;
@@ -340,7 +340,7 @@ pub(crate) async fn drive(
         }
     }
     ctx.progress.finish();
-    let summary = summary::build(&ctx)?;
+    let summary = summary::build(&ctx.journal, &ctx.config, &ctx.run_dir)?;
     summary::write(&ctx.run_dir, &summary)?;
     let processed = Stage::ALL
         .into_iter()

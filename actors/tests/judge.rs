@@ -1,6 +1,6 @@
 //! One judge: no file of the runtime compares result rows itself (the per-example agreement of
 //! the runtime's judge with `exspin eval` is a unit test beside it,
-//! `src/stages/executor_judge_tests.rs`).
+//! `src/logic/judge_tests.rs`).
 
 use std::path::Path;
 

@@ -11,7 +11,7 @@ use crate::config::device::{DeviceSpec, WeightDType};
 /// Which model plays.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModelSource {
-    /// The deterministic stand-in of `fakes.rs` (learns nothing; exercises the runtime).
+    /// The deterministic stand-in of `models/fakes.rs` (learns nothing; exercises the runtime).
     Fake(FakeModel),
     /// A small Qwen2 built from scratch, with a BPE tokenizer trained on the run's data.
     Tiny(TinyModel),

@@ -128,14 +128,6 @@ impl StageStats {
             .set(total as f64 * 1e-9);
     }
 
-    /// Runs `f`, adding its duration to `stage`.
-    pub fn time<T>(&self, stage: impl Into<Busy>, f: impl FnOnce() -> T) -> T {
-        let t = Instant::now();
-        let out = f();
-        self.add(stage, t.elapsed());
-        out
-    }
-
     pub fn busy(&self, what: impl Into<Busy>) -> Duration {
         Duration::from_nanos(self.busy_ns[what.into().index()].load(Ordering::Relaxed))
     }

@@ -1,8 +1,9 @@
-//! The seams between the runtime and the model: what the actors need from a generator, a trainer
+//! The seams between the runtime and the model: what the actors need from a generator, a learner
 //! and a dev evaluator, as plain synchronous traits.
 //!
-//! The real implementations (candle decoder, LoRA, losses, AdamW in `src/model` and `src/train`)
-//! land later; until then `fakes.rs` stands in. The traits are synchronous on purpose: model code
+//! Two implementations: the real model (`models/real`: the candle decoder, LoRA, losses and AdamW
+//! of `src/model` and `src/train`) and the fakes (`models/fakes.rs`), which exercise the runtime
+//! in seconds. The traits are synchronous on purpose: model code
 //! is CPU/GPU-bound, so the actors call it inside `tokio::task::spawn_blocking` and the runtime
 //! stays responsive. Each seam object lives behind a mutex owned by the supervisor, so an actor
 //! that panics and restarts finds the model as it was (weights are never lost with a shell).

@@ -11,9 +11,9 @@ use parking_lot::{Mutex, RwLock};
 use ractor::ActorRef;
 
 use crate::config::JobConfig;
-use crate::protocol::messages::*;
 use crate::protocol::seams::{DevEvaluator, Generator, Learner};
 use crate::stages::fault::Faults;
+use crate::stages::messages::*;
 use crate::state::journal::SharedJournal;
 
 #[derive(Default)]

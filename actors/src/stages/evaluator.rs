@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use crate::protocol::messages::{EvaluatorMsg, SupervisorMsg};
 use crate::stages::context::{Ctx, send};
+use crate::stages::messages::{EvaluatorMsg, SupervisorMsg};
 
 pub struct Evaluator;
 

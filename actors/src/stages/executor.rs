@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
-use exspin::eval::{Case, EvalOptions, Judge};
-use exspin::sql::executor::ExecutorPool;
+use exspin::eval::{EvalOptions, Judge};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::config::Stage;
-use crate::protocol::messages::{ExecutorMsg, ReplayMsg};
-use crate::protocol::seams::{Judged, PromptItem, Sample};
+use crate::logic::judge::judge_all;
+use crate::stages::messages::{ExecutorMsg, ReplayMsg};
+
 use crate::stages::context::{Ctx, send};
 
 pub struct ExecutorStage;
@@ -65,40 +65,3 @@ impl Actor for ExecutorStage {
         Ok(())
     }
 }
-
-/// Judges every generation with the one judge (`exspin::eval::Judge`, the rule of the train
-/// dataset) on the pool: queries run in parallel, verdicts come back in input order. Gold results
-/// are cached per example under `scope` (the dataset the examples come from).
-pub fn judge_all(
-    judge: &Judge,
-    pool: &ExecutorPool,
-    scope: &str,
-    db_path: impl Fn(&str) -> std::path::PathBuf,
-    items: Vec<(PromptItem, Sample)>,
-) -> Vec<Judged> {
-    let dbs: Vec<std::path::PathBuf> = items.iter().map(|(p, _)| db_path(&p.db_id)).collect();
-    let cases: Vec<Case<'_>> = items
-        .iter()
-        .zip(&dbs)
-        .map(|((prompt, sample), db)| Case {
-            gold_key: judge.gold_key(scope, &prompt.example_id),
-            db,
-            gold_sql: &prompt.gold_sql,
-            predicted_sql: &sample.sql,
-        })
-        .collect();
-    let verdicts = judge.judge_all(pool, &cases);
-    items
-        .into_iter()
-        .zip(verdicts)
-        .map(|((prompt, sample), judged)| Judged {
-            prompt,
-            sample,
-            verdict: judged.verdict,
-        })
-        .collect()
-}
-
-#[cfg(test)]
-#[path = "executor_judge_tests.rs"]
-mod judge_tests;

@@ -7,6 +7,7 @@ pub mod context;
 pub mod evaluator;
 pub mod executor;
 pub mod fault;
+pub mod messages;
 pub mod opponent;
 pub mod prompt_builder;
 pub mod replay;

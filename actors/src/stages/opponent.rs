@@ -13,9 +13,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::config::RoundSchedule;
 use crate::config::Stage;
-use crate::protocol::messages::{ExecutorMsg, OpponentMsg, PromptBuilderMsg};
 use crate::protocol::seams::{PromptItem, Sample};
 use crate::stages::context::{Ctx, send};
+use crate::stages::messages::{ExecutorMsg, OpponentMsg, PromptBuilderMsg};
 
 pub struct Opponent;
 

@@ -15,9 +15,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use crate::config::RoundSchedule;
 use crate::config::Stage;
 use crate::logic::plan::round_prompts;
-use crate::protocol::messages::{OpponentMsg, PromptBuilderMsg};
 use crate::protocol::seams::PromptItem;
 use crate::stages::context::Ctx;
+use crate::stages::messages::{OpponentMsg, PromptBuilderMsg};
 
 pub struct PromptBuilder;
 

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::logic::buffer::{BufferLimits, BufferSnapshot, ReplayBuffer};
-use crate::protocol::messages::{OpponentMsg, ReplayMsg, TrainerMsg};
 use crate::stages::context::{Ctx, send};
+use crate::stages::messages::{OpponentMsg, ReplayMsg, TrainerMsg};
 
 pub struct Replay;
 

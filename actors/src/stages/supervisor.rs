@@ -19,11 +19,11 @@ use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, Supervisio
 
 use crate::config::Stage;
 use crate::logic::buffer::BufferSnapshot;
-use crate::protocol::messages::*;
 use crate::protocol::seams::WeightsHandle;
 use crate::stages::context::{Ctx, send};
 use crate::stages::evaluator::Evaluator;
 use crate::stages::executor::ExecutorStage;
+use crate::stages::messages::*;
 use crate::stages::opponent::Opponent;
 use crate::stages::prompt_builder::PromptBuilder;
 use crate::stages::replay::{Replay, ReplayArgs};
@@ -235,9 +235,12 @@ impl Actor for Supervisor {
                     send!(ctx, replay, ReplayMsg::StartRound(next));
                     send!(ctx, prompt_builder, PromptBuilderMsg::StartRound(next));
                 }
-                summary::write_from(&ctx)?;
+                summary::write_from(&ctx.journal, &ctx.config, &ctx.run_dir)?;
             }
-            SupervisorMsg::Evaluated { .. } => check_finished(&myself, st),
+            SupervisorMsg::Evaluated { version } => {
+                tracing::debug!(version, "dev evaluation of a version done");
+                check_finished(&myself, st)
+            }
             SupervisorMsg::Terminate(reply) => {
                 st.stopping = true;
                 let trainer = ctx.peers.read().trainer.clone();
@@ -247,7 +250,7 @@ impl Actor for Supervisor {
                         .and_then(|r| r),
                     None => Err("the trainer is not running".into()),
                 };
-                summary::write_from(&ctx)?;
+                summary::write_from(&ctx.journal, &ctx.config, &ctx.run_dir)?;
                 let _ = reply.send(result);
                 myself.stop(Some("terminated".into()));
             }
@@ -303,7 +306,7 @@ fn check_finished(myself: &ActorRef<SupervisorMsg>, st: &mut State) {
     if done && !st.stopping {
         st.stopping = true;
         ctx.journal.lock().finished = true;
-        if let Err(e) = summary::write_from(ctx) {
+        if let Err(e) = summary::write_from(&ctx.journal, &ctx.config, &ctx.run_dir) {
             tracing::error!("writing the summary: {e:#}");
         }
         myself.stop(Some("finished".into()));

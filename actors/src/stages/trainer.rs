@@ -10,9 +10,9 @@ use serde_json::json;
 use crate::config::Stage;
 use crate::logic::buffer::Batch;
 use crate::observe::stats::Busy;
-use crate::protocol::messages::{ReplayMsg, SupervisorMsg, TrainerMsg};
 use crate::protocol::seams::Pair;
 use crate::stages::context::{Ctx, send};
+use crate::stages::messages::{ReplayMsg, SupervisorMsg, TrainerMsg};
 use crate::state::checkpoint::{self, CheckpointMeta};
 
 pub struct TrainerActor;

@@ -1,8 +1,9 @@
-//! The run's record: what has been trained, filtered, published and measured.
+//! The journal: the run's in-memory record of what has been trained, filtered, published and
+//! measured. (The *ledger*, `state/ledger.rs`, is only the on-disk list of trained ids.)
 //!
 //! It lives behind a mutex owned by the supervisor, outside every actor, so a restarted actor
-//! rebuilds its state from it instead of losing it: it is the ledger that makes "exactly once" a
-//! matter of ids rather than luck, and it is what a checkpoint writes.
+//! rebuilds its state from it instead of losing it: it makes "exactly once" a matter of ids
+//! rather than luck, and it is what a checkpoint writes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

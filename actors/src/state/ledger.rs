@@ -1,7 +1,7 @@
 //! The ordered list of trained pair ids, on disk: `RUN/trained_ids.txt`, one id a line, appended
 //! as the trainer trains (under the journal's lock, so a journal snapshot and the file agree) and
 //! fsync'd before every checkpoint is written. The journal keeps only the count and the ids of
-//! the rounds exactly-once still needs (see `journal.rs`), so memory stays flat over a long run.
+//! the rounds exactly-once still needs (see `state/journal.rs`), so memory stays flat over a long run.
 //!
 //! A checkpoint records the count; a resume cuts the file back to that many lines (ids trained
 //! after the cut are trained again), as `metrics.jsonl` is cut back to the checkpoint's step.

@@ -8,8 +8,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{JobConfig, Mode, RoundSchedule};
-use crate::stages::context::Ctx;
-use crate::state::journal::{Journal, QueueMax};
+use crate::state::journal::{Journal, QueueMax, SharedJournal};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -115,13 +114,21 @@ pub fn write(run_dir: &Path, summary: &Summary) -> anyhow::Result<()> {
 }
 
 /// The run's summary now, its trained ids read back from `RUN/trained_ids.txt`.
-pub fn build(ctx: &Ctx) -> anyhow::Result<Summary> {
-    let j = ctx.journal.lock().clone();
+pub fn build(
+    journal: &SharedJournal,
+    config: &JobConfig,
+    run_dir: &Path,
+) -> anyhow::Result<Summary> {
+    let j = journal.lock().clone();
     // The file only grows while the run lasts, so its first lines are the journal's ids.
-    let ids = crate::state::ledger::read(&ctx.run_dir, j.trained_count)?;
-    Ok(from_journal(&j, &ctx.config, ids))
+    let ids = crate::state::ledger::read(run_dir, j.trained_count)?;
+    Ok(from_journal(&j, config, ids))
 }
 
-pub fn write_from(ctx: &Ctx) -> anyhow::Result<()> {
-    write(&ctx.run_dir, &build(ctx)?)
+pub fn write_from(
+    journal: &SharedJournal,
+    config: &JobConfig,
+    run_dir: &Path,
+) -> anyhow::Result<()> {
+    write(run_dir, &build(journal, config, run_dir)?)
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::Context;
 use exspin::data::synthetic::{self, SynthConfig, SynthSummary};
 
-/// Arguments of `exspin data synth` (its help text is on the subcommand in `cli.rs`).
+/// Arguments of `exspin data synth` (its help text is on the subcommand in `cli/data/mod.rs`).
 #[derive(clap::Args, Debug)]
 #[command(after_help = "The output folder is read like Spider: --spider OUT --split dev|train.")]
 pub struct SynthArgs {

@@ -14,11 +14,11 @@ use exspin::sql::classify::{KeyInfo, classify};
 use exspin::sql::executor::ExecutorPool;
 
 use super::{Lm, weights_dir};
+use crate::logic::judge::judge_all;
 use crate::models::compute::Compute;
 use crate::protocol::seams::{
     DevEvaluator, PromptItem, Sample, SeamResult, Verdict, WeightsHandle,
 };
-use crate::stages::executor::judge_all;
 
 pub struct RealEvaluator {
     pub run_dir: PathBuf,

@@ -9,7 +9,7 @@
 //!
 //! * [`setup`] — the initial model (tiny from scratch, or pretrained), the SFT phase, the seams.
 //! * [`generator`] — the opponent θt: sampled SQL with its and the gold's log-probs.
-//! * [`trainer`] — the learner θt+1: loss by mode, AdamW, publish, state.
+//! * [`learner`] — the learner θt+1: loss by mode, AdamW, publish, state.
 //! * [`evaluator`] — dev execution accuracy of a version (greedy).
 
 pub mod evaluator;
@@ -106,7 +106,7 @@ impl Lm {
     }
 }
 
-/// Live heap bytes at a point of the model-heavy seams (`RUST_LOG=exspin_actors::real=debug`):
+/// Live heap bytes at a point of the model-heavy seams (`EXSPIN_LOG=exspin_actors::models::real=debug`):
 /// where a run's memory goes, from the counting allocator `main` installs.
 pub fn trace_memory(at: &str) {
     tracing::debug!(
