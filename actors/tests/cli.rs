@@ -1,19 +1,9 @@
 //! The `exspin` command end to end: JSON on stdout, exit codes, the interface other tools use.
 
 use std::path::Path;
-use std::process::Command;
 
-fn exspin(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_exspin"))
-        .args(args)
-        .output()
-        .expect("running exspin");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::exspin;
 
 fn tiny_dataset(dir: &Path) -> std::path::PathBuf {
     let db_dir = dir.join("database").join("zoo");

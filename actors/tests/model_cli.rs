@@ -2,7 +2,6 @@
 //! random/logits`, `exspin bench train/generate`.
 
 use std::path::Path;
-use std::process::Command;
 
 use candle_core::Device;
 use exspin::model::chat::ChatTemplate;
@@ -11,17 +10,8 @@ use exspin::model::config::Config;
 use exspin::model::load::{self, SpecialTokens};
 use exspin::model::tokenizer;
 
-fn exspin(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_exspin"))
-        .args(args)
-        .output()
-        .expect("running exspin");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::exspin;
 
 const CORPUS: &str = "SELECT name FROM animal WHERE kind = 'cat';\nSELECT count(*) FROM animal;\n\
 How many animals are there? What are the names of the cats?\n";

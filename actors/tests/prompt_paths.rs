@@ -5,7 +5,6 @@
 //! the library calls `exspin run` makes. And `exspin sft` refuses the removed JSON config.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use candle_core::Device;
 
@@ -17,17 +16,8 @@ use exspin::model::tokenizer;
 use exspin_actors::config::JobConfig;
 use exspin_actors::sft::SftJob;
 
-fn exspin(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_exspin"))
-        .args(args)
-        .output()
-        .expect("running exspin");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::exspin;
 
 const QUESTION: &str = "How many cats does keeper Ann look after?";
 const GOLD: &str = "SELECT count(*) FROM animal JOIN keeper ON animal.keeper_id = keeper.id \
