@@ -12,6 +12,7 @@ mod fsutil;
 mod hardness;
 mod model;
 mod module_deps;
+mod require_data;
 mod schema;
 mod synthetic;
 mod util;

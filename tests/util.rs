@@ -2,18 +2,36 @@
 
 use std::path::PathBuf;
 
-/// The shared data folder (`EXSPIN_DATA`), or `None` with a note on stderr so a skip is visible.
+/// A test that cannot run without the shared data: a visible `SKIP` line, or, with
+/// `EXSPIN_REQUIRE_DATA=1` (what `.ci/run` sets when it finds the data), a failure that names
+/// the variable, so a CI that lost its data cannot pass by skipping.
+#[allow(dead_code)]
+pub fn skip_without_data(what: &str, why: &str) {
+    if std::env::var("EXSPIN_REQUIRE_DATA").is_ok_and(|v| v == "1") {
+        panic!(
+            "{what} needs the shared data: {why}. EXSPIN_REQUIRE_DATA=1 forbids skipping: set \
+             EXSPIN_DATA to the shared data folder (e.g. ../shared/data)"
+        );
+    }
+    eprintln!("SKIP {what}: {why}");
+}
+
+/// The shared data folder (`EXSPIN_DATA`), or `None` after [`skip_without_data`].
 #[allow(dead_code)]
 pub fn shared_data(what: &str) -> Option<PathBuf> {
     match std::env::var_os("EXSPIN_DATA").map(PathBuf::from) {
         Some(dir) if dir.is_dir() => Some(dir),
         Some(dir) => {
-            eprintln!("SKIP {what}: EXSPIN_DATA={} is not a folder", dir.display());
+            skip_without_data(
+                what,
+                &format!("EXSPIN_DATA={} is not a folder", dir.display()),
+            );
             None
         }
         None => {
-            eprintln!(
-                "SKIP {what}: set EXSPIN_DATA to the shared data folder (e.g. ../shared/data)"
+            skip_without_data(
+                what,
+                "set EXSPIN_DATA to the shared data folder (e.g. ../shared/data)",
             );
             None
         }
@@ -27,7 +45,7 @@ pub fn spider_dir(what: &str) -> Option<PathBuf> {
     if dir.join("dev.json").is_file() {
         Some(dir)
     } else {
-        eprintln!("SKIP {what}: {} has no dev.json", dir.display());
+        skip_without_data(what, &format!("{} has no dev.json", dir.display()));
         None
     }
 }

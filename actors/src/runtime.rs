@@ -105,7 +105,7 @@ pub(crate) fn prepare(
     );
     let faults = Faults::new(&config.run.faults).map_err(|e| anyhow::anyhow!("faults: {e}"))?;
     let prompter = Prompter::new(&config.model, &train, &run_dir.join("cache"))?;
-    let (generators, trainer, evaluator): crate::models::real::setup::Seams =
+    let (generators, learner, evaluator): crate::models::real::setup::Seams =
         match &config.model.source {
             ModelSource::Fake(fake) => fake_seams(&config, fake, &dev),
             _ => crate::models::real::setup::build(&config, run_dir, &train, &dev, &prompter)?,
@@ -125,7 +125,7 @@ pub(crate) fn prepare(
             .into_iter()
             .map(|g| Arc::new(Mutex::new(g)))
             .collect(),
-        trainer: Arc::new(Mutex::new(trainer)),
+        learner: Arc::new(Mutex::new(learner)),
         evaluator: Arc::new(Mutex::new(evaluator)),
         pool: Arc::new(pool),
         prompter: Arc::new(prompter),
@@ -194,10 +194,10 @@ fn restore(ctx: &Ctx, dir: &Path, meta: CheckpointMeta) -> anyhow::Result<Buffer
         &meta.data_hash[..12.min(meta.data_hash.len())],
         &ctx.data_hash[..12.min(ctx.data_hash.len())]
     );
-    ctx.trainer
+    ctx.learner
         .lock()
         .restore_state(dir)
-        .with_context(|| format!("restoring the trainer from {}", dir.display()))?;
+        .with_context(|| format!("restoring the learner from {}", dir.display()))?;
     let weights = meta.journal.weights.clone().unwrap_or(WeightsHandle {
         version: 0,
         path: None,

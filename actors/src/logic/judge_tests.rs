@@ -2,8 +2,6 @@
 //! `exspin eval` does, because they call the same `exspin::eval::Judge` (through
 //! [`judge_all`], the function both runtime paths call).
 
-use std::path::PathBuf;
-
 use super::judge_all;
 use crate::protocol::seams::{PromptItem, Sample, Verdict};
 use exspin::data::spider;
@@ -19,15 +17,13 @@ fn pool() -> ExecutorPool {
     })
 }
 
-fn spider_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(std::env::var_os("EXSPIN_DATA")?).join("spider");
-    dir.join("dev.json").is_file().then_some(dir)
-}
+// The core's test helpers: the shared data (and the switch that forbids skipping without it).
+#[path = "../../../tests/util.rs"]
+mod util;
 
 #[test]
 fn the_runtime_judge_gives_exspin_evals_per_example_verdicts_on_dail_sql() {
-    let Some(dir) = spider_dir() else {
-        eprintln!("SKIP runtime judge agreement: set EXSPIN_DATA to the shared data folder");
+    let Some(dir) = util::spider_dir("runtime judge agreement") else {
         return;
     };
     let dataset = spider::load(&dir, "dev").unwrap();

@@ -37,7 +37,7 @@ pub struct Ctx {
     pub faults: Faults,
     /// One seam object per opponent (`run.generators`), by opponent index.
     pub generators: Vec<Arc<Mutex<Box<dyn Generator>>>>,
-    pub trainer: Arc<Mutex<Box<dyn Learner>>>,
+    pub learner: Arc<Mutex<Box<dyn Learner>>>,
     pub evaluator: Arc<Mutex<Box<dyn DevEvaluator>>>,
     pub pool: Arc<ExecutorPool>,
     /// Prompt texts (src/schema for a real model), cached across rounds.

@@ -57,10 +57,10 @@ async fn on_batch(ctx: &Arc<Ctx>, batch: Batch) -> Result<(), ActorProcessingErr
             .collect()
     };
     if !fresh.is_empty() {
-        let trainer = ctx.trainer.clone();
+        let learner = ctx.learner.clone();
         let started = std::time::Instant::now();
         let (fresh, metrics) = tokio::task::spawn_blocking(move || {
-            let m = trainer.lock().train_step(&fresh);
+            let m = learner.lock().train_step(&fresh);
             (fresh, m)
         })
         .await?;
@@ -124,9 +124,9 @@ async fn on_batch(ctx: &Arc<Ctx>, batch: Batch) -> Result<(), ActorProcessingErr
     send!(ctx, replay, ReplayMsg::Ack(batch.id));
     let publish = batch.end && ctx.journal.lock().round == batch.round;
     if publish {
-        let trainer = ctx.trainer.clone();
+        let learner = ctx.learner.clone();
         let started = std::time::Instant::now();
-        let weights = tokio::task::spawn_blocking(move || trainer.lock().publish()).await??;
+        let weights = tokio::task::spawn_blocking(move || learner.lock().publish()).await??;
         ctx.stats.add(Stage::Trainer, started.elapsed());
         metrics::gauge!("exspin_version").set(weights.version as f64);
         {
@@ -159,6 +159,7 @@ pub async fn write_checkpoint(ctx: &Arc<Ctx>) -> anyhow::Result<std::path::PathB
         .map_err(|e| anyhow::anyhow!("asking the replay buffer for its snapshot: {e}"))?;
     let meta = CheckpointMeta {
         format: checkpoint::FORMAT,
+        written_by: Some(checkpoint::WRITTEN_BY.into()),
         step: journal.step,
         round: journal.round,
         seed: ctx.config.run.seed,
@@ -171,11 +172,11 @@ pub async fn write_checkpoint(ctx: &Arc<Ctx>) -> anyhow::Result<std::path::PathB
     let dir = tokio::task::spawn_blocking(move || {
         // Every id the snapshot counts is on disk before the checkpoint that counts it.
         ctx2.ledger.lock().sync()?;
-        let trainer = ctx2.trainer.lock();
+        let learner = ctx2.learner.lock();
         anyhow::Ok(checkpoint::write(
             &ctx2.run_dir,
             &meta,
-            &**trainer,
+            &**learner,
             ctx2.config.run.keep_checkpoints,
         )?)
     })

@@ -14,12 +14,29 @@ use crate::logic::buffer::BufferSnapshot;
 use crate::protocol::seams::Learner;
 use crate::state::journal::Journal;
 
-/// 2: the journal counts trained ids (`trained_count`); the ids are in `RUN/trained_ids.txt`.
+/// The checkpoint format this build writes and reads. Its history, for the message a resume of
+/// an older run folder gives:
+/// * 1 (until 2026-11-26): the journal held every trained id;
+/// * 2: the journal counts trained ids (`trained_count`); the ids are in `RUN/trained_ids.txt`.
 pub const FORMAT: u32 = 2;
+
+/// The exspin version that writes checkpoints (recorded in each, for the message above).
+pub const WRITTEN_BY: &str = env!("CARGO_PKG_VERSION");
+
+/// What a checkpoint says of itself before the rest of it is read.
+#[derive(Debug, Deserialize)]
+struct FormatOnly {
+    format: u32,
+    #[serde(default)]
+    written_by: Option<String>,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckpointMeta {
     pub format: u32,
+    /// The exspin version that wrote it (absent before format 2's last builds).
+    #[serde(default)]
+    pub written_by: Option<String>,
     pub step: u64,
     pub round: u64,
     pub seed: u64,
@@ -41,10 +58,24 @@ pub enum CheckpointError {
         path.display()
     )]
     Corrupt { path: PathBuf, message: String },
+    #[error(
+        "checkpoint {} was written in checkpoint format {found}{} and this exspin ({WRITTEN_BY}) \
+         reads format {FORMAT}; it is not damaged. Finish that run with the exspin that wrote it, \
+         or start it again with this one: `exspin run RUN/config.toml --run-dir NEW_DIR` (the run \
+         folder keeps its config and published weights; `--sft-from RUN` reuses its version 0 \
+         where the SFT settings match)",
+        path.display(),
+        written_by.as_deref().map(|v| format!(" by exspin {v}")).unwrap_or_default()
+    )]
+    OtherFormat {
+        path: PathBuf,
+        found: u32,
+        written_by: Option<String>,
+    },
     #[error("no checkpoint in {}: nothing to resume (start again with `exspin run`)", .0.display())]
     None(PathBuf),
-    #[error("the trainer could not save its state in {}: {message}", path.display())]
-    Trainer { path: PathBuf, message: String },
+    #[error("the learner could not save its state in {}: {message}", path.display())]
+    Learner { path: PathBuf, message: String },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
@@ -62,7 +93,7 @@ pub fn folder(run_dir: &Path) -> PathBuf {
 pub fn write(
     run_dir: &Path,
     meta: &CheckpointMeta,
-    trainer: &dyn Learner,
+    learner: &dyn Learner,
     keep: usize,
 ) -> Result<PathBuf, CheckpointError> {
     let root = folder(run_dir);
@@ -70,9 +101,9 @@ pub fn write(
     let dest = root.join(format!("step-{:08}", meta.step));
     let staged = exspin::fsutil::Staged::dir(&dest).map_err(io(&dest))?;
     let tmp = staged.path();
-    trainer
+    learner
         .save_state(tmp)
-        .map_err(|e| CheckpointError::Trainer {
+        .map_err(|e| CheckpointError::Learner {
             path: tmp.to_path_buf(),
             message: format!("{e:#}"),
         })?;
@@ -122,14 +153,18 @@ pub fn read(dir: &Path) -> Result<CheckpointMeta, CheckpointError> {
     };
     let bytes =
         std::fs::read(&file).map_err(|e| corrupt(format!("cannot read checkpoint.json: {e}")))?;
+    // The format first: a checkpoint of another format is not expected to parse as this one.
+    let head: FormatOnly = serde_json::from_slice(&bytes)
+        .map_err(|e| corrupt(format!("checkpoint.json does not parse: {e}")))?;
+    if head.format != FORMAT {
+        return Err(CheckpointError::OtherFormat {
+            path: dir.to_path_buf(),
+            found: head.format,
+            written_by: head.written_by,
+        });
+    }
     let meta: CheckpointMeta = serde_json::from_slice(&bytes)
         .map_err(|e| corrupt(format!("checkpoint.json does not parse: {e}")))?;
-    if meta.format != FORMAT {
-        return Err(corrupt(format!(
-            "format {} is not the format {FORMAT} this build reads",
-            meta.format
-        )));
-    }
     if meta.journal.step != meta.step {
         return Err(corrupt("its step and its journal disagree".into()));
     }
@@ -147,6 +182,7 @@ mod tests {
         journal.record_trained([format!("e#r0#s{step}")]);
         CheckpointMeta {
             format: FORMAT,
+            written_by: Some(WRITTEN_BY.into()),
             step,
             round: 0,
             seed: 1,
@@ -160,12 +196,12 @@ mod tests {
     #[test]
     fn keeps_the_last_k_renames_into_place_and_reads_back() {
         let run = tempfile::tempdir().unwrap();
-        let trainer = FakeLearner {
+        let learner = FakeLearner {
             state: FakeLearnerState::default(),
             step_delay: std::time::Duration::ZERO,
         };
         for step in 1..=5 {
-            write(run.path(), &meta(step), &trainer, 2).unwrap();
+            write(run.path(), &meta(step), &learner, 2).unwrap();
         }
         let names: Vec<String> = list(run.path())
             .unwrap()
@@ -187,6 +223,31 @@ mod tests {
         let err = read_latest(run.path()).unwrap_err().to_string();
         assert!(
             err.contains("corrupt") && err.contains("step-00000005"),
+            "{err}"
+        );
+    }
+
+    /// A run folder of an older format is named as such, with what to do; not "corrupt".
+    #[test]
+    fn an_older_format_says_which_and_what_to_do() {
+        let run = tempfile::tempdir().unwrap();
+        let dir = folder(run.path()).join("step-00000003");
+        std::fs::create_dir_all(&dir).unwrap();
+        // What a format-1 checkpoint looked like: the trained ids in the journal.
+        std::fs::write(
+            dir.join("checkpoint.json"),
+            br#"{"format":1,"step":3,"round":0,"seed":1,"config_hash":"c","data_hash":"d",
+                "journal":{"trained_ids":["a#r0#s0"]}}"#,
+        )
+        .unwrap();
+        let err = read_latest(run.path()).unwrap_err().to_string();
+        assert!(!err.contains("corrupt"), "{err}");
+        assert!(
+            err.contains("format 1") && err.contains(&format!("reads format {FORMAT}")),
+            "{err}"
+        );
+        assert!(
+            err.contains("exspin run") && err.contains("--sft-from"),
             "{err}"
         );
     }
