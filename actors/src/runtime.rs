@@ -137,6 +137,7 @@ pub(crate) fn prepare(
         config,
         stats: Default::default(),
         progress: Default::default(),
+        gave_up: Mutex::new(None),
     }))
 }
 
@@ -342,6 +343,9 @@ pub(crate) async fn drive(
     ctx.progress.finish();
     let summary = summary::build(&ctx.journal, &ctx.config, &ctx.run_dir)?;
     summary::write(&ctx.run_dir, &summary)?;
+    if let Some(why) = ctx.gave_up.lock().take() {
+        anyhow::bail!(why);
+    }
     let processed = Stage::ALL
         .into_iter()
         .map(|stage| (stage, ctx.progress.position(stage)))

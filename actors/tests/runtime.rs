@@ -466,6 +466,49 @@ fn check_ok(out: std::process::Output) -> String {
     err
 }
 
+/// A failure a restart does not cure (`replay:*`: the replay buffer panics at every message)
+/// ends the run within `run.max_restarts` per `run.restart_window_s`: non-zero exit, an error
+/// naming the actor and its panic, a checkpoint; fixed (no fault), `exspin resume` trains every
+/// sample exactly once.
+#[test]
+fn a_failure_past_the_restart_budget_stops_the_run_with_a_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = small(Mode::Spin);
+    c.run.max_restarts = 2;
+    c.run.restart_window_s = 300;
+    let cfg = tmp.path().join("budget.toml");
+    std::fs::write(&cfg, toml::to_string(&c).unwrap()).unwrap();
+    let run = tmp.path().join("run");
+    let started = Instant::now();
+    let out = exspin()
+        .args(["run", cfg.to_str().unwrap(), "--run-dir"])
+        .arg(&run)
+        .env("EXSPIN_FAULT", "replay:*")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "giving up took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        err.contains("the replay actor failed 3 times") && err.contains("injected fault: replay"),
+        "{err}"
+    );
+    assert!(err.contains("run.max_restarts = 2"), "{err}");
+    assert!(has_checkpoint(&run), "{err}");
+    let s = read_summary(&run);
+    assert!(!s.finished);
+    assert_eq!(s.restarts_by_actor.get("replay"), Some(&2), "{s:?}");
+
+    let resumed = check_ok(exspin().arg("resume").arg(&run).output().unwrap());
+    let s = read_summary(&run);
+    assert!(s.finished, "{resumed}");
+    assert_spin_complete(&s, &c);
+}
+
 #[test]
 fn kill_9_sigterm_and_resume_give_the_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();

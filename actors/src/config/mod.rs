@@ -17,7 +17,7 @@ pub use data::{DataConfig, DataSource, SyntheticData};
 pub use device::{CUDA_BUILT, DeviceSpec, WeightDType};
 pub use model::{FakeModel, ModelConfig, ModelKind, ModelSource, SchemaMode, TinyModel};
 pub use run::{Mode, RoundSchedule, RunConfig};
-pub use stage::{FaultSpec, Stage};
+pub use stage::{FaultAt, FaultSpec, Stage};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -65,8 +65,15 @@ pub struct RunConfig {
     /// Checkpoints kept (older ones are deleted).
     pub keep_checkpoints: usize,
     pub seed: u64,
+    /// Restarts one actor may take within `restart_window_s` seconds; one more ends the run: a
+    /// checkpoint is written and the run exits non-zero, naming the actor and its last panic. A
+    /// failure a restart does not cure (out of memory, a bad batch) then costs minutes of a shared
+    /// node, not its whole allocation.
+    pub max_restarts: u32,
+    pub restart_window_s: u64,
     /// Injected panics, "stage:message_index" (stage: prompt_builder, opponent, executor,
-    /// replay, trainer, evaluator). Each fires once; `EXSPIN_FAULT` adds more (comma-separated).
+    /// replay, trainer, evaluator), each firing once, or "stage:*", firing at every message of
+    /// the stage; `EXSPIN_FAULT` adds more (comma-separated).
     /// With several generators, "opponent" counts the messages of all opponents together: the
     /// one handling that message panics.
     pub faults: Vec<FaultSpec>,
@@ -92,6 +99,8 @@ impl Default for RunConfig {
             checkpoint_every: 4,
             keep_checkpoints: 3,
             seed: 7,
+            max_restarts: 5,
+            restart_window_s: 600,
             faults: Vec::new(),
         }
     }
@@ -162,6 +171,13 @@ impl RunConfig {
         }
         if r.executor_timeout_ms == 0 {
             errors.push("run.executor_timeout_ms must be positive".into());
+        }
+        if r.restart_window_s == 0 {
+            errors.push(
+                "run.restart_window_s must be positive (seconds in which run.max_restarts \
+                 restarts of one actor are allowed)"
+                    .into(),
+            );
         }
     }
 }

@@ -63,12 +63,22 @@ impl FromStr for Stage {
 }
 
 /// An injected panic: `stage:message_index` (the stage panics at its message with that index,
-/// counted from 0 over all its incarnations).
+/// counted from 0 over all its incarnations, once) or `stage:*` (at every message: a failure
+/// that a restart does not cure, for the restart budget).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct FaultSpec {
     pub stage: Stage,
-    pub message: u64,
+    pub at: FaultAt,
+}
+
+/// Which messages of its stage a fault fires at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultAt {
+    /// The message with this index (from 0, over all incarnations), once.
+    Message(u64),
+    /// Every message.
+    Every,
 }
 
 impl FromStr for FaultSpec {
@@ -78,11 +88,14 @@ impl FromStr for FaultSpec {
             .split_once(':')
             .ok_or_else(|| format!("\"{spec}\" is not stage:message_index"))?;
         let stage = stage.trim().parse()?;
-        let message = index
-            .trim()
-            .parse()
-            .map_err(|_| format!("\"{index}\" in \"{spec}\" is not a message index"))?;
-        Ok(FaultSpec { stage, message })
+        let at =
+            match index.trim() {
+                "*" => FaultAt::Every,
+                n => FaultAt::Message(n.parse().map_err(|_| {
+                    format!("\"{index}\" in \"{spec}\" is not a message index or *")
+                })?),
+            };
+        Ok(FaultSpec { stage, at })
     }
 }
 
@@ -95,7 +108,10 @@ impl TryFrom<String> for FaultSpec {
 
 impl From<FaultSpec> for String {
     fn from(f: FaultSpec) -> String {
-        format!("{}:{}", f.stage, f.message)
+        match f.at {
+            FaultAt::Message(n) => format!("{}:{n}", f.stage),
+            FaultAt::Every => format!("{}:*", f.stage),
+        }
     }
 }
 
@@ -114,9 +130,12 @@ mod tests {
             "replay:4".parse::<FaultSpec>(),
             Ok(FaultSpec {
                 stage: Stage::Replay,
-                message: 4
+                at: FaultAt::Message(4)
             })
         );
+        let every: FaultSpec = "replay:*".parse().unwrap();
+        assert_eq!(every.at, FaultAt::Every);
+        assert_eq!(String::from(every), "replay:*");
         assert!("replay:x".parse::<FaultSpec>().is_err());
     }
 }

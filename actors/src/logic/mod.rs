@@ -7,3 +7,4 @@ pub mod judge;
 pub mod pairs;
 pub mod plan;
 pub mod prompts;
+pub mod restart_budget;

@@ -52,6 +52,8 @@ pub struct Ctx {
     pub stats: crate::observe::stats::StageStats,
     /// One progress bar per stage (hidden unless the command shows them: `exspin run`/`resume`).
     pub progress: crate::observe::stage_bars::StageBars,
+    /// Why the supervisor gave up (an actor past its restart budget), for the run's error.
+    pub gave_up: Mutex<Option<String>>,
 }
 
 impl Ctx {

@@ -1,12 +1,13 @@
 //! Fault injection: panic a chosen stage at a chosen message, once per run, to show that the
-//! supervisor's restarts lose and duplicate nothing.
+//! supervisor's restarts lose and duplicate nothing; or at every message, to show that a failure
+//! a restart does not cure ends the run within the restart budget.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::config::{FaultSpec, Stage};
+use crate::config::{FaultAt, FaultSpec, Stage};
 
 /// Faults not fired yet; shared by every incarnation of every actor, so a restarted actor does
 /// not panic again at the same index.
@@ -21,7 +22,8 @@ struct FaultState {
 }
 
 impl Faults {
-    /// From the config list plus `EXSPIN_FAULT` (comma-separated `stage:message_index`).
+    /// From the config list plus `EXSPIN_FAULT` (comma-separated `stage:message_index` or
+    /// `stage:*`).
     pub fn new(config: &[FaultSpec]) -> Result<Faults, String> {
         let mut pending = config.to_vec();
         let env = std::env::var("EXSPIN_FAULT").unwrap_or_default();
@@ -46,13 +48,17 @@ impl Faults {
             let counter = st.handled.entry(stage).or_insert(0);
             let index = *counter;
             *counter += 1;
-            let pos = st
+            let every = st
                 .pending
                 .iter()
-                .position(|f| f.stage == stage && f.message == index);
-            (pos.map(|p| st.pending.remove(p)), index)
+                .any(|f| f.stage == stage && f.at == FaultAt::Every);
+            let once = st
+                .pending
+                .iter()
+                .position(|f| f.stage == stage && f.at == FaultAt::Message(index));
+            (every || once.map(|p| st.pending.remove(p)).is_some(), index)
         };
-        if hit.is_some() {
+        if hit {
             panic!("injected fault: {stage} at message {index}");
         }
     }

@@ -13,12 +13,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use crate::config::Stage;
 use crate::logic::buffer::BufferSnapshot;
+use crate::logic::restart_budget::RestartBudget;
 use crate::protocol::seams::WeightsHandle;
 use crate::stages::context::{Ctx, send};
 use crate::stages::evaluator::Evaluator;
@@ -72,6 +73,8 @@ pub struct SupervisorArgs {
 pub struct State {
     ctx: Arc<Ctx>,
     children: HashMap<ActorId, Child>,
+    /// Restarts each child may still take (`run.max_restarts` per `run.restart_window_s`).
+    budget: RestartBudget<Child>,
     /// Set once the run is finishing or stopping: children that stop then are not restarted.
     stopping: bool,
 }
@@ -185,9 +188,14 @@ impl Actor for Supervisor {
             let cell = spawn_child(kind, &ctx, r, myself.get_cell()).await?;
             children.insert(cell.get_id(), kind);
         }
+        let budget = RestartBudget::new(
+            ctx.config.run.max_restarts,
+            Duration::from_secs(ctx.config.run.restart_window_s),
+        );
         Ok(State {
             ctx,
             children,
+            budget,
             stopping: false,
         })
     }
@@ -278,6 +286,11 @@ impl Actor for Supervisor {
         if st.stopping {
             return Ok(());
         }
+        let (allowed, in_window) = st.budget.allow(kind, Instant::now());
+        if !allowed {
+            give_up(&myself, st, kind, &why, in_window).await;
+            return Ok(());
+        }
         let count = {
             let mut j = st.ctx.journal.lock();
             let c = j.restarts.entry(kind.name().to_string()).or_insert(0);
@@ -293,6 +306,51 @@ impl Actor for Supervisor {
         resync(&st.ctx).await;
         Ok(())
     }
+}
+
+/// Past the restart budget: every actor stops (the learner is then between steps), a checkpoint
+/// is written from the journal, and the supervisor stops with the reason the run reports.
+async fn give_up(
+    myself: &ActorRef<SupervisorMsg>,
+    st: &mut State,
+    kind: Child,
+    why: &str,
+    failures: usize,
+) {
+    st.stopping = true;
+    let run = &st.ctx.config.run;
+    tracing::error!(
+        "{} {why}; {failures} failures within {} s is past run.max_restarts = {}: stopping",
+        kind.name(),
+        run.restart_window_s,
+        run.max_restarts
+    );
+    myself
+        .stop_children_and_wait(None, Some(Duration::from_secs(60)))
+        .await;
+    let checkpoint = match crate::stages::trainer::write_checkpoint_from_journal(&st.ctx).await {
+        Ok(dir) => format!(
+            "a checkpoint was written ({}); fix the cause, then `exspin resume {}`",
+            dir.display(),
+            st.ctx.run_dir.display()
+        ),
+        Err(e) => format!(
+            "no checkpoint could be written ({e:#}); `exspin resume {}` starts from the last one",
+            st.ctx.run_dir.display()
+        ),
+    };
+    *st.ctx.gave_up.lock() = Some(format!(
+        "the {} actor failed {failures} times within {} s (run.max_restarts = {}, \
+         run.restart_window_s = {}); the last time it {why}. The run stopped: {checkpoint}",
+        kind.name(),
+        run.restart_window_s,
+        run.max_restarts,
+        run.restart_window_s
+    ));
+    if let Err(e) = summary::write_from(&st.ctx.journal, &st.ctx.config, &st.ctx.run_dir) {
+        tracing::error!("writing the summary: {e:#}");
+    }
+    myself.stop(Some("restart budget exceeded".into()));
 }
 
 /// Finished when every round is trained and every published version evaluated.

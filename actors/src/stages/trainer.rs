@@ -8,12 +8,13 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::json;
 
 use crate::config::Stage;
-use crate::logic::buffer::Batch;
+use crate::logic::buffer::{Batch, BufferSnapshot, ReplayBuffer};
 use crate::observe::stats::Busy;
 use crate::protocol::seams::Pair;
 use crate::stages::context::{Ctx, send};
 use crate::stages::messages::{ReplayMsg, SupervisorMsg, TrainerMsg};
 use crate::state::checkpoint::{self, CheckpointMeta};
+use crate::state::journal::Journal;
 
 pub struct TrainerActor;
 
@@ -157,6 +158,28 @@ pub async fn write_checkpoint(ctx: &Arc<Ctx>) -> anyhow::Result<std::path::PathB
         .ok_or_else(|| anyhow::anyhow!("the replay buffer is not running"))?;
     let (buffer, journal) = ractor::call_t!(replay, ReplayMsg::Snapshot, 10_000)
         .map_err(|e| anyhow::anyhow!("asking the replay buffer for its snapshot: {e}"))?;
+    write_cut(ctx, buffer, journal).await
+}
+
+/// A checkpoint from the journal alone, once every actor has stopped (the learner is then between
+/// steps and the journal agrees with it): the replay buffer as a restart would rebuild it, so a
+/// resume re-issues what was not trained or filtered, as after a restart of the replay buffer.
+pub async fn write_checkpoint_from_journal(ctx: &Arc<Ctx>) -> anyhow::Result<std::path::PathBuf> {
+    let journal = ctx.journal.lock().clone();
+    let buffer = ReplayBuffer::new(
+        crate::stages::replay::limits(ctx),
+        journal.round,
+        journal.resolved_round.clone(),
+    )
+    .snapshot();
+    write_cut(ctx, buffer, journal).await
+}
+
+async fn write_cut(
+    ctx: &Arc<Ctx>,
+    buffer: BufferSnapshot,
+    journal: Journal,
+) -> anyhow::Result<std::path::PathBuf> {
     let meta = CheckpointMeta {
         format: checkpoint::FORMAT,
         written_by: Some(checkpoint::WRITTEN_BY.into()),
