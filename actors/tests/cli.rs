@@ -223,3 +223,73 @@ values = [0.1, 0.6]
     assert_ne!(code, 0);
     assert!(stderr.contains("--threads must be at least 1"), "{stderr}");
 }
+
+/// Every command that runs a model takes `--device` and `--dtype`; on a build without CUDA, a
+/// CUDA device is refused with the rebuild command, before any other work.
+#[test]
+fn every_model_command_takes_device_and_dtype() {
+    if exspin_actors::config::CUDA_BUILT {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_str().unwrap();
+    let sft_config = format!("{dir}/job.toml");
+    std::fs::write(&sft_config, "[data]\n[run]\n[model]\nkind = \"tiny\"\n").unwrap();
+    let m = format!("{dir}/no-model");
+    let cases: Vec<Vec<String>> = vec![
+        vec![
+            "ask".into(),
+            "--model".into(),
+            m.clone(),
+            "--db".into(),
+            format!("{dir}/x.sqlite"),
+            "q".into(),
+        ],
+        vec![
+            "generate".into(),
+            "--model".into(),
+            m.clone(),
+            "--spider".into(),
+            dir.into(),
+            "--out".into(),
+            format!("{dir}/p.txt"),
+        ],
+        vec![
+            "sft".into(),
+            sft_config.clone(),
+            "--out".into(),
+            format!("{dir}/out"),
+        ],
+        vec![
+            "bench".into(),
+            "train".into(),
+            "--shape".into(),
+            "qwen2-30m".into(),
+        ],
+        vec![
+            "bench".into(),
+            "generate".into(),
+            "--shape".into(),
+            "qwen2-30m".into(),
+        ],
+        vec!["bench".into(), "logprob".into()],
+        vec![
+            "bench".into(),
+            "quant-agreement".into(),
+            "--model".into(),
+            m.clone(),
+            "--tokens".into(),
+            format!("{dir}/t.jsonl"),
+        ],
+    ];
+    for case in cases {
+        let mut args: Vec<&str> = case.iter().map(String::as_str).collect();
+        args.extend(["--device", "cuda", "--dtype", "f32"]);
+        let (code, _, err) = exspin(&args);
+        assert_ne!(code, 0, "{args:?}");
+        assert!(
+            err.contains("--features cuda") && !err.contains("unexpected argument"),
+            "{args:?}: {err}"
+        );
+    }
+}

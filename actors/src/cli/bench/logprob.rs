@@ -3,31 +3,10 @@
 //! the CPU (default) or a CUDA device (`--device cuda`, binaries built with feature `cuda`).
 
 use anyhow::Context as _;
-use candle_core::Device;
+use exspin_actors::config::{DeviceSpec, WeightDType};
 use exspin_kernels::bench::{BenchConfig, BenchReport, ImplReport, Measure, run_bench};
 use exspin_kernels::roofline::Roofline;
 use serde_json::{Value, json};
-
-/// Where the benchmark runs.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum BenchDevice {
-    #[default]
-    Cpu,
-    /// GPU 0 (needs a binary built with `--features cuda`).
-    Cuda,
-}
-
-impl BenchDevice {
-    fn open(self) -> anyhow::Result<Device> {
-        match self {
-            BenchDevice::Cpu => Ok(Device::Cpu),
-            BenchDevice::Cuda => Device::new_cuda(0).context(
-                "opening CUDA device 0 (is this binary built with --features cuda, and is a GPU \
-                 with its driver visible?)",
-            ),
-        }
-    }
-}
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -64,13 +43,23 @@ pub struct BenchLogprobArgs {
     /// Print one JSON object on stdout (otherwise a short table).
     #[arg(long)]
     pub json: bool,
-    /// Run on the CPU or on CUDA device 0. On CUDA, peak memory is the memory pool's high
-    /// watermark and the report adds the fused forward's roofline (token op only).
-    #[arg(long, value_enum, default_value_t = BenchDevice::Cpu)]
-    pub device: BenchDevice,
+    /// cpu, cuda or cuda:N (needs a build with `--features cuda`). On CUDA, peak memory is the
+    /// memory pool's high watermark and the report adds the fused forward's roofline (token op
+    /// only).
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
+    /// The logits' dtype: f32 only (the fused log-prob ops read f32 logits; bf16 models upcast
+    /// their logits before them). Accepted for symmetry with the other commands.
+    #[arg(long, value_enum, default_value = "f32")]
+    pub dtype: WeightDType,
 }
 
 pub fn run(args: BenchLogprobArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.dtype == WeightDType::F32,
+        "--dtype {:?}: the log-prob kernels read f32 logits; use --dtype f32",
+        args.dtype
+    );
     let cfg = BenchConfig {
         rows: args.rows,
         vocab: args.vocab,
@@ -79,7 +68,7 @@ pub fn run(args: BenchLogprobArgs) -> anyhow::Result<()> {
         reps: args.reps,
         fused_only: args.fused_only,
         composition_forward_only: args.composition_forward_only,
-        device: args.device.open()?,
+        device: args.device.open("--device")?,
     };
     let report = run_bench(&cfg, args.threads).context("running the log-prob benchmark")?;
     if args.json {

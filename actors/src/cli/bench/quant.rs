@@ -10,13 +10,13 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use candle_core::quantized::gguf_file;
-use candle_core::{D, Device, Tensor};
+use candle_core::{D, Tensor};
 use candle_transformers::models::quantized_qwen2::ModelWeights;
 use exspin::model::load;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::cli::args::compute::ThreadsArgs;
+use crate::cli::args::compute::ComputeArgs;
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -35,7 +35,7 @@ pub struct QuantAgreementArgs {
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
     #[command(flatten)]
-    pub threads: ThreadsArgs,
+    pub compute: ComputeArgs,
     #[arg(long)]
     pub json: bool,
 }
@@ -54,8 +54,9 @@ fn argmax_rows(logits: &Tensor) -> anyhow::Result<Vec<u32>> {
 }
 
 pub fn run(args: QuantAgreementArgs) -> anyhow::Result<()> {
-    let threads = args.threads.apply()?;
-    let dev = Device::Cpu;
+    // Ours in the asked dtype (f32 by default: the dequantized weights), the quantized model on
+    // the same device.
+    let (dev, dtype, threads) = args.compute.open()?;
     let file = std::fs::File::open(&args.tokens)
         .with_context(|| format!("opening {}", args.tokens.display()))?;
     let mut records = Vec::new();
@@ -73,7 +74,7 @@ pub fn run(args: QuantAgreementArgs) -> anyhow::Result<()> {
     }
     anyhow::ensure!(!records.is_empty(), "{}: no records", args.tokens.display());
 
-    let lm = load::load(&args.model, &dev)
+    let lm = load::load_as(&args.model, dtype, &dev)
         .with_context(|| format!("loading {} dequantized", args.model.display()))?;
     let mut ours = lm.model.clone();
     ours.freeze_base();

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use candle_core::Device;
 use exspin::data::TablesFile;
 use exspin::model::chat::ChatTemplate;
 use exspin::model::generate::{GenerateConfig, extract_sql, generate};
@@ -21,7 +20,7 @@ use exspin::sql::executor::{ExecutorConfig, Outcome, Sandbox};
 use serde_json::json;
 
 use crate::cli::args::SchemaArgs;
-use crate::cli::args::compute::ThreadsArgs;
+use crate::cli::args::compute::ComputeArgs;
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -60,7 +59,7 @@ pub struct AskArgs {
     #[arg(long)]
     pub show_prompt: bool,
     #[command(flatten)]
-    pub threads: ThreadsArgs,
+    pub compute: ComputeArgs,
     /// One JSON object on stdout: {"question", "sql", "answer", "outcome", "prompt_ids"}.
     #[arg(long)]
     pub json: bool,
@@ -115,7 +114,7 @@ pub fn answer(
 }
 
 pub fn run(args: AskArgs) -> anyhow::Result<()> {
-    args.threads.apply()?;
+    let (device, dtype, _) = args.compute.open()?;
     anyhow::ensure!(
         args.timeout > 0.0 && args.timeout.is_finite(),
         "--timeout must be a positive number of seconds"
@@ -134,7 +133,7 @@ pub fn run(args: AskArgs) -> anyhow::Result<()> {
     let root = args.db.parent().unwrap_or(std::path::Path::new("."));
     let builder = crate::cli::args::schema::builder_for(&args.schema, root, TablesFile::default())?;
 
-    let lm = load::load(&args.model, &Device::Cpu)
+    let lm = load::load_as(&args.model, dtype, &device)
         .with_context(|| format!("loading the model {}", args.model.display()))?;
     let template = args.template.clone().unwrap_or_else(|| lm.chat.clone());
     let ids = prompt_ids(

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use anyhow::Context;
-use candle_core::Device;
 use exspin::model::chat::ChatTemplate;
 use exspin::model::load;
 use exspin::prompt::{SchemaMode, SchemaPrompts};
@@ -47,7 +46,7 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "FILE")]
     pub tokens_out: Option<PathBuf>,
     #[command(flatten)]
-    pub threads: crate::cli::args::compute::ThreadsArgs,
+    pub compute: crate::cli::args::compute::ComputeArgs,
 }
 
 /// The schema prompts of `generate` in `mode`: the ddl of the dataset's tables.json (Spider /
@@ -92,7 +91,7 @@ pub fn prompt_ids(
 }
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
-    args.threads.apply()?;
+    let (device, dtype, _) = args.compute.open()?;
     let data = crate::cli::args::dataset::load(&args.dataset)?;
     let prompts = schema_prompts(args.schema, &args.dataset, &data, &args.schema_args)?;
     let done = match std::fs::read_to_string(&args.out) {
@@ -108,7 +107,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let lm = load::load(&args.model, &Device::Cpu)
+    let lm = load::load_as(&args.model, dtype, &device)
         .with_context(|| format!("loading the model {}", args.model.display()))?;
     let template = args.template.clone().unwrap_or_else(|| lm.chat.clone());
     eprintln!(

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use exspin_actors::config::JobConfig;
+use exspin_actors::config::{DeviceSpec, JobConfig, WeightDType};
 use exspin_actors::sft::SftJob;
 
 const TOML_HELP: &str = "The config is the TOML job config `exspin run` reads; sft uses its \
@@ -37,6 +37,12 @@ pub struct SftArgs {
     /// Also write {"prompt": [ids], "response": [ids]} per training pair to this JSONL file.
     #[arg(long, value_name = "FILE")]
     pub tokens_out: Option<PathBuf>,
+    /// Where to train: cpu, cuda or cuda:N (default: the config's model.device).
+    #[arg(long)]
+    pub device: Option<DeviceSpec>,
+    /// Weight dtype, f32 or bf16 (default: the config's model.dtype).
+    #[arg(long, value_enum)]
+    pub dtype: Option<WeightDType>,
     #[command(flatten)]
     pub threads: crate::cli::args::compute::ThreadsArgs,
 }
@@ -48,7 +54,16 @@ pub fn run(args: SftArgs) -> anyhow::Result<()> {
         "{}: the JSON form of the sft config was removed. {TOML_HELP}",
         args.config.display()
     );
-    let (config, _) = JobConfig::load(&args.config).with_context(|| TOML_HELP.to_string())?;
+    let (mut config, _) = JobConfig::load(&args.config).with_context(|| TOML_HELP.to_string())?;
+    if let Some(device) = args.device {
+        config.model.device = device;
+    }
+    if let Some(dtype) = args.dtype {
+        config.model.dtype = dtype;
+    }
+    config
+        .validate()
+        .with_context(|| format!("{} with --device/--dtype", args.config.display()))?;
     let job = SftJob::prepare(config, &args.cache)
         .with_context(|| format!("preparing SFT from {}", args.config.display()))?;
     if let Some(path) = &args.tokens_out {
