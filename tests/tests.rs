@@ -10,6 +10,7 @@ mod eval;
 mod executor;
 mod fsutil;
 mod hardness;
+mod master_weights;
 mod model;
 mod module_deps;
 mod require_data;

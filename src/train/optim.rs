@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::backprop::GradStore;
-use candle_core::{Tensor, Var};
+use candle_core::{DType, Tensor, Var};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
@@ -58,8 +58,21 @@ enum Moments {
     /// f32 CPU parameters: plain vectors, updated with the parameter in one pass
     /// ([`super::host_adamw`]).
     Host { m: Vec<f32>, v: Vec<f32> },
-    /// Any other device or dtype: tensors beside the parameter, updated with tensor ops.
-    Device { m: Tensor, v: Tensor },
+    /// Any other device or dtype: tensors beside the parameter, updated with tensor ops. For a
+    /// bf16 / f16 parameter the moments are f32 and `master` holds its f32 master copy: updates
+    /// accumulate there and the parameter is set to the master rounded to its dtype. (Updated in
+    /// place, a bf16 weight of magnitude w cannot move by less than about w / 256: at a learning
+    /// rate of 1e-6 every update rounds away.)
+    Device {
+        m: Tensor,
+        v: Tensor,
+        master: Option<Tensor>,
+    },
+}
+
+/// Whether a parameter of `dtype` trains through an f32 master copy.
+fn needs_master(dtype: DType) -> bool {
+    matches!(dtype, DType::BF16 | DType::F16)
 }
 
 impl Moments {
@@ -70,10 +83,17 @@ impl Moments {
                 m: vec![0.0; n],
                 v: vec![0.0; n],
             }
+        } else if needs_master(p.dtype()) {
+            Moments::Device {
+                m: p.zeros_like()?.to_dtype(DType::F32)?,
+                v: p.zeros_like()?.to_dtype(DType::F32)?,
+                master: Some(p.to_dtype(DType::F32)?),
+            }
         } else {
             Moments::Device {
                 m: p.zeros_like()?,
                 v: p.zeros_like()?,
+                master: None,
             }
         })
     }
@@ -85,26 +105,39 @@ impl Moments {
                 Tensor::from_slice(m, p.dims(), p.device())?,
                 Tensor::from_slice(v, p.dims(), p.device())?,
             ),
-            Moments::Device { m, v } => (m.clone(), v.clone()),
+            Moments::Device { m, v, .. } => (m.clone(), v.clone()),
         })
+    }
+
+    /// The f32 master copy of a half-precision parameter.
+    fn master(&self) -> Option<&Tensor> {
+        match self {
+            Moments::Device { master, .. } => master.as_ref(),
+            Moments::Host { .. } => None,
+        }
     }
 
     /// Replace with loaded tensors (already checked to have `p`'s shape).
     fn set(&mut self, m: &Tensor, v: &Tensor) -> Result<()> {
         match self {
             Moments::Host { m: hm, v: hv } => {
-                *hm = m
-                    .to_dtype(candle_core::DType::F32)?
-                    .flatten_all()?
-                    .to_vec1()?;
-                *hv = v
-                    .to_dtype(candle_core::DType::F32)?
-                    .flatten_all()?
-                    .to_vec1()?;
+                *hm = m.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+                *hv = v.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
             }
-            Moments::Device { m: dm, v: dv } => {
-                *dm = m.clone();
-                *dv = v.clone();
+            Moments::Device {
+                m: dm,
+                v: dv,
+                master,
+            } => {
+                // Moments of a half-precision parameter are f32 (older states stored them in the
+                // parameter's dtype).
+                let dtype = if master.is_some() {
+                    DType::F32
+                } else {
+                    dm.dtype()
+                };
+                *dm = m.to_dtype(dtype)?;
+                *dv = v.to_dtype(dtype)?;
             }
         }
         Ok(())
@@ -161,21 +194,33 @@ impl AdamW {
                     };
                     super::host_adamw::update(theta, g, m, v, hyper)?;
                 }
-                Moments::Device { m, v } => {
+                Moments::Device { m, v, master } => {
+                    let g = match master {
+                        Some(_) => g.to_dtype(DType::F32)?,
+                        None => g.clone(),
+                    };
                     let g = if grad_scale == 1.0 {
-                        g.clone()
+                        g
                     } else {
                         (g * grad_scale)?
                     };
                     let m_new = ((&*m * b1)? + (&g * (1.0 - b1))?)?;
                     let v_new = ((&*v * b2)? + (g.sqr()? * (1.0 - b2))?)?;
                     let update = ((&m_new / bc1)? / ((&v_new / bc2)?.sqrt()? + self.cfg.eps)?)?;
+                    let base = master.as_ref().unwrap_or(theta);
                     let decayed = if decay == 1.0 {
-                        theta.clone()
+                        base.clone()
                     } else {
-                        (theta * decay)?
+                        (base * decay)?
                     };
-                    p.set(&(decayed - (update * lr)?)?)?;
+                    let new = (decayed - (update * lr)?)?;
+                    match master {
+                        Some(ms) => {
+                            p.set(&new.to_dtype(theta.dtype())?)?;
+                            *ms = new;
+                        }
+                        None => p.set(&new)?,
+                    }
                     *m = m_new;
                     *v = v_new;
                 }
@@ -184,15 +229,28 @@ impl AdamW {
         Ok(())
     }
 
-    /// Write the moments (`exp_avg.<name>`, `exp_avg_sq.<name>`) to a safetensors file.
+    /// Write the moments (`exp_avg.<name>`, `exp_avg_sq.<name>`) and the f32 masters of
+    /// half-precision parameters (`master.<name>`) to a safetensors file.
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut out = Vec::with_capacity(self.params.len() * 2);
         for ((name, p), moments) in self.params.iter().zip(&self.moments) {
             let (m, v) = moments.tensors(p.as_tensor())?;
             out.push((format!("exp_avg.{name}"), m));
             out.push((format!("exp_avg_sq.{name}"), v));
+            if let Some(master) = moments.master() {
+                out.push((format!("master.{name}"), master.clone()));
+            }
         }
         save_safetensors(path, out)
+    }
+
+    /// The value training holds for parameter `i`: its f32 master for a half-precision
+    /// parameter, else the parameter itself.
+    pub fn trained_value(&self, i: usize) -> Tensor {
+        match self.moments[i].master() {
+            Some(master) => master.clone(),
+            None => self.params[i].1.as_tensor().clone(),
+        }
     }
 
     /// Read moments written by [`AdamW::save`]; `updates` is the saved update count.
@@ -225,6 +283,18 @@ impl AdamW {
                 Ok(t)
             });
             moments.set(m?, v?)?;
+            // A master saved with the state; without one (a state written before masters), the
+            // parameter as loaded is the best start there is.
+            if let Moments::Device {
+                master: Some(master),
+                ..
+            } = moments
+            {
+                *master = match data.get(&format!("master.{name}")) {
+                    Some(t) if t.dims() == p.dims() => t.to_dtype(DType::F32)?,
+                    _ => p.as_tensor().to_dtype(DType::F32)?,
+                };
+            }
         }
         self.t = updates;
         Ok(())
@@ -283,7 +353,7 @@ impl GradAccumulator {
             if super::host_adamw::eligible(g) {
                 host += super::host_adamw::sum_squares(g)?;
             } else {
-                parts.push(g.to_dtype(candle_core::DType::F32)?.sqr()?.sum_all()?);
+                parts.push(g.to_dtype(DType::F32)?.sqr()?.sum_all()?);
             }
         }
         let device = if parts.is_empty() {
