@@ -16,7 +16,7 @@ use parking_lot::{Mutex, RwLock};
 use ractor::Actor;
 use sha2::{Digest, Sha256};
 
-use crate::config::{DataSource, FakeModel, JobConfig, ModelSource, Stage};
+use crate::config::{DataSource, FakeModel, JobConfig, Mode, ModelSource, Stage};
 use crate::logic::buffer::BufferSnapshot;
 use crate::logic::prompts::Prompter;
 use crate::models::fakes::{FakeDevEvaluator, FakeGenerator, FakeLearner, FakeLearnerState};
@@ -152,6 +152,7 @@ fn fake_seams(
         p_step: m.p_step,
         version,
         delay_per_prompt: Duration::ZERO,
+        frozen_reference: config.run.mode == Mode::Dpo,
     };
     let dev_ids = dev
         .evaluable_examples()

@@ -229,6 +229,35 @@ fn several_generators_with_a_panicking_opponent_still_train_each_sample_once() {
     }
 }
 
+/// DPO's reference is the frozen version 0; SPIN's and ExSPIN's is the opponent θt. The fake's
+/// log-probs depend on the version that scores them, and the summary counts the trained pairs by
+/// the version of their reference.
+#[test]
+fn dpo_scores_against_version_0_and_exspin_against_the_opponent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut counts = Vec::new();
+    for mode in [Mode::Dpo, Mode::Exspin, Mode::Spin] {
+        let mut c = small(mode);
+        c.run.rounds = 3;
+        let s = run_in_process(c, &tmp.path().join(format!("{mode:?}")));
+        let by_ref: Vec<(u64, u64)> = s
+            .pairs_by_reference_version
+            .iter()
+            .map(|(v, n)| (*v, *n))
+            .collect();
+        assert_eq!(
+            by_ref.iter().map(|(_, n)| n).sum::<u64>(),
+            s.pairs_trained as u64,
+            "{mode:?}"
+        );
+        counts.push((mode, by_ref));
+    }
+    let versions = |i: usize| -> Vec<u64> { counts[i].1.iter().map(|(v, _)| *v).collect() };
+    assert_eq!(versions(0), [0], "DPO: {:?}", counts[0]);
+    assert_eq!(versions(1), [0, 1, 2], "ExSPIN: {:?}", counts[1]);
+    assert_eq!(versions(2), [0, 1, 2], "SPIN: {:?}", counts[2]);
+}
+
 /// Trained ids go to RUN/trained_ids.txt; memory keeps only the last two rounds' ids.
 #[test]
 fn trained_ids_live_in_a_file_and_memory_keeps_two_rounds() {

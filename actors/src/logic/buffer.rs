@@ -269,6 +269,7 @@ mod tests {
                 round: 0,
                 sql: "x".into(),
                 version: 0,
+                ref_version: 0,
                 logp_gold: -1.0,
                 logp_gen: -2.0,
                 tokens: 1,

@@ -56,6 +56,7 @@ fn the_runtime_judge_gives_exspin_evals_per_example_verdicts_on_dail_sql() {
                 round: 0,
                 sql: predictions[i].clone(),
                 version: 0,
+                ref_version: 0,
                 logp_gold: 0.0,
                 logp_gen: 0.0,
                 tokens: 0,

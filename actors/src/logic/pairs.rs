@@ -23,6 +23,7 @@ pub fn make_pairs(mode: Mode, judged: &[Judged]) -> (Vec<Pair>, Vec<String>) {
             version: s.version,
             ref_logp_chosen: s.logp_gold,
             ref_logp_rejected: rejected.map(|(_, lp)| lp),
+            ref_version: s.ref_version,
         };
         let keep = match (mode, &j.verdict) {
             (_, Verdict::GoldFailed) => None,
@@ -76,6 +77,7 @@ mod tests {
                 round: 0,
                 sql: format!("GEN{k}"),
                 version: 0,
+                ref_version: 0,
                 logp_gold: -1.0,
                 logp_gen: -2.0,
                 tokens: 1,

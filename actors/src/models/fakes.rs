@@ -38,6 +38,15 @@ pub struct FakeGenerator {
     pub version: u64,
     /// Sleeps this long per prompt of each `generate` call (stands in for generation time).
     pub delay_per_prompt: Duration,
+    /// DPO: log-probs come from the frozen version 0, not from the opponent's version.
+    pub frozen_reference: bool,
+}
+
+/// The fake's log-prob of `what` ("gold" or "gen") for a sample, as scored by `version`: it
+/// depends on the version, so a reference taken from the wrong version shows.
+pub fn fake_logp(seed: u64, sample_id: &str, what: &str, version: u64) -> f32 {
+    let base = if what == "gold" { 1.0 } else { 2.0 };
+    -(base + unit(seed, &format!("{what}:{sample_id}")) as f32) - 0.25 * version as f32
 }
 
 impl FakeGenerator {
@@ -67,6 +76,7 @@ impl Generator for FakeGenerator {
         if !self.delay_per_prompt.is_zero() {
             std::thread::sleep(self.delay_per_prompt * batch.len() as u32);
         }
+        let ref_version = if self.frozen_reference { 0 } else { version };
         let mut out = Vec::with_capacity(batch.len() * n_samples);
         for item in batch {
             for k in 0..n_samples {
@@ -80,8 +90,9 @@ impl Generator for FakeGenerator {
                     round: item.round,
                     sql,
                     version,
-                    logp_gold: -(1.0 + unit(self.seed, &sample_id) as f32),
-                    logp_gen: -(2.0 + unit(self.seed + 1, &sample_id) as f32),
+                    ref_version,
+                    logp_gold: fake_logp(self.seed, &sample_id, "gold", ref_version),
+                    logp_gen: fake_logp(self.seed, &sample_id, "gen", ref_version),
                     sample_id,
                 });
             }

@@ -44,6 +44,10 @@ pub struct Sample {
     pub sql: String,
     /// Opponent version t that produced it.
     pub version: u64,
+    /// The version whose log-probs `logp_gold` and `logp_gen` are: t for SPIN and ExSPIN (the
+    /// opponent is the reference), 0 for DPO (the frozen SFT model).
+    #[serde(default)]
+    pub ref_version: u64,
     pub logp_gold: f32,
     pub logp_gen: f32,
     /// Tokens the generator produced for this sample (the real model: every generated token id,
@@ -75,9 +79,12 @@ pub struct Pair {
     pub rejected: Option<String>,
     /// Opponent version that made the sample.
     pub version: u64,
-    /// Reference (opponent) log-probs of chosen and rejected.
+    /// Reference log-probs of chosen and rejected, and the version they are of (the opponent's
+    /// for SPIN / ExSPIN, 0 for DPO).
     pub ref_logp_chosen: f32,
     pub ref_logp_rejected: Option<f32>,
+    #[serde(default)]
+    pub ref_version: u64,
 }
 
 /// A published set of weights: version t and where they are (None for in-memory fakes).

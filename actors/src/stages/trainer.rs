@@ -83,6 +83,7 @@ async fn on_batch(ctx: &Arc<Ctx>, batch: Batch) -> Result<(), ActorProcessingErr
                 metrics::histogram!("exspin_staleness").record(lag as f64);
                 j.max_staleness = j.max_staleness.max(lag);
                 j.stale_pairs += u64::from(lag > 0);
+                *j.pairs_by_ref_version.entry(p.ref_version).or_default() += 1;
             }
             let ids = j.record_trained(fresh.into_iter().map(|p| p.id));
             ctx.progress.inc(Stage::Trainer, ids.len() as u64);

@@ -100,6 +100,9 @@ pub struct Journal {
     /// Pairs trained with a generator older than the trainer's version (async only).
     #[serde(default)]
     pub stale_pairs: u64,
+    /// Pairs trained per version their reference log-probs came from (DPO: all 0).
+    #[serde(default)]
+    pub pairs_by_ref_version: BTreeMap<u64, u64>,
 }
 
 impl Journal {

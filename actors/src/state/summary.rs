@@ -24,6 +24,10 @@ pub struct Summary {
     pub dev_ex_per_round: Vec<f64>,
     pub restarts: u64,
     pub restarts_by_actor: BTreeMap<String, u64>,
+    /// Pairs trained per version their reference log-probs came from: the opponent's own
+    /// versions for SPIN / ExSPIN, only version 0 (the frozen SFT model) for DPO.
+    #[serde(default)]
+    pub pairs_by_reference_version: BTreeMap<u64, u64>,
     pub finished: bool,
     pub mean_loss: Option<f64>,
     pub last_loss: Option<f64>,
@@ -86,6 +90,7 @@ pub fn from_journal(j: &Journal, config: &JobConfig, trained_ids: Vec<String>) -
         dev_ex_per_round: j.dev_ex.values().copied().collect(),
         restarts: j.restarts_total(),
         restarts_by_actor: j.restarts.clone(),
+        pairs_by_reference_version: j.pairs_by_ref_version.clone(),
         finished: j.finished,
         mean_loss: (j.step > 0).then(|| j.loss_sum / j.step as f64),
         last_loss: j.last_loss,

@@ -80,6 +80,7 @@ impl RealEvaluator {
                     round: 0,
                     sql: sql.clone(),
                     version: 0,
+                    ref_version: 0,
                     logp_gold: 0.0,
                     logp_gen: 0.0,
                     tokens: 0,

@@ -1,7 +1,9 @@
 //! The opponent θt: `samples_per_prompt` sampled answers per prompt, each seeded by its example and
 //! round (so a re-issued prompt gets the same samples whatever batch it lands in), the SQL
-//! extracted, and θt's log-probs of that SQL and of the gold SQL attached: they are the
-//! reference terms of the SPIN / ExSPIN loss, so the trainer never holds a second model.
+//! extracted, and the reference model's log-probs of that SQL and of the gold SQL attached: they
+//! are the reference terms of the loss, so the learner never holds a second model. The reference
+//! is θt itself for SPIN and ExSPIN (the opponent is the reference), and the frozen version 0 (the
+//! SFT model) for DPO, which the generator then keeps beside θt.
 
 use std::path::PathBuf;
 
@@ -22,6 +24,8 @@ pub struct RealGenerator {
     pub seed: u64,
     pub chunk: usize,
     pub version: u64,
+    /// DPO's frozen reference, version 0 (None: θt scores its own samples).
+    pub reference: Option<Lm>,
     /// Where the versions it loads go.
     pub compute: Compute,
 }
@@ -71,7 +75,11 @@ impl Generator for RealGenerator {
             });
         }
         super::trace_memory("scoring begins");
-        let scores = lm.score(&rows, self.chunk)?;
+        let (scorer, ref_version) = match &self.reference {
+            Some(frozen) => (frozen, 0),
+            None => (lm, version),
+        };
+        let scores = scorer.score(&rows, self.chunk)?;
         super::trace_memory("scoring ends");
         let mut out = Vec::with_capacity(gens.len());
         for (i, (g, sql)) in gens.iter().zip(sqls).enumerate() {
@@ -82,6 +90,7 @@ impl Generator for RealGenerator {
                 round: item.round,
                 sql,
                 version,
+                ref_version,
                 logp_gold: scores[g.prompt],
                 logp_gen: scores[batch.len() + i],
                 tokens: g.tokens.len() as u32,
@@ -101,5 +110,102 @@ impl Generator for RealGenerator {
         self.lm = Lm::load(&path, &self.chat, &self.compute)?;
         self.version = weights.version;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device};
+    use exspin::model::Config;
+    use exspin::model::load::{self, SpecialTokens};
+    use exspin::model::tokenizer;
+
+    use super::*;
+
+    /// Two different tiny models over one tokenizer.
+    fn two_models() -> (Lm, Lm) {
+        let corpus: Vec<String> = (0..20)
+            .map(|_| "-- Question: how many cats? SELECT count(*) FROM cat\n".to_string())
+            .collect();
+        let tok = tokenizer::train_bpe(corpus.iter(), 300).unwrap();
+        let eot = tok.token_to_id("<|endoftext|>").unwrap();
+        let special = SpecialTokens {
+            eos: vec![eot],
+            pad: eot,
+            bos: None,
+        };
+        let lm = || {
+            let (model, varmap) =
+                load::random(&Config::tiny(tok.get_vocab_size(true)), &Device::Cpu).unwrap();
+            Lm {
+                model,
+                varmap,
+                tokenizer: tok.clone(),
+                special: special.clone(),
+                chat: ChatTemplate::Plain,
+            }
+        };
+        (lm(), lm())
+    }
+
+    fn generator(lm: Lm, reference: Option<Lm>) -> RealGenerator {
+        RealGenerator {
+            lm,
+            run_dir: PathBuf::from("unused"),
+            chat: ChatTemplate::Plain,
+            sampling: GenerateConfig {
+                max_new_tokens: 6,
+                ..GenerateConfig::default()
+            },
+            seed: 3,
+            chunk: 8,
+            version: 1,
+            reference,
+            compute: Compute {
+                device: Device::Cpu,
+                dtype: DType::F32,
+            },
+        }
+    }
+
+    /// With a frozen reference (DPO) the attached log-probs are version 0's; without one
+    /// (SPIN / ExSPIN) they are the opponent's own. Same samples either way.
+    #[test]
+    fn the_reference_log_probs_come_from_the_frozen_model_when_there_is_one() {
+        let (v0, v1) = two_models();
+        let item = PromptItem {
+            example_id: "e".into(),
+            db_id: "d".into(),
+            question: "how many cats?".into(),
+            gold_sql: "SELECT count(*) FROM cat".into(),
+            prompt: "-- Question: how many cats?".into(),
+            round: 1,
+        };
+        let gold_row = |lm: &Lm| TokenPair {
+            prompt: lm.prompt_ids(&item.prompt).unwrap(),
+            response: lm.answer_ids(&item.gold_sql).unwrap(),
+        };
+        let v0_gold = v0.score(&[gold_row(&v0)], 8).unwrap()[0];
+        let v1_gold = v1.score(&[gold_row(&v1)], 8).unwrap()[0];
+        assert_ne!(v0_gold, v1_gold, "the two models must differ");
+
+        // Another handle on the same weights (the map is only for training, not done here).
+        let twin = |lm: &Lm| Lm {
+            model: lm.model.clone(),
+            varmap: candle_nn::VarMap::new(),
+            tokenizer: lm.tokenizer.clone(),
+            special: lm.special.clone(),
+            chat: ChatTemplate::Plain,
+        };
+        let dpo = generator(twin(&v1), Some(twin(&v0)))
+            .generate(std::slice::from_ref(&item), 2, 1)
+            .unwrap();
+        let spin = generator(twin(&v1), None).generate(&[item], 2, 1).unwrap();
+        for (d, s) in dpo.iter().zip(&spin) {
+            assert_eq!(d.sql, s.sql, "the opponent θ1 generates either way");
+            assert_eq!((d.ref_version, s.ref_version), (0, 1));
+            assert_eq!(d.logp_gold, v0_gold);
+            assert_eq!(s.logp_gold, v1_gold);
+        }
     }
 }

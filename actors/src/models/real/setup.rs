@@ -30,7 +30,7 @@ use super::evaluator::RealEvaluator;
 use super::generator::RealGenerator;
 use super::learner::RealLearner;
 use super::{Lm, weights_dir};
-use crate::config::{JobConfig, ModelSource, TinyModel};
+use crate::config::{JobConfig, Mode, ModelSource, TinyModel};
 use crate::logic::prompts::Prompter;
 use crate::models::compute::Compute;
 use crate::protocol::seams::{DevEvaluator, Generator, Learner, PromptItem};
@@ -146,6 +146,11 @@ pub fn build(
             seed: config.run.seed,
             chunk: m.chunk,
             version: 0,
+            // DPO's reference stays version 0 while the opponent moves on.
+            reference: match config.run.mode {
+                Mode::Dpo => Some(Lm::load(&v0, &chat, &compute)?),
+                _ => None,
+            },
             compute: compute.clone(),
         }))
     };
