@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -89,11 +90,79 @@ pub fn data_hash(train: &Dataset, dev: &Dataset) -> String {
 
 /// Everything a run needs: data, prompts, the seams (fake, or the real model after its SFT phase,
 /// see `real::setup`), the executor pool.
+/// A request to stop, shared by the signal handlers and the run: the SFT phase asks it between
+/// steps, the running pipeline waits on it.
+#[derive(Clone, Default)]
+pub struct StopFlag(Arc<(AtomicBool, tokio::sync::Notify)>);
+
+impl StopFlag {
+    pub fn request(&self) {
+        self.0.0.store(true, Ordering::SeqCst);
+        self.0.1.notify_waiters();
+    }
+
+    pub fn is_requested(&self) -> bool {
+        self.0.0.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once a stop is requested.
+    pub async fn requested(&self) {
+        loop {
+            let notified = self.0.1.notified();
+            if self.is_requested() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// A flag that SIGTERM and SIGINT set, from now on. Call inside a tokio runtime (the
+    /// handlers are installed before this returns, so a signal during set-up or SFT is caught).
+    pub fn on_signals() -> anyhow::Result<StopFlag> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let flag = StopFlag::default();
+        let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
+        let f = flag.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            eprintln!("stop requested: finishing the current step, then writing a checkpoint");
+            f.request();
+        });
+        Ok(flag)
+    }
+}
+
+/// A run prepared as far as it got.
+pub enum Prepared {
+    Ready(Arc<Ctx>),
+    /// The SFT phase stopped on a request after `step` of `steps`, its checkpoint written.
+    SftStopped {
+        step: usize,
+        steps: usize,
+    },
+}
+
 pub(crate) fn prepare(
     config: JobConfig,
     config_text: &str,
     run_dir: &Path,
 ) -> anyhow::Result<Arc<Ctx>> {
+    match prepare_stoppable(config, config_text, run_dir, &StopFlag::default())? {
+        Prepared::Ready(ctx) => Ok(ctx),
+        Prepared::SftStopped { .. } => unreachable!("nothing requests a stop"),
+    }
+}
+
+fn prepare_stoppable(
+    config: JobConfig,
+    config_text: &str,
+    run_dir: &Path,
+    stop: &StopFlag,
+) -> anyhow::Result<Prepared> {
     let (train, dev) = load_data(&config, run_dir)?;
     let order = crate::logic::plan::permutation(&train, config.run.seed);
     anyhow::ensure!(
@@ -108,7 +177,17 @@ pub(crate) fn prepare(
     let (generators, learner, evaluator): crate::models::real::setup::Seams =
         match &config.model.source {
             ModelSource::Fake(fake) => fake_seams(&config, fake, &dev),
-            _ => crate::models::real::setup::build(&config, run_dir, &train, &dev, &prompter)?,
+            _ => {
+                let stop = || stop.is_requested();
+                match crate::models::real::setup::build(
+                    &config, run_dir, &train, &dev, &prompter, &stop,
+                )? {
+                    crate::models::real::setup::Built::Seams(seams) => seams,
+                    crate::models::real::setup::Built::SftStopped { step, steps } => {
+                        return Ok(Prepared::SftStopped { step, steps });
+                    }
+                }
+            }
         };
     let pool = ExecutorPool::new(ExecutorConfig {
         timeout: Duration::from_millis(config.run.executor_timeout_ms),
@@ -116,7 +195,7 @@ pub(crate) fn prepare(
         queue_capacity: config.run.executor_queue,
         ..Default::default()
     });
-    Ok(Arc::new(Ctx {
+    Ok(Prepared::Ready(Arc::new(Ctx {
         journal: Arc::new(Mutex::new(Journal::default())),
         ledger: Mutex::new(crate::state::ledger::Ledger::new(run_dir)),
         peers: RwLock::new(Default::default()),
@@ -138,7 +217,7 @@ pub(crate) fn prepare(
         stats: Default::default(),
         progress: Default::default(),
         gave_up: Mutex::new(None),
-    }))
+    })))
 }
 
 fn fake_seams(
@@ -248,9 +327,24 @@ impl Run {
         })
     }
 
-    /// The run in `run_dir` (made by `exspin run`), put back to its newest checkpoint. Refuses
-    /// when its config.toml or its data changed since that checkpoint.
-    pub fn resume(run_dir: &Path) -> anyhow::Result<Run> {
+    /// As [`Run::new`], stopping when `stop` is requested during the SFT phase (its checkpoint
+    /// then written: [`Started::SftStopped`]); `exspin run` passes [`StopFlag::on_signals`].
+    pub fn start(
+        config: JobConfig,
+        config_text: &str,
+        run_dir: &Path,
+        stop: &StopFlag,
+    ) -> anyhow::Result<Started> {
+        Ok(
+            match prepare_stoppable(config, config_text, run_dir, stop)? {
+                Prepared::Ready(ctx) => Started::Ready(Run { ctx, restore: None }),
+                Prepared::SftStopped { step, steps } => Started::SftStopped { step, steps },
+            },
+        )
+    }
+
+    /// As [`Run::resume`], stopping when `stop` is requested during a resumed SFT phase.
+    pub fn resume_start(run_dir: &Path, stop: &StopFlag) -> anyhow::Result<Started> {
         let config_path = run_dir.join("config.toml");
         anyhow::ensure!(
             config_path.is_file(),
@@ -259,6 +353,17 @@ impl Run {
             run_dir.display()
         );
         let (config, text) = JobConfig::load(&config_path)?;
+        if crate::state::checkpoint::list(run_dir)?.is_empty()
+            && !crate::models::real::weights_dir(run_dir, 0)
+                .join("config.json")
+                .is_file()
+        {
+            // Stopped before the rounds began (during set-up or SFT): start them again, SFT from
+            // its checkpoint when it has one.
+            eprintln!("resuming {} before its rounds", run_dir.display());
+            truncate_metrics(&run_dir.join("metrics.jsonl"), 0)?;
+            return Run::start(config, &text, run_dir, stop);
+        }
         let (dir, meta) = crate::state::checkpoint::read_latest(run_dir)?;
         eprintln!(
             "resuming from {} (step {}, round {})",
@@ -266,12 +371,26 @@ impl Run {
             meta.step,
             meta.round
         );
-        let ctx = prepare(config, &text, run_dir)?;
+        let ctx = match prepare_stoppable(config, &text, run_dir, stop)? {
+            Prepared::Ready(ctx) => ctx,
+            Prepared::SftStopped { step, steps } => {
+                return Ok(Started::SftStopped { step, steps });
+            }
+        };
         let buffer = restore(&ctx, &dir, meta)?;
-        Ok(Run {
+        Ok(Started::Ready(Run {
             ctx,
             restore: Some(buffer),
-        })
+        }))
+    }
+
+    /// The run in `run_dir` (made by `exspin run`), put back to its newest checkpoint. Refuses
+    /// when its config.toml or its data changed since that checkpoint.
+    pub fn resume(run_dir: &Path) -> anyhow::Result<Run> {
+        match Run::resume_start(run_dir, &StopFlag::default())? {
+            Started::Ready(run) => Ok(run),
+            Started::SftStopped { .. } => unreachable!("nothing requests a stop"),
+        }
     }
 
     /// One progress bar per stage on stderr (drawn only when stderr is a terminal), from where
@@ -284,10 +403,17 @@ impl Run {
     }
 
     /// Runs the supervisor tree until the run finishes or `stop` resolves (then: checkpoint,
-    /// stop); [`stop_signal`] is SIGTERM or SIGINT.
+    /// stop); `exspin run` passes [`StopFlag::requested`] of [`StopFlag::on_signals`].
     pub async fn drive(self, stop: impl Future<Output = ()>) -> anyhow::Result<RunEnd> {
         drive(self.ctx, self.restore, stop).await
     }
+}
+
+/// How [`Run::start`] ended: a run to drive, or its SFT phase stopped on request (the SFT
+/// checkpoint written in `RUN/sft-checkpoint`; `exspin resume` continues it).
+pub enum Started {
+    Ready(Run),
+    SftStopped { step: usize, steps: usize },
 }
 
 /// How a run ended.
@@ -357,14 +483,4 @@ pub(crate) async fn drive(
         journal: ctx.journal.lock().clone(),
         processed,
     })
-}
-
-/// Resolves on SIGTERM or SIGINT.
-pub async fn stop_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

@@ -102,7 +102,7 @@ impl SftJob {
     /// Trains (logging every `sft.log_every` steps) and writes `out` atomically: the Hugging Face
     /// folder (LoRA merged), `out/adapter` (PEFT) under LoRA, and the optimizer state.
     pub fn train_into(mut self, out: &Path) -> anyhow::Result<SftDone> {
-        let outcome = setup::train_sft(&self.config, &mut self.lm, &self.pairs)?;
+        let outcome = setup::train_sft(&self.config, &mut self.lm, &self.pairs, None)?;
         let optimizer = outcome.optimizer.with_context(|| {
             format!(
                 "no SFT step to run ({} train pairs): set sft.epochs or sft.steps above 0",

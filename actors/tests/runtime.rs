@@ -471,6 +471,10 @@ fn read_summary(run: &Path) -> Summary {
 }
 
 fn wait_for(what: &str, child: &mut Child, cond: impl Fn() -> bool) {
+    wait_for_within(what, 60, child, cond)
+}
+
+fn wait_for_within(what: &str, secs: u64, child: &mut Child, cond: impl Fn() -> bool) {
     let t = Instant::now();
     while !cond() {
         assert!(
@@ -478,7 +482,7 @@ fn wait_for(what: &str, child: &mut Child, cond: impl Fn() -> bool) {
             "the run ended before {what}"
         );
         assert!(
-            t.elapsed() < Duration::from_secs(60),
+            t.elapsed() < Duration::from_secs(secs),
             "timed out waiting for {what}"
         );
         std::thread::sleep(Duration::from_millis(20));
@@ -1188,4 +1192,112 @@ fn the_tiny_real_model_runs_sft_and_two_rounds_and_resumes() {
     assert_eq!(&b.samples_trained_ids[..before.len()], &before[..]);
     assert!(b.samples_trained_ids.len() > before.len());
     assert_eq!(b.dev_ex_per_round.len(), 2);
+}
+
+/// A tiny real run for the interruption tests: one opponent (its order of work is then the same
+/// in every run), a checkpoint every step, an SFT long enough to be interrupted.
+fn tiny_interruptible(dir: &Path) -> PathBuf {
+    let mut c = tiny_real();
+    c.run.generators = 1;
+    c.run.rounds = 3;
+    c.run.prompts_per_round = 12;
+    c.run.checkpoint_every = 1;
+    c.sft.steps = 600;
+    c.sft.log_every = 1;
+    c.validate().unwrap();
+    let path = dir.join("tiny.toml");
+    std::fs::write(&path, toml::to_string(&c).unwrap()).unwrap();
+    path
+}
+
+fn v0_bytes(run: &Path) -> Vec<u8> {
+    std::fs::read(run.join("weights/v0/model.safetensors")).unwrap()
+}
+
+/// SIGTERM during SFT writes an SFT checkpoint and exits 0; `exspin resume` continues SFT where
+/// it stopped, and the run's version 0 and its rounds equal the uninterrupted run's. Then kill -9
+/// during the self-play rounds and resume: the same trained ids in the same order and the same
+/// dev EX per round (the real tiny model, bit-exact).
+#[test]
+fn the_tiny_real_model_resumes_sft_and_rounds_as_if_never_interrupted() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tiny_interruptible(tmp.path());
+    let run = |dir: &Path| {
+        let mut c = exspin();
+        c.args(["run", cfg.to_str().unwrap(), "--threads", "1", "--run-dir"])
+            .arg(dir);
+        c
+    };
+    let whole = tmp.path().join("whole");
+    check_ok(run(&whole).output().unwrap());
+    let a = read_summary(&whole);
+    assert!(a.finished && a.pairs_trained > 0, "{a:?}");
+
+    // SIGTERM during SFT.
+    let stopped = tmp.path().join("sft-stopped");
+    let mut child = run(&stopped).stderr(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if line.starts_with("sft step 20/") {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            break;
+        }
+    }
+    for line in lines {
+        log.push_str(&line.unwrap());
+        log.push('\n');
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("stopped during SFT after step"), "{log}");
+    assert!(stopped.join("sft-checkpoint").is_dir(), "{log}");
+    assert!(!stopped.join("weights/v0").exists(), "{log}");
+    let resumed = check_ok(
+        exspin()
+            .args(["resume", "--threads", "1"])
+            .arg(&stopped)
+            .output()
+            .unwrap(),
+    );
+    assert!(resumed.contains("resuming SFT"), "{resumed}");
+    assert!(!stopped.join("sft-checkpoint").exists());
+    assert!(v0_bytes(&stopped) == v0_bytes(&whole), "version 0 differs");
+    let b = read_summary(&stopped);
+    assert_eq!(b.samples_trained_ids, a.samples_trained_ids);
+    assert_eq!(b.dev_ex_per_round, a.dev_ex_per_round);
+
+    // kill -9 during the rounds.
+    let killed = tmp.path().join("killed");
+    let mut child = run(&killed)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // SFT and the dev passes come first.
+    wait_for_within("a checkpoint of the rounds", 300, &mut child, || {
+        has_checkpoint(&killed)
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!read_summary_opt(&killed).is_some_and(|s| s.finished));
+    check_ok(
+        exspin()
+            .args(["resume", "--threads", "1"])
+            .arg(&killed)
+            .output()
+            .unwrap(),
+    );
+    let c = read_summary(&killed);
+    assert_eq!(c.samples_trained_ids, a.samples_trained_ids);
+    assert_eq!(c.dev_ex_per_round, a.dev_ex_per_round);
+}
+
+fn read_summary_opt(run: &Path) -> Option<Summary> {
+    serde_json::from_slice(&std::fs::read(run.join("summary.json")).ok()?).ok()
 }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use exspin_actors::config::JobConfig;
-use exspin_actors::runtime::{self, Run, RunEnd};
+use exspin_actors::runtime::{Run, RunEnd, Started, StopFlag};
 use exspin_actors::state::summary;
 
 #[derive(clap::Args, Debug)]
@@ -38,6 +38,8 @@ pub struct ResumeArgs {
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     args.threads.apply()?;
+    // The signal handlers first: a SIGTERM during set-up or SFT is caught too.
+    let (rt, stop) = runtime_with_stop(args.threads.threads)?;
     let (config, text) = JobConfig::load(&args.config)?;
     if args.run_dir.exists() {
         anyhow::ensure!(
@@ -57,30 +59,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         exspin_actors::runtime::copy_version0(&config, from, &args.run_dir)?;
         eprintln!("version 0 copied from {}", from.display());
     }
-    let mut run = Run::new(config, &text, &args.run_dir)?;
-    run.show_progress();
-    report(
-        &args.run_dir,
-        block_on(args.threads.threads, run.drive(runtime::stop_signal()))?,
-    )
+    let started = Run::start(config, &text, &args.run_dir, &stop)?;
+    drive(&rt, started, &stop, &args.run_dir)
 }
 
 pub fn resume(args: ResumeArgs) -> anyhow::Result<()> {
     args.threads.apply()?;
-    let mut run = Run::resume(&args.run_dir)?;
-    run.show_progress();
-    report(
-        &args.run_dir,
-        block_on(args.threads.threads, run.drive(runtime::stop_signal()))?,
-    )
+    let (rt, stop) = runtime_with_stop(args.threads.threads)?;
+    let started = Run::resume_start(&args.run_dir, &stop)?;
+    drive(&rt, started, &stop, &args.run_dir)
 }
 
-/// The actors' async runtime; with `--threads N` its worker threads too are N (the model work
-/// runs on rayon's pool, sized by `--threads`, from tokio's blocking threads).
-fn block_on<T>(
+/// The actors' async runtime, with SIGTERM/SIGINT handlers that request a stop; with
+/// `--threads N` its worker threads too are N (the model work runs on rayon's pool, sized by
+/// `--threads`, from tokio's blocking threads).
+fn runtime_with_stop(
     threads: Option<usize>,
-    f: impl std::future::Future<Output = T>,
-) -> anyhow::Result<T> {
+) -> anyhow::Result<(tokio::runtime::Runtime, StopFlag)> {
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = threads {
         rt.worker_threads(n);
@@ -89,7 +84,35 @@ fn block_on<T>(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    Ok(rt.block_on(f))
+    let stop = rt.block_on(async { StopFlag::on_signals() })?;
+    Ok((rt, stop))
+}
+
+fn drive(
+    rt: &tokio::runtime::Runtime,
+    started: Started,
+    stop: &StopFlag,
+    run_dir: &Path,
+) -> anyhow::Result<()> {
+    match started {
+        Started::Ready(mut run) => {
+            run.show_progress();
+            let stop = stop.clone();
+            report(
+                run_dir,
+                rt.block_on(run.drive(async move { stop.requested().await })),
+            )
+        }
+        Started::SftStopped { step, steps } => {
+            eprintln!(
+                "stopped during SFT after step {step} of {steps}; its checkpoint is in {}; \
+                 continue with: exspin resume {}",
+                run_dir.join("sft-checkpoint").display(),
+                run_dir.display()
+            );
+            Ok(())
+        }
+    }
 }
 
 fn report(run_dir: &Path, end: anyhow::Result<RunEnd>) -> anyhow::Result<()> {

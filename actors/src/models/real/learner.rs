@@ -34,6 +34,10 @@ pub struct RealLearner {
 #[derive(Debug, Serialize, Deserialize)]
 struct LearnerState {
     version: u64,
+    /// The model's forward passes so far: LoRA dropout masks are keyed by it, so a resumed
+    /// learner drops the same units an uninterrupted one would.
+    #[serde(default)]
+    forward_passes: u64,
 }
 
 const WEIGHTS: &str = "learner.safetensors";
@@ -158,6 +162,11 @@ impl Learner for RealLearner {
             &path,
             serde_json::to_vec(&LearnerState {
                 version: self.version,
+                forward_passes: self
+                    .lm
+                    .model
+                    .forward_passes()
+                    .load(std::sync::atomic::Ordering::Relaxed),
             })?,
         )
         .with_context(|| format!("writing {}", path.display()))
@@ -190,6 +199,10 @@ impl Learner for RealLearner {
         )
         .with_context(|| format!("{} is corrupt", path.display()))?;
         self.version = state.version;
+        self.lm
+            .model
+            .forward_passes()
+            .store(state.forward_passes, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 }

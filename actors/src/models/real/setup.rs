@@ -60,14 +60,28 @@ struct ModelMeta {
     chat: ChatTemplate,
 }
 
-/// Builds the seams of a real model, running the SFT phase first when version 0 is not there yet.
+/// What [`build`] ended with: the seams, or the SFT phase stopped by a signal (its checkpoint
+/// written; `exspin resume` goes on from it).
+pub enum Built {
+    Seams(Seams),
+    SftStopped { step: usize, steps: usize },
+}
+
+/// The SFT phase's checkpoint while it is interrupted (removed once version 0 is written).
+pub fn sft_checkpoint_dir(run_dir: &Path) -> std::path::PathBuf {
+    run_dir.join("sft-checkpoint")
+}
+
+/// Builds the seams of a real model, running the SFT phase first when version 0 is not there yet
+/// (from its checkpoint, when an earlier SFT was interrupted). `stop` is asked between SFT steps.
 pub fn build(
     config: &JobConfig,
     run_dir: &Path,
     train: &Dataset,
     dev: &Dataset,
     prompter: &Prompter,
-) -> anyhow::Result<Seams> {
+    stop: &dyn Fn() -> bool,
+) -> anyhow::Result<Built> {
     let m = &config.model;
     let compute = Compute::from_config(m.device, m.dtype, config.run.seed)?;
     // Every prompt now: one that cannot be built is reported before any training.
@@ -120,12 +134,20 @@ pub fn build(
                 chat: lm.chat.clone(),
             })?,
         )?;
-        let report = sft(config, &mut lm, &train_items, &evaluator)?;
+        let report = match sft(config, run_dir, &mut lm, &train_items, &evaluator, stop)? {
+            Ok(report) => report,
+            Err((step, steps)) => return Ok(Built::SftStopped { step, steps }),
+        };
         std::fs::write(
             run_dir.join("sft.json"),
             serde_json::to_string_pretty(&report)? + "\n",
         )?;
         lm.save(&v0)?;
+        let ckpt = sft_checkpoint_dir(run_dir);
+        if ckpt.exists() {
+            std::fs::remove_dir_all(&ckpt)
+                .with_context(|| format!("removing {}", ckpt.display()))?;
+        }
         lm.chat
     };
     evaluator.chat = chat.clone();
@@ -193,7 +215,11 @@ pub fn build(
         version: 0,
         activation_checkpointing: m.activation_checkpointing,
     };
-    Ok((generators, Box::new(learner), Box::new(evaluator)))
+    Ok(Built::Seams((
+        generators,
+        Box::new(learner),
+        Box::new(evaluator),
+    )))
 }
 
 /// The model SFT starts from: tiny or random (built here, BPE trained on `items`), or the
@@ -325,32 +351,65 @@ fn tiny(
     })
 }
 
-/// The SFT phase: NLL of the gold query, with dev EX measured before and after.
+/// The dev accuracy of the initial model, kept while SFT is interrupted (`RUN/sft_initial.json`).
+#[derive(Debug, Serialize, Deserialize)]
+struct SftInitial {
+    dev_ex_before: f64,
+}
+
+/// The SFT phase: NLL of the gold query, with dev EX measured before and after. Stopped by
+/// `stop`, it writes its checkpoint and returns the step it stopped at, of how many.
 fn sft(
     config: &JobConfig,
+    run_dir: &Path,
     lm: &mut Lm,
     items: &[(&Example, String)],
     evaluator: &RealEvaluator,
-) -> anyhow::Result<SftReport> {
+    stop: &dyn Fn() -> bool,
+) -> anyhow::Result<Result<SftReport, (usize, usize)>> {
     let started = Instant::now();
-    let result = evaluator.ex_of(lm)?;
-    evaluator.write_predictions("initial", &result)?;
-    let before = result.ex;
-    eprintln!(
-        "dev execution accuracy before SFT: {:.1}% ({} questions, {:.1} s)",
-        100.0 * before,
-        evaluator.dev.len(),
-        started.elapsed().as_secs_f64()
-    );
+    let checkpoint = sft_checkpoint_dir(run_dir);
+    let initial_file = run_dir.join("sft_initial.json");
+    let resuming = exspin::train::sft::is_checkpoint(&checkpoint) && initial_file.is_file();
+    let (before, initial) = if resuming {
+        let initial: SftInitial = serde_json::from_slice(&std::fs::read(&initial_file)?)
+            .with_context(|| format!("{} is corrupt", initial_file.display()))?;
+        eprintln!("resuming SFT from {}", checkpoint.display());
+        (initial.dev_ex_before, None)
+    } else {
+        let result = evaluator.ex_of(lm)?;
+        evaluator.write_predictions("initial", &result)?;
+        eprintln!(
+            "dev execution accuracy before SFT: {:.1}% ({} questions, {:.1} s)",
+            100.0 * result.ex,
+            evaluator.dev.len(),
+            started.elapsed().as_secs_f64()
+        );
+        exspin::fsutil::write_atomically(
+            &initial_file,
+            &serde_json::to_vec(&SftInitial {
+                dev_ex_before: result.ex,
+            })?,
+        )
+        .with_context(|| format!("writing {}", initial_file.display()))?;
+        (result.ex, Some(result))
+    };
     let pairs = sft_pairs(lm, items)?;
-    let outcome = train_sft(config, lm, &pairs)?;
+    let interrupt = sft_loop::Interrupt {
+        stop,
+        checkpoint: &checkpoint,
+    };
+    let outcome = train_sft(config, lm, &pairs, Some(&interrupt))?;
     let steps = outcome.steps;
+    if let Some(step) = outcome.stopped_at {
+        let total = sft_settings(config).total_steps(pairs.len());
+        return Ok(Err((step, total)));
+    }
     // Without SFT steps version 0 is the initial model: its dev accuracy is already known (a
     // pretrained model's dev pass is the expensive part of a CPU run).
-    let result = if steps > 0 {
-        evaluator.ex_of(lm)?
-    } else {
-        result
+    let result = match initial {
+        Some(result) if steps == 0 => result,
+        _ => evaluator.ex_of(lm)?,
     };
     evaluator.write_predictions("v0", &result)?;
     let after = result.ex;
@@ -359,7 +418,7 @@ fn sft(
         100.0 * after,
         started.elapsed().as_secs_f64()
     );
-    Ok(SftReport {
+    Ok(Ok(SftReport {
         steps,
         seconds: started.elapsed().as_secs_f64(),
         first_loss: outcome.first_loss,
@@ -367,7 +426,7 @@ fn sft(
         dev_ex_before: before,
         dev_ex_after: after,
         dev_questions: evaluator.dev.len(),
-    })
+    }))
 }
 
 /// The SFT pairs: each train prompt (rendered for `lm`'s template) and its gold answer.
@@ -403,6 +462,7 @@ pub fn train_sft(
     config: &JobConfig,
     lm: &mut Lm,
     pairs: &[TokenPair],
+    interrupt: Option<&sft_loop::Interrupt<'_>>,
 ) -> anyhow::Result<SftOutcome> {
     let log_every = config.sft.log_every;
     let t0 = Instant::now();
@@ -426,5 +486,6 @@ pub fn train_sft(
         pairs,
         &sft_settings(config),
         &mut log,
+        interrupt,
     )?)
 }
