@@ -224,6 +224,58 @@ fn model_generate_greedy_matches_recompute_and_logprobs() {
     assert_eq!((a[4].prompt, a[4].sample), (1, 1));
 }
 
+/// One prefill per prompt: a prompt's n samples fork from its KV cache, and give what n
+/// separately prefilled rows with the same seeds give (prompts of different lengths, so the
+/// forked rows keep their padding).
+#[test]
+fn model_samples_of_a_prompt_share_its_prefill() {
+    let dev = test_device();
+    let tok = tiny_tokenizer();
+    let (m, _) = load::random(&tiny_cfg(tok.get_vocab_size(true)), &dev).unwrap();
+    let mut sp = specials(&tok);
+    sp.eos.clear();
+    let prompts = vec![
+        tokenizer::encode(&tok, "SELECT name FROM singer WHERE").unwrap(),
+        tokenizer::encode(&tok, "How many").unwrap(),
+    ];
+    let (n, seeds) = (3usize, [11u64, 12]);
+    let cfg = GenerateConfig {
+        max_new_tokens: 8,
+        temperature: 1.0,
+        top_p: 0.95,
+        n,
+        stop: StopRules {
+            semicolon: false,
+            code_block_end: false,
+            strings: vec![],
+        },
+        ..GenerateConfig::default()
+    };
+    let shared = generate::generate_seeded(&m, &tok, &sp, &prompts, Some(&seeds), &cfg).unwrap();
+    // The same rows, each prompted on its own row: sample s of prompt p has the seed
+    // `seeds[p] ^ s * K` of the shared call, and is sample 0 of its own row here.
+    let (mut rows, mut row_seeds) = (Vec::new(), Vec::new());
+    for (p, ids) in prompts.iter().enumerate() {
+        for s in 0..n {
+            rows.push(ids.clone());
+            row_seeds.push(seeds[p] ^ (s as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        }
+    }
+    let one = GenerateConfig { n: 1, ..cfg };
+    let separate = generate::generate_seeded(&m, &tok, &sp, &rows, Some(&row_seeds), &one).unwrap();
+    assert_eq!(shared.len(), separate.len());
+    for (a, b) in shared.iter().zip(&separate) {
+        assert_eq!(
+            a.tokens, b.tokens,
+            "prompt {} sample {}",
+            a.prompt, a.sample
+        );
+        for (x, y) in a.logprobs.iter().zip(&b.logprobs) {
+            assert!((x - y).abs() < tol(&dev, 1e-5), "{x} vs {y}");
+        }
+    }
+}
+
 #[test]
 fn model_response_logprobs_equal_manual_sum() {
     let dev = test_device();

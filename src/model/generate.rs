@@ -213,8 +213,19 @@ pub fn generate_seeded(
     }
     let n = cfg.n.max(1);
     let mut rows: Vec<Row> = Vec::with_capacity(prompts.len() * n);
-    let mut inputs = Vec::with_capacity(prompts.len() * n);
-    for (p, ids) in prompts.iter().enumerate() {
+    // One input row per prompt: its prefill (and the KV cache it leaves) serves its n samples,
+    // whose rows fork from it after the first token.
+    let inputs: Vec<Vec<u32>> = prompts
+        .iter()
+        .map(|ids| {
+            if ids.is_empty() {
+                vec![special.bos.unwrap_or(special.pad)]
+            } else {
+                ids.clone()
+            }
+        })
+        .collect();
+    for p in 0..prompts.len() {
         for s in 0..n {
             // Per-row seed: a row's sample does not depend on what else is in the batch.
             let seed = match seeds {
@@ -232,11 +243,6 @@ pub fn generate_seeded(
                 finish: None,
                 rng: ChaCha8Rng::seed_from_u64(seed),
             });
-            inputs.push(if ids.is_empty() {
-                vec![special.bos.unwrap_or(special.pad)]
-            } else {
-                ids.clone()
-            });
         }
     }
     if rows.is_empty() {
@@ -249,6 +255,9 @@ pub fn generate_seeded(
     let mut cache = KvCache::new();
     let (ids, mask) = pad_batch(&inputs, special.pad, true, model.device())?;
     let mut active: Vec<usize> = (0..rows.len()).collect();
+    // For each active row, its row in the last forward's output and in the cache: after the
+    // prefill, its prompt's row; then its own.
+    let mut source: Vec<usize> = rows.iter().map(|r| r.prompt).collect();
     let mut next_input: Tensor = ids;
     let mut next_mask = mask;
     for step in 0..cfg.max_new_tokens {
@@ -259,7 +268,7 @@ pub fn generate_seeded(
         let mut still = Vec::with_capacity(active.len());
         let mut keep_idx = Vec::with_capacity(active.len());
         let mut next = Vec::with_capacity(active.len());
-        for (bi, &ri) in active.iter().enumerate() {
+        for (&ri, &bi) in active.iter().zip(&source) {
             let row = &mut rows[ri];
             let lp = log_softmax(&logits[bi]);
             let id = if cfg.temperature <= 0.0 {
@@ -289,9 +298,11 @@ pub fn generate_seeded(
         if still.is_empty() {
             break;
         }
-        if still.len() != active.len() {
+        // Drops finished rows and, after the prefill, forks each prompt's cache into its rows.
+        if keep_idx.iter().enumerate().any(|(i, &k)| i != k) || keep_idx.len() != logits.len() {
             cache.select_rows(&keep_idx)?;
         }
+        source = (0..still.len()).collect();
         active = still;
         next_input = Tensor::from_vec(next.clone(), (next.len(), 1), model.device())?;
         next_mask = vec![vec![1u8]; next.len()];
