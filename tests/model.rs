@@ -276,6 +276,148 @@ fn model_samples_of_a_prompt_share_its_prefill() {
     }
 }
 
+/// Responses scored on their prompt's shared prefill equal a full forward of each (prompt,
+/// response) pair, for prompts and responses of mixed lengths (one response of a single token).
+#[test]
+fn model_grouped_response_logprobs_equal_full_scoring() {
+    let dev = test_device();
+    let tok = tiny_tokenizer();
+    let (m, _) = load::random(&tiny_cfg(tok.get_vocab_size(true)), &dev).unwrap();
+    let m = m.detached();
+    let pad = specials(&tok).pad;
+    let enc = |t: &str| tokenizer::encode(&tok, t).unwrap();
+    let prompts = vec![
+        enc("SELECT name FROM singer WHERE age >"),
+        enc("How many"),
+        enc("CREATE TABLE singer ( id , name ) -- Question: list the names"),
+    ];
+    let responses: Vec<(usize, Vec<u32>)> = vec![
+        (0, enc(" 30 ORDER BY name")),
+        (1, enc(" singers")),
+        (0, enc(" 2")[..1].to_vec()),
+        (2, enc(" SELECT name FROM singer")),
+        (1, enc(" are there in all?")),
+    ];
+    let grouped =
+        exspin::model::logprob::grouped_response_logprobs(&m, &prompts, &responses, pad).unwrap();
+    for (i, (p, r)) in responses.iter().enumerate() {
+        let full = response_logprobs(
+            &m,
+            &[Pair {
+                prompt: prompts[*p].clone(),
+                response: r.clone(),
+            }],
+            pad,
+        )
+        .unwrap()
+        .sum
+        .to_vec1::<f32>()
+        .unwrap()[0];
+        assert!(
+            (grouped[i] - full).abs() < tol(&dev, 1e-4),
+            "response {i}: {} vs {full}",
+            grouped[i]
+        );
+    }
+}
+
+/// Prompts that start alike (a database's schema, then each its question) give the same
+/// generations whether their common start is prefilled once, taken from a prefix cache (whole,
+/// or truncated for a prompt that diverges inside it), or not shared at all; and the cache stays
+/// inside its byte bound.
+#[test]
+fn model_shared_and_cached_prefixes_change_no_generation() {
+    use exspin::model::prefix_cache::PrefixCache;
+    let dev = test_device();
+    let tok = tiny_tokenizer();
+    let (m, _) = load::random(&tiny_cfg(tok.get_vocab_size(true)), &dev).unwrap();
+    let mut sp = specials(&tok);
+    sp.eos.clear();
+    let enc = |t: &str| tokenizer::encode(&tok, t).unwrap();
+    let schema = "CREATE TABLE singer ( id , name , age ) CREATE TABLE concert ( id , stadium_id ) \
+                  -- Question:";
+    let batch_a = vec![
+        enc(&format!("{schema} How many singers are there?")),
+        enc(&format!("{schema} List all concerts in 2014.")),
+        enc(&format!(
+            "{schema} What is the name of the oldest singer? SELECT"
+        )),
+    ];
+    // Shares the schema with batch a (a cache hit), and one prompt diverging inside it (its
+    // batch's common start, and so the cached entry it uses, is shorter).
+    let batch_b = vec![
+        enc(&format!("{schema} What is the name of the oldest singer?")),
+        enc("CREATE TABLE singer ( id , name , age ) CREATE TABLE concert ( id , name ) How many"),
+    ];
+    let cfg = GenerateConfig {
+        max_new_tokens: 6,
+        temperature: 1.0,
+        n: 2,
+        stop: StopRules {
+            semicolon: false,
+            code_block_end: false,
+            strings: vec![],
+        },
+        ..GenerateConfig::default()
+    };
+    let plain = GenerateConfig {
+        share_prefix: false,
+        ..cfg.clone()
+    };
+    let seeds_a = [1u64, 2, 3];
+    let seeds_b = [4u64, 5];
+    let run = |cfg: &GenerateConfig, cache: Option<&mut PrefixCache>, b: &[Vec<u32>], s: &[u64]| {
+        generate::generate_cached(&m, &tok, &sp, b, Some(s), cfg, cache).unwrap()
+    };
+    let mut cache = PrefixCache::new(64 << 20);
+    let pairs = [
+        (
+            run(&plain, None, &batch_a, &seeds_a),
+            run(&cfg, Some(&mut cache), &batch_a, &seeds_a),
+        ),
+        (
+            run(&plain, None, &batch_b, &seeds_b),
+            run(&cfg, Some(&mut cache), &batch_b, &seeds_b),
+        ),
+        (
+            run(&plain, None, &batch_a, &seeds_a),
+            run(&cfg, Some(&mut cache), &batch_a, &seeds_a),
+        ),
+    ];
+    for (i, (want, got)) in pairs.iter().enumerate() {
+        assert_eq!(want.len(), got.len());
+        for (a, b) in want.iter().zip(got) {
+            assert_eq!(
+                a.tokens, b.tokens,
+                "call {i}, prompt {} sample {}",
+                a.prompt, a.sample
+            );
+            for (x, y) in a.logprobs.iter().zip(&b.logprobs) {
+                assert!((x - y).abs() < tol(&dev, 1e-4), "call {i}: {x} vs {y}");
+            }
+        }
+    }
+    let stats = cache.stats();
+    assert!(stats.hits >= 2, "{stats:?}");
+    assert!(
+        stats.reused_tokens as usize >= batch_a[0].len() / 2,
+        "{stats:?}"
+    );
+    // A bound smaller than one entry keeps nothing; a bound of one entry keeps one.
+    let mut tiny = PrefixCache::new(1);
+    run(&cfg, Some(&mut tiny), &batch_a, &seeds_a);
+    assert_eq!(tiny.stats().entries, 0);
+    let one_entry = stats.bytes / stats.entries.max(1);
+    let mut small = PrefixCache::new(one_entry + one_entry / 2);
+    run(&cfg, Some(&mut small), &batch_a, &seeds_a);
+    run(&cfg, Some(&mut small), &batch_b, &seeds_b);
+    assert!(
+        small.stats().bytes <= one_entry + one_entry / 2,
+        "{:?}",
+        small.stats()
+    );
+}
+
 #[test]
 fn model_response_logprobs_equal_manual_sum() {
     let dev = test_device();

@@ -354,6 +354,71 @@ fn plain_full_schema_prompt_snapshot() {
     assert_snapshot("schema_plain.txt", &built.prompt.text);
 }
 
+/// The rows prompt: every table's CREATE TABLE with keys, then its first rows (3 by default,
+/// NULL spelled out, fewer when the table has fewer), through the one prompt renderer.
+#[test]
+fn rows_prompt_snapshot() {
+    use exspin::prompt::{SchemaMode, SchemaPrompts};
+    let dir = tempfile::tempdir().unwrap();
+    let b = snapshot_builder(dir.path(), Style::Plain);
+    let conn = rusqlite::Connection::open(dir.path().join("db/concert/concert.sqlite")).unwrap();
+    conn.execute("INSERT INTO stadium VALUES (3, NULL, 100)", [])
+        .unwrap();
+    drop(conn);
+    let prompts = SchemaPrompts::builder(b, SchemaMode::Rows);
+    assert_eq!(prompts.mode(), SchemaMode::Rows);
+    let q = example("concert", "How many singers from France are older than 40?");
+    let text = prompts.schema_prompt(&q).unwrap();
+    assert!(
+        text.contains(
+            "/*\n3 example rows:\nSELECT * FROM stadium LIMIT 3;\nstadium_id\tname\tcapacity\n\
+             1\tHampden Park\t52500\n2\tGlebe Park\t3960\n3\tNULL\t100\n*/\n"
+        ),
+        "{text}"
+    );
+    assert_eq!(text.matches("example rows:").count(), 4, "{text}");
+    assert_snapshot("schema_rows.txt", &text);
+    // Plain turns rows off again; the mode and the text cannot disagree.
+    let SchemaPrompts::Builder(b) = prompts else {
+        unreachable!()
+    };
+    let plain = SchemaPrompts::builder(*b, SchemaMode::Plain);
+    assert!(!plain.schema_prompt(&q).unwrap().contains("example rows"));
+}
+
+/// Example rows inside the integrated prompt: only the kept tables, only their kept columns.
+#[test]
+fn integrated_prompt_with_rows_shows_the_kept_columns_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = snapshot_builder(dir.path(), Style::Explicit);
+    b.options_mut().example_rows = 2;
+    b.options_mut().representative_values = false;
+    let built = b
+        .build(&example(
+            "concert",
+            "How many singers from France are older than 40?",
+        ))
+        .unwrap();
+    let text = &built.prompt.text;
+    let singer = built
+        .selection
+        .tables
+        .iter()
+        .find(|t| t.table == 1)
+        .expect("singer kept");
+    assert!(singer.columns.len() < 4, "k2 = 3 drops a column: {text}");
+    assert!(!text.contains("CREATE TABLE stadium"), "{text}");
+    assert!(!text.contains("FROM stadium LIMIT"), "{text}");
+    let block = text
+        .split("/*\n2 example rows:\nSELECT ")
+        .find(|b| b.contains(" FROM singer LIMIT 2;"))
+        .unwrap_or_else(|| panic!("no singer rows in\n{text}"));
+    let header = block.lines().nth(1).unwrap();
+    assert_eq!(header.split('\t').count(), singer.columns.len(), "{text}");
+    assert!(!block.starts_with('*'), "a projection, not *: {block}");
+    assert!(block.contains("Joe Sharp"), "{block}");
+}
+
 #[test]
 fn unreadable_database_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

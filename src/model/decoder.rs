@@ -336,6 +336,30 @@ impl KvCache {
         self.mask = rows.iter().map(|&r| self.mask[r].clone()).collect();
         Ok(())
     }
+    /// Keep only the first `len` tokens of every row (a cached prefix serves a prompt that
+    /// shares only its start). The kept part is copied: later ops (row selection) need
+    /// contiguous tensors, and the longer original is not kept alive by a view.
+    pub fn truncate(&mut self, len: usize) -> candle_core::Result<()> {
+        if len >= self.len() {
+            return Ok(());
+        }
+        for (k, v) in self.layers.iter_mut().flatten() {
+            *k = k.narrow(2, 0, len)?.contiguous()?;
+            *v = v.narrow(2, 0, len)?.contiguous()?;
+        }
+        for row in &mut self.mask {
+            row.truncate(len);
+        }
+        Ok(())
+    }
+    /// Bytes of the cached keys and values.
+    pub fn bytes(&self) -> usize {
+        self.layers
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.elem_count() + v.elem_count()) * k.dtype().size_in_bytes())
+            .sum()
+    }
 }
 
 /// A Qwen2 / Llama decoder.

@@ -56,6 +56,94 @@ pub fn response_logprobs(model: &Model, pairs: &[Pair], pad: u32) -> Result<Resp
     batch.logprobs(model, &hidden)
 }
 
+/// Σ log p(response | prompt) for responses that share prompts, without running a prompt more
+/// than once: the prompts are prefilled together (left-padded) into a KV cache, each prompt's
+/// cache rows are forked into its responses' rows, and only the response tokens run after that.
+/// `responses` are (prompt index, tokens); the result follows their order. For a forward-only
+/// model (a detached view): the cache keeps no graph.
+pub fn grouped_response_logprobs(
+    model: &Model,
+    prompts: &[Vec<u32>],
+    responses: &[(usize, Vec<u32>)],
+    pad: u32,
+) -> Result<Vec<f32>> {
+    if responses.is_empty() {
+        return Ok(Vec::new());
+    }
+    for (i, (p, r)) in responses.iter().enumerate() {
+        if r.is_empty() || prompts.get(*p).is_none_or(|ids| ids.is_empty()) {
+            return Err(ModelError::invalid(
+                "logprob",
+                format!("response {i}: prompt and response must each hold at least one token"),
+            ));
+        }
+    }
+    let device = model.device();
+    let mut cache = super::decoder::KvCache::new();
+    let (ids, mask) = pad_batch(prompts, pad, true, device)?;
+    let hidden = model.forward_hidden(&ids, &mask, Some(&mut cache))?;
+    let (b, t, h) = hidden.dims3()?;
+    // Left padding: every prompt's last token is at the last position; it predicts the first
+    // token of each of its responses.
+    let last = hidden.narrow(1, t - 1, 1)?.reshape((b, h))?;
+    cache.select_rows(&responses.iter().map(|(p, _)| *p).collect::<Vec<_>>())?;
+    // Each response but its last token, right-padded: position j predicts token j + 1.
+    let longest = responses.iter().map(|(_, r)| r.len()).max().unwrap_or(1);
+    let cont = if longest > 1 {
+        let rows: Vec<Vec<u32>> = responses
+            .iter()
+            .map(|(_, r)| {
+                let mut row = r[..r.len() - 1].to_vec();
+                row.resize(longest - 1, pad);
+                row
+            })
+            .collect();
+        let cont_mask: Vec<Vec<u8>> = responses
+            .iter()
+            .map(|(_, r)| {
+                (0..longest - 1)
+                    .map(|j| u8::from(j + 1 < r.len()))
+                    .collect()
+            })
+            .collect();
+        let n = rows.len();
+        let flat: Vec<u32> = rows.into_iter().flatten().collect();
+        let cont_ids = Tensor::from_vec(flat, (n, longest - 1), device)?;
+        let hc = model.forward_hidden(&cont_ids, &cont_mask, Some(&mut cache))?;
+        Some(hc.reshape((n * (longest - 1), h))?)
+    } else {
+        None
+    };
+    let all = match &cont {
+        Some(c) => Tensor::cat(&[&last, c], 0)?,
+        None => last,
+    };
+    let (mut predictors, mut targets) = (Vec::new(), Vec::new());
+    for (r, (p, tokens)) in responses.iter().enumerate() {
+        for (j, &tok) in tokens.iter().enumerate() {
+            predictors.push(if j == 0 {
+                *p as u32
+            } else {
+                (b + r * (longest - 1) + j - 1) as u32
+            });
+            targets.push(tok);
+        }
+    }
+    let n = predictors.len();
+    let picked = all.index_select(&Tensor::from_vec(predictors, n, device)?, 0)?;
+    let lp: Vec<f32> = model
+        .head_logprobs(&picked, &Tensor::from_vec(targets, n, device)?)?
+        .to_dtype(candle_core::DType::F32)?
+        .to_vec1()?;
+    let mut out = Vec::with_capacity(responses.len());
+    let mut at = 0;
+    for (_, tokens) in responses {
+        out.push(lp[at..at + tokens.len()].iter().sum());
+        at += tokens.len();
+    }
+    Ok(out)
+}
+
 /// A padded batch of pairs and where its response tokens sit.
 pub(crate) struct PaddedPairs {
     pub ids: Tensor,

@@ -9,6 +9,7 @@
 //! * [`tokenizer`] — the tokenizer from GGUF metadata; training a small BPE for tiny models.
 //! * [`chat`] — ChatML for instruct models, plain prompts for base models.
 //! * [`generate`] — batched generation with a KV cache; [`generate::extract_sql`].
+//! * [`prefix_cache`] — KV caches of recent token prefixes (a database's schema), bounded in bytes.
 //! * [`logprob`] — summed log p(response | prompt) of a padded batch.
 //! * [`checkpoint`] — a Hugging Face folder out (atomic), PEFT adapters, optimizer state.
 
@@ -21,6 +22,7 @@ pub mod load;
 pub mod logprob;
 pub mod lora;
 pub mod lora_adapter;
+pub mod prefix_cache;
 pub mod recompute;
 pub mod tokenizer;
 

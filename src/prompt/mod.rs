@@ -34,18 +34,26 @@ pub enum SchemaMode {
     /// Bare `CREATE TABLE` statements from tables.json (Spider / BIRD only).
     Ddl,
     /// The schema filtered to the question, annotated, with matched values (src/schema,
-    /// `Style::Explicit`).
+    /// `Style::Explicit`); example rows of the kept tables when the options ask for them.
     Integrated,
+    /// The full schema as `CREATE TABLE` statements with keys, each followed by its first k
+    /// rows (k = the options' `example_rows`, [`DEFAULT_EXAMPLE_ROWS`] when unset): the
+    /// representation of Rajkumar et al. and DAIL-SQL's study.
+    Rows,
 }
 
+/// Example rows per table of the rows prompt when none are asked for.
+pub const DEFAULT_EXAMPLE_ROWS: usize = 3;
+
 impl SchemaMode {
-    pub const NAMES: [&'static str; 3] = ["plain", "ddl", "integrated"];
+    pub const NAMES: [&'static str; 4] = ["plain", "ddl", "integrated", "rows"];
 
     pub fn name(self) -> &'static str {
         match self {
             SchemaMode::Plain => "plain",
             SchemaMode::Ddl => "ddl",
             SchemaMode::Integrated => "integrated",
+            SchemaMode::Rows => "rows",
         }
     }
 }
@@ -63,8 +71,9 @@ impl FromStr for SchemaMode {
             "plain" => Ok(SchemaMode::Plain),
             "ddl" => Ok(SchemaMode::Ddl),
             "integrated" => Ok(SchemaMode::Integrated),
+            "rows" => Ok(SchemaMode::Rows),
             other => Err(format!(
-                "unknown schema mode {other:?}: use plain, integrated or ddl"
+                "unknown schema mode {other:?}: use plain, rows, integrated or ddl"
             )),
         }
     }

@@ -23,17 +23,27 @@ impl SchemaPrompts {
         })
     }
 
-    /// The builder's prompts in `mode` (plain or integrated: the builder's style is set to
-    /// match, so the mode and the text cannot disagree).
+    /// The builder's prompts in `mode` (plain, rows or integrated: the builder's style and
+    /// example rows are set to match, so the mode and the text cannot disagree).
     ///
     /// # Panics
     /// On `SchemaMode::Ddl`, which needs a tables.json ([`Self::ddl`]).
     pub fn builder(mut builder: PromptBuilder, mode: SchemaMode) -> Self {
-        builder.options_mut().style = match mode {
-            SchemaMode::Plain => Style::Plain,
-            SchemaMode::Integrated => Style::Explicit,
+        let options = builder.options_mut();
+        match mode {
+            SchemaMode::Plain => {
+                options.style = Style::Plain;
+                options.example_rows = 0;
+            }
+            SchemaMode::Rows => {
+                options.style = Style::Plain;
+                if options.example_rows == 0 {
+                    options.example_rows = super::DEFAULT_EXAMPLE_ROWS;
+                }
+            }
+            SchemaMode::Integrated => options.style = Style::Explicit,
             SchemaMode::Ddl => panic!("the ddl prompt comes from SchemaPrompts::ddl"),
-        };
+        }
         SchemaPrompts::Builder(Box::new(builder))
     }
 
@@ -41,6 +51,7 @@ impl SchemaPrompts {
         match self {
             SchemaPrompts::Ddl { .. } => SchemaMode::Ddl,
             SchemaPrompts::Builder(b) => match b.options().style {
+                Style::Plain if b.options().example_rows > 0 => SchemaMode::Rows,
                 Style::Plain => SchemaMode::Plain,
                 Style::Explicit => SchemaMode::Integrated,
             },

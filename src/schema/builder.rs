@@ -67,6 +67,8 @@ pub struct PromptOptions {
     pub token_budget: Option<usize>,
     /// Representative values in the column comments of the explicit prompt.
     pub representative_values: bool,
+    /// Example rows per kept table (0: none).
+    pub example_rows: usize,
 }
 
 impl Default for PromptOptions {
@@ -77,6 +79,7 @@ impl Default for PromptOptions {
             style: Style::Explicit,
             token_budget: None,
             representative_values: true,
+            example_rows: 0,
         }
     }
 }
@@ -230,6 +233,7 @@ impl PromptBuilder {
             style: opts.style,
             drop_order: &drop_order,
             representative_values: opts.representative_values,
+            example_rows: opts.example_rows,
         };
         let counter = self.tokens.as_ref().map(|t| move |s: &str| t.count(s));
         let prompt = match (opts.token_budget, &counter) {

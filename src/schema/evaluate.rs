@@ -118,6 +118,7 @@ pub fn recall(
                     style: Style::Plain,
                     drop_order: &[],
                     representative_values: true,
+                    example_rows: 0,
                 },
                 None,
             );

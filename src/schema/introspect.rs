@@ -21,6 +21,8 @@ use crate::data::DatabaseSchema;
 /// How many representative values per column, and how long each may be.
 pub const REPRESENTATIVE_VALUES: usize = 3;
 pub const VALUE_CHARS: usize = 40;
+/// How many example rows per table the cache keeps (a prompt shows up to this many).
+pub const EXAMPLE_ROWS: usize = 5;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Column {
@@ -43,6 +45,9 @@ pub struct Table {
     pub natural: String,
     pub columns: Vec<Column>,
     pub rows: u64,
+    /// The first [`EXAMPLE_ROWS`] rows in file order, a value per column (None for NULL and
+    /// blobs), each truncated to [`VALUE_CHARS`].
+    pub examples: Vec<Vec<Option<String>>>,
 }
 
 /// `from_table.from_column` references `to_table.to_column` (indices into [`DbInfo::tables`]).
@@ -223,6 +228,7 @@ pub fn introspect(path: &Path, declared: Option<&DatabaseSchema>) -> Result<DbIn
                 |r| r.get::<_, i64>(0),
             )
             .map_err(sql_err)? as u64;
+        let examples = example_rows(&conn, name, &columns).map_err(sql_err)?;
         for (from, to_table, to_col) in read_foreign_keys(&conn, name).map_err(sql_err)? {
             file_fks.push((ti, from, to_table, to_col));
         }
@@ -231,6 +237,7 @@ pub fn introspect(path: &Path, declared: Option<&DatabaseSchema>) -> Result<DbIn
             natural: natural.clone(),
             columns,
             rows,
+            examples,
         });
     }
 
@@ -457,11 +464,41 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
     records
 }
 
+/// The first rows of `table`, by its columns in order.
+fn example_rows(
+    conn: &Connection,
+    table: &str,
+    columns: &[Column],
+) -> rusqlite::Result<Vec<Vec<Option<String>>>> {
+    if columns.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<String> = columns.iter().map(|c| quote_ident(&c.name)).collect();
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {} FROM {} LIMIT {EXAMPLE_ROWS}",
+        list.join(", "),
+        quote_ident(table)
+    ))?;
+    let rows = stmt.query_map([], |r| {
+        (0..columns.len())
+            .map(|i| {
+                r.get_ref(i)
+                    .map(|v| value_text(v).map(|t| truncate_chars(&t, VALUE_CHARS)))
+            })
+            .collect::<rusqlite::Result<Vec<_>>>()
+    })?;
+    rows.collect()
+}
+
+/// The version of the cached introspection's layout: a cache written before a field existed
+/// is not read back with that field empty.
+const CACHE_LAYOUT: u32 = 2;
+
 /// Where the introspection of `db_id` with this content is cached.
 fn cache_file(cache: &Path, db_id: &str, hash: &str) -> PathBuf {
     cache
         .join("schema")
-        .join(format!("{db_id}-{}.json", &hash[..16]))
+        .join(format!("{db_id}-{}-v{CACHE_LAYOUT}.json", &hash[..16]))
 }
 
 /// [`introspect`] through a JSON cache keyed by the file's content hash (a changed database gets

@@ -7,7 +7,7 @@
 use std::fmt::Write;
 
 use super::filter::Selection;
-use super::introspect::{Column, DbInfo};
+use super::introspect::{Column, DbInfo, Table};
 use super::text::truncate_chars;
 use super::values::ValueMatch;
 
@@ -87,7 +87,52 @@ fn column_comment(c: &Column, detail: Detail) -> String {
     }
 }
 
-fn schema_text(db: &DbInfo, sel: &Selection, style: Style, detail: Detail) -> String {
+/// The first `k` rows of a kept table, its kept columns only, as the comment block of
+/// Rajkumar et al.'s and DAIL-SQL's "CREATE TABLE + SELECT rows" representation. Empty for an
+/// empty table.
+fn example_rows_text(t: &Table, columns: &[usize], k: usize) -> String {
+    let rows = &t.examples[..k.min(t.examples.len())];
+    if rows.is_empty() || columns.is_empty() {
+        return String::new();
+    }
+    let projection = if columns.len() == t.columns.len() {
+        "*".to_string()
+    } else {
+        let names: Vec<String> = columns.iter().map(|&c| ident(&t.columns[c].name)).collect();
+        names.join(", ")
+    };
+    let mut out = String::new();
+    let noun = if rows.len() == 1 { "row" } else { "rows" };
+    let _ = writeln!(out, "/*\n{} example {noun}:", rows.len());
+    let _ = writeln!(
+        out,
+        "SELECT {projection} FROM {} LIMIT {};",
+        ident(&t.name),
+        rows.len()
+    );
+    let header: Vec<String> = columns.iter().map(|&c| clean(&t.columns[c].name)).collect();
+    let _ = writeln!(out, "{}", header.join("\t"));
+    for row in rows {
+        let cells: Vec<String> = columns
+            .iter()
+            .map(|&c| match row.get(c).and_then(|v| v.as_deref()) {
+                Some(v) => clean(v),
+                None => "NULL".to_string(),
+            })
+            .collect();
+        let _ = writeln!(out, "{}", cells.join("\t"));
+    }
+    out.push_str("*/\n");
+    out
+}
+
+fn schema_text(
+    db: &DbInfo,
+    sel: &Selection,
+    style: Style,
+    detail: Detail,
+    example_rows: usize,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "-- Database: {}", clean(&db.db_id));
     for kept in &sel.tables {
@@ -156,6 +201,9 @@ fn schema_text(db: &DbInfo, sel: &Selection, style: Style, detail: Detail) -> St
         } else {
             out.push_str(");\n");
         }
+        if example_rows > 0 && detail < Detail::Bare {
+            out.push_str(&example_rows_text(t, &kept.columns, example_rows));
+        }
     }
     out
 }
@@ -210,6 +258,8 @@ pub struct PromptInput<'a> {
     /// keeps its filtering, keys, comments and matched values but is much shorter, which suits
     /// a small model trained from scratch.
     pub representative_values: bool,
+    /// Example rows per kept table (kept columns only) after its `CREATE TABLE`; 0 for none.
+    pub example_rows: usize,
 }
 
 /// A token limit and the function that counts tokens.
@@ -226,7 +276,7 @@ pub fn render(input: &PromptInput<'_>, budget: Option<TokenBudget<'_>>) -> Promp
         input.style,
     );
     let build = |sel: &Selection, detail: Detail| {
-        let schema = schema_text(input.db, sel, input.style, detail);
+        let schema = schema_text(input.db, sel, input.style, detail, input.example_rows);
         Prompt {
             schema_len: schema.len(),
             text: schema + &tail,
@@ -237,6 +287,8 @@ pub fn render(input: &PromptInput<'_>, budget: Option<TokenBudget<'_>>) -> Promp
             &[Detail::Full, Detail::NoValues, Detail::Bare]
         }
         Style::Explicit => &[Detail::NoValues, Detail::Bare],
+        // Example rows go (Bare) before tables do.
+        Style::Plain if input.example_rows > 0 => &[Detail::Full, Detail::Bare],
         Style::Plain => &[Detail::Full],
     };
     let Some((limit, count)) = budget else {

@@ -76,6 +76,9 @@ pub struct ModelConfig {
     /// Representative values (`-- e.g. ...`) in the integrated prompt's column comments; false
     /// keeps filtering, keys, comments and matched values in a much shorter prompt.
     pub schema_values: bool,
+    /// Example rows per kept table after its `CREATE TABLE` (integrated and rows prompts; 0
+    /// for none; the rows prompt shows 3 when this is 0).
+    pub schema_rows: usize,
     /// Opponent sampling (dev evaluation is greedy).
     pub temperature: f64,
     pub top_p: f64,
@@ -155,6 +158,7 @@ struct ModelToml {
     schema_k1: usize,
     schema_k2: usize,
     schema_values: bool,
+    schema_rows: usize,
     temperature: f64,
     top_p: f64,
     max_new_tokens: usize,
@@ -190,6 +194,7 @@ impl Default for ModelToml {
             schema_k1: 4,
             schema_k2: 10,
             schema_values: true,
+            schema_rows: 0,
             temperature: 1.0,
             top_p: 1.0,
             max_new_tokens: 64,
@@ -327,6 +332,7 @@ impl TryFrom<ModelToml> for ModelConfig {
             schema_k1: t.schema_k1,
             schema_k2: t.schema_k2,
             schema_values: t.schema_values,
+            schema_rows: t.schema_rows,
             temperature: t.temperature,
             top_p: t.top_p,
             max_new_tokens: t.max_new_tokens,
@@ -351,6 +357,7 @@ impl From<ModelConfig> for ModelToml {
             schema_k1: c.schema_k1,
             schema_k2: c.schema_k2,
             schema_values: c.schema_values,
+            schema_rows: c.schema_rows,
             temperature: c.temperature,
             top_p: c.top_p,
             max_new_tokens: c.max_new_tokens,

@@ -62,6 +62,7 @@ impl Prompter {
                 ..FilterConfig::default()
             },
             representative_values: model.schema_values,
+            example_rows: model.schema_rows,
             ..PromptOptions::default()
         };
         // The lexical scorer needs no trained file, so a fresh run folder works as is.

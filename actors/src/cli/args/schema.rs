@@ -45,6 +45,10 @@ pub struct SchemaArgs {
     /// comments (filtering, keys, comments and matched values stay).
     #[arg(long)]
     pub no_values: bool,
+    /// Example rows per kept table after its CREATE TABLE (kept columns only): the rows prompt
+    /// shows 3 unless told; the integrated prompt shows none unless told.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub example_rows: usize,
     /// tokenizer.json for token counts and the budget (default: $EXSPIN_TOKENIZER).
     #[arg(long, value_name = "FILE")]
     pub tokenizer: Option<PathBuf>,
@@ -85,6 +89,7 @@ pub fn builder_for(
         },
         token_budget: args.budget,
         representative_values: !args.no_values,
+        example_rows: args.example_rows,
     };
     // clap is built without its `env` feature, so the variable is read here.
     let tokenizer = args.tokenizer.clone().or_else(|| {

@@ -9,9 +9,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use exspin::data::TablesFile;
 use exspin::model::chat::ChatTemplate;
-use exspin::model::generate::{GenerateConfig, extract_sql, generate};
+use exspin::model::generate::{GenerateConfig, extract_sql, generate_cached};
 use exspin::model::load;
 use exspin::model::load::LoadedModel;
+use exspin::model::prefix_cache::PrefixCache;
 use exspin::schema::PromptBuilder;
 use exspin::schema::builder::LoadedDb;
 use exspin::schema::introspect;
@@ -96,12 +97,21 @@ pub fn answer(
     lm: &LoadedModel,
     ids: Vec<Vec<u32>>,
     max_new_tokens: usize,
+    prefixes: &mut PrefixCache,
 ) -> anyhow::Result<Vec<Answer>> {
     let cfg = GenerateConfig {
         max_new_tokens,
         ..GenerateConfig::default()
     };
-    let gens = generate(&lm.model, &lm.tokenizer, &lm.special, &ids, &cfg)?;
+    let gens = generate_cached(
+        &lm.model,
+        &lm.tokenizer,
+        &lm.special,
+        &ids,
+        None,
+        &cfg,
+        Some(prefixes),
+    )?;
     Ok(gens
         .into_iter()
         .map(|g| Answer {
@@ -153,9 +163,14 @@ pub fn run(args: AskArgs) -> anyhow::Result<()> {
         sql,
         prompt_ids,
         ..
-    } = answer(&lm, vec![ids], args.max_new_tokens)?
-        .pop()
-        .context("internal: no generation")?;
+    } = answer(
+        &lm,
+        vec![ids],
+        args.max_new_tokens,
+        &mut PrefixCache::new(0),
+    )?
+    .pop()
+    .context("internal: no generation")?;
 
     let config = ExecutorConfig {
         timeout: Duration::from_secs_f64(args.timeout),

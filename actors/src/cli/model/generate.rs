@@ -34,9 +34,14 @@ pub struct GenerateArgs {
     /// Token budget per answer.
     #[arg(long, default_value_t = 200)]
     pub max_new_tokens: usize,
-    /// Which prompt: plain (the full schema: the ablation), integrated (the
-    /// schema filtered to the question with matched values: the schema integration), or ddl (bare
-    /// CREATE TABLE statements from tables.json, the first stopgap; Spider/BIRD only).
+    /// Memory for the KV caches of recent prompt prefixes (a database's schema is prefilled
+    /// once for its questions); 0 turns the cache off.
+    #[arg(long, value_name = "MIB", default_value_t = 512)]
+    pub prefix_cache_mib: usize,
+    /// Which prompt: plain (the full schema as CREATE TABLE with keys), rows (the same with the
+    /// first rows of each table, --example-rows, 3 by default), integrated (the schema filtered
+    /// to the question with matched values: the schema integration; add --example-rows K for
+    /// the kept tables' rows), or ddl (bare CREATE TABLE statements from tables.json).
     #[arg(long, default_value = "plain", value_parser = SchemaMode::from_str)]
     pub schema: SchemaMode,
     #[command(flatten)]
@@ -69,7 +74,7 @@ schema); use the plain or integrated prompt with --jsonl"
             };
             SchemaPrompts::ddl(&path)?
         }
-        SchemaMode::Plain | SchemaMode::Integrated => {
+        SchemaMode::Plain | SchemaMode::Rows | SchemaMode::Integrated => {
             SchemaPrompts::builder(crate::cli::args::schema::builder(schema_args, data)?, mode)
         }
     })
@@ -135,12 +140,13 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let todo: Vec<_> = data.examples[done..].to_vec();
     let started = std::time::Instant::now();
     let mut answered = 0usize;
+    let mut prefixes = exspin::model::prefix_cache::PrefixCache::new(args.prefix_cache_mib << 20);
     for chunk in todo.chunks(args.batch.max(1)) {
         let ids = chunk
             .iter()
             .map(|ex| prompt_ids(&lm, &template, &prompts, ex))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        for a in super::ask::answer(&lm, ids, args.max_new_tokens)? {
+        for a in super::ask::answer(&lm, ids, args.max_new_tokens, &mut prefixes)? {
             // One query per line: an empty answer still takes its line so lines stay aligned.
             let sql = &a.sql;
             writeln!(out, "{}", if sql.is_empty() { "SELECT 1" } else { sql })?;
@@ -157,8 +163,9 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             t.flush()?;
         }
         answered += chunk.len();
+        let reused = prefixes.stats().reused_tokens;
         eprintln!(
-            "{} / {}  ({:.1} s/question)",
+            "{} / {}  ({:.1} s/question, {reused} prompt tokens from cached prefixes)",
             done + answered,
             data.examples.len(),
             started.elapsed().as_secs_f64() / answered as f64

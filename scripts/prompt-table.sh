@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The prompt table of BENCHMARKS.md: one greedy `exspin generate` run per prompt mode on the same
+# questions, each scored by `exspin eval --per-example`, then scripts/prompt-table.py prints EX
+# with its 95% interval, the exact McNemar p against the best mode, prompt tokens and s/question.
+#
+# Usage: scripts/prompt-table.sh MODEL.gguf OUT_DIR [SUBSET] [MODE...]
+#   SUBSET: "--stratified 200" (default) or "" for every evaluable dev question.
+#   MODE: names from the list below (default: all). Runs are resumable (generate continues a file).
+# Needs EXSPIN_DATA (the shared data folder) and a release build (cargo build --release).
+set -euo pipefail
+model=${1:?usage: prompt-table.sh MODEL OUT_DIR [SUBSET] [MODE...]}
+out=${2:?usage: prompt-table.sh MODEL OUT_DIR [SUBSET] [MODE...]}
+subset=${3---stratified 200}
+shift 3 2>/dev/null || shift $#
+spider=${EXSPIN_DATA:?set EXSPIN_DATA to the shared data folder}/spider
+bin=$(cd "$(dirname "$0")/.." && pwd)/target/release/exspin
+# k1 = 6, k2 = 20: the smallest filter that keeps every gold table and column of 99.9% of Spider
+# dev questions (`exspin schema recall`, BENCHMARKS.md); ranked padding keeps prompts deterministic.
+integrated="--schema integrated --k1 6 --k2 20 --ranked-padding"
+declare -A modes=(
+  [plain]="--schema plain"
+  [ddl]="--schema ddl"
+  [rows]="--schema rows"
+  [integrated-novalues]="$integrated --no-values"
+  [integrated]="$integrated"
+  [integrated-rows]="$integrated --no-values --example-rows 3"
+)
+order=(rows integrated-rows integrated integrated-novalues plain ddl)
+[[ $# -gt 0 ]] && order=("$@")
+mkdir -p "$out"
+for m in "${order[@]}"; do
+  flags=${modes[$m]:?unknown mode $m}
+  # shellcheck disable=SC2086
+  "$bin" generate --model "$model" --spider "$spider" $subset $flags --cache "$out/cache" \
+    --out "$out/$m.sql" --tokens-out "$out/$m.tokens.jsonl" 2>>"$out/$m.log"
+  # shellcheck disable=SC2086
+  "$bin" eval --spider "$spider" $subset --predictions "$out/$m.sql" \
+    --per-example "$out/$m.per-example.json" --json >"$out/$m.eval.json"
+done
+python3 "$(dirname "$0")/prompt-table.py" "$out" "${order[@]}"
