@@ -277,19 +277,30 @@ fn model_samples_of_a_prompt_share_its_prefill() {
 }
 
 /// Responses scored on their prompt's shared prefill equal a full forward of each (prompt,
-/// response) pair, for prompts and responses of mixed lengths (one response of a single token).
+/// response) pair, for prompts and responses of mixed lengths (one response of a single token),
+/// and for prompts with a common schema start prefilled once or taken from a prefix cache.
 #[test]
 fn model_grouped_response_logprobs_equal_full_scoring() {
+    use exspin::model::prefix_cache::PrefixCache;
     let dev = test_device();
     let tok = tiny_tokenizer();
     let (m, _) = load::random(&tiny_cfg(tok.get_vocab_size(true)), &dev).unwrap();
     let m = m.detached();
     let pad = specials(&tok).pad;
     let enc = |t: &str| tokenizer::encode(&tok, t).unwrap();
-    let prompts = vec![
+    let mixed = vec![
         enc("SELECT name FROM singer WHERE age >"),
         enc("How many"),
         enc("CREATE TABLE singer ( id , name ) -- Question: list the names"),
+    ];
+    let schema = "CREATE TABLE singer ( id , name , age ) CREATE TABLE concert ( id , stadium_id ) \
+                  -- Question:";
+    let alike = vec![
+        enc(&format!("{schema} How many singers")),
+        enc(&format!("{schema} List all")),
+        enc(&format!(
+            "{schema} What is the name of the oldest singer? SELECT name FROM"
+        )),
     ];
     let responses: Vec<(usize, Vec<u32>)> = vec![
         (0, enc(" 30 ORDER BY name")),
@@ -298,27 +309,42 @@ fn model_grouped_response_logprobs_equal_full_scoring() {
         (2, enc(" SELECT name FROM singer")),
         (1, enc(" are there in all?")),
     ];
-    let grouped =
-        exspin::model::logprob::grouped_response_logprobs(&m, &prompts, &responses, pad).unwrap();
-    for (i, (p, r)) in responses.iter().enumerate() {
-        let full = response_logprobs(
+    let mut cache = PrefixCache::new(64 << 20);
+    for (case, prompts, cached) in [
+        ("mixed", &mixed, false),
+        ("alike", &alike, false),
+        ("alike, filling the cache", &alike, true),
+        ("alike, from the cache", &alike, true),
+    ] {
+        let grouped = exspin::model::logprob::grouped_response_logprobs(
             &m,
-            &[Pair {
-                prompt: prompts[*p].clone(),
-                response: r.clone(),
-            }],
+            prompts,
+            &responses,
             pad,
+            cached.then_some(&mut cache),
         )
-        .unwrap()
-        .sum
-        .to_vec1::<f32>()
-        .unwrap()[0];
-        assert!(
-            (grouped[i] - full).abs() < tol(&dev, 1e-4),
-            "response {i}: {} vs {full}",
-            grouped[i]
-        );
+        .unwrap();
+        for (i, (p, r)) in responses.iter().enumerate() {
+            let full = response_logprobs(
+                &m,
+                &[Pair {
+                    prompt: prompts[*p].clone(),
+                    response: r.clone(),
+                }],
+                pad,
+            )
+            .unwrap()
+            .sum
+            .to_vec1::<f32>()
+            .unwrap()[0];
+            assert!(
+                (grouped[i] - full).abs() < tol(&dev, 1e-4),
+                "{case}, response {i}: {} vs {full}",
+                grouped[i]
+            );
+        }
     }
+    assert_eq!(cache.stats().hits, 1, "{:?}", cache.stats());
 }
 
 /// Prompts that start alike (a database's schema, then each its question) give the same

@@ -9,9 +9,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
-use super::decoder::{KvCache, Model, pad_batch};
+use super::decoder::{Model, pad_batch};
 use super::load::SpecialTokens;
-use super::prefix_cache::{MIN_PREFIX_TOKENS, PrefixCache, shared_prefix_len};
+use super::prefix_cache::{PrefixCache, prefill_common_start};
 use super::{Result, tokenizer};
 
 /// When a sequence stops (EOS always stops it).
@@ -271,7 +271,8 @@ pub fn generate_cached(
     // records an autograd graph, which the KV cache would otherwise keep alive.
     let detached = model.detached();
     let model = &detached;
-    let (mut cache, suffixes) = prefill_shared_prefix(model, &inputs, cfg, prefix_cache)?;
+    let (mut cache, suffixes) =
+        prefill_common_start(model, &inputs, cfg.share_prefix, prefix_cache)?;
     let (ids, mask) = pad_batch(&suffixes, special.pad, true, model.device())?;
     let mut active: Vec<usize> = (0..rows.len()).collect();
     // For each active row, its row in the last forward's output and in the cache: after the
@@ -337,40 +338,6 @@ pub fn generate_cached(
             finish: r.finish.unwrap_or(Finish::Length),
         })
         .collect())
-}
-
-/// Prefills the tokens all `inputs` start with once (from `prefix_cache` where it holds their
-/// start) and forks that one-row cache into a row per input; returns the cache and what is left
-/// of each input. The rest is then left-padded after the shared part, so a row's mask reads
-/// prefix, padding, own tokens, and positions (counted over real tokens) stay exact.
-fn prefill_shared_prefix(
-    model: &Model,
-    inputs: &[Vec<u32>],
-    cfg: &GenerateConfig,
-    mut prefix_cache: Option<&mut PrefixCache>,
-) -> Result<(KvCache, Vec<Vec<u32>>)> {
-    let shared = if cfg.share_prefix {
-        shared_prefix_len(inputs)
-    } else {
-        0
-    };
-    if shared < MIN_PREFIX_TOKENS {
-        return Ok((KvCache::new(), inputs.to_vec()));
-    }
-    let head = &inputs[0][..shared];
-    let (have, mut one) = match prefix_cache.as_deref_mut() {
-        Some(c) => c.lookup(head)?.unwrap_or_default(),
-        None => (0, KvCache::new()),
-    };
-    if have < shared {
-        let ids = Tensor::from_vec(head[have..].to_vec(), (1, shared - have), model.device())?;
-        model.forward_hidden(&ids, &[vec![1u8; shared - have]], Some(&mut one))?;
-        if let Some(c) = prefix_cache {
-            c.insert(head.to_vec(), one.clone());
-        }
-    }
-    one.select_rows(&vec![0; inputs.len()])?;
-    Ok((one, inputs.iter().map(|p| p[shared..].to_vec()).collect()))
 }
 
 /// The SQL query in a model's answer: the inside of the first code block if there is one, from

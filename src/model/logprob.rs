@@ -60,12 +60,15 @@ pub fn response_logprobs(model: &Model, pairs: &[Pair], pad: u32) -> Result<Resp
 /// than once: the prompts are prefilled together (left-padded) into a KV cache, each prompt's
 /// cache rows are forked into its responses' rows, and only the response tokens run after that.
 /// `responses` are (prompt index, tokens); the result follows their order. For a forward-only
-/// model (a detached view): the cache keeps no graph.
+/// model (a detached view): the cache keeps no graph. The prompts' common start (a database's
+/// schema) is prefilled once, or taken from `prefix_cache` when it holds it (e.g. from the
+/// generation that just ran on these prompts).
 pub fn grouped_response_logprobs(
     model: &Model,
     prompts: &[Vec<u32>],
     responses: &[(usize, Vec<u32>)],
     pad: u32,
+    prefix_cache: Option<&mut super::prefix_cache::PrefixCache>,
 ) -> Result<Vec<f32>> {
     if responses.is_empty() {
         return Ok(Vec::new());
@@ -79,8 +82,9 @@ pub fn grouped_response_logprobs(
         }
     }
     let device = model.device();
-    let mut cache = super::decoder::KvCache::new();
-    let (ids, mask) = pad_batch(prompts, pad, true, device)?;
+    let (mut cache, rest) =
+        super::prefix_cache::prefill_common_start(model, prompts, true, prefix_cache)?;
+    let (ids, mask) = pad_batch(&rest, pad, true, device)?;
     let hidden = model.forward_hidden(&ids, &mask, Some(&mut cache))?;
     let (b, t, h) = hidden.dims3()?;
     // Left padding: every prompt's last token is at the last position; it predicts the first

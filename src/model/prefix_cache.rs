@@ -6,7 +6,9 @@
 //! match (a cached prefix may also serve a longer or a diverging prompt, truncated to what they
 //! share). The least recently used entries go first when the byte bound is passed.
 
-use super::decoder::KvCache;
+use candle_core::Tensor;
+
+use super::decoder::{KvCache, Model};
 
 /// Shorter shared prefixes are not worth an entry (a few tokens prefill in no time).
 pub const MIN_PREFIX_TOKENS: usize = 16;
@@ -129,6 +131,38 @@ pub fn shared_prefix_len(prompts: &[Vec<u32>]) -> usize {
     }
     let shortest = prompts.iter().map(|p| p.len()).min().unwrap_or(0);
     n.min(shortest.saturating_sub(1))
+}
+
+/// Prefills the tokens all `inputs` start with once (from `prefix_cache` where it holds their
+/// start, adding them to it) and forks that one-row cache into a row per input; returns the
+/// cache and what is left of each input (at least one token). The rest is then left-padded
+/// after the shared part, so a row's mask reads prefix, padding, own tokens, and positions
+/// (counted over real tokens) stay exact. With `share` off or a short common start, nothing is
+/// prefilled and the inputs come back whole.
+pub fn prefill_common_start(
+    model: &Model,
+    inputs: &[Vec<u32>],
+    share: bool,
+    mut prefix_cache: Option<&mut PrefixCache>,
+) -> super::Result<(KvCache, Vec<Vec<u32>>)> {
+    let shared = if share { shared_prefix_len(inputs) } else { 0 };
+    if shared < MIN_PREFIX_TOKENS {
+        return Ok((KvCache::new(), inputs.to_vec()));
+    }
+    let head = &inputs[0][..shared];
+    let (have, mut one) = match prefix_cache.as_deref_mut() {
+        Some(c) => c.lookup(head)?.unwrap_or_default(),
+        None => (0, KvCache::new()),
+    };
+    if have < shared {
+        let ids = Tensor::from_vec(head[have..].to_vec(), (1, shared - have), model.device())?;
+        model.forward_hidden(&ids, &[vec![1u8; shared - have]], Some(&mut one))?;
+        if let Some(c) = prefix_cache {
+            c.insert(head.to_vec(), one.clone());
+        }
+    }
+    one.select_rows(&vec![0; inputs.len()])?;
+    Ok((one, inputs.iter().map(|p| p[shared..].to_vec()).collect()))
 }
 
 #[cfg(test)]

@@ -141,7 +141,12 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let mut answered = 0usize;
     let mut prefixes = exspin::model::prefix_cache::PrefixCache::new(args.prefix_cache_mib << 20);
-    for chunk in todo.chunks(args.batch.max(1)) {
+    // A batch never spans two databases: its questions then share their whole schema prefix,
+    // prefilled once (or taken from the prefix cache).
+    for chunk in todo
+        .chunk_by(|a, b| a.db_id == b.db_id)
+        .flat_map(|db| db.chunks(args.batch.max(1)))
+    {
         let ids = chunk
             .iter()
             .map(|ex| prompt_ids(&lm, &template, &prompts, ex))

@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 
 use exspin::model::chat::ChatTemplate;
-use exspin::model::generate::{GenerateConfig, extract_sql, generate_seeded};
-use exspin::model::logprob::Pair as TokenPair;
+use exspin::model::generate::{GenerateConfig, extract_sql, generate_cached};
+use exspin::model::prefix_cache::PrefixCache;
 
 use super::{Lm, seed_of, weights_dir};
 use crate::models::compute::Compute;
@@ -28,7 +28,12 @@ pub struct RealGenerator {
     pub reference: Option<Lm>,
     /// Where the versions it loads go.
     pub compute: Compute,
+    /// θt's KV caches of recent prompt starts (a database's schema): emptied when θt changes.
+    pub prefixes: PrefixCache,
 }
+
+/// Bytes of prompt-prefix KV a generator keeps (about 40 schema prefixes of the 0.5B model).
+pub const PREFIX_CACHE_BYTES: usize = 1 << 30;
 
 impl Generator for RealGenerator {
     fn generate(
@@ -51,35 +56,55 @@ impl Generator for RealGenerator {
             n: n_samples,
             ..self.sampling.clone()
         };
-        let gens = generate_seeded(
+        let gens = generate_cached(
             &lm.model,
             &lm.tokenizer,
             &lm.special,
             &prompts,
             Some(&seeds),
             &cfg,
+            Some(&mut self.prefixes),
         )?;
-        // One gold row per prompt, then one row per generation.
-        let mut rows = Vec::with_capacity(batch.len() + gens.len());
-        for (p, item) in batch.iter().enumerate() {
-            rows.push(TokenPair {
-                prompt: prompts[p].clone(),
-                response: lm.answer_ids(&item.gold_sql)?,
-            });
-        }
         let sqls: Vec<String> = gens.iter().map(|g| extract_sql(&g.text)).collect();
-        for (g, sql) in gens.iter().zip(&sqls) {
-            rows.push(TokenPair {
-                prompt: prompts[g.prompt].clone(),
-                response: lm.answer_ids(sql)?,
-            });
-        }
+        let golds: Vec<Vec<u32>> = batch
+            .iter()
+            .map(|item| lm.answer_ids(&item.gold_sql))
+            .collect::<anyhow::Result<_>>()?;
+        let answers: Vec<Vec<u32>> = sqls
+            .iter()
+            .map(|sql| lm.answer_ids(sql))
+            .collect::<anyhow::Result<_>>()?;
         super::trace_memory("scoring begins");
         let (scorer, ref_version) = match &self.reference {
             Some(frozen) => (frozen, 0),
             None => (lm, version),
         };
-        let scores = scorer.score(&rows, self.chunk)?;
+        // When the opponent is the reference, a generation whose tokens are its answer's (the
+        // model wrote the query and the end of turn, nothing else) already has its reference
+        // log-prob: the sum recorded while decoding, from the unmodified logits. The golds and
+        // the rest run only their own tokens on their prompt's one prefill, whose schema part
+        // the generation just left in the prefix cache (θt's cache: the frozen reference of
+        // DPO has its own weights and prefills its own).
+        let mut logp_gen: Vec<Option<f32>> = gens
+            .iter()
+            .zip(&answers)
+            .map(|(g, ids)| {
+                (self.reference.is_none() && g.tokens == *ids).then(|| g.logprobs.iter().sum())
+            })
+            .collect();
+        let mut to_score: Vec<(usize, Vec<u32>)> = golds.iter().cloned().enumerate().collect();
+        let mut scored_gens = Vec::new();
+        for (i, (g, ids)) in gens.iter().zip(&answers).enumerate() {
+            if logp_gen[i].is_none() {
+                to_score.push((g.prompt, ids.clone()));
+                scored_gens.push(i);
+            }
+        }
+        let cache = self.reference.is_none().then_some(&mut self.prefixes);
+        let scores = scorer.score_grouped(&prompts, &to_score, self.chunk, cache)?;
+        for (k, &i) in scored_gens.iter().enumerate() {
+            logp_gen[i] = Some(scores[batch.len() + k]);
+        }
         super::trace_memory("scoring ends");
         let mut out = Vec::with_capacity(gens.len());
         for (i, (g, sql)) in gens.iter().zip(sqls).enumerate() {
@@ -92,7 +117,7 @@ impl Generator for RealGenerator {
                 version,
                 ref_version,
                 logp_gold: scores[g.prompt],
-                logp_gen: scores[batch.len() + i],
+                logp_gen: logp_gen[i].expect("every generation scored"),
                 tokens: g.tokens.len() as u32,
             });
         }
@@ -109,6 +134,8 @@ impl Generator for RealGenerator {
             .unwrap_or_else(|| weights_dir(&self.run_dir, weights.version));
         self.lm = Lm::load(&path, &self.chat, &self.compute)?;
         self.version = weights.version;
+        // Keys and values of the old weights would be wrong for the new ones.
+        self.prefixes = PrefixCache::new(PREFIX_CACHE_BYTES);
         Ok(())
     }
 }
@@ -118,6 +145,7 @@ mod tests {
     use candle_core::{DType, Device};
     use exspin::model::Config;
     use exspin::model::load::{self, SpecialTokens};
+    use exspin::model::logprob::Pair as TokenPair;
     use exspin::model::tokenizer;
 
     use super::*;
@@ -165,6 +193,7 @@ mod tests {
                 device: Device::Cpu,
                 dtype: DType::F32,
             },
+            prefixes: PrefixCache::new(PREFIX_CACHE_BYTES),
         }
     }
 
@@ -200,12 +229,23 @@ mod tests {
         let dpo = generator(twin(&v1), Some(twin(&v0)))
             .generate(std::slice::from_ref(&item), 2, 1)
             .unwrap();
-        let spin = generator(twin(&v1), None).generate(&[item], 2, 1).unwrap();
+        let spin = generator(twin(&v1), None)
+            .generate(std::slice::from_ref(&item), 2, 1)
+            .unwrap();
         for (d, s) in dpo.iter().zip(&spin) {
             assert_eq!(d.sql, s.sql, "the opponent θ1 generates either way");
             assert_eq!((d.ref_version, s.ref_version), (0, 1));
-            assert_eq!(d.logp_gold, v0_gold);
-            assert_eq!(s.logp_gold, v1_gold);
+            // Scored on one prefill per prompt (or recorded while decoding), they equal a full
+            // forward of each (prompt, answer) row.
+            let close = |a: f32, b: f32| assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+            close(d.logp_gold, v0_gold);
+            close(s.logp_gold, v1_gold);
+            let gen_row = |lm: &Lm| TokenPair {
+                prompt: lm.prompt_ids(&item.prompt).unwrap(),
+                response: lm.answer_ids(&d.sql).unwrap(),
+            };
+            close(d.logp_gen, v0.score(&[gen_row(&v0)], 8).unwrap()[0]);
+            close(s.logp_gen, v1.score(&[gen_row(&v1)], 8).unwrap()[0]);
         }
     }
 }

@@ -173,6 +173,9 @@ pub fn build(
                 Mode::Dpo => Some(Lm::load(&v0, &chat, &compute)?),
                 _ => None,
             },
+            prefixes: exspin::model::prefix_cache::PrefixCache::new(
+                super::generator::PREFIX_CACHE_BYTES,
+            ),
             compute: compute.clone(),
         }))
     };
