@@ -6,6 +6,7 @@
 # Usage: scripts/prompt-table.sh MODEL.gguf OUT_DIR [SUBSET] [MODE...]
 #   SUBSET: "--stratified 200" (default) or "" for every evaluable dev question.
 #   MODE: names from the list below (default: all). Runs are resumable (generate continues a file).
+# BATCH (default 8) questions are generated together (never across databases).
 # Needs EXSPIN_DATA (the shared data folder) and a release build (cargo build --release).
 set -euo pipefail
 model=${1:?usage: prompt-table.sh MODEL OUT_DIR [SUBSET] [MODE...]}
@@ -32,6 +33,7 @@ for m in "${order[@]}"; do
   flags=${modes[$m]:?unknown mode $m}
   # shellcheck disable=SC2086
   "$bin" generate --model "$model" --spider "$spider" $subset $flags --cache "$out/cache" \
+    --batch "${BATCH:-8}" \
     --out "$out/$m.sql" --tokens-out "$out/$m.tokens.jsonl" 2>>"$out/$m.log"
   # shellcheck disable=SC2086
   "$bin" eval --spider "$spider" $subset --predictions "$out/$m.sql" \

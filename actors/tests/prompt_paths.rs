@@ -107,9 +107,7 @@ fn prompt_ids_of_every_path(tmp: &Path, mode: &str, template: &str) -> Paths {
         "--json".into(),
     ];
     ask.extend(schema_flags.iter().map(|f| f.to_string()));
-    if mode == "plain" {
-        ask.push("--full-schema".into());
-    }
+    ask.extend(["--schema".to_string(), mode.to_string()]);
     ask.push(QUESTION.into());
     let (code, out, err) = exspin(&ask.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(code == 0 || code == 1, "ask: exit {code}\n{out}\n{err}");
@@ -195,7 +193,7 @@ fn prompt_ids_of_every_path(tmp: &Path, mode: &str, template: &str) -> Paths {
 fn ask_generate_sft_and_the_run_give_the_same_prompt_ids() {
     let tmp = tempfile::tempdir().unwrap();
     let mut seen = Vec::new();
-    for mode in ["plain", "integrated"] {
+    for mode in ["plain", "rows", "integrated"] {
         for template in ["chatml", "plain"] {
             let p = prompt_ids_of_every_path(tmp.path(), mode, template);
             let case = format!("schema {mode}, template {template}");

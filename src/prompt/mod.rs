@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 pub use render::{INSTRUCTION, PLAIN_CUE, SYSTEM, answer_ids, answer_text, prompt_ids, render};
-pub use source::SchemaPrompts;
+pub use source::{SchemaPrompts, set_builder_mode};
 
 use crate::data::DataError;
 use crate::model::ModelError;
@@ -46,6 +46,10 @@ pub enum SchemaMode {
 pub const DEFAULT_EXAMPLE_ROWS: usize = 3;
 
 impl SchemaMode {
+    /// The default prompt of `exspin generate`, `exspin ask` and `exspin prompt`: the best of
+    /// the measured table (BENCHMARKS.md, "Which prompt for a small model").
+    pub const RECOMMENDED: SchemaMode = SchemaMode::Rows;
+
     pub const NAMES: [&'static str; 4] = ["plain", "ddl", "integrated", "rows"];
 
     pub fn name(self) -> &'static str {

@@ -5,9 +5,33 @@ use std::path::{Path, PathBuf};
 
 use crate::data::{Example, TablesFile};
 use crate::schema::PromptBuilder;
+use crate::schema::builder::PromptOptions;
 use crate::schema::prompt::Style;
 
 use super::{PromptError, SchemaMode, ddl};
+
+/// Sets the builder's style and example rows for `mode` (plain, rows or integrated), so that a
+/// builder's text is the mode's whoever builds it (a dataset's prompts, `exspin ask`'s one
+/// SQLite file).
+///
+/// # Panics
+/// On `SchemaMode::Ddl`, which is not the builder's (it needs a tables.json: [`SchemaPrompts::ddl`]).
+pub fn set_builder_mode(options: &mut PromptOptions, mode: SchemaMode) {
+    match mode {
+        SchemaMode::Plain => {
+            options.style = Style::Plain;
+            options.example_rows = 0;
+        }
+        SchemaMode::Rows => {
+            options.style = Style::Plain;
+            if options.example_rows == 0 {
+                options.example_rows = super::DEFAULT_EXAMPLE_ROWS;
+            }
+        }
+        SchemaMode::Integrated => options.style = Style::Explicit,
+        SchemaMode::Ddl => panic!("the ddl prompt comes from SchemaPrompts::ddl"),
+    }
+}
 
 pub enum SchemaPrompts {
     Ddl { tables: TablesFile, path: PathBuf },
@@ -29,21 +53,7 @@ impl SchemaPrompts {
     /// # Panics
     /// On `SchemaMode::Ddl`, which needs a tables.json ([`Self::ddl`]).
     pub fn builder(mut builder: PromptBuilder, mode: SchemaMode) -> Self {
-        let options = builder.options_mut();
-        match mode {
-            SchemaMode::Plain => {
-                options.style = Style::Plain;
-                options.example_rows = 0;
-            }
-            SchemaMode::Rows => {
-                options.style = Style::Plain;
-                if options.example_rows == 0 {
-                    options.example_rows = super::DEFAULT_EXAMPLE_ROWS;
-                }
-            }
-            SchemaMode::Integrated => options.style = Style::Explicit,
-            SchemaMode::Ddl => panic!("the ddl prompt comes from SchemaPrompts::ddl"),
-        }
+        set_builder_mode(builder.options_mut(), mode);
         SchemaPrompts::Builder(Box::new(builder))
     }
 

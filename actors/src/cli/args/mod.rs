@@ -6,4 +6,4 @@ pub mod dataset;
 pub mod schema;
 
 pub use dataset::DatasetArgs;
-pub use schema::SchemaArgs;
+pub use schema::{PromptModeArgs, SchemaArgs};

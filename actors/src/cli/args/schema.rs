@@ -7,11 +7,24 @@ use clap::Args;
 
 use anyhow::Context;
 use exspin::data::Dataset;
+use exspin::prompt::SchemaMode;
 use exspin::schema::builder::{self, PromptBuilder, PromptOptions, ScorerKind};
 use exspin::schema::filter::FilterConfig;
 use exspin::schema::prompt::Style;
 use exspin::schema::tokens::TokenCounter;
 use exspin::schema::values::MatchConfig;
+
+/// Which prompt a prompt-making command renders (`generate`, `ask`, `prompt`).
+#[derive(Args, Debug, Clone)]
+pub struct PromptModeArgs {
+    /// plain (the full schema as CREATE TABLE with keys), rows (the same, each table followed
+    /// by its first rows: --example-rows, 3 by default; the best measured for a small model),
+    /// integrated (the schema filtered to the question, with comments and matched values: the
+    /// explicit schema integration; --example-rows K adds the kept tables' rows), or ddl (bare
+    /// CREATE TABLE statements of the dataset's tables.json; not for `ask`).
+    #[arg(long = "schema", value_name = "MODE", default_value_t = SchemaMode::RECOMMENDED)]
+    pub mode: SchemaMode,
+}
 
 /// How prompts are built: cache, scorer, k1/k2, tokenizer, budget.
 #[derive(Args, Debug, Clone)]
@@ -38,9 +51,6 @@ pub struct SchemaArgs {
     /// Minimum share of a value that must occur in the question to be matched.
     #[arg(long, default_value_t = 0.9)]
     pub value_threshold: f32,
-    /// The plain full-schema prompt (the ablation without explicit schema integration).
-    #[arg(long)]
-    pub full_schema: bool,
     /// Leave the representative values (`-- e.g. ...`) out of the explicit prompt's column
     /// comments (filtering, keys, comments and matched values stay).
     #[arg(long)]
@@ -82,11 +92,8 @@ pub fn builder_for(
             threshold: args.value_threshold,
             ..MatchConfig::default()
         },
-        style: if args.full_schema {
-            Style::Plain
-        } else {
-            Style::Explicit
-        },
+        // The prompt commands set the style from their --schema mode; recall from --full-schema.
+        style: Style::Explicit,
         token_budget: args.budget,
         representative_values: !args.no_values,
         example_rows: args.example_rows,
@@ -107,4 +114,30 @@ pub fn builder_for(
         b = b.with_tokenizer(counter);
     }
     Ok(b)
+}
+
+/// The schema prompts of a dataset in `mode`: the ddl of the dataset's tables.json (Spider /
+/// BIRD), or the schema module's builder with the shared schema arguments.
+pub fn schema_prompts(
+    mode: SchemaMode,
+    dataset: &super::DatasetArgs,
+    data: &exspin::data::Dataset,
+    schema_args: &SchemaArgs,
+) -> anyhow::Result<exspin::prompt::SchemaPrompts> {
+    Ok(match mode {
+        SchemaMode::Ddl => {
+            let path = match (&dataset.spider, &dataset.bird) {
+                (Some(dir), _) => dir.join("tables.json"),
+                (_, Some(dir)) => dir.join(format!("{}_tables.json", dataset.split)),
+                _ => anyhow::bail!(
+                    "the ddl prompt needs --spider or --bird (their tables.json gives the \
+schema); use the plain or integrated prompt with --jsonl"
+                ),
+            };
+            exspin::prompt::SchemaPrompts::ddl(&path)?
+        }
+        SchemaMode::Plain | SchemaMode::Rows | SchemaMode::Integrated => {
+            exspin::prompt::SchemaPrompts::builder(builder(schema_args, data)?, mode)
+        }
+    })
 }

@@ -13,6 +13,9 @@ pub struct BenchPromptArgs {
     pub dataset: DatasetArgs,
     #[command(flatten)]
     pub schema: SchemaArgs,
+    /// Time the plain full-schema prompt (the ablation) instead of the filtered one.
+    #[arg(long)]
+    pub full_schema: bool,
     /// Passes over the dataset.
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
@@ -20,7 +23,10 @@ pub struct BenchPromptArgs {
 
 pub fn run(args: BenchPromptArgs) -> anyhow::Result<()> {
     let dataset = crate::cli::args::dataset::load(&args.dataset)?;
-    let builder = crate::cli::args::schema::builder(&args.schema, &dataset)?;
+    let mut builder = crate::cli::args::schema::builder(&args.schema, &dataset)?;
+    if args.full_schema {
+        builder.options_mut().style = exspin::schema::prompt::Style::Plain;
+    }
     let examples: Vec<_> = dataset.evaluable_examples().map(|(_, e)| e).collect();
     let mut warm = std::collections::HashSet::new();
     for ex in &examples {

@@ -13,6 +13,7 @@ use exspin::model::generate::{GenerateConfig, extract_sql, generate_cached};
 use exspin::model::load;
 use exspin::model::load::LoadedModel;
 use exspin::model::prefix_cache::PrefixCache;
+use exspin::prompt::SchemaMode;
 use exspin::schema::PromptBuilder;
 use exspin::schema::builder::LoadedDb;
 use exspin::schema::introspect;
@@ -43,6 +44,8 @@ pub struct AskArgs {
     #[arg(long, default_value = "")]
     pub evidence: String,
     #[command(flatten)]
+    pub mode: crate::cli::args::PromptModeArgs,
+    #[command(flatten)]
     pub schema: SchemaArgs,
     /// Prompt template: chatml or plain (default: from the model's metadata).
     #[arg(long)]
@@ -66,8 +69,8 @@ pub struct AskArgs {
     pub json: bool,
 }
 
-/// The token ids `ask` gives the model: the schema prompt of the question over `db` (plain or
-/// integrated, by the builder's options), rendered by `exspin::prompt` for `template`.
+/// The token ids `ask` gives the model: the schema prompt of the question over `db` (plain, rows
+/// or integrated, by the builder's options), rendered by `exspin::prompt` for `template`.
 pub fn prompt_ids(
     lm: &LoadedModel,
     template: &ChatTemplate,
@@ -141,7 +144,14 @@ pub fn run(args: AskArgs) -> anyhow::Result<()> {
     let (values, _) = ValueIndex::open_or_build(&args.schema.cache, &args.db, &info)?;
     let db = LoadedDb { info, values };
     let root = args.db.parent().unwrap_or(std::path::Path::new("."));
-    let builder = crate::cli::args::schema::builder_for(&args.schema, root, TablesFile::default())?;
+    anyhow::ensure!(
+        args.mode.mode != SchemaMode::Ddl,
+        "--schema ddl renders a dataset's tables.json, and `ask` reads the schema from the \
+         SQLite file: use --schema rows, plain or integrated"
+    );
+    let mut builder =
+        crate::cli::args::schema::builder_for(&args.schema, root, TablesFile::default())?;
+    exspin::prompt::set_builder_mode(builder.options_mut(), args.mode.mode);
 
     let lm = load::load_as(&args.model, dtype, &device)
         .with_context(|| format!("loading the model {}", args.model.display()))?;

@@ -4,12 +4,11 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use anyhow::Context;
 use exspin::model::chat::ChatTemplate;
 use exspin::model::load;
-use exspin::prompt::{SchemaMode, SchemaPrompts};
+use exspin::prompt::SchemaPrompts;
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -38,12 +37,8 @@ pub struct GenerateArgs {
     /// once for its questions); 0 turns the cache off.
     #[arg(long, value_name = "MIB", default_value_t = 512)]
     pub prefix_cache_mib: usize,
-    /// Which prompt: plain (the full schema as CREATE TABLE with keys), rows (the same with the
-    /// first rows of each table, --example-rows, 3 by default), integrated (the schema filtered
-    /// to the question with matched values: the schema integration; add --example-rows K for
-    /// the kept tables' rows), or ddl (bare CREATE TABLE statements from tables.json).
-    #[arg(long, default_value = "plain", value_parser = SchemaMode::from_str)]
-    pub schema: SchemaMode,
+    #[command(flatten)]
+    pub mode: crate::cli::args::PromptModeArgs,
     #[command(flatten)]
     pub schema_args: crate::cli::args::SchemaArgs,
     /// Also append {"prompt": [ids], "generated": [ids]} per question to this JSONL file (the
@@ -52,32 +47,6 @@ pub struct GenerateArgs {
     pub tokens_out: Option<PathBuf>,
     #[command(flatten)]
     pub compute: crate::cli::args::compute::ComputeArgs,
-}
-
-/// The schema prompts of `generate` in `mode`: the ddl of the dataset's tables.json (Spider /
-/// BIRD), or the schema module's builder with the shared schema arguments.
-pub fn schema_prompts(
-    mode: SchemaMode,
-    dataset: &crate::cli::args::DatasetArgs,
-    data: &exspin::data::Dataset,
-    schema_args: &crate::cli::args::SchemaArgs,
-) -> anyhow::Result<SchemaPrompts> {
-    Ok(match mode {
-        SchemaMode::Ddl => {
-            let path = match (&dataset.spider, &dataset.bird) {
-                (Some(dir), _) => dir.join("tables.json"),
-                (_, Some(dir)) => dir.join(format!("{}_tables.json", dataset.split)),
-                _ => anyhow::bail!(
-                    "the ddl prompt needs --spider or --bird (their tables.json gives the \
-schema); use the plain or integrated prompt with --jsonl"
-                ),
-            };
-            SchemaPrompts::ddl(&path)?
-        }
-        SchemaMode::Plain | SchemaMode::Rows | SchemaMode::Integrated => {
-            SchemaPrompts::builder(crate::cli::args::schema::builder(schema_args, data)?, mode)
-        }
-    })
 }
 
 /// The token ids `generate` gives the model for `ex`.
@@ -98,7 +67,12 @@ pub fn prompt_ids(
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let (device, dtype, _) = args.compute.open()?;
     let data = crate::cli::args::dataset::load(&args.dataset)?;
-    let prompts = schema_prompts(args.schema, &args.dataset, &data, &args.schema_args)?;
+    let prompts = crate::cli::args::schema::schema_prompts(
+        args.mode.mode,
+        &args.dataset,
+        &data,
+        &args.schema_args,
+    )?;
     let done = match std::fs::read_to_string(&args.out) {
         Ok(text) => text.lines().count(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
@@ -119,7 +93,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         "model {} ({} layers, template {template:?}, {} prompt); {} questions, {done} done",
         lm.name,
         lm.config.num_hidden_layers,
-        args.schema,
+        args.mode.mode,
         data.examples.len()
     );
     let mut out = std::fs::OpenOptions::new()

@@ -1,4 +1,4 @@
-//! `exspin prompt`: prints the prompt of one example.
+//! `exspin prompt`: prints the schema prompt of one example, in any prompt mode.
 
 use crate::cli::args::{DatasetArgs, SchemaArgs};
 
@@ -6,6 +6,8 @@ use crate::cli::args::{DatasetArgs, SchemaArgs};
 pub struct PromptArgs {
     #[command(flatten)]
     pub dataset: DatasetArgs,
+    #[command(flatten)]
+    pub mode: crate::cli::args::PromptModeArgs,
     #[command(flatten)]
     pub schema: SchemaArgs,
     /// The example, 0-based in dataset order.
@@ -22,10 +24,17 @@ pub fn run(args: PromptArgs) -> anyhow::Result<()> {
             dataset.len()
         );
     };
-    let builder = crate::cli::args::schema::builder(&args.schema, &dataset)?;
-    let built = builder.build(example)?;
-    print!("{}", built.prompt.text);
-    if let Some(n) = builder.count_tokens(&built.prompt.text) {
+    let prompts = crate::cli::args::schema::schema_prompts(
+        args.mode.mode,
+        &args.dataset,
+        &dataset,
+        &args.schema,
+    )?;
+    let text = prompts.schema_prompt(example)?;
+    print!("{text}");
+    if let exspin::prompt::SchemaPrompts::Builder(builder) = &prompts
+        && let Some(n) = builder.count_tokens(&text)
+    {
         eprintln!("{n} tokens ({} scorer)", builder.scorer_name());
     }
     Ok(())

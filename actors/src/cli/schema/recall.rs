@@ -9,6 +9,10 @@ pub struct RecallArgs {
     pub dataset: DatasetArgs,
     #[command(flatten)]
     pub schema: SchemaArgs,
+    /// Measure the plain full-schema prompt (every table kept: the ablation without explicit
+    /// schema integration) instead of the filtered one.
+    #[arg(long)]
+    pub full_schema: bool,
     /// Print JSON (the only output format; accepted for symmetry with other commands).
     #[arg(long)]
     pub json: bool,
@@ -16,7 +20,10 @@ pub struct RecallArgs {
 
 pub fn run(args: RecallArgs) -> anyhow::Result<()> {
     let dataset = crate::cli::args::dataset::load(&args.dataset)?;
-    let builder = crate::cli::args::schema::builder(&args.schema, &dataset)?;
+    let mut builder = crate::cli::args::schema::builder(&args.schema, &dataset)?;
+    if args.full_schema {
+        builder.options_mut().style = exspin::schema::prompt::Style::Plain;
+    }
     let bar = indicatif::ProgressBar::new(dataset.evaluable_count() as u64);
     let report = exspin::schema::evaluate::recall(&builder, &dataset, &|| bar.inc(1))?;
     bar.finish_and_clear();
