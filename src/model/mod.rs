@@ -11,6 +11,7 @@
 //! * [`generate`] — batched generation with a KV cache; [`generate::extract_sql`].
 //! * [`prefix_cache`] — KV caches of recent token prefixes (a database's schema), bounded in bytes.
 //! * [`logprob`] — summed log p(response | prompt) of a padded batch.
+//! * [`rollout`] — a rollout's reference log-probs from decoding and one prefill per prompt.
 //! * [`checkpoint`] — a Hugging Face folder out (atomic), PEFT adapters, optimizer state.
 
 pub mod chat;
@@ -24,6 +25,7 @@ pub mod lora;
 pub mod lora_adapter;
 pub mod prefix_cache;
 pub mod recompute;
+pub mod rollout;
 pub mod tokenizer;
 
 use std::path::PathBuf;

@@ -7,6 +7,7 @@ pub mod logprob;
 pub mod pipeline;
 pub mod prompt;
 pub mod quant;
+pub mod rollout;
 pub mod train;
 
 use clap::Subcommand;
@@ -29,6 +30,10 @@ pub enum BenchCommand {
     Train(train::BenchTrainArgs),
     /// Batched greedy generation speed (new tokens/s) at several batch sizes, EOS ignored.
     Generate(generate::BenchGenerateArgs),
+    /// The opponent's rollout (samples + reference log-probs) the old way (a prefill per sample,
+    /// every answer re-scored) and the new way (one prefill per prompt, shared schema prefix,
+    /// log-probs from decoding) on the same prompts and seeds: samples/s of both and the speedup.
+    Rollout(rollout::BenchRolloutArgs),
     /// Top-1 agreement of the dequantized f32 decoder with candle's quantized GGUF model,
     /// teacher-forced over given token sequences (e.g. the generations of `exspin generate`).
     QuantAgreement(quant::QuantAgreementArgs),
@@ -43,5 +48,6 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Train(args) => train::run(args),
         BenchCommand::Generate(args) => generate::run(args),
         BenchCommand::QuantAgreement(args) => quant::run(args),
+        BenchCommand::Rollout(args) => rollout::run(args),
     }
 }

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use exspin::model::chat::ChatTemplate;
 use exspin::model::generate::{GenerateConfig, extract_sql, generate_cached};
 use exspin::model::prefix_cache::PrefixCache;
+use exspin::model::rollout::reference_logprobs;
 
 use super::{Lm, seed_of, weights_dir};
 use crate::models::compute::Compute;
@@ -79,32 +80,17 @@ impl Generator for RealGenerator {
             Some(frozen) => (frozen, 0),
             None => (lm, version),
         };
-        // When the opponent is the reference, a generation whose tokens are its answer's (the
-        // model wrote the query and the end of turn, nothing else) already has its reference
-        // log-prob: the sum recorded while decoding, from the unmodified logits. The golds and
-        // the rest run only their own tokens on their prompt's one prefill, whose schema part
-        // the generation just left in the prefix cache (θt's cache: the frozen reference of
-        // DPO has its own weights and prefills its own).
-        let mut logp_gen: Vec<Option<f32>> = gens
-            .iter()
-            .zip(&answers)
-            .map(|(g, ids)| {
-                (self.reference.is_none() && g.tokens == *ids).then(|| g.logprobs.iter().sum())
-            })
-            .collect();
-        let mut to_score: Vec<(usize, Vec<u32>)> = golds.iter().cloned().enumerate().collect();
-        let mut scored_gens = Vec::new();
-        for (i, (g, ids)) in gens.iter().zip(&answers).enumerate() {
-            if logp_gen[i].is_none() {
-                to_score.push((g.prompt, ids.clone()));
-                scored_gens.push(i);
-            }
-        }
-        let cache = self.reference.is_none().then_some(&mut self.prefixes);
-        let scores = scorer.score_grouped(&prompts, &to_score, self.chunk, cache)?;
-        for (k, &i) in scored_gens.iter().enumerate() {
-            logp_gen[i] = Some(scores[batch.len() + k]);
-        }
+        let reference = reference_logprobs(
+            &scorer.model,
+            self.reference.is_none(),
+            scorer.special.pad,
+            &prompts,
+            &golds,
+            &gens,
+            &answers,
+            self.chunk,
+            Some(&mut self.prefixes),
+        )?;
         super::trace_memory("scoring ends");
         let mut out = Vec::with_capacity(gens.len());
         for (i, (g, sql)) in gens.iter().zip(sqls).enumerate() {
@@ -116,8 +102,8 @@ impl Generator for RealGenerator {
                 sql,
                 version,
                 ref_version,
-                logp_gold: scores[g.prompt],
-                logp_gen: logp_gen[i].expect("every generation scored"),
+                logp_gold: reference.gold[g.prompt],
+                logp_gen: reference.generations[i],
                 tokens: g.tokens.len() as u32,
             });
         }

@@ -93,7 +93,7 @@ impl Lm {
 
     /// Σ log p(response | prompt) of each row, `chunk` rows per forward pass, as plain numbers
     /// (the fused log-prob op of `exspin-kernels`, the same path the trainer differentiates):
-    /// every row runs its whole prompt; the reference the tests hold [`Self::score_grouped`] to.
+    /// every row runs its whole prompt; the reference the tests hold the grouped scoring to.
     #[cfg(test)]
     pub fn score(
         &self,
@@ -108,68 +108,6 @@ impl Lm {
             let lp = response_logprobs(&model, part, self.special.pad)?;
             out.extend(lp.sum.detach().to_vec1::<f32>()?);
         }
-        Ok(out)
-    }
-}
-
-impl Lm {
-    /// Σ log p(response | prompt) of each (prompt index, response), each prompt prefilled once
-    /// for all its responses (and its common start with the others once, or from
-    /// `prefix_cache`, which must hold this model's keys), about `chunk` responses per pass.
-    pub fn score_grouped(
-        &self,
-        prompts: &[Vec<u32>],
-        responses: &[(usize, Vec<u32>)],
-        chunk: usize,
-        mut prefix_cache: Option<&mut exspin::model::prefix_cache::PrefixCache>,
-    ) -> anyhow::Result<Vec<f32>> {
-        let model = self.model.detached();
-        let mut out = vec![0f32; responses.len()];
-        // Whole prompts per pass: a prompt's responses always share its prefill.
-        let mut per_prompt: Vec<Vec<usize>> = vec![Vec::new(); prompts.len()];
-        for (i, (p, _)) in responses.iter().enumerate() {
-            per_prompt[*p].push(i);
-        }
-        let mut group: Vec<usize> = Vec::new();
-        let mut flush = |group: &mut Vec<usize>| -> anyhow::Result<()> {
-            if group.is_empty() {
-                return Ok(());
-            }
-            let ps: Vec<Vec<u32>> = group.iter().map(|&p| prompts[p].clone()).collect();
-            let mut rs = Vec::new();
-            let mut at = Vec::new();
-            for (gi, &p) in group.iter().enumerate() {
-                for &i in &per_prompt[p] {
-                    rs.push((gi, responses[i].1.clone()));
-                    at.push(i);
-                }
-            }
-            let lp = exspin::model::logprob::grouped_response_logprobs(
-                &model,
-                &ps,
-                &rs,
-                self.special.pad,
-                prefix_cache.as_deref_mut(),
-            )?;
-            for (k, i) in at.into_iter().enumerate() {
-                out[i] = lp[k];
-            }
-            group.clear();
-            Ok(())
-        };
-        let mut rows = 0;
-        for (p, mine) in per_prompt.iter().enumerate() {
-            if mine.is_empty() {
-                continue;
-            }
-            if rows > 0 && rows + mine.len() > chunk.max(1) {
-                flush(&mut group)?;
-                rows = 0;
-            }
-            group.push(p);
-            rows += mine.len();
-        }
-        flush(&mut group)?;
         Ok(out)
     }
 }
