@@ -231,3 +231,65 @@ fn sft_refuses_the_removed_json_config() {
         "{err}"
     );
 }
+
+/// `exspin bench rollout` on a tiny model: the new path (one prefill per prompt, shared schema
+/// prefix, decoding's log-probs) draws the same samples as the old one and gives the same
+/// reference log-probs, for three questions over one database in batches of two.
+#[test]
+fn bench_rollout_draws_the_same_samples_and_log_probs_both_ways() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spider_dir = tmp.path().join("spider");
+    spider_folder(&spider_dir);
+    let questions = [
+        QUESTION,
+        "How many dogs are there?",
+        "List the names of all keepers.",
+    ];
+    let records: Vec<_> = questions
+        .iter()
+        .map(|q| serde_json::json!({ "db_id": "zoo", "question": q, "query": GOLD }))
+        .collect();
+    std::fs::write(
+        spider_dir.join("dev.json"),
+        serde_json::Value::from(records).to_string(),
+    )
+    .unwrap();
+    let model = tmp.path().join("model");
+    tiny_model(&model, &ChatTemplate::ChatMl);
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (code, out, err) = exspin(&[
+        "bench",
+        "rollout",
+        "--model",
+        &s(&model),
+        "--spider",
+        &s(&spider_dir),
+        "--cache",
+        &s(&tmp.path().join("cache")),
+        "--schema",
+        "rows",
+        "--prompts",
+        "3",
+        "--samples",
+        "2",
+        "--batch",
+        "2",
+        "--max-new-tokens",
+        "6",
+        "--threads",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let report: serde_json::Value = serde_json::from_str(out.trim()).expect(&out);
+    assert_eq!(report["same_sample_tokens"], "6/6", "{report}");
+    assert!(
+        report["max_gold_logprob_diff"].as_f64().unwrap() < 1e-3,
+        "{report}"
+    );
+    assert!(
+        report["max_sample_logprob_diff"].as_f64().unwrap() < 1e-3,
+        "{report}"
+    );
+    assert!(report["speedup"].as_f64().unwrap() > 0.0, "{report}");
+}
