@@ -14,7 +14,7 @@ out=${2:?usage: prompt-table.sh MODEL OUT_DIR [SUBSET] [MODE...]}
 subset=${3---stratified 200}
 shift 3 2>/dev/null || shift $#
 spider=${EXSPIN_DATA:?set EXSPIN_DATA to the shared data folder}/spider
-bin=$(cd "$(dirname "$0")/.." && pwd)/target/release/exspin
+bin=${EXSPIN_BIN:-$(cd "$(dirname "$0")/.." && pwd)/target/release/exspin}
 # k1 = 6, k2 = 20: the smallest filter that keeps every gold table and column of 99.9% of Spider
 # dev questions (`exspin schema recall`, BENCHMARKS.md); ranked padding keeps prompts deterministic.
 integrated="--schema integrated --k1 6 --k2 20 --ranked-padding"

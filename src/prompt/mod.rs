@@ -16,7 +16,10 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-pub use render::{INSTRUCTION, PLAIN_CUE, SYSTEM, answer_ids, answer_text, prompt_ids, render};
+pub use render::{
+    ANSWER_PREFIX, INSTRUCTION, PLAIN_CUE, SYSTEM, answer_ids, answer_prefix, answer_sql,
+    answer_text, prompt_ids, render,
+};
 pub use source::{SchemaPrompts, set_builder_mode};
 
 use crate::data::DataError;

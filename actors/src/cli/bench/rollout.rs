@@ -14,7 +14,7 @@
 use std::time::Instant;
 
 use anyhow::Context;
-use exspin::model::generate::{GenerateConfig, Generation, extract_sql, generate_cached};
+use exspin::model::generate::{GenerateConfig, Generation, generate_cached};
 use exspin::model::load;
 use exspin::model::logprob::{Pair, response_logprobs};
 use exspin::model::prefix_cache::PrefixCache;
@@ -121,7 +121,7 @@ pub fn run(args: BenchRolloutArgs) -> anyhow::Result<()> {
                 Ok(exspin::prompt::answer_ids(
                     &lm.tokenizer,
                     &lm.chat,
-                    &extract_sql(&g.text),
+                    &exspin::prompt::answer_sql(&lm.chat, &g.text),
                 )?)
             })
             .collect()

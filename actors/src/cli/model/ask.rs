@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use exspin::data::TablesFile;
 use exspin::model::chat::ChatTemplate;
-use exspin::model::generate::{GenerateConfig, extract_sql, generate_cached};
+use exspin::model::generate::{GenerateConfig, generate_cached};
 use exspin::model::load;
 use exspin::model::load::LoadedModel;
 use exspin::model::prefix_cache::PrefixCache;
@@ -98,6 +98,7 @@ pub struct Answer {
 /// Greedy answers of a batch of prompts (token ids of `exspin::prompt`).
 pub fn answer(
     lm: &LoadedModel,
+    template: &ChatTemplate,
     ids: Vec<Vec<u32>>,
     max_new_tokens: usize,
     prefixes: &mut PrefixCache,
@@ -118,7 +119,7 @@ pub fn answer(
     Ok(gens
         .into_iter()
         .map(|g| Answer {
-            sql: extract_sql(&g.text),
+            sql: exspin::prompt::answer_sql(template, &g.text),
             prompt_ids: ids[g.prompt].clone(),
             generated: g.tokens,
             text: g.text,
@@ -175,6 +176,7 @@ pub fn run(args: AskArgs) -> anyhow::Result<()> {
         ..
     } = answer(
         &lm,
+        &template,
         vec![ids],
         args.max_new_tokens,
         &mut PrefixCache::new(0),

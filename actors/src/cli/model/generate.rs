@@ -125,7 +125,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             .iter()
             .map(|ex| prompt_ids(&lm, &template, &prompts, ex))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        for a in super::ask::answer(&lm, ids, args.max_new_tokens, &mut prefixes)? {
+        for a in super::ask::answer(&lm, &template, ids, args.max_new_tokens, &mut prefixes)? {
             // One query per line: an empty answer still takes its line so lines stay aligned.
             let sql = &a.sql;
             writeln!(out, "{}", if sql.is_empty() { "SELECT 1" } else { sql })?;

@@ -9,7 +9,7 @@ use anyhow::Context;
 use exspin::data::database_path;
 use exspin::eval::Judge;
 use exspin::model::chat::ChatTemplate;
-use exspin::model::generate::{GenerateConfig, extract_sql, generate};
+use exspin::model::generate::{GenerateConfig, generate};
 use exspin::sql::classify::{KeyInfo, classify};
 use exspin::sql::executor::ExecutorPool;
 
@@ -67,7 +67,10 @@ impl RealEvaluator {
                 .map(|p| lm.prompt_ids(&p.prompt))
                 .collect::<anyhow::Result<_>>()?;
             let gens = generate(&lm.model, &lm.tokenizer, &lm.special, &ids, &cfg)?;
-            preds.extend(gens.iter().map(|g| extract_sql(&g.text)));
+            preds.extend(
+                gens.iter()
+                    .map(|g| exspin::prompt::answer_sql(&lm.chat, &g.text)),
+            );
         }
         let items = self
             .dev

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use exspin::model::chat::ChatTemplate;
-use exspin::model::generate::{GenerateConfig, extract_sql, generate_cached};
+use exspin::model::generate::{GenerateConfig, generate_cached};
 use exspin::model::prefix_cache::PrefixCache;
 use exspin::model::rollout::reference_logprobs;
 
@@ -66,7 +66,10 @@ impl Generator for RealGenerator {
             &cfg,
             Some(&mut self.prefixes),
         )?;
-        let sqls: Vec<String> = gens.iter().map(|g| extract_sql(&g.text)).collect();
+        let sqls: Vec<String> = gens
+            .iter()
+            .map(|g| exspin::prompt::answer_sql(&lm.chat, &g.text))
+            .collect();
         let golds: Vec<Vec<u32>> = batch
             .iter()
             .map(|item| lm.answer_ids(&item.gold_sql))
