@@ -444,6 +444,71 @@ fn model_shared_and_cached_prefixes_change_no_generation() {
     );
 }
 
+/// Continuous batching (a finished row's slot goes to the next prompt at once) gives every
+/// prompt the same samples and log-probs as static batching, whatever the number of slots, with
+/// prompts of mixed lengths (some sharing a schema start, taken from a prefix cache) and rows
+/// that end at different steps.
+#[test]
+fn model_continuous_batching_changes_no_sample() {
+    use exspin::model::continuous::generate_continuous;
+    use exspin::model::prefix_cache::PrefixCache;
+    let dev = test_device();
+    let tok = tiny_tokenizer();
+    let (m, _) = load::random(&tiny_cfg(tok.get_vocab_size(true)), &dev).unwrap();
+    let sp = specials(&tok);
+    let enc = |t: &str| tokenizer::encode(&tok, t).unwrap();
+    let schema = "CREATE TABLE singer ( id , name , age ) CREATE TABLE concert ( id , stadium_id ) \
+                  -- Question:";
+    let prompts = vec![
+        enc(&format!("{schema} How many singers are there?")),
+        enc("How many"),
+        enc(&format!("{schema} List all concerts in 2014.")),
+        enc("SELECT name FROM singer WHERE age > 30 ORDER BY"),
+        enc(&format!("{schema} What is the name of the oldest singer?")),
+    ];
+    let seeds = [7u64, 8, 9, 10, 11];
+    let cfg = GenerateConfig {
+        max_new_tokens: 10,
+        temperature: 1.0,
+        n: 2,
+        // Rows end at different steps (a stop string the tiny model writes now and then).
+        stop: StopRules {
+            semicolon: true,
+            code_block_end: false,
+            strings: vec![" FROM".into()],
+        },
+        ..GenerateConfig::default()
+    };
+    let fixed = generate::generate_seeded(&m, &tok, &sp, &prompts, Some(&seeds), &cfg).unwrap();
+    let lengths: std::collections::BTreeSet<usize> = fixed.iter().map(|g| g.tokens.len()).collect();
+    assert!(lengths.len() > 1, "rows should end at different steps: {lengths:?}");
+    for max_rows in [2, 3, 5, 64] {
+        let mut cache = PrefixCache::new(64 << 20);
+        let cont = generate_continuous(
+            &m,
+            &tok,
+            &sp,
+            &prompts,
+            Some(&seeds),
+            &cfg,
+            max_rows,
+            Some(&mut cache),
+        )
+        .unwrap();
+        assert_eq!(cont.len(), fixed.len());
+        for (a, b) in fixed.iter().zip(&cont) {
+            let case = format!("max_rows {max_rows}, prompt {} sample {}", a.prompt, a.sample);
+            assert_eq!((a.prompt, a.sample), (b.prompt, b.sample), "{case}");
+            assert_eq!(a.tokens, b.tokens, "{case}");
+            assert_eq!(a.finish, b.finish, "{case}");
+            for (x, y) in a.logprobs.iter().zip(&b.logprobs) {
+                assert!((x - y).abs() < tol(&dev, 1e-4), "{case}: {x} vs {y}");
+            }
+        }
+        assert!(cache.stats().hits >= 1, "max_rows {max_rows}: {:?}", cache.stats());
+    }
+}
+
 #[test]
 fn model_response_logprobs_equal_manual_sum() {
     let dev = test_device();

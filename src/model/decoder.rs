@@ -352,6 +352,74 @@ impl KvCache {
         }
         Ok(())
     }
+    /// Puts `other`'s rows after this cache's rows (continuous batching: a new prompt's rows
+    /// join the batch). The shorter side is left-padded (zero keys and values, masked), which
+    /// changes no row's positions or attention.
+    pub fn append_rows(&mut self, mut other: KvCache) -> candle_core::Result<()> {
+        if self.mask.is_empty() {
+            *self = other;
+            return Ok(());
+        }
+        if other.mask.is_empty() {
+            return Ok(());
+        }
+        let t = self.len().max(other.len());
+        self.left_pad(t - self.len())?;
+        other.left_pad(t - other.len())?;
+        if self.layers.len() != other.layers.len() {
+            return Err(candle_core::Error::Msg(
+                "append_rows: caches of different models".into(),
+            ));
+        }
+        for (mine, theirs) in self.layers.iter_mut().zip(other.layers) {
+            *mine = match (mine.take(), theirs) {
+                (Some((k, v)), Some((ok, ov))) => {
+                    Some((Tensor::cat(&[&k, &ok], 0)?, Tensor::cat(&[&v, &ov], 0)?))
+                }
+                _ => {
+                    return Err(candle_core::Error::Msg(
+                        "append_rows: a cache without keys for a layer".into(),
+                    ));
+                }
+            };
+        }
+        self.mask.extend(other.mask);
+        Ok(())
+    }
+    /// Drops the leading positions no row attends to (padding left behind by rows that
+    /// finished), so attention does not keep paying for them.
+    pub fn drop_leading_padding(&mut self) -> candle_core::Result<()> {
+        let skip = (0..self.len())
+            .take_while(|&j| self.mask.iter().all(|r| r[j] == 0))
+            .count();
+        if skip == 0 {
+            return Ok(());
+        }
+        let keep = self.len() - skip;
+        for (k, v) in self.layers.iter_mut().flatten() {
+            *k = k.narrow(2, skip, keep)?.contiguous()?;
+            *v = v.narrow(2, skip, keep)?.contiguous()?;
+        }
+        for row in &mut self.mask {
+            row.drain(..skip);
+        }
+        Ok(())
+    }
+    fn left_pad(&mut self, n: usize) -> candle_core::Result<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        for (k, v) in self.layers.iter_mut().flatten() {
+            let (b, h, _, d) = k.dims4()?;
+            let zeros = Tensor::zeros((b, h, n, d), k.dtype(), k.device())?;
+            *k = Tensor::cat(&[&zeros, &*k], 2)?;
+            *v = Tensor::cat(&[&zeros, &*v], 2)?;
+        }
+        for row in &mut self.mask {
+            row.splice(0..0, std::iter::repeat_n(0u8, n));
+        }
+        Ok(())
+    }
     /// Bytes of the cached keys and values.
     pub fn bytes(&self) -> usize {
         self.layers

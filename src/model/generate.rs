@@ -174,13 +174,13 @@ fn sample(logits: &[f32], temperature: f64, top_p: f64, rng: &mut ChaCha8Rng) ->
     kept[kept.len() - 1].0
 }
 
-struct Row {
-    prompt: usize,
-    sample: usize,
+pub(crate) struct Row {
+    pub(crate) prompt: usize,
+    pub(crate) sample: usize,
     tokens: Vec<u32>,
     logprobs: Vec<f32>,
     text: String,
-    finish: Option<Finish>,
+    pub(crate) finish: Option<Finish>,
     rng: ChaCha8Rng,
 }
 
@@ -230,40 +230,8 @@ pub fn generate_cached(
             format!("{} seeds for {} prompts", s.len(), prompts.len()),
         ));
     }
-    let n = cfg.n.max(1);
-    let mut rows: Vec<Row> = Vec::with_capacity(prompts.len() * n);
-    // One input row per prompt: its prefill (and the KV cache it leaves) serves its n samples,
-    // whose rows fork from it after the first token.
-    let inputs: Vec<Vec<u32>> = prompts
-        .iter()
-        .map(|ids| {
-            if ids.is_empty() {
-                vec![special.bos.unwrap_or(special.pad)]
-            } else {
-                ids.clone()
-            }
-        })
-        .collect();
-    for p in 0..prompts.len() {
-        for s in 0..n {
-            // Per-row seed: a row's sample does not depend on what else is in the batch.
-            let seed = match seeds {
-                Some(seeds) => seeds[p] ^ (s as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                None => {
-                    cfg.seed ^ ((p as u64) << 20) ^ (s as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                }
-            };
-            rows.push(Row {
-                prompt: p,
-                sample: s,
-                tokens: Vec::new(),
-                logprobs: Vec::new(),
-                text: String::new(),
-                finish: None,
-                rng: ChaCha8Rng::seed_from_u64(seed),
-            });
-        }
-    }
+    let mut rows = new_rows(prompts.len(), seeds, cfg);
+    let inputs = prompt_inputs(prompts, special);
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -290,25 +258,7 @@ pub fn generate_cached(
         let mut next = Vec::with_capacity(active.len());
         for (&ri, &bi) in active.iter().zip(&source) {
             let row = &mut rows[ri];
-            let lp = log_softmax(&logits[bi]);
-            let id = if cfg.temperature <= 0.0 {
-                argmax(&logits[bi])
-            } else {
-                sample(&logits[bi], cfg.temperature, cfg.top_p, &mut row.rng)
-            } as u32;
-            row.tokens.push(id);
-            row.logprobs.push(lp[id as usize]);
-            if special.eos.contains(&id) {
-                row.finish = Some(Finish::Eos);
-            } else {
-                row.text = tokenizer::decode(tok, &row.tokens)?;
-                if let Some(cut) = cfg.stop.cut(&row.text) {
-                    row.text.truncate(cut);
-                    row.finish = Some(Finish::Stop);
-                } else if step + 1 == cfg.max_new_tokens {
-                    row.finish = Some(Finish::Length);
-                }
-            }
+            let id = advance(row, &logits[bi], step, cfg, special, tok)?;
             if row.finish.is_none() {
                 still.push(ri);
                 keep_idx.push(bi);
@@ -327,17 +277,98 @@ pub fn generate_cached(
         next_input = Tensor::from_vec(next.clone(), (next.len(), 1), model.device())?;
         next_mask = vec![vec![1u8]; next.len()];
     }
-    Ok(rows
-        .into_iter()
-        .map(|r| Generation {
-            prompt: r.prompt,
-            sample: r.sample,
-            text: r.text,
-            tokens: r.tokens,
-            logprobs: r.logprobs,
-            finish: r.finish.unwrap_or(Finish::Length),
+    Ok(rows.into_iter().map(Row::into_generation).collect())
+}
+
+/// Input ids per prompt (an empty prompt becomes BOS, or padding: a row needs a token).
+pub(crate) fn prompt_inputs(prompts: &[Vec<u32>], special: &SpecialTokens) -> Vec<Vec<u32>> {
+    prompts
+        .iter()
+        .map(|ids| {
+            if ids.is_empty() {
+                vec![special.bos.unwrap_or(special.pad)]
+            } else {
+                ids.clone()
+            }
         })
-        .collect())
+        .collect()
+}
+
+/// The rows of `count` prompts × `cfg.n` samples, prompt by prompt, each with its own seed.
+pub(crate) fn new_rows(count: usize, seeds: Option<&[u64]>, cfg: &GenerateConfig) -> Vec<Row> {
+    let n = cfg.n.max(1);
+    let mut rows = Vec::with_capacity(count * n);
+    for p in 0..count {
+        for s in 0..n {
+            // Per-row seed: a row's sample does not depend on what else is in the batch.
+            let seed = match seeds {
+                Some(seeds) => seeds[p] ^ (s as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                None => {
+                    cfg.seed ^ ((p as u64) << 20) ^ (s as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                }
+            };
+            rows.push(Row {
+                prompt: p,
+                sample: s,
+                tokens: Vec::new(),
+                logprobs: Vec::new(),
+                text: String::new(),
+                finish: None,
+                rng: ChaCha8Rng::seed_from_u64(seed),
+            });
+        }
+    }
+    rows
+}
+
+/// Chooses `row`'s next token from its `logits` (greedy or sampled with its own generator),
+/// records it and its log-prob (unmodified logits), and sets `finish` when a stop rule, EOS or
+/// the budget (`step` is the 0-based index of this token) ends the row. Returns the token.
+pub(crate) fn advance(
+    row: &mut Row,
+    logits: &[f32],
+    step: usize,
+    cfg: &GenerateConfig,
+    special: &SpecialTokens,
+    tok: &Tokenizer,
+) -> Result<u32> {
+    let lp = log_softmax(logits);
+    let id = if cfg.temperature <= 0.0 {
+        argmax(logits)
+    } else {
+        sample(logits, cfg.temperature, cfg.top_p, &mut row.rng)
+    } as u32;
+    row.tokens.push(id);
+    row.logprobs.push(lp[id as usize]);
+    if special.eos.contains(&id) {
+        row.finish = Some(Finish::Eos);
+    } else {
+        row.text = tokenizer::decode(tok, &row.tokens)?;
+        if let Some(cut) = cfg.stop.cut(&row.text) {
+            row.text.truncate(cut);
+            row.finish = Some(Finish::Stop);
+        } else if step + 1 >= cfg.max_new_tokens {
+            row.finish = Some(Finish::Length);
+        }
+    }
+    Ok(id)
+}
+
+impl Row {
+    /// Tokens generated so far (the 0-based step of the next one).
+    pub(crate) fn tokens_len(&self) -> usize {
+        self.tokens.len()
+    }
+    pub(crate) fn into_generation(self) -> Generation {
+        Generation {
+            prompt: self.prompt,
+            sample: self.sample,
+            text: self.text,
+            tokens: self.tokens,
+            logprobs: self.logprobs,
+            finish: self.finish.unwrap_or(Finish::Length),
+        }
+    }
 }
 
 /// The SQL query in a model's answer: the inside of the first code block if there is one, from

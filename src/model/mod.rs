@@ -9,6 +9,7 @@
 //! * [`tokenizer`] — the tokenizer from GGUF metadata; training a small BPE for tiny models.
 //! * [`chat`] — ChatML for instruct models, plain prompts for base models.
 //! * [`generate`] — batched generation with a KV cache; [`generate::extract_sql`].
+//! * [`continuous`] — continuous batching: finished rows' slots go to the next prompt at once.
 //! * [`prefix_cache`] — KV caches of recent token prefixes (a database's schema), bounded in bytes.
 //! * [`logprob`] — summed log p(response | prompt) of a padded batch.
 //! * [`rollout`] — a rollout's reference log-probs from decoding and one prefill per prompt.
@@ -17,6 +18,7 @@
 pub mod chat;
 pub mod checkpoint;
 pub mod config;
+pub mod continuous;
 pub mod decoder;
 pub mod generate;
 pub mod load;
