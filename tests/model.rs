@@ -481,7 +481,10 @@ fn model_continuous_batching_changes_no_sample() {
     };
     let fixed = generate::generate_seeded(&m, &tok, &sp, &prompts, Some(&seeds), &cfg).unwrap();
     let lengths: std::collections::BTreeSet<usize> = fixed.iter().map(|g| g.tokens.len()).collect();
-    assert!(lengths.len() > 1, "rows should end at different steps: {lengths:?}");
+    assert!(
+        lengths.len() > 1,
+        "rows should end at different steps: {lengths:?}"
+    );
     for max_rows in [2, 3, 5, 64] {
         let mut cache = PrefixCache::new(64 << 20);
         let cont = generate_continuous(
@@ -497,7 +500,10 @@ fn model_continuous_batching_changes_no_sample() {
         .unwrap();
         assert_eq!(cont.len(), fixed.len());
         for (a, b) in fixed.iter().zip(&cont) {
-            let case = format!("max_rows {max_rows}, prompt {} sample {}", a.prompt, a.sample);
+            let case = format!(
+                "max_rows {max_rows}, prompt {} sample {}",
+                a.prompt, a.sample
+            );
             assert_eq!((a.prompt, a.sample), (b.prompt, b.sample), "{case}");
             assert_eq!(a.tokens, b.tokens, "{case}");
             assert_eq!(a.finish, b.finish, "{case}");
@@ -505,7 +511,11 @@ fn model_continuous_batching_changes_no_sample() {
                 assert!((x - y).abs() < tol(&dev, 1e-4), "{case}: {x} vs {y}");
             }
         }
-        assert!(cache.stats().hits >= 1, "max_rows {max_rows}: {:?}", cache.stats());
+        assert!(
+            cache.stats().hits >= 1,
+            "max_rows {max_rows}: {:?}",
+            cache.stats()
+        );
     }
 }
 

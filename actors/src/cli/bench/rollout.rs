@@ -4,9 +4,10 @@
 //!
 //! * baseline: one input row per sample (each prefills the whole prompt), then every (prompt,
 //!   gold) and (prompt, sample) row scored by a full forward;
-//! * new: one prefill per prompt, forked into its samples, the batch's common start (a
-//!   database's schema) prefilled once and kept in the prefix cache, the samples' log-probs from
-//!   decoding where a sample is its answer, and the rest scored on one prefill per prompt.
+//! * new (the opponent's path): one prefill per prompt, forked into its samples, its schema
+//!   start from the prefix cache, continuous batching over `--chunk` rows, the samples'
+//!   log-probs from decoding where a sample is its answer, and the rest scored on one prefill
+//!   per prompt.
 //!
 //! Both paths draw the same samples (per-row seeds); the report says how many tokens and
 //! log-probs agree, as a check that the speed is not bought with different work.
@@ -14,6 +15,7 @@
 use std::time::Instant;
 
 use anyhow::Context;
+use exspin::model::continuous::generate_continuous;
 use exspin::model::generate::{GenerateConfig, Generation, generate_cached};
 use exspin::model::load;
 use exspin::model::logprob::{Pair, response_logprobs};
@@ -206,13 +208,14 @@ pub fn run(args: BenchRolloutArgs) -> anyhow::Result<()> {
         for range in &chunks {
             let ps = &prompts[range.clone()];
             let seeds: Vec<u64> = range.clone().map(prompt_seed).collect();
-            let gens = generate_cached(
+            let gens = generate_continuous(
                 &lm.model,
                 &lm.tokenizer,
                 &lm.special,
                 ps,
                 Some(&seeds),
                 &cfg,
+                args.chunk.max(k),
                 Some(&mut cache),
             )?;
             let answers = answers_of(&gens)?;

@@ -8,7 +8,8 @@
 use std::path::PathBuf;
 
 use exspin::model::chat::ChatTemplate;
-use exspin::model::generate::{GenerateConfig, generate_cached};
+use exspin::model::continuous::generate_continuous;
+use exspin::model::generate::GenerateConfig;
 use exspin::model::prefix_cache::PrefixCache;
 use exspin::model::rollout::reference_logprobs;
 
@@ -57,13 +58,16 @@ impl Generator for RealGenerator {
             n: n_samples,
             ..self.sampling.clone()
         };
-        let gens = generate_cached(
+        // Continuous batching over as many rows as a scoring pass holds (at least one prompt's
+        // samples): a finished row's slot goes to the next prompt at once.
+        let gens = generate_continuous(
             &lm.model,
             &lm.tokenizer,
             &lm.special,
             &prompts,
             Some(&seeds),
             &cfg,
+            self.chunk.max(n_samples),
             Some(&mut self.prefixes),
         )?;
         let sqls: Vec<String> = gens
