@@ -181,6 +181,24 @@ step_bench_generate() {
   return $rc
 }
 
+# ---- step: the rollout benchmark on CUDA --------------------------------------------------------------
+# The opponent's rollout the old way (a prefill per sample, every answer re-scored) and the new way
+# (one prefill per prompt, shared schema prefix, continuous batching, decoding's log-probs) on
+# Spider's integrated prompts, with a Qwen2.5-Coder-0.5B-shaped random model (the Qwen2.5
+# tokenizer from ../shared/models; no weights reach the GPU machine): samples/s and the speedup.
+DATA="${EXSPIN_DATA:-../shared/data}"
+step_bench_rollout() {
+  local m="$OUT/rollout-model"
+  limited 60 "$BIN/exspin" model random --shape qwen2.5-coder-0.5b --out "$m" --seed 1 || return 1
+  cp "${EXSPIN_TOKENIZER:-../shared/models/qwen2.5-tokenizer.json}" "$m/tokenizer.json" || return 1
+  limited 240 "$BIN/exspin" bench rollout --model "$m" --spider "$DATA/spider" --cache "$OUT/cache" \
+    --schema integrated --prompts 16 --samples 4 --batch 8 --chunk 32 --device cuda --json \
+    >"$OUT/bench-rollout.json"
+  local rc=$?
+  cat "$OUT/bench-rollout.json"
+  return $rc
+}
+
 # ---- step: the pipeline benchmark on CUDA -----------------------------------------------------------------
 # configs/pipeline-gpu.toml: a Qwen2.5-Coder-1.5B-shaped random model in bf16 (model.kind =
 # "random"), streaming (strict) vs phased on the same job. Prints generation and training
@@ -218,6 +236,7 @@ run_step bench_logprob_linear_1536 step_bench_logprob_linear_1536
 run_step bench_train step_bench_train
 run_step bench_generate step_bench_generate
 run_step bench_pipeline step_bench_pipeline
+run_step bench_rollout step_bench_rollout
 
 echo
 echo "=== summary (also $OUT/summary.tsv)"
