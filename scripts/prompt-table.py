@@ -78,7 +78,7 @@ def main():
             c = sum(1 for x, y in zip(bv, v) if x is False and y is True)
             p = f"{mcnemar_exact(b, c):.3g} ({b}/{c})"
         hard = by_hardness(report)
-        hard = "/".join(
+        hard = " · ".join(
             f"{hard[h][0]}/{hard[h][1]}" for h in ("easy", "medium", "hard", "extra") if h in hard
         ) or "-"
         ts = sorted(tokens)
