@@ -9,7 +9,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use exspin::data::TablesFile;
 use exspin::model::chat::ChatTemplate;
-use exspin::model::generate::{GenerateConfig, generate_cached};
+use exspin::model::continuous::generate_continuous;
+use exspin::model::generate::GenerateConfig;
 use exspin::model::load;
 use exspin::model::load::LoadedModel;
 use exspin::model::prefix_cache::PrefixCache;
@@ -95,25 +96,29 @@ pub struct Answer {
     pub generated: Vec<u32>,
 }
 
-/// Greedy answers of a batch of prompts (token ids of `exspin::prompt`).
+/// Greedy answers of prompts (token ids of `exspin::prompt`), at most `max_rows` decoding at
+/// once.
 pub fn answer(
     lm: &LoadedModel,
     template: &ChatTemplate,
     ids: Vec<Vec<u32>>,
     max_new_tokens: usize,
+    max_rows: usize,
     prefixes: &mut PrefixCache,
 ) -> anyhow::Result<Vec<Answer>> {
     let cfg = GenerateConfig {
         max_new_tokens,
         ..GenerateConfig::default()
     };
-    let gens = generate_cached(
+    // Continuous batching: a finished answer's slot goes to the next question at once.
+    let gens = generate_continuous(
         &lm.model,
         &lm.tokenizer,
         &lm.special,
         &ids,
         None,
         &cfg,
+        max_rows,
         Some(prefixes),
     )?;
     Ok(gens
@@ -179,6 +184,7 @@ pub fn run(args: AskArgs) -> anyhow::Result<()> {
         &template,
         vec![ids],
         args.max_new_tokens,
+        1,
         &mut PrefixCache::new(0),
     )?
     .pop()

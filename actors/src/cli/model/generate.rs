@@ -27,8 +27,9 @@ pub struct GenerateArgs {
     /// Prompt template: chatml or plain (default: from the model's metadata).
     #[arg(long)]
     pub template: Option<ChatTemplate>,
-    /// Questions generated together.
-    #[arg(long, default_value_t = 4)]
+    /// Questions decoding together (continuous batching: a finished answer's slot goes to the
+    /// next question at once).
+    #[arg(long, default_value_t = 8)]
     pub batch: usize,
     /// Token budget per answer.
     #[arg(long, default_value_t = 200)]
@@ -115,17 +116,22 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let mut answered = 0usize;
     let mut prefixes = exspin::model::prefix_cache::PrefixCache::new(args.prefix_cache_mib << 20);
-    // A batch never spans two databases: its questions then share their whole schema prefix,
-    // prefilled once (or taken from the prefix cache).
-    for chunk in todo
-        .chunk_by(|a, b| a.db_id == b.db_id)
-        .flat_map(|db| db.chunks(args.batch.max(1)))
-    {
+    // Questions go in chunks of a few batches (the file grows chunk by chunk, so an interrupted
+    // run loses at most one); within a chunk, slots refill continuously and each database's
+    // schema prefix is prefilled once (the prefix cache).
+    for chunk in todo.chunks(4 * args.batch.max(1)) {
         let ids = chunk
             .iter()
             .map(|ex| prompt_ids(&lm, &template, &prompts, ex))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        for a in super::ask::answer(&lm, &template, ids, args.max_new_tokens, &mut prefixes)? {
+        for a in super::ask::answer(
+            &lm,
+            &template,
+            ids,
+            args.max_new_tokens,
+            args.batch.max(1),
+            &mut prefixes,
+        )? {
             // One query per line: an empty answer still takes its line so lines stay aligned.
             let sql = &a.sql;
             writeln!(out, "{}", if sql.is_empty() { "SELECT 1" } else { sql })?;
