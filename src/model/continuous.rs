@@ -32,17 +32,9 @@ pub fn generate_continuous(
     max_rows: usize,
     mut prefix_cache: Option<&mut PrefixCache>,
 ) -> Result<Vec<Generation>> {
-    if let Some(s) = seeds
-        && s.len() != prompts.len()
-    {
-        return Err(super::ModelError::invalid(
-            "generate",
-            format!("{} seeds for {} prompts", s.len(), prompts.len()),
-        ));
-    }
     let n = cfg.n.max(1);
     let max_rows = max_rows.max(n);
-    let mut rows = new_rows(prompts.len(), seeds, cfg);
+    let mut rows = new_rows(prompts.len(), seeds, cfg)?;
     let inputs = prompt_inputs(prompts, special);
     if rows.is_empty() || cfg.max_new_tokens == 0 {
         return Ok(rows.into_iter().map(Row::into_generation).collect());

@@ -222,15 +222,7 @@ pub fn generate_cached(
     cfg: &GenerateConfig,
     prefix_cache: Option<&mut PrefixCache>,
 ) -> Result<Vec<Generation>> {
-    if let Some(s) = seeds
-        && s.len() != prompts.len()
-    {
-        return Err(super::ModelError::invalid(
-            "generate",
-            format!("{} seeds for {} prompts", s.len(), prompts.len()),
-        ));
-    }
-    let mut rows = new_rows(prompts.len(), seeds, cfg);
+    let mut rows = new_rows(prompts.len(), seeds, cfg)?;
     let inputs = prompt_inputs(prompts, special);
     if rows.is_empty() {
         return Ok(Vec::new());
@@ -294,8 +286,21 @@ pub(crate) fn prompt_inputs(prompts: &[Vec<u32>], special: &SpecialTokens) -> Ve
         .collect()
 }
 
-/// The rows of `count` prompts × `cfg.n` samples, prompt by prompt, each with its own seed.
-pub(crate) fn new_rows(count: usize, seeds: Option<&[u64]>, cfg: &GenerateConfig) -> Vec<Row> {
+/// The rows of `count` prompts × `cfg.n` samples, prompt by prompt, each with its own seed
+/// (`seeds`, when given, holds one per prompt).
+pub(crate) fn new_rows(
+    count: usize,
+    seeds: Option<&[u64]>,
+    cfg: &GenerateConfig,
+) -> Result<Vec<Row>> {
+    if let Some(s) = seeds
+        && s.len() != count
+    {
+        return Err(super::ModelError::invalid(
+            "generate",
+            format!("{} seeds for {count} prompts", s.len()),
+        ));
+    }
     let n = cfg.n.max(1);
     let mut rows = Vec::with_capacity(count * n);
     for p in 0..count {
@@ -318,7 +323,7 @@ pub(crate) fn new_rows(count: usize, seeds: Option<&[u64]>, cfg: &GenerateConfig
             });
         }
     }
-    rows
+    Ok(rows)
 }
 
 /// Chooses `row`'s next token from its `logits` (greedy or sampled with its own generator),
