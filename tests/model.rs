@@ -23,8 +23,10 @@ use exspin::model::load::{self, SpecialTokens};
 use exspin::model::logprob::{Pair, response_logprobs};
 use exspin::model::lora::{self, LoraConfig};
 use exspin::model::recompute::backward_checkpointed;
+use exspin::model::shared_prompt::{backward_checkpointed_shared, shared_prompt_logprobs};
 use exspin::model::{ModelError, tokenizer};
 use exspin::train::loss::{self, PairLogprobs};
+use exspin::train::prompt_groups::{PairTokens, PromptGroups};
 use exspin::train::{Decay, LrSchedule, Optimizer, OptimizerConfig, params_of};
 use tokenizers::Tokenizer;
 
@@ -1074,6 +1076,187 @@ fn model_checkpointed_backward_equals_plain_backward() {
         masks_matter,
         "another pass number must draw other dropout masks"
     );
+}
+
+/// Pairs of two prompts of different lengths, each with its gold and two negatives (one of them a
+/// single token), as the ExSPIN learner receives them.
+fn prompt_group_pairs(tok: &Tokenizer) -> Vec<PairTokens> {
+    let enc = |s: &str| tokenizer::encode(tok, s).unwrap();
+    let mut pairs = Vec::new();
+    for (q, gold, negatives) in [
+        (
+            "How many singers are there? List all concerts in 2014.\n",
+            "SELECT count(*) FROM singer;",
+            ["SELECT count(*) FROM concert;", ";"],
+        ),
+        (
+            "What is the name of the oldest singer?\n",
+            "SELECT name FROM singer WHERE age > 30;",
+            ["SELECT T1.name FROM stadium AS T1", "SELECT name FROM singer;"],
+        ),
+    ] {
+        for neg in negatives {
+            pairs.push(PairTokens {
+                prompt: enc(q),
+                chosen: enc(gold),
+                rejected: enc(neg),
+            });
+        }
+    }
+    pairs
+}
+
+/// The SPIN loss of `pairs` and its gradients for `params`, per pair (each pair's prompt runs
+/// for its chosen and its rejected row) or prompt-shared, plain or checkpointed, in pass `pass`.
+fn pair_loss_and_grads(
+    m: &Model,
+    params: &[(String, candle_core::Var)],
+    pairs: &[PairTokens],
+    pad: u32,
+    shared: bool,
+    checkpointed: bool,
+) -> (f32, Vec<Tensor>) {
+    m.forward_passes()
+        .store(3, std::sync::atomic::Ordering::Relaxed);
+    let n = pairs.len();
+    let ref_c: Vec<f32> = (0..n).map(|i| -20.0 - i as f32).collect();
+    let ref_r: Vec<f32> = (0..n).map(|i| -25.0 + i as f32).collect();
+    let groups = PromptGroups::new(pairs);
+    let loss_of = |lp: &exspin::model::logprob::ResponseLogprobs| {
+        let (pc, pr) = if shared {
+            groups.split(&lp.sum)?
+        } else {
+            (lp.sum.narrow(0, 0, n)?, lp.sum.narrow(0, n, n)?)
+        };
+        let out = loss::spin_loss(
+            0.1,
+            PairLogprobs {
+                policy_chosen: &pc,
+                policy_rejected: &pr,
+                ref_chosen: &ref_c,
+                ref_rejected: &ref_r,
+            },
+        )?;
+        Ok((out.loss, out.metrics.loss))
+    };
+    let rows: Vec<Pair> = pairs
+        .iter()
+        .map(|p| Pair {
+            prompt: p.prompt.clone(),
+            response: p.chosen.clone(),
+        })
+        .chain(pairs.iter().map(|p| Pair {
+            prompt: p.prompt.clone(),
+            response: p.rejected.clone(),
+        }))
+        .collect();
+    let vars: Vec<_> = params.iter().map(|(_, v)| v.clone()).collect();
+    let (value, grads) = match (shared, checkpointed) {
+        (false, false) => {
+            let (l, v) = loss_of(&response_logprobs(m, &rows, pad).unwrap()).unwrap();
+            (v, l.backward().unwrap())
+        }
+        (true, false) => {
+            let lp = shared_prompt_logprobs(m, &groups.prompts, &groups.responses, pad).unwrap();
+            let (l, v) = loss_of(&lp).unwrap();
+            (v, l.backward().unwrap())
+        }
+        (false, true) => backward_checkpointed(m, &rows, pad, &vars, loss_of).unwrap(),
+        (true, true) => backward_checkpointed_shared(
+            m,
+            &groups.prompts,
+            &groups.responses,
+            pad,
+            &vars,
+            loss_of,
+        )
+        .unwrap(),
+    };
+    let picked = params
+        .iter()
+        .map(|(name, v)| {
+            grads
+                .get(v.as_tensor())
+                .unwrap_or_else(|| panic!("no gradient for {name}"))
+                .clone()
+        })
+        .collect();
+    (value, picked)
+}
+
+#[test]
+fn model_prompt_shared_pair_training_equals_per_pair_training() {
+    let dev = test_device();
+    let tok = tiny_tokenizer();
+    let pad = specials(&tok).pad;
+    let pairs = prompt_group_pairs(&tok);
+    let groups = PromptGroups::new(&pairs);
+    assert_eq!((groups.prompts.len(), groups.responses.len()), (2, 6));
+    // The log-probs themselves: each response against its row scored alone.
+    let (m, vm) = load::random(&tiny_cfg(tok.get_vocab_size(true)), &dev).unwrap();
+    let shared: Vec<f32> = shared_prompt_logprobs(&m, &groups.prompts, &groups.responses, pad)
+        .unwrap()
+        .sum
+        .to_vec1()
+        .unwrap();
+    for (i, (p, r)) in groups.responses.iter().enumerate() {
+        let alone: Vec<f32> = response_logprobs(
+            &m,
+            &[Pair {
+                prompt: groups.prompts[*p].clone(),
+                response: r.clone(),
+            }],
+            pad,
+        )
+        .unwrap()
+        .sum
+        .to_vec1()
+        .unwrap();
+        assert!(
+            (shared[i] - alone[0]).abs() < tol(&dev, 1e-4),
+            "response {i}: {} vs {}",
+            shared[i],
+            alone[0]
+        );
+    }
+    // Full fine-tuning (the tied embedding included), then LoRA; plain and checkpointed.
+    let (mut lora_model, _) = load::random(&tiny_cfg(tok.get_vocab_size(true)), &dev).unwrap();
+    let adapters = VarMap::new();
+    let lcfg = LoraConfig {
+        rank: 4,
+        alpha: 8.0,
+        dropout: 0.0,
+        target_modules: vec!["q_proj".into(), "v_proj".into(), "down_proj".into()],
+    };
+    lora::attach(&mut lora_model, &lcfg, &adapters).unwrap();
+    for (n, v) in params_of(&adapters) {
+        if n.contains("lora_B") {
+            v.set(&Tensor::randn(0f32, 0.1, v.dims(), &dev).unwrap())
+                .unwrap();
+        }
+    }
+    lora_model.set_training(true);
+    for (what, model, params) in [
+        ("full", &m, params_of(&vm)),
+        ("lora", &lora_model, params_of(&adapters)),
+    ] {
+        let (l_ref, g_ref) = pair_loss_and_grads(model, &params, &pairs, pad, false, false);
+        for (shared, checkpointed) in [(true, false), (true, true), (false, true)] {
+            let (l, g) = pair_loss_and_grads(model, &params, &pairs, pad, shared, checkpointed);
+            assert!(
+                (l - l_ref).abs() < tol(&dev, 1e-5),
+                "{what} shared={shared} checkpointed={checkpointed}: loss {l} vs {l_ref}"
+            );
+            for ((n, _), (a, b)) in params.iter().zip(g_ref.iter().zip(&g)) {
+                assert_same_gradient(
+                    &format!("{what} shared={shared} checkpointed={checkpointed} {n}"),
+                    a,
+                    b,
+                    &dev,
+                );
+            }
+        }
+    }
 }
 
 #[test]

@@ -293,3 +293,65 @@ fn bench_rollout_draws_the_same_samples_and_log_probs_both_ways() {
     );
     assert!(report["speedup"].as_f64().unwrap() > 0.0, "{report}");
 }
+
+/// `exspin bench pairs` on a tiny model: the prompt-shared layout gives the per-pair layout's
+/// loss and gradients (LoRA with activation checkpointing, and full fine-tuning without), for
+/// three questions of one database with two negatives each.
+#[test]
+fn bench_pairs_gives_the_per_pair_gradients_with_each_prompt_run_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spider_dir = tmp.path().join("spider");
+    spider_folder(&spider_dir);
+    let records: Vec<_> = [
+        (QUESTION, GOLD),
+        ("How many dogs are there?", "SELECT count(*) FROM animal"),
+        ("List the names of all keepers.", "SELECT name FROM keeper"),
+    ]
+    .iter()
+    .map(|(q, g)| serde_json::json!({ "db_id": "zoo", "question": q, "query": g }))
+    .collect();
+    std::fs::write(
+        spider_dir.join("dev.json"),
+        serde_json::Value::from(records).to_string(),
+    )
+    .unwrap();
+    let model = tmp.path().join("model");
+    tiny_model(&model, &ChatTemplate::ChatMl);
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    for extra in [&[][..], &["--full", "--no-checkpointing"][..]] {
+        let (model, spider, cache) = (s(&model), s(&spider_dir), s(&tmp.path().join("cache")));
+        let mut argv = vec![
+            "bench",
+            "pairs",
+            "--model",
+            &model,
+            "--spider",
+            &spider,
+            "--cache",
+            &cache,
+            "--prompts",
+            "3",
+            "--negatives",
+            "2",
+            "--threads",
+            "1",
+            "--json",
+        ];
+        argv.extend_from_slice(extra);
+        let (code, out, err) = exspin(&argv);
+        assert_eq!(code, 0, "{out}\n{err}");
+        let report: serde_json::Value = serde_json::from_str(out.trim()).expect(&out);
+        let max_grad = report["max_grad"].as_f64().unwrap();
+        assert!(max_grad > 0.0, "a zero gradient proves nothing: {report}");
+        assert!(
+            report["max_grad_diff"].as_f64().unwrap() <= 1e-4 * max_grad,
+            "{report}"
+        );
+        assert!(
+            report["max_loss_diff"].as_f64().unwrap() < 1e-5,
+            "{report}"
+        );
+        assert_eq!(report["prompts"], 3, "{report}");
+        assert!(report["speedup"].as_f64().unwrap() > 0.0, "{report}");
+    }
+}

@@ -217,6 +217,29 @@ impl Attention {
         mask: &Tensor,
         cache: Option<&mut Option<(Tensor, Tensor)>>,
     ) -> candle_core::Result<Tensor> {
+        let Some(slot) = cache else {
+            return Ok(self.attend(x, cos, sin, mask, None)?.0);
+        };
+        let past = slot.as_ref().map(|(k, v)| (k, v));
+        let (o, k, v) = self.attend(x, cos, sin, mask, past)?;
+        // Detached: nothing differentiates through the cache, and a cache that tracked ops
+        // would keep every step's graph alive (each `cat` holds the previous cache, the first
+        // one the whole prefill's activations) for a caller on trainable weights.
+        *slot = Some((k.detach(), v.detach()));
+        Ok(o)
+    }
+
+    /// Attention of `x`'s tokens over `past` keys/values (if any) and their own; returns the
+    /// output and all keys and values (past + new), which keep their graph (prompt-shared
+    /// training differentiates through a prompt's keys from its responses).
+    fn attend(
+        &self,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        mask: &Tensor,
+        past: Option<(&Tensor, &Tensor)>,
+    ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
         let (b, t, _) = x.dims3()?;
         let shape = |y: Tensor, heads: usize| {
             if fused(&y) {
@@ -232,15 +255,9 @@ impl Attention {
         let q = apply_rope(&q, cos, sin)?;
         let mut k = apply_rope(&k, cos, sin)?;
         let mut v = v;
-        if let Some(slot) = cache {
-            if let Some((pk, pv)) = slot.as_ref() {
-                k = Tensor::cat(&[pk, &k], 2)?;
-                v = Tensor::cat(&[pv, &v], 2)?;
-            }
-            // Detached: nothing differentiates through the cache, and a cache that tracked ops
-            // would keep every step's graph alive (each `cat` holds the previous cache, the first
-            // one the whole prefill's activations) for a caller on trainable weights.
-            *slot = Some((k.detach(), v.detach()));
+        if let Some((pk, pv)) = past {
+            k = Tensor::cat(&[pk, &k], 2)?;
+            v = Tensor::cat(&[pv, &v], 2)?;
         }
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let o = if fused(&q) {
@@ -248,8 +265,8 @@ impl Attention {
             exspin_kernels::attention(&q, &k, &v, mask, scale)?
         } else {
             let rep = self.n_heads / self.n_kv;
-            let k = repeat_kv(k, rep)?;
-            let v = repeat_kv(v, rep)?;
+            let k = repeat_kv(k.clone(), rep)?;
+            let v = repeat_kv(v.clone(), rep)?;
             let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(mask)?;
             softmax_last(&scores)?.matmul(&v)?
         };
@@ -260,7 +277,7 @@ impl Attention {
                 .contiguous()?
                 .reshape((b, t, self.n_heads * self.head_dim))?
         };
-        self.o_proj.forward(&o)
+        Ok((self.o_proj.forward(&o)?, k, v))
     }
 }
 
@@ -768,6 +785,38 @@ impl Model {
             .forward(&hn, &ctx.cos, &ctx.sin, &ctx.mask, cache)?)?;
         let hn = rms_norm(&x, &layer.post_norm, eps)?;
         Ok((&x + layer.mlp.forward(&hn)?)?)
+    }
+
+    /// One decoder layer over prompts `xp` (b_p, t_p, hidden) and their responses `xr`
+    /// (b_r, t_r, hidden), response row r attending to prompt row `owners[r]`'s keys and values
+    /// (with their graph) and then its own: a prompt runs once for all its responses, in the
+    /// forward and in the backward. `ctx_r` is built with the prompts' masks as the cached part.
+    pub(crate) fn layer_forward_shared(
+        &self,
+        li: usize,
+        xp: &Tensor,
+        ctx_p: &PassContext,
+        xr: &Tensor,
+        ctx_r: &PassContext,
+        owners: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let layer = &self.layers[li];
+        let eps = self.cfg.rms_norm_eps;
+        let hn = rms_norm(xp, &layer.input_norm, eps)?;
+        let (ap, kp, vp) = layer
+            .attn
+            .attend(&hn, &ctx_p.cos, &ctx_p.sin, &ctx_p.mask, None)?;
+        let (kr, vr) = (kp.index_select(owners, 0)?, vp.index_select(owners, 0)?);
+        let hn = rms_norm(xr, &layer.input_norm, eps)?;
+        let (ar, _, _) =
+            layer
+                .attn
+                .attend(&hn, &ctx_r.cos, &ctx_r.sin, &ctx_r.mask, Some((&kr, &vr)))?;
+        let mlp = |x: Tensor| -> Result<Tensor> {
+            let hn = rms_norm(&x, &layer.post_norm, eps)?;
+            Ok((&x + layer.mlp.forward(&hn)?)?)
+        };
+        Ok((mlp((xp + ap)?)?, mlp((xr + ar)?)?))
     }
 
     /// The last RMS norm, before the LM head.

@@ -12,6 +12,7 @@
 //! * [`continuous`] — continuous batching: finished rows' slots go to the next prompt at once.
 //! * [`prefix_cache`] — KV caches of recent token prefixes (a database's schema), bounded in bytes.
 //! * [`logprob`] — summed log p(response | prompt) of a padded batch.
+//! * [`shared_prompt`] — training log-probs with a prompt run once for its gold and negatives.
 //! * [`rollout`] — a rollout's reference log-probs from decoding and one prefill per prompt.
 //! * [`checkpoint`] — a Hugging Face folder out (atomic), PEFT adapters, optimizer state.
 
@@ -21,6 +22,7 @@ pub mod config;
 pub mod continuous;
 pub mod decoder;
 pub mod generate;
+mod layered;
 pub mod load;
 pub mod logprob;
 pub mod lora;
@@ -28,6 +30,7 @@ pub mod lora_adapter;
 pub mod prefix_cache;
 pub mod recompute;
 pub mod rollout;
+pub mod shared_prompt;
 pub mod tokenizer;
 
 use std::path::PathBuf;

@@ -8,6 +8,8 @@ mod host_adamw;
 pub mod loss;
 pub mod lr_schedule;
 pub mod optim;
+pub mod pair_grads;
+pub mod prompt_groups;
 pub mod sft;
 
 use std::path::Path;

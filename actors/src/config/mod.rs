@@ -91,6 +91,7 @@ impl JobConfig {
         sig.model.warmup_steps = d.warmup_steps;
         sig.model.lambda = d.lambda;
         sig.model.activation_checkpointing = d.activation_checkpointing;
+        sig.model.shared_prompt_pairs = d.shared_prompt_pairs;
         toml::to_string(&sig).expect("a job config serializes")
     }
 

@@ -95,6 +95,10 @@ pub struct ModelConfig {
     /// layer during the backward (one more forward of compute for a fraction of the activation
     /// memory: ~5.7 GB → ~0.5 GB for a pair of ~1k-token prompts on the 0.5B model).
     pub activation_checkpointing: bool,
+    /// Self-play learner: run each prompt once for its gold answer and all its negatives, in the
+    /// forward and the backward (`exspin::model::shared_prompt`), instead of once per answer.
+    /// The same loss and gradients; off only to measure the difference (`exspin bench pairs`).
+    pub shared_prompt_pairs: bool,
     /// Train LoRA adapters instead of every weight (the published weights are merged).
     pub lora: Option<exspin::model::lora::LoraConfig>,
 }
@@ -168,6 +172,7 @@ struct ModelToml {
     lambda: f64,
     chunk: usize,
     activation_checkpointing: bool,
+    shared_prompt_pairs: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     lora: Option<exspin::model::lora::LoraConfig>,
 }
@@ -204,6 +209,7 @@ impl Default for ModelToml {
             lambda: 0.1,
             chunk: 16,
             activation_checkpointing: false,
+            shared_prompt_pairs: true,
             lora: None,
         }
     }
@@ -342,6 +348,7 @@ impl TryFrom<ModelToml> for ModelConfig {
             lambda: t.lambda,
             chunk: t.chunk,
             activation_checkpointing: t.activation_checkpointing,
+            shared_prompt_pairs: t.shared_prompt_pairs,
             lora: t.lora,
         })
     }
@@ -367,6 +374,7 @@ impl From<ModelConfig> for ModelToml {
             lambda: c.lambda,
             chunk: c.chunk,
             activation_checkpointing: c.activation_checkpointing,
+            shared_prompt_pairs: c.shared_prompt_pairs,
             lora: c.lora,
             ..ModelToml::default()
         };

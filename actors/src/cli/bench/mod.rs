@@ -4,6 +4,7 @@
 pub mod eval;
 pub mod generate;
 pub mod logprob;
+pub mod pairs;
 pub mod pipeline;
 pub mod prompt;
 pub mod quant;
@@ -34,6 +35,10 @@ pub enum BenchCommand {
     /// every answer re-scored) and the new way (one prefill per prompt, shared schema prefix,
     /// log-probs from decoding) on the same prompts and seeds: samples/s of both and the speedup.
     Rollout(rollout::BenchRolloutArgs),
+    /// Pair training the old way (every pair's prompt run for its gold and for its negative) and
+    /// the new way (a prompt run once for its gold and all its negatives, forward and backward)
+    /// on the same pairs: pairs/s of both, the speedup and the largest gradient difference.
+    Pairs(pairs::BenchPairsArgs),
     /// Top-1 agreement of the dequantized f32 decoder with candle's quantized GGUF model,
     /// teacher-forced over given token sequences (e.g. the generations of `exspin generate`).
     QuantAgreement(quant::QuantAgreementArgs),
@@ -49,5 +54,42 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Generate(args) => generate::run(args),
         BenchCommand::QuantAgreement(args) => quant::run(args),
         BenchCommand::Rollout(args) => rollout::run(args),
+        BenchCommand::Pairs(args) => pairs::run(args),
     }
+}
+
+/// The first N evaluable questions of a dataset as a model's prompt and gold-answer token ids.
+pub struct BenchPrompts {
+    pub examples: Vec<exspin::data::Example>,
+    pub prompts: Vec<Vec<u32>>,
+    pub golds: Vec<Vec<u32>>,
+}
+
+pub fn bench_prompts(
+    lm: &exspin::model::load::LoadedModel,
+    dataset: &crate::cli::args::DatasetArgs,
+    mode: &crate::cli::args::PromptModeArgs,
+    schema: &crate::cli::args::SchemaArgs,
+    n: usize,
+) -> anyhow::Result<BenchPrompts> {
+    let data = crate::cli::args::dataset::load(dataset)?;
+    let source = crate::cli::args::schema::schema_prompts(mode.mode, dataset, &data, schema)?;
+    let examples: Vec<_> = data
+        .evaluable_examples()
+        .map(|(_, e)| e.clone())
+        .take(n)
+        .collect();
+    anyhow::ensure!(!examples.is_empty(), "no evaluable questions in the dataset");
+    let mut prompts = Vec::with_capacity(examples.len());
+    let mut golds = Vec::with_capacity(examples.len());
+    for ex in &examples {
+        let text = source.schema_prompt(ex)?;
+        prompts.push(exspin::prompt::prompt_ids(&lm.tokenizer, &lm.chat, &text)?);
+        golds.push(exspin::prompt::answer_ids(&lm.tokenizer, &lm.chat, &ex.gold_sql)?);
+    }
+    Ok(BenchPrompts {
+        examples,
+        prompts,
+        golds,
+    })
 }

@@ -23,6 +23,7 @@ use exspin::model::prefix_cache::PrefixCache;
 use exspin::model::rollout::reference_logprobs;
 use serde_json::json;
 
+use super::{BenchPrompts, bench_prompts};
 use crate::cli::args::{DatasetArgs, PromptModeArgs, SchemaArgs};
 
 #[derive(clap::Args, Debug)]
@@ -80,35 +81,10 @@ const SAMPLE_SEED: u64 = 0x9E37_79B9_7F4A_7C15;
 
 pub fn run(args: BenchRolloutArgs) -> anyhow::Result<()> {
     let (device, dtype, threads) = args.compute.open()?;
-    let data = crate::cli::args::dataset::load(&args.dataset)?;
-    let prompts_src = crate::cli::args::schema::schema_prompts(
-        args.mode.mode,
-        &args.dataset,
-        &data,
-        &args.schema,
-    )?;
     let lm = load::load_as(&args.model, dtype, &device)
         .with_context(|| format!("loading the model {}", args.model.display()))?;
-    let examples: Vec<_> = data
-        .evaluable_examples()
-        .map(|(_, e)| e.clone())
-        .take(args.prompts)
-        .collect();
-    anyhow::ensure!(
-        !examples.is_empty(),
-        "no evaluable questions in the dataset"
-    );
-    let mut prompts = Vec::with_capacity(examples.len());
-    let mut golds = Vec::with_capacity(examples.len());
-    for ex in &examples {
-        let text = prompts_src.schema_prompt(ex)?;
-        prompts.push(exspin::prompt::prompt_ids(&lm.tokenizer, &lm.chat, &text)?);
-        golds.push(exspin::prompt::answer_ids(
-            &lm.tokenizer,
-            &lm.chat,
-            &ex.gold_sql,
-        )?);
-    }
+    let BenchPrompts { prompts, golds, .. } =
+        bench_prompts(&lm, &args.dataset, &args.mode, &args.schema, args.prompts)?;
     let k = args.samples.max(1);
     let cfg = GenerateConfig {
         max_new_tokens: args.max_new_tokens,

@@ -8,9 +8,11 @@ use anyhow::Context;
 use candle_core::Tensor;
 use candle_nn::VarMap;
 use exspin::model::checkpoint::save_safetensors;
-use exspin::model::logprob::{Pair as TokenPair, ResponseLogprobs, response_logprobs};
+use exspin::model::logprob::{Pair as TokenPair, response_logprobs};
 use exspin::model::recompute::backward_checkpointed;
 use exspin::train::loss::{self, LossOutput, PairLogprobs};
+use exspin::train::pair_grads::{PairLayout, pair_gradients};
+use exspin::train::prompt_groups::PairTokens;
 use exspin::train::{Optimizer, params_of};
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +31,8 @@ pub struct RealLearner {
     pub version: u64,
     /// Recompute each layer's activations in the backward (`model.activation_checkpointing`).
     pub activation_checkpointing: bool,
+    /// Run each prompt once for its gold and negatives (`model.shared_prompt_pairs`).
+    pub shared_prompt_pairs: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -46,6 +50,13 @@ const STATE: &str = "learner.json";
 impl RealLearner {
     fn trainable(&self) -> &VarMap {
         self.adapters.as_ref().unwrap_or(&self.lm.varmap)
+    }
+
+    fn params(&self) -> Vec<candle_core::Var> {
+        params_of(self.trainable())
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect()
     }
 
     fn rows(&self, pairs: &[Pair], rejected: bool) -> anyhow::Result<Vec<TokenPair>> {
@@ -82,21 +93,16 @@ impl Learner for RealLearner {
         let mut tokens = count(&chosen);
         let mode = self.mode;
         let lambda = self.lambda;
-        // The mode's loss from the log-probs of the rows (chosen, then rejected in pair modes).
-        let loss_of = move |lp: &ResponseLogprobs| -> exspin::model::Result<LossOutput> {
-            if mode == Mode::Sft {
-                return loss::sft_loss(lp);
-            }
-            let pc = lp.sum.narrow(0, 0, n)?;
-            let pr = lp.sum.narrow(0, n, n)?;
-            let rc: Vec<f32> = pairs.iter().map(|p| p.ref_logp_chosen).collect();
-            let rr: Vec<f32> = pairs
-                .iter()
-                .map(|p| p.ref_logp_rejected.unwrap_or(0.0))
-                .collect();
+        let rc: Vec<f32> = pairs.iter().map(|p| p.ref_logp_chosen).collect();
+        let rr: Vec<f32> = pairs
+            .iter()
+            .map(|p| p.ref_logp_rejected.unwrap_or(0.0))
+            .collect();
+        // The mode's pair loss from the policy's chosen and rejected log-probs.
+        let pair_loss = |pc: &Tensor, pr: &Tensor| -> exspin::model::Result<LossOutput> {
             let lps = PairLogprobs {
-                policy_chosen: &pc,
-                policy_rejected: &pr,
+                policy_chosen: pc,
+                policy_rejected: pr,
                 ref_chosen: &rc,
                 ref_rejected: &rr,
             };
@@ -105,29 +111,51 @@ impl Learner for RealLearner {
                 _ => loss::spin_loss(lambda, lps),
             }
         };
-        // Chosen and rejected in one forward pass.
-        let mut rows = chosen;
-        if self.mode != Mode::Sft {
+        let pad = self.lm.special.pad;
+        let out = if mode == Mode::Sft {
+            if self.activation_checkpointing {
+                let params = self.params();
+                let scale = self.opt.loss_scale();
+                let (out, grads) =
+                    backward_checkpointed(&self.lm.model, &chosen, pad, &params, |lp| {
+                        let out = loss::sft_loss(lp)?;
+                        Ok(((&out.loss * scale)?, out))
+                    })?;
+                self.opt.accumulate(&grads)?;
+                out
+            } else {
+                let out = loss::sft_loss(&response_logprobs(&self.lm.model, &chosen, pad)?)?;
+                self.opt.backward(&out.loss)?;
+                out
+            }
+        } else {
             let rejected = self.rows(pairs, true)?;
             tokens += count(&rejected);
-            rows.extend(rejected);
-        }
-        let pad = self.lm.special.pad;
-        let out = if self.activation_checkpointing {
-            let params: Vec<_> = params_of(self.trainable())
+            let triples: Vec<PairTokens> = chosen
                 .into_iter()
-                .map(|(_, v)| v)
+                .zip(rejected)
+                .map(|(c, r)| PairTokens {
+                    prompt: c.prompt,
+                    chosen: c.response,
+                    rejected: r.response,
+                })
                 .collect();
-            let scale = self.opt.loss_scale();
-            let (out, grads) = backward_checkpointed(&self.lm.model, &rows, pad, &params, |lp| {
-                let out = loss_of(lp)?;
-                Ok(((&out.loss * scale)?, out))
-            })?;
+            let layout = if self.shared_prompt_pairs {
+                PairLayout::SharedPrompt
+            } else {
+                PairLayout::PerPair
+            };
+            let (out, grads) = pair_gradients(
+                &self.lm.model,
+                pad,
+                &triples,
+                layout,
+                self.activation_checkpointing,
+                &self.params(),
+                self.opt.loss_scale(),
+                pair_loss,
+            )?;
             self.opt.accumulate(&grads)?;
-            out
-        } else {
-            let out = loss_of(&response_logprobs(&self.lm.model, &rows, pad)?)?;
-            self.opt.backward(&out.loss)?;
             out
         };
         super::trace_memory("train step ends");

@@ -217,6 +217,7 @@ pub fn build(
         run_dir: run_dir.to_path_buf(),
         version: 0,
         activation_checkpointing: m.activation_checkpointing,
+        shared_prompt_pairs: m.shared_prompt_pairs,
     };
     Ok(Built::Seams((
         generators,
