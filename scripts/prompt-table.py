@@ -36,7 +36,8 @@ def mcnemar_exact(b, c):
 def load(out, mode):
     verdicts = json.loads((out / f"{mode}.per-example.json").read_text())
     verdicts = [v if not isinstance(v, dict) else v.get("correct") for v in verdicts]
-    tokens = [len(json.loads(l)["prompt"]) for l in (out / f"{mode}.tokens.jsonl").open()]
+    # A question without a database has an empty placeholder line: not a prompt.
+    tokens = [n for l in (out / f"{mode}.tokens.jsonl").open() if (n := len(json.loads(l)["prompt"]))]
     log = (out / f"{mode}.log").read_text()
     rates = re.findall(r"\(([\d.]+) s/question", log)
     report = json.loads((out / f"{mode}.eval.json").read_text())

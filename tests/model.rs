@@ -1092,7 +1092,10 @@ fn prompt_group_pairs(tok: &Tokenizer) -> Vec<PairTokens> {
         (
             "What is the name of the oldest singer?\n",
             "SELECT name FROM singer WHERE age > 30;",
-            ["SELECT T1.name FROM stadium AS T1", "SELECT name FROM singer;"],
+            [
+                "SELECT T1.name FROM stadium AS T1",
+                "SELECT name FROM singer;",
+            ],
         ),
     ] {
         for neg in negatives {
@@ -1162,15 +1165,10 @@ fn pair_loss_and_grads(
             (v, l.backward().unwrap())
         }
         (false, true) => backward_checkpointed(m, &rows, pad, &vars, loss_of).unwrap(),
-        (true, true) => backward_checkpointed_shared(
-            m,
-            &groups.prompts,
-            &groups.responses,
-            pad,
-            &vars,
-            loss_of,
-        )
-        .unwrap(),
+        (true, true) => {
+            backward_checkpointed_shared(m, &groups.prompts, &groups.responses, pad, &vars, loss_of)
+                .unwrap()
+        }
     };
     let picked = params
         .iter()

@@ -347,11 +347,76 @@ fn bench_pairs_gives_the_per_pair_gradients_with_each_prompt_run_once() {
             report["max_grad_diff"].as_f64().unwrap() <= 1e-4 * max_grad,
             "{report}"
         );
-        assert!(
-            report["max_loss_diff"].as_f64().unwrap() < 1e-5,
-            "{report}"
-        );
+        assert!(report["max_loss_diff"].as_f64().unwrap() < 1e-5, "{report}");
         assert_eq!(report["prompts"], 3, "{report}");
         assert!(report["speedup"].as_f64().unwrap() > 0.0, "{report}");
     }
+}
+
+/// `exspin generate` over a dev set in which one question's database is missing (as Spider's
+/// `wta_1` is from the shared data): that question gets a placeholder line, the others their
+/// answers, so lines stay aligned with the dataset for `exspin eval`.
+#[test]
+fn generate_keeps_lines_aligned_past_a_missing_database() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spider_dir = tmp.path().join("spider");
+    spider_folder(&spider_dir);
+    let records: Vec<_> = [
+        ("zoo", QUESTION),
+        ("nowhere", "How many?"),
+        ("zoo", "How many dogs are there?"),
+    ]
+    .iter()
+    .map(|(db, q)| serde_json::json!({ "db_id": db, "question": q, "query": GOLD }))
+    .collect();
+    std::fs::write(
+        spider_dir.join("dev.json"),
+        serde_json::Value::from(records).to_string(),
+    )
+    .unwrap();
+    let model = tmp.path().join("model");
+    tiny_model(&model, &ChatTemplate::ChatMl);
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (pred, tokens) = (tmp.path().join("pred.sql"), tmp.path().join("tokens.jsonl"));
+    let (code, out, err) = exspin(&[
+        "generate",
+        "--model",
+        &s(&model),
+        "--spider",
+        &s(&spider_dir),
+        "--cache",
+        &s(&tmp.path().join("cache")),
+        "--max-new-tokens",
+        "3",
+        "--threads",
+        "1",
+        "--out",
+        &s(&pred),
+        "--tokens-out",
+        &s(&tokens),
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(err.contains("1 questions have no database"), "{err}");
+    let lines: Vec<String> = std::fs::read_to_string(&pred)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[1], "SELECT 1");
+    let prompts: Vec<usize> = std::fs::read_to_string(&tokens)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["prompt"]
+                .as_array()
+                .unwrap()
+                .len()
+        })
+        .collect();
+    assert_eq!(prompts.len(), 3);
+    assert!(
+        prompts[0] > 0 && prompts[1] == 0 && prompts[2] > 0,
+        "{prompts:?}"
+    );
 }

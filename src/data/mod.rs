@@ -113,6 +113,11 @@ impl Dataset {
         self.evaluable.iter().filter(|&&e| e).count()
     }
 
+    /// Whether example `i`'s database exists (false past the end).
+    pub fn is_evaluable(&self, i: usize) -> bool {
+        self.evaluable.get(i).copied().unwrap_or(false)
+    }
+
     /// Examples whose database exists, with their index in the dataset.
     pub fn evaluable_examples(&self) -> impl Iterator<Item = (usize, &Example)> {
         self.examples

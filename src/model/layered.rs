@@ -19,7 +19,10 @@ pub(crate) trait LayeredBatch {
 }
 
 /// The batch's response log-probs, differentiable (one forward pass of `model`).
-pub(crate) fn forward_logprobs(model: &Model, batch: &impl LayeredBatch) -> Result<ResponseLogprobs> {
+pub(crate) fn forward_logprobs(
+    model: &Model,
+    batch: &impl LayeredBatch,
+) -> Result<ResponseLogprobs> {
     model.begin_pass();
     let mut xs = batch.embed(model)?;
     for li in 0..model.num_layers() {

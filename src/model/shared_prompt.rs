@@ -123,10 +123,7 @@ impl LayeredBatch for SharedPromptBatch {
         let resp = model.final_norm(&top[1])?.reshape((b_r * t_r, h))?;
         let picked = Tensor::cat(&[&last, &resp], 0)?.index_select(&self.predictors, 0)?;
         let lp = model.head_logprobs(&picked, &self.targets)?;
-        let sum = self
-            .owner_of_token
-            .matmul(&lp.unsqueeze(1)?)?
-            .squeeze(1)?;
+        let sum = self.owner_of_token.matmul(&lp.unsqueeze(1)?)?.squeeze(1)?;
         Ok(ResponseLogprobs {
             sum,
             n_tokens: self.n_tokens.clone(),
@@ -142,7 +139,10 @@ pub fn shared_prompt_logprobs(
     responses: &[(usize, Vec<u32>)],
     pad: u32,
 ) -> Result<ResponseLogprobs> {
-    forward_logprobs(model, &SharedPromptBatch::new(model, prompts, responses, pad)?)
+    forward_logprobs(
+        model,
+        &SharedPromptBatch::new(model, prompts, responses, pad)?,
+    )
 }
 
 /// [`shared_prompt_logprobs`] with activation checkpointing: `loss_of`'s report and the gradients

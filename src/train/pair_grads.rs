@@ -41,9 +41,8 @@ pub fn pair_gradients(
     pair_loss: impl Fn(&Tensor, &Tensor) -> Result<LossOutput>,
 ) -> Result<(LossOutput, GradStore)> {
     let n = pairs.len();
-    let scaled = |out: LossOutput| -> Result<(Tensor, LossOutput)> {
-        Ok(((&out.loss * scale)?, out))
-    };
+    let scaled =
+        |out: LossOutput| -> Result<(Tensor, LossOutput)> { Ok(((&out.loss * scale)?, out)) };
     match layout {
         PairLayout::PerPair => {
             let rows: Vec<Pair> = pairs

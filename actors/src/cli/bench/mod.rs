@@ -79,13 +79,20 @@ pub fn bench_prompts(
         .map(|(_, e)| e.clone())
         .take(n)
         .collect();
-    anyhow::ensure!(!examples.is_empty(), "no evaluable questions in the dataset");
+    anyhow::ensure!(
+        !examples.is_empty(),
+        "no evaluable questions in the dataset"
+    );
     let mut prompts = Vec::with_capacity(examples.len());
     let mut golds = Vec::with_capacity(examples.len());
     for ex in &examples {
         let text = source.schema_prompt(ex)?;
         prompts.push(exspin::prompt::prompt_ids(&lm.tokenizer, &lm.chat, &text)?);
-        golds.push(exspin::prompt::answer_ids(&lm.tokenizer, &lm.chat, &ex.gold_sql)?);
+        golds.push(exspin::prompt::answer_ids(
+            &lm.tokenizer,
+            &lm.chat,
+            &ex.gold_sql,
+        )?);
     }
     Ok(BenchPrompts {
         examples,

@@ -122,33 +122,34 @@ pub fn run(args: BenchPairsArgs) -> anyhow::Result<()> {
         })
         .collect();
     let pad = lm.special.pad;
-    let step = |pairs: &[PairTokens], layout: PairLayout| -> anyhow::Result<(f64, f32, GradStore)> {
-        let ref_chosen = vec![0f32; pairs.len()];
-        let ref_rejected = vec![0f32; pairs.len()];
-        let t0 = Instant::now();
-        let (out, grads) = pair_gradients(
-            &lm.model,
-            pad,
-            pairs,
-            layout,
-            !args.no_checkpointing,
-            &params,
-            1.0,
-            |pc, pr| {
-                loss::spin_loss(
-                    0.1,
-                    PairLogprobs {
-                        policy_chosen: pc,
-                        policy_rejected: pr,
-                        ref_chosen: &ref_chosen,
-                        ref_rejected: &ref_rejected,
-                    },
-                )
-            },
-        )?;
-        device.synchronize()?;
-        Ok((t0.elapsed().as_secs_f64(), out.metrics.loss, grads))
-    };
+    let step =
+        |pairs: &[PairTokens], layout: PairLayout| -> anyhow::Result<(f64, f32, GradStore)> {
+            let ref_chosen = vec![0f32; pairs.len()];
+            let ref_rejected = vec![0f32; pairs.len()];
+            let t0 = Instant::now();
+            let (out, grads) = pair_gradients(
+                &lm.model,
+                pad,
+                pairs,
+                layout,
+                !args.no_checkpointing,
+                &params,
+                1.0,
+                |pc, pr| {
+                    loss::spin_loss(
+                        0.1,
+                        PairLogprobs {
+                            policy_chosen: pc,
+                            policy_rejected: pr,
+                            ref_chosen: &ref_chosen,
+                            ref_rejected: &ref_rejected,
+                        },
+                    )
+                },
+            )?;
+            device.synchronize()?;
+            Ok((t0.elapsed().as_secs_f64(), out.metrics.loss, grads))
+        };
     let (mut base_s, mut new_s) = (0.0, 0.0);
     let (mut max_diff, mut max_grad, mut max_loss_diff) = (0f32, 0f32, 0f32);
     for (i, pairs) in steps.iter().enumerate() {

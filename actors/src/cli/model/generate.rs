@@ -112,7 +112,20 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let todo: Vec<_> = data.examples[done..].to_vec();
+    // (index, example): a question whose database is missing gets a placeholder line, so that
+    // lines stay aligned with the dataset (`exspin eval` skips it).
+    let todo: Vec<(usize, _)> = data.examples[done..]
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, ex)| (done + i, ex))
+        .collect();
+    let missing = todo.iter().filter(|(i, _)| !data.is_evaluable(*i)).count();
+    if missing > 0 {
+        eprintln!(
+            "{missing} questions have no database; each gets a placeholder line (`exspin eval` skips them)"
+        );
+    }
     let started = std::time::Instant::now();
     let mut answered = 0usize;
     let mut prefixes = exspin::model::prefix_cache::PrefixCache::new(args.prefix_cache_mib << 20);
@@ -122,24 +135,38 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     for chunk in todo.chunks(4 * args.batch.max(1)) {
         let ids = chunk
             .iter()
-            .map(|ex| prompt_ids(&lm, &template, &prompts, ex))
+            .filter(|(i, _)| data.is_evaluable(*i))
+            .map(|(_, ex)| prompt_ids(&lm, &template, &prompts, ex))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        for a in super::ask::answer(
-            &lm,
-            &template,
-            ids,
-            args.max_new_tokens,
-            args.batch.max(1),
-            &mut prefixes,
-        )? {
+        let mut answers = if ids.is_empty() {
+            Vec::new()
+        } else {
+            super::ask::answer(
+                &lm,
+                &template,
+                ids,
+                args.max_new_tokens,
+                args.batch.max(1),
+                &mut prefixes,
+            )?
+        }
+        .into_iter();
+        for (i, _) in chunk {
+            let a = if data.is_evaluable(*i) {
+                answers.next()
+            } else {
+                None
+            };
             // One query per line: an empty answer still takes its line so lines stay aligned.
-            let sql = &a.sql;
+            let sql = a.as_ref().map_or("", |a| a.sql.as_str());
             writeln!(out, "{}", if sql.is_empty() { "SELECT 1" } else { sql })?;
             if let Some(t) = tokens_out.as_mut() {
+                let (prompt, generated) =
+                    a.map_or((Vec::new(), Vec::new()), |a| (a.prompt_ids, a.generated));
                 writeln!(
                     t,
                     "{}",
-                    serde_json::json!({ "prompt": a.prompt_ids, "generated": a.generated })
+                    serde_json::json!({ "prompt": prompt, "generated": generated })
                 )?;
             }
         }
