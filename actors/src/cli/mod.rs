@@ -8,6 +8,7 @@ pub mod experiment;
 pub mod model;
 pub mod run;
 pub mod schema;
+pub mod worker;
 
 use clap::{Parser, Subcommand};
 
@@ -70,6 +71,9 @@ pub enum Command {
     /// The paper's comparisons: SFT, SPIN, DPO, ExSPIN and the ablations on the same data, seed
     /// and budget, then a report (tables as Markdown, plots as SVG/PNG, raw numbers as JSON).
     Experiment(experiment::ExperimentArgs),
+    /// A fleet node for a head (`exspin run ... --listen HOST:PORT --cookie-file F`): hosts SQL
+    /// executors that judge the head's generations against this node's copy of the databases.
+    Worker(worker::WorkerArgs),
     /// Continue a run from its newest checkpoint. Refuses when its config.toml or its data
     /// changed since the checkpoint was written.
     Resume(run::ResumeArgs),
@@ -98,6 +102,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Run(args) => run::run(args),
         Command::Experiment(args) => experiment::run(args),
         Command::Resume(args) => run::resume(args),
+        Command::Worker(args) => worker::run(args),
         Command::Ask(args) => model::ask::run(args),
         Command::Model(cmd) => model::tools::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),

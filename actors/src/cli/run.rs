@@ -25,6 +25,8 @@ pub struct RunArgs {
     pub sft_from: Option<PathBuf>,
     #[command(flatten)]
     pub threads: crate::cli::args::compute::ThreadsArgs,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -34,6 +36,40 @@ pub struct ResumeArgs {
     pub run_dir: PathBuf,
     #[command(flatten)]
     pub threads: crate::cli::args::compute::ThreadsArgs,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+}
+
+/// The head's side of a fleet (`exspin worker`).
+#[derive(clap::Args, Debug)]
+pub struct FleetArgs {
+    /// Accept fleet workers (`exspin worker --join`) on this address; give a loopback or
+    /// private address: only nodes with the cookie get in, but the link is not encrypted.
+    #[arg(long, value_name = "HOST:PORT", requires = "cookie_file")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// A file whose first line is the job's shared secret; workers must give the same one.
+    #[arg(long, value_name = "FILE", requires = "listen")]
+    pub cookie_file: Option<PathBuf>,
+}
+
+impl FleetArgs {
+    /// Starts the head's fleet node when `--listen` asks for one (kept alive by the caller).
+    fn start(
+        &self,
+        rt: &tokio::runtime::Runtime,
+    ) -> anyhow::Result<Option<exspin_actors::fleet::node::Node>> {
+        let (Some(listen), Some(cookie_file)) = (self.listen, &self.cookie_file) else {
+            return Ok(None);
+        };
+        let cookie = exspin_actors::fleet::node::read_cookie(cookie_file)?;
+        let node = rt.block_on(exspin_actors::fleet::node::Node::start(
+            "exspin-head",
+            listen,
+            cookie,
+        ))?;
+        eprintln!("fleet: accepting workers on {listen}");
+        Ok(Some(node))
+    }
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -59,6 +95,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         exspin_actors::runtime::copy_version0(&config, from, &args.run_dir)?;
         eprintln!("version 0 copied from {}", from.display());
     }
+    let _fleet = args.fleet.start(&rt)?;
     let started = Run::start(config, &text, &args.run_dir, &stop)?;
     drive(&rt, started, &stop, &args.run_dir)
 }
@@ -66,6 +103,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 pub fn resume(args: ResumeArgs) -> anyhow::Result<()> {
     args.threads.apply()?;
     let (rt, stop) = runtime_with_stop(args.threads.threads)?;
+    let _fleet = args.fleet.start(&rt)?;
     let started = Run::resume_start(&args.run_dir, &stop)?;
     drive(&rt, started, &stop, &args.run_dir)
 }

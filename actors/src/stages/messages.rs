@@ -86,3 +86,14 @@ pub enum SupervisorMsg {
     /// Checkpoint and stop (SIGTERM / SIGINT).
     Terminate(RpcReplyPort<Result<std::path::PathBuf, String>>),
 }
+
+// With ractor's `cluster` feature (the rollout fleet, `crate::fleet`) a message type says whether
+// it may cross nodes. These stay local: they carry actor refs, reply ports and journals. What
+// crosses nodes is `crate::fleet::wire`.
+impl ractor::Message for PromptBuilderMsg {}
+impl ractor::Message for OpponentMsg {}
+impl ractor::Message for ExecutorMsg {}
+impl ractor::Message for ReplayMsg {}
+impl ractor::Message for TrainerMsg {}
+impl ractor::Message for EvaluatorMsg {}
+impl ractor::Message for SupervisorMsg {}

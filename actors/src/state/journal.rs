@@ -84,6 +84,9 @@ pub struct Journal {
     #[serde(default)]
     pub samples_by_opponent: Vec<u64>,
     pub samples_judged: u64,
+    /// Of those, judged by a fleet worker's executor (`crate::fleet`).
+    #[serde(default)]
+    pub samples_judged_remote: u64,
     pub duplicates_dropped: u64,
     pub verdicts: BTreeMap<String, u64>,
     /// Dev execution accuracy per published version (version t+1 closes round t).

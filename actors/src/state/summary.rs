@@ -49,6 +49,9 @@ pub struct Summary {
     #[serde(default)]
     pub samples_by_opponent: Vec<u64>,
     pub samples_judged: u64,
+    /// Of those, judged by a fleet worker's executor.
+    #[serde(default)]
+    pub samples_judged_remote: u64,
     pub duplicates_dropped: u64,
     pub verdicts: BTreeMap<String, u64>,
     pub queue_max: QueueMax,
@@ -101,6 +104,7 @@ pub fn from_journal(j: &Journal, config: &JobConfig, trained_ids: Vec<String>) -
         trained_tokens: j.trained_tokens,
         trained_tokens_per_s: j.trained_tokens_per_s(),
         samples_judged: j.samples_judged,
+        samples_judged_remote: j.samples_judged_remote,
         duplicates_dropped: j.duplicates_dropped,
         verdicts: j.verdicts.clone(),
         queue_max: j.queue_max.clone(),

@@ -1,0 +1,108 @@
+//! `exspin worker --join HOST:PORT --cookie-file F --databases DIR`: a fleet node that hosts SQL
+//! executors for a head (`exspin run ... --listen HOST:PORT --cookie-file F`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use exspin::sql::executor::{ExecutorConfig, ExecutorPool};
+use exspin_actors::fleet::executor_host::{ExecutorHost, ExecutorHostArgs};
+use exspin_actors::fleet::node::{Node, read_cookie};
+use exspin_actors::runtime::StopFlag;
+use ractor::Actor;
+
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Example (the head on node A, a worker on node B, a shared filesystem):\n  \
+A$ exspin run configs/spider-qwen-0.5b-cpu.toml --run-dir runs/q --listen 10.0.0.1:7700 --cookie-file ~/.exspin-cookie\n  \
+B$ exspin worker --join 10.0.0.1:7700 --cookie-file ~/.exspin-cookie --databases ../shared/data/spider/database"
+)]
+pub struct WorkerArgs {
+    /// The head's fleet address (its `exspin run --listen`).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub join: String,
+    /// A file whose first line is the job's shared secret (the head's --cookie-file). A worker
+    /// with another cookie is refused.
+    #[arg(long, value_name = "FILE")]
+    pub cookie_file: PathBuf,
+    /// This node's copy of the head's database folder (e.g. spider/database): databases are
+    /// opened by their path under it and refused when their bytes differ from the head's.
+    #[arg(long, value_name = "DIR")]
+    pub databases: PathBuf,
+    /// SQL executor actors to host (each judges one batch at a time).
+    #[arg(long, default_value_t = 2)]
+    pub executors: usize,
+    /// Seconds a query may run before it is interrupted.
+    #[arg(long, default_value_t = 10)]
+    pub query_timeout_s: u64,
+    /// Where this node listens (port 0: any free port). Loopback unless told otherwise.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Seconds to wait for the head to accept this node.
+    #[arg(long, default_value_t = 10)]
+    pub connect_timeout_s: u64,
+    /// Fault injection for tests: SIGKILL this process on receiving the K-th batch, before
+    /// answering it.
+    #[arg(long, value_name = "K", hide = true)]
+    pub fault_abort_on_batch: Option<u64>,
+}
+
+pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.executors > 0, "--executors must be at least 1");
+    anyhow::ensure!(
+        args.databases.is_dir(),
+        "--databases {} is not a folder; give this node's copy of the head's database folder",
+        args.databases.display()
+    );
+    let cookie = read_cookie(&args.cookie_file)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let stop = StopFlag::on_signals()?;
+        let name = format!("exspin-worker-{}", std::process::id());
+        let node = Node::start(&name, args.listen, cookie).await?;
+        node.connect(&args.join, Duration::from_secs(args.connect_timeout_s))
+            .await?;
+        let pool = Arc::new(ExecutorPool::new(ExecutorConfig {
+            timeout: Duration::from_secs(args.query_timeout_s),
+            workers: args.executors,
+            queue_capacity: 4 * args.executors,
+            ..Default::default()
+        }));
+        let mut hosts = Vec::new();
+        for _ in 0..args.executors {
+            let (host, handle) = Actor::spawn(
+                None,
+                ExecutorHost,
+                ExecutorHostArgs {
+                    databases: args.databases.clone(),
+                    pool: pool.clone(),
+                    abort_on_batch: args.fault_abort_on_batch,
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("starting an executor: {e}"))?;
+            hosts.push((host, handle));
+        }
+        eprintln!(
+            "worker {name}: joined {} with {} executors over {}",
+            args.join,
+            args.executors,
+            args.databases.display()
+        );
+        tokio::select! {
+            _ = node.disconnected() => eprintln!("worker {name}: the head went away; stopping"),
+            _ = stop.requested() => eprintln!("worker {name}: stop requested"),
+        }
+        for (host, handle) in hosts {
+            host.stop(None);
+            let _ = handle.await;
+        }
+        node.stop().await;
+        anyhow::Ok(())
+    })
+}

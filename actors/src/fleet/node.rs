@@ -1,0 +1,180 @@
+//! A fleet node: ractor_cluster's `NodeServer` with the job's cookie, and a watch over its
+//! sessions. A peer whose cookie differs never authenticates: the head logs it as refused and a
+//! worker's [`Node::connect`] fails saying so.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use ractor::{Actor, ActorRef};
+use ractor_cluster::node::{NodeConnectionMode, NodeServerSessionInformation};
+use ractor_cluster::{NodeEventSubscription, NodeServer, NodeServerMessage};
+
+/// What happened to one session, by the peer's address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SessionEvent {
+    Opened(String),
+    Authenticated(String),
+    Disconnected(String),
+}
+
+#[derive(Default)]
+struct Events {
+    log: Mutex<Vec<SessionEvent>>,
+    changed: tokio::sync::Notify,
+}
+
+struct Watch(Arc<Events>);
+
+impl Watch {
+    fn push(&self, e: SessionEvent) {
+        self.0.log.lock().push(e);
+        self.0.changed.notify_waiters();
+    }
+}
+
+impl NodeEventSubscription for Watch {
+    fn node_session_opened(&self, ses: NodeServerSessionInformation) {
+        self.push(SessionEvent::Opened(ses.peer_addr));
+    }
+    fn node_session_authenticated(&self, ses: NodeServerSessionInformation) {
+        tracing::info!(peer = %ses.peer_addr, "fleet: node authenticated");
+        metrics::counter!("exspin_fleet_nodes_joined_total").increment(1);
+        self.push(SessionEvent::Authenticated(ses.peer_addr));
+    }
+    fn node_session_disconnected(&self, ses: NodeServerSessionInformation) {
+        let authenticated = self
+            .0
+            .log
+            .lock()
+            .contains(&SessionEvent::Authenticated(ses.peer_addr.clone()));
+        if authenticated {
+            tracing::warn!(peer = %ses.peer_addr, "fleet: node left");
+            metrics::counter!("exspin_fleet_nodes_left_total").increment(1);
+        } else {
+            tracing::warn!(
+                peer = %ses.peer_addr,
+                "fleet: refused a node that did not authenticate (wrong or missing cookie)"
+            );
+            metrics::counter!("exspin_fleet_nodes_refused_total").increment(1);
+        }
+        self.push(SessionEvent::Disconnected(ses.peer_addr));
+    }
+}
+
+/// A running node server.
+pub struct Node {
+    pub server: ActorRef<NodeServerMessage>,
+    handle: ractor::concurrency::JoinHandle<()>,
+    events: Arc<Events>,
+}
+
+/// Reads a cookie file: its first line, which must not be empty.
+pub fn read_cookie(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        anyhow::anyhow!(
+            "reading the cookie file {}: {e} (write a shared secret into it, e.g. `openssl rand -hex 32 > {}`)",
+            path.display(),
+            path.display()
+        )
+    })?;
+    let cookie = text.lines().next().unwrap_or("").trim().to_string();
+    anyhow::ensure!(
+        !cookie.is_empty(),
+        "the cookie file {} is empty; write a shared secret into it",
+        path.display()
+    );
+    Ok(cookie)
+}
+
+impl Node {
+    /// Starts a node named `name` listening on `listen` (port 0: any free port).
+    pub async fn start(name: &str, listen: SocketAddr, cookie: String) -> anyhow::Result<Node> {
+        let server = NodeServer::new(
+            listen.port(),
+            cookie,
+            name.to_string(),
+            listen.ip().to_string(),
+            None,
+            Some(NodeConnectionMode::Isolated),
+        )
+        .with_listen_addr(listen.ip());
+        let (server, handle) = Actor::spawn(None, server, ())
+            .await
+            .map_err(|e| anyhow::anyhow!("starting the fleet node on {listen}: {e}"))?;
+        let events = Arc::new(Events::default());
+        server
+            .cast(NodeServerMessage::SubscribeToEvents {
+                id: "exspin-watch".into(),
+                subscription: Box::new(Watch(events.clone())),
+            })
+            .map_err(|e| anyhow::anyhow!("watching the fleet node: {e}"))?;
+        Ok(Node {
+            server,
+            handle,
+            events,
+        })
+    }
+
+    /// Connects to the node at `addr` and waits until the session authenticates (within
+    /// `timeout`). Fails when the peer closes the session first: its cookie is another.
+    pub async fn connect(&self, addr: &str, timeout: Duration) -> anyhow::Result<()> {
+        let seen = self.events.log.lock().len();
+        ractor_cluster::client_connect(&self.server, addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("connecting to the head at {addr}: {e}"))?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.events.changed.notified();
+            tokio::pin!(notified);
+            // Registered before the log is read, so an event between the two is not missed.
+            notified.as_mut().enable();
+            {
+                let log = self.events.log.lock();
+                for e in &log[seen..] {
+                    match e {
+                        SessionEvent::Authenticated(_) => return Ok(()),
+                        SessionEvent::Disconnected(_) => anyhow::bail!(
+                            "the head at {addr} refused this node: its cookie differs from this \
+                             --cookie-file's"
+                        ),
+                        SessionEvent::Opened(_) => {}
+                    }
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                anyhow::bail!(
+                    "the head at {addr} did not authenticate this node within {timeout:?}"
+                );
+            }
+        }
+    }
+
+    /// Resolves when a session that had authenticated disconnects (the head went away).
+    pub async fn disconnected(&self) {
+        loop {
+            let notified = self.events.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let log = self.events.log.lock();
+                let lost = log.iter().any(|e| match e {
+                    SessionEvent::Disconnected(p) => {
+                        log.contains(&SessionEvent::Authenticated(p.clone()))
+                    }
+                    _ => false,
+                });
+                if lost {
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    pub async fn stop(self) {
+        self.server.stop(None);
+        let _ = self.handle.await;
+    }
+}

@@ -1,0 +1,97 @@
+//! The head's side: the workers' executors in [`super::EXECUTORS_GROUP`], and one batch judged
+//! by one of them.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use exspin::data::Dataset;
+use ractor::ActorRef;
+
+use super::db_hash::sha256_of;
+use super::wire::{self, DbRef, ExecutorHostMsg, JudgeReply, JudgeRequest};
+use crate::protocol::seams::{Judged, PromptItem, Sample};
+
+/// The executors that live on other nodes, in a stable order.
+pub fn remote_executors() -> Vec<ActorRef<ExecutorHostMsg>> {
+    let mut remote: Vec<_> = ractor::pg::get_members(&super::EXECUTORS_GROUP.to_string())
+        .into_iter()
+        .filter(|cell| !cell.get_id().is_local())
+        .collect();
+    remote.sort_by_key(|cell| cell.get_id());
+    remote.into_iter().map(ActorRef::from).collect()
+}
+
+/// Round-robin over the remote executors: the next one, if any.
+pub fn next_remote_executor() -> Option<ActorRef<ExecutorHostMsg>> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let all = remote_executors();
+    metrics::gauge!("exspin_fleet_remote_executors").set(all.len() as f64);
+    if all.is_empty() {
+        return None;
+    }
+    Some(all[NEXT.fetch_add(1, Ordering::Relaxed) % all.len()].clone())
+}
+
+/// The request for `items` of `train`: every database they use, by path under the database
+/// root and content hash.
+pub fn request_for(
+    train: &Dataset,
+    items: Vec<(PromptItem, Sample)>,
+) -> anyhow::Result<JudgeRequest> {
+    let mut databases = BTreeMap::new();
+    for (p, _) in &items {
+        if databases.contains_key(&p.db_id) {
+            continue;
+        }
+        let path = train.db_path(&p.db_id);
+        let relative = path
+            .strip_prefix(&train.database_root)
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "{} is not under the database root {}",
+                    path.display(),
+                    train.database_root.display()
+                )
+            })?
+            .to_string_lossy()
+            .into_owned();
+        let sha256 =
+            sha256_of(&path).map_err(|e| anyhow::anyhow!("hashing {}: {e}", path.display()))?;
+        databases.insert(p.db_id.clone(), DbRef { relative, sha256 });
+    }
+    Ok(JudgeRequest {
+        dataset: train.kind,
+        scope: train.source.display().to_string(),
+        databases,
+        items,
+    })
+}
+
+/// Sends `request` to `target` and waits at most `timeout` for its verdicts.
+pub async fn judge_remote(
+    target: &ActorRef<ExecutorHostMsg>,
+    request: &JudgeRequest,
+    timeout: Duration,
+) -> anyhow::Result<Vec<Judged>> {
+    let bytes = wire::encode(request);
+    let reply = ractor::call_t!(
+        target,
+        ExecutorHostMsg::Judge,
+        timeout.as_millis() as u64,
+        bytes
+    )
+    .map_err(|e| anyhow::anyhow!("remote executor {}: {e}", target.get_id()))?;
+    match wire::decode::<JudgeReply>(&reply)? {
+        JudgeReply::Judged(j) if j.len() == request.items.len() => Ok(j),
+        JudgeReply::Judged(j) => anyhow::bail!(
+            "remote executor {} judged {} of {} items",
+            target.get_id(),
+            j.len(),
+            request.items.len()
+        ),
+        JudgeReply::Refused(why) => {
+            anyhow::bail!("remote executor {} refused: {why}", target.get_id())
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The fleet on loopback (ractor_cluster): a head (`exspin run --listen --cookie-file`) and
+//! workers (`exspin worker`) hosting SQL executors, all separate processes, each bounded in time.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use exspin_actors::state::summary::Summary;
+
+fn exspin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_exspin"))
+}
+
+/// configs/demo-fake.toml with generation slowed down (`fake_generate_ms`), so that workers
+/// join while there is work left.
+fn fleet_config(dir: &Path) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/demo-fake.toml"),
+    )
+    .unwrap()
+    .replace(
+        "fake_step_ms = 0",
+        "fake_step_ms = 0\nfake_generate_ms = 80",
+    );
+    let path = dir.join("fleet.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn read_summary(run: &Path) -> Summary {
+    serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap()
+}
+
+fn sorted(ids: &[String]) -> Vec<String> {
+    let mut v = ids.to_vec();
+    v.sort();
+    v
+}
+
+/// Waits (at most `secs`) for `cond`, failing if `child` ends first.
+fn wait_for(what: &str, secs: u64, child: &mut Child, cond: impl Fn() -> bool) {
+    let t = Instant::now();
+    while !cond() {
+        assert!(child.try_wait().unwrap().is_none(), "ended before {what}");
+        assert!(
+            t.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits at most `secs` for `child` to exit; kills it and fails otherwise.
+fn wait_exit(what: &str, secs: u64, child: &mut Child) -> std::process::ExitStatus {
+    let t = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if t.elapsed() > Duration::from_secs(secs) {
+            let _ = child.kill();
+            panic!("{what} did not exit within {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn fleet_workers_judge_for_the_head_a_dead_ones_batch_is_judged_again_and_a_wrong_cookie_is_refused()
+ {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = fleet_config(tmp.path());
+    let cookie = tmp.path().join("cookie");
+    std::fs::write(&cookie, "the-job-secret\n").unwrap();
+    let bad_cookie = tmp.path().join("bad-cookie");
+    std::fs::write(&bad_cookie, "a-guess\n").unwrap();
+
+    // The same job in one process, no fleet.
+    let base_dir = tmp.path().join("base");
+    let out = exspin()
+        .arg("run")
+        .arg(&cfg)
+        .arg("--run-dir")
+        .arg(&base_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let base = read_summary(&base_dir);
+    assert_eq!(base.samples_judged_remote, 0);
+
+    let addr = format!("127.0.0.1:{}", free_port());
+    let run_dir = tmp.path().join("fleet");
+    let head_err = tmp.path().join("head.err");
+    let mut head = exspin()
+        .arg("run")
+        .arg(&cfg)
+        .arg("--run-dir")
+        .arg(&run_dir)
+        .args(["--listen", &addr, "--cookie-file"])
+        .arg(&cookie)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&head_err).unwrap())
+        .spawn()
+        .unwrap();
+    let databases = run_dir.join("data/database");
+    wait_for("the head's data", 30, &mut head, || databases.is_dir());
+    let worker = |cookie: &Path| {
+        let mut c = exspin();
+        c.args([
+            "worker",
+            "--join",
+            &addr,
+            "--executors",
+            "2",
+            "--cookie-file",
+        ])
+        .arg(cookie)
+        .arg("--databases")
+        .arg(&databases)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        c
+    };
+
+    // A node with another cookie is refused and says so.
+    let refused = worker(&bad_cookie).output().unwrap();
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{why}");
+    assert!(why.contains("refused this node"), "{why}");
+
+    // A worker killed (SIGKILL, by its own fault injection) while it holds its second batch; then
+    // a worker that stays.
+    let mut dying = worker(&cookie)
+        .args(["--fault-abort-on-batch", "2"])
+        .spawn()
+        .unwrap();
+    let status = wait_exit("the dying worker", 60, &mut dying);
+    assert!(!status.success());
+    let mut staying = worker(&cookie).spawn().unwrap();
+
+    let status = wait_exit("the head", 120, &mut head);
+    let head_log = std::fs::read_to_string(&head_err).unwrap();
+    assert!(status.success(), "{head_log}");
+    assert!(
+        head_log.contains("refused a node that did not authenticate"),
+        "{head_log}"
+    );
+    assert!(
+        head_log.contains("judging") && head_log.contains("here instead"),
+        "the dying worker's batch was not judged again: {head_log}"
+    );
+    let s = read_summary(&run_dir);
+    assert!(s.finished);
+    assert!(
+        s.samples_judged_remote > 0,
+        "no batch was judged by a worker: {head_log}"
+    );
+    // Nothing lost, nothing doubled: the same samples judged and the same ids trained.
+    assert_eq!(s.samples_judged, base.samples_judged);
+    assert_eq!(
+        sorted(&s.samples_trained_ids),
+        sorted(&base.samples_trained_ids)
+    );
+    let distinct: std::collections::HashSet<_> = s.samples_trained_ids.iter().collect();
+    assert_eq!(distinct.len(), s.samples_trained_ids.len());
+    // The staying worker stops by itself once the head is gone.
+    let status = wait_exit("the worker", 30, &mut staying);
+    assert!(status.success());
+}
