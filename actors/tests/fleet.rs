@@ -74,7 +74,7 @@ fn wait_exit(what: &str, secs: u64, child: &mut Child) -> std::process::ExitStat
 }
 
 #[test]
-fn fleet_workers_judge_for_the_head_a_dead_ones_batch_is_judged_again_and_a_wrong_cookie_is_refused()
+fn fleet_workers_judge_for_the_head_survive_a_dead_worker_and_a_restarted_head_and_refuse_a_wrong_cookie()
  {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = fleet_config(tmp.path());
@@ -148,7 +148,10 @@ fn fleet_workers_judge_for_the_head_a_dead_ones_batch_is_judged_again_and_a_wron
         .unwrap();
     let status = wait_exit("the dying worker", 60, &mut dying);
     assert!(!status.success());
-    let mut staying = worker(&cookie).spawn().unwrap();
+    let mut staying = worker(&cookie)
+        .args(["--reconnect-s", "1"])
+        .spawn()
+        .unwrap();
 
     let status = wait_exit("the head", 120, &mut head);
     let head_log = std::fs::read_to_string(&head_err).unwrap();
@@ -175,7 +178,61 @@ fn fleet_workers_judge_for_the_head_a_dead_ones_batch_is_judged_again_and_a_wron
     );
     let distinct: std::collections::HashSet<_> = s.samples_trained_ids.iter().collect();
     assert_eq!(distinct.len(), s.samples_trained_ids.len());
-    // The staying worker stops by itself once the head is gone.
+    // The staying worker stops by itself once the head is gone and does not come back.
     let status = wait_exit("the worker", 30, &mut staying);
+    assert!(status.success());
+
+    // The head killed (SIGKILL) and resumed on the same address: the worker reconnects by
+    // itself and judges for the resumed run, which ends as the uninterrupted one.
+    let run_dir = tmp.path().join("resumed");
+    let worker_err = tmp.path().join("worker.err");
+    let head = |args: &[&str]| {
+        let mut c = exspin();
+        c.args(args)
+            .args(["--listen", &addr, "--cookie-file"])
+            .arg(&cookie)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    };
+    let run_s = run_dir.to_str().unwrap();
+    let mut first = head(&["run", cfg.to_str().unwrap(), "--run-dir", run_s])
+        .spawn()
+        .unwrap();
+    let databases = run_dir.join("data/database");
+    wait_for("the head's data", 30, &mut first, || databases.is_dir());
+    let mut returning = exspin()
+        .args([
+            "worker",
+            "--join",
+            &addr,
+            "--reconnect-s",
+            "30",
+            "--cookie-file",
+        ])
+        .arg(&cookie)
+        .arg("--databases")
+        .arg(&databases)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&worker_err).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for("a checkpoint", 60, &mut first, || {
+        exspin_actors::state::checkpoint::list(&run_dir).is_ok_and(|l| !l.is_empty())
+    });
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let mut resumed = head(&["resume", run_s]).spawn().unwrap();
+    assert!(wait_exit("the resumed head", 120, &mut resumed).success());
+    let log = std::fs::read_to_string(&worker_err).unwrap();
+    assert!(log.contains("rejoined"), "{log}");
+    let s = read_summary(&run_dir);
+    assert!(s.finished);
+    assert_eq!(
+        sorted(&s.samples_trained_ids),
+        sorted(&base.samples_trained_ids)
+    );
+    assert!(s.samples_judged_remote > 0);
+    let status = wait_exit("the returning worker", 60, &mut returning);
     assert!(status.success());
 }

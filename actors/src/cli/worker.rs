@@ -43,6 +43,10 @@ pub struct WorkerArgs {
     /// Seconds to wait for the head to accept this node.
     #[arg(long, default_value_t = 10)]
     pub connect_timeout_s: u64,
+    /// Seconds to keep trying to reconnect (with back-off) after the head goes away, e.g.
+    /// while it is restarted with `exspin resume`.
+    #[arg(long, default_value_t = 60)]
+    pub reconnect_s: u64,
     /// Fault injection for tests: SIGKILL this process on receiving the K-th batch, before
     /// answering it.
     #[arg(long, value_name = "K", hide = true)]
@@ -94,9 +98,44 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
             args.executors,
             args.databases.display()
         );
-        tokio::select! {
-            _ = node.disconnected() => eprintln!("worker {name}: the head went away; stopping"),
-            _ = stop.requested() => eprintln!("worker {name}: stop requested"),
+        // The head may come back (`exspin resume` after a crash): reconnect with back-off, for
+        // at most --reconnect-s seconds each time it goes away.
+        let mut lost = 0;
+        loop {
+            tokio::select! {
+                _ = node.disconnected(lost) => {}
+                _ = stop.requested() => {
+                    eprintln!("worker {name}: stop requested");
+                    break;
+                }
+            }
+            lost += 1;
+            eprintln!(
+                "worker {name}: the head went away; reconnecting for up to {} s",
+                args.reconnect_s
+            );
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(args.reconnect_s);
+            let mut wait = Duration::from_millis(200);
+            let mut back = false;
+            while tokio::time::Instant::now() < deadline && !stop.is_requested() {
+                tokio::time::sleep(wait).await;
+                match node
+                    .connect(&args.join, Duration::from_secs(args.connect_timeout_s))
+                    .await
+                {
+                    Ok(()) => {
+                        eprintln!("worker {name}: rejoined {}", args.join);
+                        back = true;
+                        break;
+                    }
+                    Err(e) => tracing::debug!("worker {name}: {e:#}"),
+                }
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            if !back {
+                eprintln!("worker {name}: the head did not come back; stopping");
+                break;
+            }
         }
         for (host, handle) in hosts {
             host.stop(None);

@@ -151,21 +151,27 @@ impl Node {
         }
     }
 
-    /// Resolves when a session that had authenticated disconnects (the head went away).
-    pub async fn disconnected(&self) {
+    /// Resolves when more than `already` sessions that had authenticated have disconnected
+    /// (the head went away; `already`: the losses seen before).
+    pub async fn disconnected(&self, already: usize) {
         loop {
             let notified = self.events.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             {
                 let log = self.events.log.lock();
-                let lost = log.iter().any(|e| match e {
-                    SessionEvent::Disconnected(p) => {
-                        log.contains(&SessionEvent::Authenticated(p.clone()))
+                let mut authenticated = std::collections::HashSet::new();
+                let mut lost = 0;
+                for e in log.iter() {
+                    match e {
+                        SessionEvent::Authenticated(p) => {
+                            authenticated.insert(p.clone());
+                        }
+                        SessionEvent::Disconnected(p) if authenticated.remove(p) => lost += 1,
+                        _ => {}
                     }
-                    _ => false,
-                });
-                if lost {
+                }
+                if lost > already {
                     return;
                 }
             }
