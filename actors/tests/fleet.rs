@@ -39,6 +39,18 @@ fn read_summary(run: &Path) -> Summary {
     serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap()
 }
 
+/// The body of GET / on 127.0.0.1:`port` ("" while nothing answers).
+fn scrape(port: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut conn) = std::net::TcpStream::connect(format!("127.0.0.1:{port}")) else {
+        return String::new();
+    };
+    let _ = conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut body = String::new();
+    let _ = conn.read_to_string(&mut body);
+    body
+}
+
 fn sorted(ids: &[String]) -> Vec<String> {
     let mut v = ids.to_vec();
     v.sort();
@@ -148,10 +160,25 @@ fn fleet_workers_judge_for_the_head_survive_a_dead_worker_and_a_restarted_head_a
         .unwrap();
     let status = wait_exit("the dying worker", 60, &mut dying);
     assert!(!status.success());
+    let metrics_port = free_port().to_string();
     let mut staying = worker(&cookie)
-        .args(["--reconnect-s", "1"])
+        .args(["--reconnect-s", "1", "--metrics-port", &metrics_port])
         .spawn()
         .unwrap();
+    // Its Prometheus endpoint shows what it hosts.
+    let t = Instant::now();
+    let scraped = loop {
+        let body = scrape(&metrics_port);
+        if body.contains("exspin_fleet_executors_hosted 2") || t.elapsed() > Duration::from_secs(10)
+        {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        scraped.contains("exspin_fleet_executors_hosted 2"),
+        "{scraped}"
+    );
 
     let status = wait_exit("the head", 120, &mut head);
     let head_log = std::fs::read_to_string(&head_err).unwrap();

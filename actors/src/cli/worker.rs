@@ -43,6 +43,9 @@ pub struct WorkerArgs {
     /// Seconds to wait for the head to accept this node.
     #[arg(long, default_value_t = 10)]
     pub connect_timeout_s: u64,
+    /// Serve this worker's metrics (Prometheus text format) on 127.0.0.1:PORT.
+    #[arg(long, value_name = "PORT")]
+    pub metrics_port: Option<u16>,
     /// Seconds to keep trying to reconnect (with back-off) after the head goes away, e.g.
     /// while it is restarted with `exspin resume`.
     #[arg(long, default_value_t = 60)]
@@ -61,6 +64,10 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
         args.databases.display()
     );
     let cookie = read_cookie(&args.cookie_file)?;
+    let _metrics = args
+        .metrics_port
+        .map(exspin_actors::fleet::serve_metrics)
+        .transpose()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -92,6 +99,7 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("starting an executor: {e}"))?;
             hosts.push((host, handle));
         }
+        metrics::gauge!("exspin_fleet_executors_hosted").set(args.executors as f64);
         eprintln!(
             "worker {name}: joined {} with {} executors over {}",
             args.join,

@@ -20,3 +20,9 @@ pub mod wire;
 
 /// The process group of the workers' executor actors.
 pub const EXECUTORS_GROUP: &str = "exspin.executors";
+
+/// Serves this process's metrics in the Prometheus format on 127.0.0.1:`port` until the returned
+/// endpoint is dropped (a worker's `--metrics-port`; a head's is `[metrics] prometheus_port`).
+pub fn serve_metrics(port: u16) -> anyhow::Result<crate::observe::telemetry::Endpoint> {
+    crate::observe::telemetry::serve(port)
+}

@@ -23,6 +23,8 @@ enum SessionEvent {
 struct Events {
     log: Mutex<Vec<SessionEvent>>,
     changed: tokio::sync::Notify,
+    /// Sessions authenticated and not yet disconnected (`exspin_fleet_nodes_alive`).
+    alive: std::sync::atomic::AtomicI64,
 }
 
 struct Watch(Arc<Events>);
@@ -41,6 +43,12 @@ impl NodeEventSubscription for Watch {
     fn node_session_authenticated(&self, ses: NodeServerSessionInformation) {
         tracing::info!(peer = %ses.peer_addr, "fleet: node authenticated");
         metrics::counter!("exspin_fleet_nodes_joined_total").increment(1);
+        let alive = self
+            .0
+            .alive
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        metrics::gauge!("exspin_fleet_nodes_alive").set(alive as f64);
         self.push(SessionEvent::Authenticated(ses.peer_addr));
     }
     fn node_session_disconnected(&self, ses: NodeServerSessionInformation) {
@@ -52,6 +60,12 @@ impl NodeEventSubscription for Watch {
         if authenticated {
             tracing::warn!(peer = %ses.peer_addr, "fleet: node left");
             metrics::counter!("exspin_fleet_nodes_left_total").increment(1);
+            let alive = self
+                .0
+                .alive
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed)
+                - 1;
+            metrics::gauge!("exspin_fleet_nodes_alive").set(alive as f64);
         } else {
             tracing::warn!(
                 peer = %ses.peer_addr,

@@ -75,13 +75,21 @@ pub async fn judge_remote(
     timeout: Duration,
 ) -> anyhow::Result<Vec<Judged>> {
     let bytes = wire::encode(request);
+    let node = target.get_id().node().to_string();
+    let inflight = metrics::gauge!("exspin_fleet_inflight_items", "node" => node);
+    inflight.increment(request.items.len() as f64);
+    let started = std::time::Instant::now();
     let reply = ractor::call_t!(
         target,
         ExecutorHostMsg::Judge,
         timeout.as_millis() as u64,
         bytes
     )
-    .map_err(|e| anyhow::anyhow!("remote executor {}: {e}", target.get_id()))?;
+    .map_err(|e| anyhow::anyhow!("remote executor {}: {e}", target.get_id()));
+    inflight.decrement(request.items.len() as f64);
+    metrics::histogram!("exspin_fleet_remote_judge_seconds")
+        .record(started.elapsed().as_secs_f64());
+    let reply = reply?;
     match wire::decode::<JudgeReply>(&reply)? {
         JudgeReply::Judged(j) if j.len() == request.items.len() => Ok(j),
         JudgeReply::Judged(j) => anyhow::bail!(
