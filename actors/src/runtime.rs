@@ -239,11 +239,9 @@ fn fake_seams(
         .collect();
     (
         (0..config.run.generators)
-            .map(|_| -> Box<dyn crate::protocol::seams::Generator> {
-                Box::new(FakeGenerator {
-                    delay_per_prompt: Duration::from_millis(m.generate_ms),
-                    ..fake(0)
-                })
+            .map(|_| {
+                crate::models::opponent::opponent_for(config, Path::new(""), None)
+                    .expect("the fake opponent needs no files")
             })
             .collect(),
         Box::new(FakeLearner {

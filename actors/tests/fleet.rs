@@ -163,6 +163,7 @@ fn fleet_workers_judge_for_the_head_survive_a_dead_worker_and_a_restarted_head_a
     let metrics_port = free_port().to_string();
     let mut staying = worker(&cookie)
         .args(["--reconnect-s", "1", "--metrics-port", &metrics_port])
+        .args(["--generators", "1"])
         .spawn()
         .unwrap();
     // Its Prometheus endpoint shows what it hosts.
@@ -196,6 +197,10 @@ fn fleet_workers_judge_for_the_head_survive_a_dead_worker_and_a_restarted_head_a
     assert!(
         s.samples_judged_remote > 0,
         "no batch was judged by a worker: {head_log}"
+    );
+    assert!(
+        s.samples_generated_remote > 0,
+        "no prompt was answered by a worker: {head_log}"
     );
     // Nothing lost, nothing doubled: the same samples judged and the same ids trained.
     assert_eq!(s.samples_judged, base.samples_judged);
@@ -234,7 +239,9 @@ fn fleet_workers_judge_for_the_head_survive_a_dead_worker_and_a_restarted_head_a
             "--join",
             &addr,
             "--reconnect-s",
-            "30",
+            "8",
+            "--generators",
+            "1",
             "--cookie-file",
         ])
         .arg(&cookie)

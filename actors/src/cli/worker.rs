@@ -1,5 +1,5 @@
 //! `exspin worker --join HOST:PORT --cookie-file F --databases DIR`: a fleet node that hosts SQL
-//! executors for a head (`exspin run ... --listen HOST:PORT --cookie-file F`).
+//! executors and opponents for a head (`exspin run ... --listen HOST:PORT --cookie-file F`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use exspin::sql::executor::{ExecutorConfig, ExecutorPool};
 use exspin_actors::fleet::executor_host::{ExecutorHost, ExecutorHostArgs};
+use exspin_actors::fleet::generator_host::GeneratorHost;
 use exspin_actors::fleet::node::{Node, read_cookie};
 use exspin_actors::runtime::StopFlag;
 use ractor::Actor;
@@ -34,6 +35,13 @@ pub struct WorkerArgs {
     /// SQL executor actors to host (each judges one batch at a time).
     #[arg(long, default_value_t = 2)]
     pub executors: usize,
+    /// Opponent actors to host (each answers one batch of prompts at a time with the head's
+    /// job's model, loading its published versions from the head's run folder, which this node
+    /// must see at the same path).
+    #[arg(long, default_value_t = 0)]
+    pub generators: usize,
+    #[command(flatten)]
+    pub threads: crate::cli::args::compute::ThreadsArgs,
     /// Seconds a query may run before it is interrupted.
     #[arg(long, default_value_t = 10)]
     pub query_timeout_s: u64,
@@ -57,7 +65,11 @@ pub struct WorkerArgs {
 }
 
 pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.executors > 0, "--executors must be at least 1");
+    anyhow::ensure!(
+        args.executors + args.generators > 0,
+        "give --executors or --generators: a worker hosts at least one actor"
+    );
+    args.threads.apply()?;
     anyhow::ensure!(
         args.databases.is_dir(),
         "--databases {} is not a folder; give this node's copy of the head's database folder",
@@ -85,6 +97,14 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
             ..Default::default()
         }));
         let mut hosts = Vec::new();
+        let mut generators = Vec::new();
+        for _ in 0..args.generators {
+            generators.push(
+                Actor::spawn(None, GeneratorHost, ())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("starting an opponent: {e}"))?,
+            );
+        }
         for _ in 0..args.executors {
             let (host, handle) = Actor::spawn(
                 None,
@@ -100,11 +120,13 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
             hosts.push((host, handle));
         }
         metrics::gauge!("exspin_fleet_executors_hosted").set(args.executors as f64);
+        metrics::gauge!("exspin_fleet_generators_hosted").set(args.generators as f64);
         eprintln!(
-            "worker {name}: joined {} with {} executors over {}",
+            "worker {name}: joined {} with {} executors over {} and {} opponents",
             args.join,
             args.executors,
-            args.databases.display()
+            args.databases.display(),
+            args.generators
         );
         // The head may come back (`exspin resume` after a crash): reconnect with back-off, for
         // at most --reconnect-s seconds each time it goes away.
@@ -146,6 +168,10 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
             }
         }
         for (host, handle) in hosts {
+            host.stop(None);
+            let _ = handle.await;
+        }
+        for (host, handle) in generators {
             host.stop(None);
             let _ = handle.await;
         }

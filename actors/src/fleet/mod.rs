@@ -14,12 +14,15 @@
 
 pub mod db_hash;
 pub mod executor_host;
+pub mod generator_host;
 pub mod node;
 pub mod remote;
 pub mod wire;
 
 /// The process group of the workers' executor actors.
 pub const EXECUTORS_GROUP: &str = "exspin.executors";
+/// The process group of the workers' opponent actors.
+pub const GENERATORS_GROUP: &str = "exspin.generators";
 
 /// Serves this process's metrics in the Prometheus format on 127.0.0.1:`port` until the returned
 /// endpoint is dropped (a worker's `--metrics-port`; a head's is `[metrics] prometheus_port`).

@@ -9,12 +9,15 @@ use exspin::data::Dataset;
 use ractor::ActorRef;
 
 use super::db_hash::sha256_of;
-use super::wire::{self, DbRef, ExecutorHostMsg, JudgeReply, JudgeRequest};
+use super::wire::{
+    self, DbRef, ExecutorHostMsg, GenerateReply, GenerateRequest, GeneratorHostMsg, JudgeReply,
+    JudgeRequest,
+};
 use crate::protocol::seams::{Judged, PromptItem, Sample};
 
-/// The executors that live on other nodes, in a stable order.
-pub fn remote_executors() -> Vec<ActorRef<ExecutorHostMsg>> {
-    let mut remote: Vec<_> = ractor::pg::get_members(&super::EXECUTORS_GROUP.to_string())
+/// The members of process group `group` that live on other nodes, in a stable order.
+fn remote_members<M: ractor::Message>(group: &str) -> Vec<ActorRef<M>> {
+    let mut remote: Vec<_> = ractor::pg::get_members(&group.to_string())
         .into_iter()
         .filter(|cell| !cell.get_id().is_local())
         .collect();
@@ -22,15 +25,59 @@ pub fn remote_executors() -> Vec<ActorRef<ExecutorHostMsg>> {
     remote.into_iter().map(ActorRef::from).collect()
 }
 
-/// Round-robin over the remote executors: the next one, if any.
-pub fn next_remote_executor() -> Option<ActorRef<ExecutorHostMsg>> {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let all = remote_executors();
-    metrics::gauge!("exspin_fleet_remote_executors").set(all.len() as f64);
+/// Round-robin over a group's remote members: the next one, if any.
+fn next_remote<M: ractor::Message>(group: &str, next: &AtomicUsize) -> Option<ActorRef<M>> {
+    let all = remote_members::<M>(group);
+    metrics::gauge!("exspin_fleet_remote_actors", "group" => group.to_string())
+        .set(all.len() as f64);
     if all.is_empty() {
         return None;
     }
-    Some(all[NEXT.fetch_add(1, Ordering::Relaxed) % all.len()].clone())
+    Some(all[next.fetch_add(1, Ordering::Relaxed) % all.len()].clone())
+}
+
+/// The next remote executor (round robin), if the fleet has one.
+pub fn next_remote_executor() -> Option<ActorRef<ExecutorHostMsg>> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    next_remote(super::EXECUTORS_GROUP, &NEXT)
+}
+
+/// The next remote opponent (round robin), if the fleet has one.
+pub fn next_remote_generator() -> Option<ActorRef<GeneratorHostMsg>> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    next_remote(super::GENERATORS_GROUP, &NEXT)
+}
+
+/// Sends `request` to a worker's opponent and waits at most `timeout` for its samples.
+pub async fn generate_remote(
+    target: &ActorRef<GeneratorHostMsg>,
+    request: &GenerateRequest,
+    timeout: Duration,
+) -> anyhow::Result<Vec<Sample>> {
+    let node = target.get_id().node().to_string();
+    let inflight = metrics::gauge!("exspin_fleet_inflight_prompts", "node" => node);
+    inflight.increment(request.batch.len() as f64);
+    let reply = ractor::call_t!(
+        target,
+        GeneratorHostMsg::Generate,
+        timeout.as_millis() as u64,
+        wire::encode(request)
+    )
+    .map_err(|e| anyhow::anyhow!("remote opponent {}: {e}", target.get_id()));
+    inflight.decrement(request.batch.len() as f64);
+    match wire::decode::<GenerateReply>(&reply?)? {
+        GenerateReply::Samples(s) if s.len() == request.batch.len() * request.n_samples => Ok(s),
+        GenerateReply::Samples(s) => anyhow::bail!(
+            "remote opponent {} returned {} samples for {} prompts × {}",
+            target.get_id(),
+            s.len(),
+            request.batch.len(),
+            request.n_samples
+        ),
+        GenerateReply::Refused(why) => {
+            anyhow::bail!("remote opponent {} refused: {why}", target.get_id())
+        }
+    }
 }
 
 /// The request for `items` of `train`: every database they use, by path under the database

@@ -8,7 +8,7 @@ use ractor::RpcReplyPort;
 use ractor_cluster::RactorClusterMessage;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::protocol::seams::{Judged, PromptItem, Sample};
+use crate::protocol::seams::{Judged, PromptItem, Sample, WeightsHandle};
 
 /// Bumped whenever a type below changes shape.
 pub const WIRE_VERSION: u32 = 1;
@@ -39,6 +39,26 @@ pub enum JudgeReply {
     Judged(Vec<Judged>),
     /// The worker cannot judge this request (a database missing or different); the head judges
     /// it itself.
+    Refused(String),
+}
+
+/// Generate `n_samples` answers per prompt of `batch` with version `weights` of the head's job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerateRequest {
+    /// The head's job config (TOML): the worker builds the same opponent from it.
+    pub config_toml: String,
+    /// The head's run folder, absolute: a worker sees it at the same path (a shared
+    /// filesystem), where version 0 and every published version are.
+    pub run_dir: std::path::PathBuf,
+    pub weights: WeightsHandle,
+    pub batch: Vec<PromptItem>,
+    pub n_samples: usize,
+}
+
+/// A worker's answer to a [`GenerateRequest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum GenerateReply {
+    Samples(Vec<Sample>),
     Refused(String),
 }
 
@@ -87,6 +107,14 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
 pub enum ExecutorHostMsg {
     #[rpc]
     Judge(Vec<u8>, RpcReplyPort<Vec<u8>>),
+}
+
+/// Messages of a worker's opponent actor. The payloads are [`encode`]d [`GenerateRequest`] and
+/// [`GenerateReply`].
+#[derive(RactorClusterMessage)]
+pub enum GeneratorHostMsg {
+    #[rpc]
+    Generate(Vec<u8>, RpcReplyPort<Vec<u8>>),
 }
 
 #[cfg(test)]

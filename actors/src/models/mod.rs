@@ -3,4 +3,5 @@
 
 pub mod compute;
 pub mod fakes;
+pub mod opponent;
 pub mod real;

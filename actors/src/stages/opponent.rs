@@ -13,7 +13,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::config::RoundSchedule;
 use crate::config::Stage;
-use crate::protocol::seams::{PromptItem, Sample};
+use crate::protocol::seams::{PromptItem, Sample, WeightsHandle};
 use crate::stages::context::{Ctx, send};
 use crate::stages::messages::{ExecutorMsg, OpponentMsg, PromptBuilderMsg};
 
@@ -28,7 +28,13 @@ pub struct State {
     credits: usize,
     pending: VecDeque<PromptItem>,
     version: u64,
+    /// Where version `version` is (what a fleet worker's opponent loads).
+    weights: WeightsHandle,
 }
+
+/// How long a worker may take to answer one batch of prompts (the real model on a CPU worker
+/// takes minutes; a dead worker fails the call at once, through its dropped link).
+const REMOTE_GENERATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1800);
 
 impl Actor for Opponent {
     type Msg = OpponentMsg;
@@ -42,6 +48,13 @@ impl Actor for Opponent {
         (ctx, index): (Arc<Ctx>, usize),
     ) -> Result<State, ActorProcessingErr> {
         let version = ctx.journal.lock().version();
+        let weights = WeightsHandle {
+            version,
+            path: match ctx.config.model.source {
+                crate::config::ModelSource::Fake(_) => None,
+                _ => Some(crate::models::real::weights_dir(&ctx.run_dir, version)),
+            },
+        };
         Ok(State {
             ctx,
             index,
@@ -49,6 +62,7 @@ impl Actor for Opponent {
             credits: 0,
             pending: VecDeque::new(),
             version,
+            weights,
         })
     }
 
@@ -91,6 +105,7 @@ impl Actor for Opponent {
                 tokio::task::spawn_blocking(move || generator.lock().load_version(&w)).await??;
                 st.ctx.stats.add(Stage::Opponent, started.elapsed());
                 st.version = weights.version;
+                st.weights = weights.clone();
                 metrics::gauge!("exspin_opponent_version").set(weights.version as f64);
             }
             OpponentMsg::Resync => {
@@ -112,11 +127,16 @@ async fn generate_pending(st: &mut State) -> Result<(), ActorProcessingErr> {
         let generator = st.ctx.generators[st.index].clone();
         let version = st.version;
         let started = std::time::Instant::now();
-        let (batch, samples) = tokio::task::spawn_blocking(move || {
-            let samples = generator.lock().generate(&batch, n, version);
-            (batch, samples)
-        })
-        .await?;
+        let (batch, samples) = match generate_on_worker(st, &batch).await {
+            Some(samples) => (batch, Ok(samples)),
+            None => {
+                tokio::task::spawn_blocking(move || {
+                    let samples = generator.lock().generate(&batch, n, version);
+                    (batch, samples)
+                })
+                .await?
+            }
+        };
         let samples = samples?;
         let took = started.elapsed();
         st.ctx.stats.add(Stage::Opponent, took);
@@ -161,4 +181,40 @@ async fn generate_pending(st: &mut State) -> Result<(), ActorProcessingErr> {
         send!(st.ctx, executor, ExecutorMsg::Judge(held));
     }
     Ok(())
+}
+
+/// The batch's samples from a fleet worker's opponent, or None when the fleet has none or the
+/// call fails (then this process generates them: samples are seeded per (example, round,
+/// sample), so they are the same either way, and none is lost or doubled).
+async fn generate_on_worker(st: &State, batch: &[PromptItem]) -> Option<Vec<Sample>> {
+    let target = crate::fleet::remote::next_remote_generator()?;
+    let run_dir = match std::fs::canonicalize(&st.ctx.run_dir) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!("fleet: {}: {e}; generating here", st.ctx.run_dir.display());
+            return None;
+        }
+    };
+    let request = crate::fleet::wire::GenerateRequest {
+        config_toml: toml::to_string(&st.ctx.config).expect("a job config serializes"),
+        run_dir,
+        weights: st.weights.clone(),
+        batch: batch.to_vec(),
+        n_samples: st.ctx.config.run.samples_per_prompt,
+    };
+    match crate::fleet::remote::generate_remote(&target, &request, REMOTE_GENERATE_TIMEOUT).await {
+        Ok(samples) => {
+            metrics::counter!("exspin_fleet_remote_generate_batches_total").increment(1);
+            st.ctx.journal.lock().samples_generated_remote += samples.len() as u64;
+            Some(samples)
+        }
+        Err(e) => {
+            tracing::warn!(
+                "fleet: generating {} prompts here instead: {e:#}",
+                batch.len()
+            );
+            metrics::counter!("exspin_fleet_reissued_generate_batches_total").increment(1);
+            None
+        }
+    }
 }

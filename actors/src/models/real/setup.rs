@@ -14,7 +14,6 @@ use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use exspin::data::{Dataset, Example};
 use exspin::model::chat::ChatTemplate;
-use exspin::model::generate::GenerateConfig;
 use exspin::model::load::{self, SpecialTokens};
 use exspin::model::logprob::Pair as TokenPair;
 use exspin::model::{Config, lora, tokenizer};
@@ -27,10 +26,9 @@ use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
 use super::evaluator::RealEvaluator;
-use super::generator::RealGenerator;
 use super::learner::RealLearner;
 use super::{Lm, weights_dir};
-use crate::config::{JobConfig, Mode, ModelSource, TinyModel};
+use crate::config::{JobConfig, ModelSource, TinyModel};
 use crate::logic::prompts::Prompter;
 use crate::models::compute::Compute;
 use crate::protocol::seams::{DevEvaluator, Generator, Learner, PromptItem};
@@ -56,8 +54,8 @@ pub struct SftReport {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct ModelMeta {
-    chat: ChatTemplate,
+pub(crate) struct ModelMeta {
+    pub(crate) chat: ChatTemplate,
 }
 
 /// What [`build`] ended with: the seams, or the SFT phase stopped by a signal (its checkpoint
@@ -154,31 +152,7 @@ pub fn build(
 
     // One generator per opponent, each with its own copy of version 0 (later versions each
     // loads from the published folder).
-    let make_generator = || -> anyhow::Result<Box<dyn Generator>> {
-        Ok(Box::new(RealGenerator {
-            lm: Lm::load(&v0, &chat, &compute)?,
-            run_dir: run_dir.to_path_buf(),
-            chat: chat.clone(),
-            sampling: GenerateConfig {
-                max_new_tokens: m.max_new_tokens,
-                temperature: m.temperature,
-                top_p: m.top_p,
-                ..GenerateConfig::default()
-            },
-            seed: config.run.seed,
-            chunk: m.chunk,
-            version: 0,
-            // DPO's reference stays version 0 while the opponent moves on.
-            reference: match config.run.mode {
-                Mode::Dpo => Some(Lm::load(&v0, &chat, &compute)?),
-                _ => None,
-            },
-            prefixes: exspin::model::prefix_cache::PrefixCache::new(
-                super::generator::PREFIX_CACHE_BYTES,
-            ),
-            compute: compute.clone(),
-        }))
-    };
+    let make_generator = || crate::models::opponent::opponent_for(config, run_dir, Some(&compute));
     let generators = (0..config.run.generators)
         .map(|_| make_generator())
         .collect::<anyhow::Result<Vec<_>>>()?;
