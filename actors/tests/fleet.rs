@@ -242,6 +242,8 @@ fn fleet_workers_judge_for_the_head_survive_a_dead_worker_and_a_restarted_head_a
             "8",
             "--generators",
             "1",
+            "--executors",
+            "1",
             "--cookie-file",
         ])
         .arg(&cookie)
@@ -266,7 +268,7 @@ fn fleet_workers_judge_for_the_head_survive_a_dead_worker_and_a_restarted_head_a
         sorted(&s.samples_trained_ids),
         sorted(&base.samples_trained_ids)
     );
-    assert!(s.samples_judged_remote > 0);
+    assert!(s.samples_judged_remote > 0 && s.samples_generated_remote > 0);
     let status = wait_exit("the returning worker", 60, &mut returning);
     assert!(status.success());
 }

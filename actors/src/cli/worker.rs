@@ -30,10 +30,11 @@ pub struct WorkerArgs {
     pub cookie_file: PathBuf,
     /// This node's copy of the head's database folder (e.g. spider/database): databases are
     /// opened by their path under it and refused when their bytes differ from the head's.
+    /// Needed with --executors (not for opponents only).
     #[arg(long, value_name = "DIR")]
-    pub databases: PathBuf,
+    pub databases: Option<PathBuf>,
     /// SQL executor actors to host (each judges one batch at a time).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 0)]
     pub executors: usize,
     /// Opponent actors to host (each answers one batch of prompts at a time with the head's
     /// job's model, loading its published versions from the head's run folder, which this node
@@ -70,11 +71,20 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
         "give --executors or --generators: a worker hosts at least one actor"
     );
     args.threads.apply()?;
-    anyhow::ensure!(
-        args.databases.is_dir(),
-        "--databases {} is not a folder; give this node's copy of the head's database folder",
-        args.databases.display()
-    );
+    let databases = match (&args.databases, args.executors) {
+        (_, 0) => PathBuf::new(),
+        (None, _) => anyhow::bail!(
+            "--executors needs --databases: this node's copy of the head's database folder"
+        ),
+        (Some(d), _) => {
+            anyhow::ensure!(
+                d.is_dir(),
+                "--databases {} is not a folder; give this node's copy of the head's database folder",
+                d.display()
+            );
+            d.clone()
+        }
+    };
     let cookie = read_cookie(&args.cookie_file)?;
     let _metrics = args
         .metrics_port
@@ -110,7 +120,7 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
                 None,
                 ExecutorHost,
                 ExecutorHostArgs {
-                    databases: args.databases.clone(),
+                    databases: databases.clone(),
                     pool: pool.clone(),
                     abort_on_batch: args.fault_abort_on_batch,
                 },
@@ -125,7 +135,7 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
             "worker {name}: joined {} with {} executors over {} and {} opponents",
             args.join,
             args.executors,
-            args.databases.display(),
+            databases.display(),
             args.generators
         );
         // The head may come back (`exspin resume` after a crash): reconnect with back-off, for

@@ -42,6 +42,11 @@ pub fn next_remote_executor() -> Option<ActorRef<ExecutorHostMsg>> {
     next_remote(super::EXECUTORS_GROUP, &NEXT)
 }
 
+/// How many opponents the fleet's workers host now.
+pub fn remote_generator_count() -> usize {
+    remote_members::<GeneratorHostMsg>(super::GENERATORS_GROUP).len()
+}
+
 /// The next remote opponent (round robin), if the fleet has one.
 pub fn next_remote_generator() -> Option<ActorRef<GeneratorHostMsg>> {
     static NEXT: AtomicUsize = AtomicUsize::new(0);

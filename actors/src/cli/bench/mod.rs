@@ -2,6 +2,7 @@
 //! in the same command.
 
 pub mod eval;
+pub mod fleet;
 pub mod generate;
 pub mod logprob;
 pub mod pairs;
@@ -35,6 +36,9 @@ pub enum BenchCommand {
     /// every answer re-scored) and the new way (one prefill per prompt, shared schema prefix,
     /// log-probs from decoding) on the same prompts and seeds: samples/s of both and the speedup.
     Rollout(rollout::BenchRolloutArgs),
+    /// The fleet on loopback: samples/s with 1, 2, 4, … workers hosting opponents, the scaling
+    /// efficiency, and the head's ceiling (the same job with generation free).
+    Fleet(fleet::BenchFleetArgs),
     /// Pair training the old way (every pair's prompt run for its gold and for its negative) and
     /// the new way (a prompt run once for its gold and all its negatives, forward and backward)
     /// on the same pairs: pairs/s of both, the speedup and the largest gradient difference.
@@ -55,6 +59,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::QuantAgreement(args) => quant::run(args),
         BenchCommand::Rollout(args) => rollout::run(args),
         BenchCommand::Pairs(args) => pairs::run(args),
+        BenchCommand::Fleet(args) => fleet::run(args),
     }
 }
 
