@@ -25,19 +25,48 @@ fn remote_members<M: ractor::Message>(group: &str) -> Vec<ActorRef<M>> {
     remote.into_iter().map(ActorRef::from).collect()
 }
 
-/// Round-robin over a group's remote members: the next one, if any.
-fn next_remote<M: ractor::Message>(group: &str, next: &AtomicUsize) -> Option<ActorRef<M>> {
+/// Calls in flight per remote actor (all groups), for least-loaded picking.
+static IN_FLIGHT: std::sync::LazyLock<
+    parking_lot::Mutex<std::collections::HashMap<ractor::ActorId, usize>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// A remote actor picked for one call; its in-flight count drops when the lease does.
+pub struct Lease<M: ractor::Message> {
+    pub target: ActorRef<M>,
+}
+
+impl<M: ractor::Message> Drop for Lease<M> {
+    fn drop(&mut self) {
+        let mut map = IN_FLIGHT.lock();
+        if let Some(n) = map.get_mut(&self.target.get_id()) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+/// The group's remote member with the fewest calls in flight (ties: round robin), if any.
+/// Round robin alone sends two concurrent batches to one worker while another idles.
+fn next_remote<M: ractor::Message>(group: &str, next: &AtomicUsize) -> Option<Lease<M>> {
     let all = remote_members::<M>(group);
     metrics::gauge!("exspin_fleet_remote_actors", "group" => group.to_string())
         .set(all.len() as f64);
     if all.is_empty() {
         return None;
     }
-    Some(all[next.fetch_add(1, Ordering::Relaxed) % all.len()].clone())
+    let start = next.fetch_add(1, Ordering::Relaxed);
+    let mut map = IN_FLIGHT.lock();
+    let pick = (0..all.len())
+        .map(|i| (start + i) % all.len())
+        .min_by_key(|&i| map.get(&all[i].get_id()).copied().unwrap_or(0))
+        .expect("not empty");
+    *map.entry(all[pick].get_id()).or_insert(0) += 1;
+    Some(Lease {
+        target: all[pick].clone(),
+    })
 }
 
-/// The next remote executor (round robin), if the fleet has one.
-pub fn next_remote_executor() -> Option<ActorRef<ExecutorHostMsg>> {
+/// The next remote executor (least loaded), if the fleet has one.
+pub fn next_remote_executor() -> Option<Lease<ExecutorHostMsg>> {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     next_remote(super::EXECUTORS_GROUP, &NEXT)
 }
@@ -47,8 +76,8 @@ pub fn remote_generator_count() -> usize {
     remote_members::<GeneratorHostMsg>(super::GENERATORS_GROUP).len()
 }
 
-/// The next remote opponent (round robin), if the fleet has one.
-pub fn next_remote_generator() -> Option<ActorRef<GeneratorHostMsg>> {
+/// The next remote opponent (least loaded), if the fleet has one.
+pub fn next_remote_generator() -> Option<Lease<GeneratorHostMsg>> {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     next_remote(super::GENERATORS_GROUP, &NEXT)
 }

@@ -45,7 +45,8 @@ impl Actor for ExecutorStage {
         // the remote call fails (the same batch is judged here: nothing is lost or doubled).
         let items = match crate::fleet::remote::next_remote_executor() {
             None => items,
-            Some(target) => {
+            Some(lease) => {
+                let target = &lease.target;
                 let timeout = std::time::Duration::from_millis(
                     ctx.config
                         .run
@@ -54,7 +55,7 @@ impl Actor for ExecutorStage {
                 );
                 let tried = match crate::fleet::remote::request_for(&train, items.clone()) {
                     Ok(request) => {
-                        crate::fleet::remote::judge_remote(&target, &request, timeout).await
+                        crate::fleet::remote::judge_remote(target, &request, timeout).await
                     }
                     Err(e) => Err(e),
                 };

@@ -187,7 +187,8 @@ async fn generate_pending(st: &mut State) -> Result<(), ActorProcessingErr> {
 /// call fails (then this process generates them: samples are seeded per (example, round,
 /// sample), so they are the same either way, and none is lost or doubled).
 async fn generate_on_worker(st: &State, batch: &[PromptItem]) -> Option<Vec<Sample>> {
-    let target = crate::fleet::remote::next_remote_generator()?;
+    let lease = crate::fleet::remote::next_remote_generator()?;
+    let target = &lease.target;
     let run_dir = match std::fs::canonicalize(&st.ctx.run_dir) {
         Ok(p) => p,
         Err(e) => {
@@ -202,7 +203,7 @@ async fn generate_on_worker(st: &State, batch: &[PromptItem]) -> Option<Vec<Samp
         batch: batch.to_vec(),
         n_samples: st.ctx.config.run.samples_per_prompt,
     };
-    match crate::fleet::remote::generate_remote(&target, &request, REMOTE_GENERATE_TIMEOUT).await {
+    match crate::fleet::remote::generate_remote(target, &request, REMOTE_GENERATE_TIMEOUT).await {
         Ok(samples) => {
             metrics::counter!("exspin_fleet_remote_generate_batches_total").increment(1);
             st.ctx.journal.lock().samples_generated_remote += samples.len() as u64;
