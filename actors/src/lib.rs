@@ -24,6 +24,7 @@ pub mod bench;
 pub mod config;
 pub mod experiment;
 pub mod fleet;
+pub mod hosts;
 pub mod runtime;
 pub mod sft;
 pub mod state;

@@ -195,7 +195,21 @@ fn prepare_stoppable(
         queue_capacity: config.run.executor_queue,
         ..Default::default()
     });
+    let weights_of: Box<dyn Fn(u64) -> WeightsHandle + Send + Sync> = match config.model.source {
+        ModelSource::Fake(_) => Box::new(|version| WeightsHandle {
+            version,
+            path: None,
+        }),
+        _ => {
+            let run_dir = run_dir.to_path_buf();
+            Box::new(move |version| WeightsHandle {
+                version,
+                path: Some(crate::models::real::weights_dir(&run_dir, version)),
+            })
+        }
+    };
     Ok(Prepared::Ready(Arc::new(Ctx {
+        weights_of,
         journal: Arc::new(Mutex::new(Journal::default())),
         ledger: Mutex::new(crate::state::ledger::Ledger::new(run_dir)),
         peers: RwLock::new(Default::default()),

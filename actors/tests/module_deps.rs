@@ -3,16 +3,22 @@
 //! it must not (comments and `#[cfg(test)]` parts do not count):
 //!
 //! ```text
-//! config ← protocol ← logic ← state ← observe
-//!                       ↑       ↑
+//! config ← protocol ← logic ← state ← observe ← fleet
+//!                       ↑       ↑                 ↑
 //!                     models  stages ← runtime ← bench, sft
+//!                       ↑                 ↑
+//!                     hosts ──────────────┘ (fleet)
 //! ```
 //! * `config` (the typed job config) and `protocol` (the seams) reach nothing else of the crate;
 //! * `logic` (decisions without actors) reaches only `config` and `protocol`;
 //! * `state` (journal, ledger, checkpoints, summary) adds `logic`; `observe` adds `state`;
 //! * `models` (real and fake models behind the seams) reaches `config`, `protocol` and `logic`,
 //!   never the actors;
-//! * `stages` (the actors) reach everything below, never `models`, `runtime` or the entry points;
+//! * `fleet` (wire types, nodes, picking a worker's actor: what the head's stages use) reaches
+//!   `config`, `protocol`, `logic` and `observe`, never a model;
+//! * `stages` (the actors) reach everything below and `fleet`, never `models`, `runtime` or the
+//!   entry points;
+//! * `hosts` (the actors a fleet worker hosts) reach `fleet` and `models`, never the stages;
 //! * under `cli/`, a command group reaches `crate::cli::args` and nothing else of `crate::cli`.
 
 use std::collections::BTreeSet;
@@ -78,17 +84,19 @@ fn reaching_outside(folder: &str, allowed: &[&str]) -> Vec<String> {
 
 #[test]
 fn the_runtime_folders_depend_one_way() {
-    let rules: [(&str, &[&str]); 8] = [
+    let rules: [(&str, &[&str]); 10] = [
         ("config", &[]),
         ("protocol", &[]),
         ("logic", &["config", "protocol"]),
         ("state", &["config", "protocol", "logic"]),
         ("observe", &["config", "protocol", "logic", "state"]),
         ("models", &["config", "protocol", "logic"]),
+        ("fleet", &["config", "protocol", "logic", "observe"]),
         (
             "stages",
-            &["config", "protocol", "logic", "state", "observe"],
+            &["config", "protocol", "logic", "state", "observe", "fleet"],
         ),
+        ("hosts", &["config", "protocol", "logic", "models", "fleet"]),
         ("experiment", &["config"]),
     ];
     let mut bad = Vec::new();

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use exspin::sql::executor::{ExecutorConfig, ExecutorPool};
-use exspin_actors::fleet::executor_host::{ExecutorHost, ExecutorHostArgs};
-use exspin_actors::fleet::generator_host::GeneratorHost;
 use exspin_actors::fleet::node::{Node, read_cookie};
+use exspin_actors::hosts::executor_host::{ExecutorHost, ExecutorHostArgs};
+use exspin_actors::hosts::generator_host::GeneratorHost;
 use exspin_actors::runtime::StopFlag;
 use ractor::Actor;
 

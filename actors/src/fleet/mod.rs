@@ -1,8 +1,9 @@
 //! The rollout fleet on `ractor_cluster`: a head (`exspin run --listen HOST:PORT --cookie-file F`)
 //! and workers (`exspin worker --join HOST:PORT --cookie-file F`) that host work for it.
 //!
-//! What exists: workers host SQL-executor actors ([`executor_host`]) that join the process group
-//! [`EXECUTORS_GROUP`]; ractor_cluster synchronises the group to the head, whose executor stage
+//! What exists: workers host SQL-executor actors (`crate::hosts::executor_host`) that join the
+//! process group [`EXECUTORS_GROUP`], and opponents (`crate::hosts::generator_host`) in
+//! [`GENERATORS_GROUP`]; ractor_cluster synchronises the group to the head, whose executor stage
 //! sends each batch of generations to a remote executor ([`remote`]) when one is there and
 //! judges locally when none is, or when the remote call fails (a worker killed or its link
 //! dropped: the batch is judged again here, so no sample is lost or judged twice into the
@@ -13,8 +14,6 @@
 //! (`local_executors = 0`), the fleet benchmark (ISSUE 17's remaining items).
 
 pub mod db_hash;
-pub mod executor_host;
-pub mod generator_host;
 pub mod node;
 pub mod remote;
 pub mod wire;

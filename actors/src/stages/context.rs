@@ -52,6 +52,9 @@ pub struct Ctx {
     pub stats: crate::observe::stats::StageStats,
     /// One progress bar per stage (hidden unless the command shows them: `exspin run`/`resume`).
     pub progress: crate::observe::stage_bars::StageBars,
+    /// Where published version t is (the run's weights folder, or nothing for the fake model):
+    /// what an opponent on a fleet worker loads.
+    pub weights_of: Box<dyn Fn(u64) -> crate::protocol::seams::WeightsHandle + Send + Sync>,
     /// Why the supervisor gave up (an actor past its restart budget), for the run's error.
     pub gave_up: Mutex<Option<String>>,
 }

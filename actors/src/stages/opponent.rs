@@ -48,13 +48,7 @@ impl Actor for Opponent {
         (ctx, index): (Arc<Ctx>, usize),
     ) -> Result<State, ActorProcessingErr> {
         let version = ctx.journal.lock().version();
-        let weights = WeightsHandle {
-            version,
-            path: match ctx.config.model.source {
-                crate::config::ModelSource::Fake(_) => None,
-                _ => Some(crate::models::real::weights_dir(&ctx.run_dir, version)),
-            },
-        };
+        let weights = (ctx.weights_of)(version);
         Ok(State {
             ctx,
             index,
@@ -196,10 +190,20 @@ async fn generate_on_worker(st: &State, batch: &[PromptItem]) -> Option<Vec<Samp
             return None;
         }
     };
+    // A worker resolves paths on its own: a relative one (a run folder given as `runs/x`) would
+    // point elsewhere there.
+    let mut weights = st.weights.clone();
+    weights.path = weights.path.map(|p| {
+        if p.is_relative() {
+            std::env::current_dir().map(|cwd| cwd.join(&p)).unwrap_or(p)
+        } else {
+            p
+        }
+    });
     let request = crate::fleet::wire::GenerateRequest {
         config_toml: toml::to_string(&st.ctx.config).expect("a job config serializes"),
         run_dir,
-        weights: st.weights.clone(),
+        weights,
         batch: batch.to_vec(),
         n_samples: st.ctx.config.run.samples_per_prompt,
     };

@@ -9,8 +9,8 @@ use exspin::eval::{EvalOptions, Judge};
 use exspin::sql::executor::ExecutorPool;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use super::db_hash::sha256_of;
-use super::wire::{self, ExecutorHostMsg, JudgeReply, JudgeRequest};
+use crate::fleet::db_hash::sha256_of;
+use crate::fleet::wire::{self, ExecutorHostMsg, JudgeReply, JudgeRequest};
 use crate::logic::judge::judge_all;
 
 pub struct ExecutorHost;
@@ -35,7 +35,10 @@ impl Actor for ExecutorHost {
         myself: ActorRef<Self::Msg>,
         args: ExecutorHostArgs,
     ) -> Result<ExecutorHostArgs, ActorProcessingErr> {
-        ractor::pg::join(super::EXECUTORS_GROUP.to_string(), vec![myself.get_cell()]);
+        ractor::pg::join(
+            crate::fleet::EXECUTORS_GROUP.to_string(),
+            vec![myself.get_cell()],
+        );
         Ok(args)
     }
 

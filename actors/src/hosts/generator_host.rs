@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use sha2::{Digest, Sha256};
 
-use super::wire::{self, GenerateReply, GenerateRequest, GeneratorHostMsg};
 use crate::config::JobConfig;
+use crate::fleet::wire::{self, GenerateReply, GenerateRequest, GeneratorHostMsg};
 use crate::protocol::seams::Generator;
 
 pub struct GeneratorHost;
@@ -31,7 +31,10 @@ impl Actor for GeneratorHost {
         myself: ActorRef<Self::Msg>,
         _: (),
     ) -> Result<Option<Loaded>, ActorProcessingErr> {
-        ractor::pg::join(super::GENERATORS_GROUP.to_string(), vec![myself.get_cell()]);
+        ractor::pg::join(
+            crate::fleet::GENERATORS_GROUP.to_string(),
+            vec![myself.get_cell()],
+        );
         Ok(None)
     }
 
