@@ -272,3 +272,62 @@ fn fleet_workers_judge_for_the_head_survive_a_dead_worker_and_a_restarted_head_a
     let status = wait_exit("the returning worker", 60, &mut returning);
     assert!(status.success());
 }
+
+/// configs/fleet-fake.toml (the async schedule, staleness 1) with a worker answering the prompts:
+/// samples generated on another node keep the staleness bound, and the run trains what it would
+/// train alone.
+#[test]
+fn fleet_async_run_keeps_the_staleness_bound_across_nodes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/fleet-fake.toml"),
+    )
+    .unwrap()
+    .replace("fake_generate_ms = 500", "fake_generate_ms = 150");
+    assert!(text.contains("schedule = \"async\"") && text.contains("staleness = 1"));
+    let cfg = tmp.path().join("fleet.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let cookie = tmp.path().join("cookie");
+    std::fs::write(&cookie, "async-secret\n").unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let run_dir = tmp.path().join("run");
+    let mut head = exspin()
+        .arg("run")
+        .arg(&cfg)
+        .arg("--run-dir")
+        .arg(&run_dir)
+        .args(["--listen", &addr, "--cookie-file"])
+        .arg(&cookie)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The worker dials once the head listens (a worker started earlier fails at once).
+    wait_for("the head to listen", 30, &mut head, || {
+        std::net::TcpStream::connect(&addr).is_ok()
+    });
+    let mut worker = exspin()
+        .args([
+            "worker",
+            "--join",
+            &addr,
+            "--generators",
+            "2",
+            "--reconnect-s",
+            "1",
+        ])
+        .arg("--cookie-file")
+        .arg(&cookie)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_exit("the head", 120, &mut head).success());
+    let s = read_summary(&run_dir);
+    assert!(s.finished);
+    assert!(s.samples_generated_remote > 0, "{s:?}");
+    assert!(s.max_staleness <= 1, "staleness {} > 1", s.max_staleness);
+    let distinct: std::collections::HashSet<_> = s.samples_trained_ids.iter().collect();
+    assert_eq!(distinct.len(), s.samples_trained_ids.len());
+    assert!(wait_exit("the worker", 30, &mut worker).success());
+}
