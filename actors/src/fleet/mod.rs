@@ -4,14 +4,16 @@
 //! What exists: workers host SQL-executor actors (`crate::hosts::executor_host`) that join the
 //! process group [`EXECUTORS_GROUP`], and opponents (`crate::hosts::generator_host`) in
 //! [`GENERATORS_GROUP`]; ractor_cluster synchronises the group to the head, whose executor stage
-//! sends each batch of generations to a remote executor ([`remote`]) when one is there and
-//! judges locally when none is, or when the remote call fails (a worker killed or its link
-//! dropped: the batch is judged again here, so no sample is lost or judged twice into the
-//! buffer). Only nodes with the job's cookie get in ([`node`]). What crosses nodes is the
-//! versioned, serialized [`wire`] types; reply ports and actor refs stay local.
+//! sends each batch of generations to a remote executor ([`remote`]) when one is there, and its
+//! opponents send prompts to a remote opponent likewise; the head does the batch itself when
+//! none is there or the remote call fails (a worker killed or its link dropped), so no sample is
+//! lost or reaches the buffer twice. Only nodes with the job's cookie get in ([`node`]). What
+//! crosses nodes is the versioned, serialized [`wire`] types; reply ports and actor refs stay
+//! local.
 //!
-//! Not yet: opponent generators on workers and weight sync, TLS, a head that waits for workers
-//! (`local_executors = 0`), the fleet benchmark (ISSUE 17's remaining items).
+//! Not yet: weights sent over the link (workers read published versions from the run folder on
+//! a shared filesystem), TLS, and a head without local opponents and executors (ISSUE 17's
+//! remaining items).
 
 pub mod db_hash;
 pub mod node;
