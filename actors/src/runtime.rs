@@ -191,7 +191,11 @@ fn prepare_stoppable(
         };
     let pool = ExecutorPool::new(ExecutorConfig {
         timeout: Duration::from_millis(config.run.executor_timeout_ms),
-        workers: config.run.executor_workers,
+        // Unused when cluster.local_executors = 0 (every batch goes to a worker).
+        workers: config
+            .cluster
+            .local_executors(config.run.executor_workers)
+            .max(1),
         queue_capacity: config.run.executor_queue,
         ..Default::default()
     });
@@ -252,7 +256,7 @@ fn fake_seams(
         .map(|(_, e)| (e.id.clone(), e.gold_sql.clone()))
         .collect();
     (
-        (0..config.run.generators)
+        (0..config.cluster.local_generators(config.run.generators))
             .map(|_| {
                 crate::models::opponent::opponent_for(config, Path::new(""), None)
                     .expect("the fake opponent needs no files")

@@ -189,7 +189,7 @@ fn fleet_workers_judge_for_the_head_survive_a_dead_worker_and_a_restarted_head_a
         "{head_log}"
     );
     assert!(
-        head_log.contains("judging") && head_log.contains("here instead"),
+        head_log.contains("judging") && head_log.contains("elsewhere"),
         "the dying worker's batch was not judged again: {head_log}"
     );
     let s = read_summary(&run_dir);
@@ -273,61 +273,310 @@ fn fleet_workers_judge_for_the_head_survive_a_dead_worker_and_a_restarted_head_a
     assert!(status.success());
 }
 
-/// configs/fleet-fake.toml (the async schedule, staleness 1) with a worker answering the prompts:
-/// samples generated on another node keep the staleness bound, and the run trains what it would
-/// train alone.
-#[test]
-fn fleet_async_run_keeps_the_staleness_bound_across_nodes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(
+/// configs/fleet-fake.toml (no generation on the head) with `fake_generate_ms` lowered and, with
+/// `judge_on_workers`, no executor on the head either; `schedule` replaces its "async".
+fn fleet_fake(dir: &Path, schedule: &str, judge_on_workers: bool) -> std::path::PathBuf {
+    let mut text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/fleet-fake.toml"),
     )
     .unwrap()
-    .replace("fake_generate_ms = 500", "fake_generate_ms = 150");
-    assert!(text.contains("schedule = \"async\"") && text.contains("staleness = 1"));
-    let cfg = tmp.path().join("fleet.toml");
+    .replace("fake_generate_ms = 500", "fake_generate_ms = 60")
+    .replace(
+        "schedule = \"async\"",
+        &format!("schedule = \"{schedule}\""),
+    );
+    assert!(text.contains("local_generators = 0") && text.contains("staleness = 1"));
+    if judge_on_workers {
+        text = text.replace("[cluster]\n", "[cluster]\nlocal_executors = 0\n");
+    }
+    let cfg = dir.join(format!("fleet-{schedule}-{judge_on_workers}.toml"));
     std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
+/// A head on `addr` running `cfg` into `run_dir`, its stderr into `err`.
+fn head_on(addr: &str, cookie: &Path, cfg: &Path, run_dir: &Path, err: &Path) -> Child {
+    exspin()
+        .arg("run")
+        .arg(cfg)
+        .arg("--run-dir")
+        .arg(run_dir)
+        .args(["--listen", addr, "--cookie-file"])
+        .arg(cookie)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(err).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// configs/fleet-fake.toml (the async schedule, staleness 1) with a worker answering the prompts:
+/// samples generated on another node keep the staleness bound. The worker starts before the
+/// head listens and waits for it.
+#[test]
+fn fleet_async_run_keeps_the_staleness_bound_across_nodes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = fleet_fake(tmp.path(), "async", false);
     let cookie = tmp.path().join("cookie");
     std::fs::write(&cookie, "async-secret\n").unwrap();
     let addr = format!("127.0.0.1:{}", free_port());
     let run_dir = tmp.path().join("run");
-    let mut head = exspin()
-        .arg("run")
-        .arg(&cfg)
-        .arg("--run-dir")
-        .arg(&run_dir)
-        .args(["--listen", &addr, "--cookie-file"])
+    let worker_err = tmp.path().join("worker.err");
+    let mut worker = exspin()
+        .args(["worker", "--join", &addr, "--generators", "2"])
+        .args(["--reconnect-s", "10", "--cookie-file"])
         .arg(&cookie)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&worker_err).unwrap())
         .spawn()
         .unwrap();
-    // The worker dials once the head listens (a worker started earlier fails at once).
-    wait_for("the head to listen", 30, &mut head, || {
-        std::net::TcpStream::connect(&addr).is_ok()
-    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        worker.try_wait().unwrap().is_none(),
+        "the worker did not wait for the head"
+    );
+    let mut head = head_on(&addr, &cookie, &cfg, &run_dir, &tmp.path().join("head.err"));
+    assert!(wait_exit("the head", 120, &mut head).success());
+    let s = read_summary(&run_dir);
+    assert!(s.finished);
+    // No opponent generates on the head (cluster.local_generators = 0).
+    assert_eq!(s.samples_generated_remote, s.samples_generated, "{s:?}");
+    assert!(s.max_staleness <= 1, "staleness {} > 1", s.max_staleness);
+    let distinct: std::collections::HashSet<_> = s.samples_trained_ids.iter().collect();
+    assert_eq!(distinct.len(), s.samples_trained_ids.len());
+    // Once the head is gone for good the worker gives up waiting and exits 0 by itself.
+    let status = wait_exit("the worker", 60, &mut worker);
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&worker_err).unwrap()
+    );
+}
+
+/// The issue's fleet test: configs/fleet-fake.toml with every batch generated and judged on
+/// workers (nothing on the head). Head + 1 worker uninterrupted, then head + 2 workers of which
+/// one is SIGKILLed holding a batch: its batches are re-issued to the other worker, and the run
+/// trains the same ids, none twice.
+#[test]
+fn fleet_two_workers_one_killed_train_what_one_worker_trains() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = fleet_fake(tmp.path(), "strict", true);
+    let cookie = tmp.path().join("cookie");
+    std::fs::write(&cookie, "kill-secret\n").unwrap();
+    let worker = |addr: &str, databases: &Path| {
+        let mut c = exspin();
+        c.args([
+            "worker",
+            "--join",
+            addr,
+            "--generators",
+            "2",
+            "--executors",
+            "1",
+        ])
+        .args(["--reconnect-s", "10", "--cookie-file"])
+        .arg(&cookie)
+        .arg("--databases")
+        .arg(databases)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        c
+    };
+
+    // Head + 1 worker, uninterrupted.
+    let addr = format!("127.0.0.1:{}", free_port());
+    let one_dir = tmp.path().join("one");
+    let mut head = head_on(&addr, &cookie, &cfg, &one_dir, &tmp.path().join("one.err"));
+    let databases = one_dir.join("data/database");
+    wait_for("the head's data", 30, &mut head, || databases.is_dir());
+    let mut only = worker(&addr, &databases).spawn().unwrap();
+    assert!(wait_exit("the head", 120, &mut head).success());
+    let one = read_summary(&one_dir);
+    assert!(one.finished);
+    assert_eq!(one.samples_generated_remote, one.samples_generated);
+    assert_eq!(one.samples_judged_remote, one.samples_judged);
+
+    // Head + 2 workers (started first: they wait for the head), one SIGKILLed by its own fault
+    // injection on its second batch to judge. The synthetic data is the same bytes, so the
+    // first run's database folder serves.
+    let addr = format!("127.0.0.1:{}", free_port());
+    let two_dir = tmp.path().join("two");
+    let mut dying = worker(&addr, &databases)
+        .args(["--fault-abort-on-batch", "2"])
+        .spawn()
+        .unwrap();
+    let mut staying = worker(&addr, &databases).spawn().unwrap();
+    let head_err = tmp.path().join("two.err");
+    let mut head = head_on(&addr, &cookie, &cfg, &two_dir, &head_err);
+    assert!(!wait_exit("the dying worker", 60, &mut dying).success());
+    let status = wait_exit("the head", 120, &mut head);
+    let head_log = std::fs::read_to_string(&head_err).unwrap();
+    assert!(status.success(), "{head_log}");
+    assert!(
+        head_log.contains("elsewhere"),
+        "no batch was re-issued: {head_log}"
+    );
+    let two = read_summary(&two_dir);
+    assert!(two.finished);
+    assert_eq!(two.samples_generated_remote, two.samples_generated);
+    assert_eq!(two.samples_judged_remote, two.samples_judged);
+    assert_eq!(two.samples_judged, one.samples_judged);
+    assert_eq!(
+        sorted(&two.samples_trained_ids),
+        sorted(&one.samples_trained_ids)
+    );
+    let distinct: std::collections::HashSet<_> = two.samples_trained_ids.iter().collect();
+    assert_eq!(distinct.len(), two.samples_trained_ids.len());
+    assert!(wait_exit("the staying worker", 60, &mut staying).success());
+    assert!(wait_exit("the first run's worker", 60, &mut only).success());
+}
+
+/// The tiny real model (SFT, then two ExSPIN rounds) with its opponent and its executor on a
+/// worker: the worker loads each version from the run folder, and the run trains the same ids as
+/// the same job in one process.
+#[test]
+fn fleet_tiny_real_model_generates_and_judges_on_a_worker_as_in_one_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let job = r#"
+        [data]
+        synthetic_train = 40
+        synthetic_dev = 12
+        dev_limit = 8
+        [run]
+        mode = "exspin"
+        rounds = 2
+        prompts_per_round = 4
+        samples_per_prompt = 2
+        generate_batch = 2
+        generators = 1
+        train_batch = 2
+        replay_capacity = 8
+        checkpoint_every = 0
+        [model]
+        kind = "tiny"
+        schema = "plain"
+        vocab_size = 300
+        hidden_size = 32
+        intermediate_size = 64
+        layers = 1
+        heads = 2
+        kv_heads = 1
+        max_new_tokens = 16
+        lr = 1e-3
+        [sft]
+        steps = 6
+        batch_size = 4
+    "#;
+    let alone_cfg = tmp.path().join("alone.toml");
+    std::fs::write(&alone_cfg, job).unwrap();
+    let fleet_cfg = tmp.path().join("fleet.toml");
+    std::fs::write(
+        &fleet_cfg,
+        format!("{job}\n[cluster]\nlocal_generators = 0\nlocal_executors = 0\n"),
+    )
+    .unwrap();
+    let alone_dir = tmp.path().join("alone");
+    let out = exspin()
+        .arg("run")
+        .arg(&alone_cfg)
+        .arg("--run-dir")
+        .arg(&alone_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alone = read_summary(&alone_dir);
+
+    let cookie = tmp.path().join("cookie");
+    std::fs::write(&cookie, "tiny-secret\n").unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let run_dir = tmp.path().join("fleet");
+    let head_err = tmp.path().join("head.err");
+    let mut head = head_on(&addr, &cookie, &fleet_cfg, &run_dir, &head_err);
+    let databases = run_dir.join("data/database");
+    wait_for("the head's data", 60, &mut head, || databases.is_dir());
+    let worker_err = tmp.path().join("worker.err");
     let mut worker = exspin()
         .args([
             "worker",
             "--join",
             &addr,
             "--generators",
-            "2",
-            "--reconnect-s",
+            "1",
+            "--executors",
             "1",
         ])
-        .arg("--cookie-file")
+        .args(["--reconnect-s", "3", "--cookie-file"])
         .arg(&cookie)
+        .arg("--databases")
+        .arg(&databases)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&worker_err).unwrap())
         .spawn()
         .unwrap();
-    assert!(wait_exit("the head", 120, &mut head).success());
+    let status = wait_exit("the head", 300, &mut head);
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&head_err).unwrap()
+    );
     let s = read_summary(&run_dir);
     assert!(s.finished);
-    assert!(s.samples_generated_remote > 0, "{s:?}");
-    assert!(s.max_staleness <= 1, "staleness {} > 1", s.max_staleness);
-    let distinct: std::collections::HashSet<_> = s.samples_trained_ids.iter().collect();
-    assert_eq!(distinct.len(), s.samples_trained_ids.len());
-    assert!(wait_exit("the worker", 30, &mut worker).success());
+    assert!(s.samples_generated > 0);
+    assert_eq!(s.samples_generated_remote, s.samples_generated);
+    assert_eq!(s.samples_judged_remote, s.samples_judged);
+    assert_eq!(s.samples_judged, alone.samples_judged);
+    assert_eq!(
+        sorted(&s.samples_trained_ids),
+        sorted(&alone.samples_trained_ids)
+    );
+    let status = wait_exit("the worker", 120, &mut worker);
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&worker_err).unwrap()
+    );
+}
+
+/// `[cluster]` is checked with the fix in words: an opponent count above `run.generators`, an
+/// address without a cookie, and work left to workers with no fleet to take it.
+#[test]
+fn fleet_cluster_settings_are_checked_with_the_fix_in_words() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/fleet-fake.toml"),
+    )
+    .unwrap();
+    let run = |name: &str, cluster: &str| {
+        let cfg = tmp.path().join(format!("{name}.toml"));
+        let text = base.replace(
+            "local_generators = 0       # every batch is generated on a worker\n",
+            cluster,
+        );
+        assert_ne!(text, base, "the config's [cluster] table changed");
+        std::fs::write(&cfg, text).unwrap();
+        let out = exspin()
+            .arg("run")
+            .arg(&cfg)
+            .arg("--run-dir")
+            .arg(tmp.path().join(name))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let why = run("too-many", "local_generators = 5\n");
+    assert!(
+        why.contains("cluster.local_generators = 5 exceeds run.generators = 4"),
+        "{why}"
+    );
+    let why = run("no-cookie", "listen = \"127.0.0.1:7799\"\n");
+    assert!(why.contains("go together"), "{why}");
+    let why = run("no-fleet", "local_generators = 0\n");
+    assert!(
+        why.contains("there is no fleet") && why.contains("--listen"),
+        "{why}"
+    );
 }

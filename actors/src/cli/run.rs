@@ -40,26 +40,47 @@ pub struct ResumeArgs {
     pub fleet: FleetArgs,
 }
 
-/// The head's side of a fleet (`exspin worker`).
+/// The head's side of a fleet (`exspin worker`); the config's `[cluster]` table holds the same
+/// settings, and a flag given here wins.
 #[derive(clap::Args, Debug)]
 pub struct FleetArgs {
     /// Accept fleet workers (`exspin worker --join`) on this address; give a loopback or
     /// private address: only nodes with the cookie get in, but the link is not encrypted.
-    #[arg(long, value_name = "HOST:PORT", requires = "cookie_file")]
+    #[arg(long, value_name = "HOST:PORT")]
     pub listen: Option<std::net::SocketAddr>,
     /// A file whose first line is the job's shared secret; workers must give the same one.
-    #[arg(long, value_name = "FILE", requires = "listen")]
+    #[arg(long, value_name = "FILE")]
     pub cookie_file: Option<PathBuf>,
 }
 
 impl FleetArgs {
-    /// Starts the head's fleet node when `--listen` asks for one (kept alive by the caller).
+    /// Starts the head's fleet node when the flags or `[cluster]` ask for one (kept alive by
+    /// the caller); refuses a job that leaves work to workers without a fleet to take them.
     fn start(
         &self,
+        config: &JobConfig,
         rt: &tokio::runtime::Runtime,
     ) -> anyhow::Result<Option<exspin_actors::fleet::node::Node>> {
-        let (Some(listen), Some(cookie_file)) = (self.listen, &self.cookie_file) else {
-            return Ok(None);
+        let cluster = &config.cluster;
+        let listen = self.listen.or(cluster.listen);
+        let cookie_file = self.cookie_file.as_ref().or(cluster.cookie_file.as_ref());
+        let (listen, cookie_file) = match (listen, cookie_file) {
+            (Some(l), Some(c)) => (l, c),
+            (None, None) => {
+                anyhow::ensure!(
+                    !cluster.needs_workers(config.run.generators),
+                    "[cluster] leaves work to fleet workers (local_generators or local_executors \
+                     = 0) but there is no fleet: give --listen HOST:PORT --cookie-file F (or \
+                     cluster.listen and cluster.cookie_file)"
+                );
+                return Ok(None);
+            }
+            (Some(_), None) => anyhow::bail!(
+                "a fleet needs the job's shared secret: give --cookie-file F (or cluster.cookie_file)"
+            ),
+            (None, Some(_)) => anyhow::bail!(
+                "a cookie file without an address: give --listen HOST:PORT (or cluster.listen)"
+            ),
         };
         let cookie = exspin_actors::fleet::node::read_cookie(cookie_file)?;
         let node = rt.block_on(exspin_actors::fleet::node::Node::start(
@@ -77,6 +98,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     // The signal handlers first: a SIGTERM during set-up or SFT is caught too.
     let (rt, stop) = runtime_with_stop(args.threads.threads)?;
     let (config, text) = JobConfig::load(&args.config)?;
+    // Before the run folder is made: a job that cannot get its workers leaves nothing behind.
+    let _fleet = args.fleet.start(&config, &rt)?;
     if args.run_dir.exists() {
         anyhow::ensure!(
             args.overwrite,
@@ -95,7 +118,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         exspin_actors::runtime::copy_version0(&config, from, &args.run_dir)?;
         eprintln!("version 0 copied from {}", from.display());
     }
-    let _fleet = args.fleet.start(&rt)?;
     let started = Run::start(config, &text, &args.run_dir, &stop)?;
     drive(&rt, started, &stop, &args.run_dir)
 }
@@ -103,7 +125,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 pub fn resume(args: ResumeArgs) -> anyhow::Result<()> {
     args.threads.apply()?;
     let (rt, stop) = runtime_with_stop(args.threads.threads)?;
-    let _fleet = args.fleet.start(&rt)?;
+    let (config, _) = JobConfig::load(&args.run_dir.join("config.toml"))
+        .with_context(|| format!("{} is not a run folder", args.run_dir.display()))?;
+    let _fleet = args.fleet.start(&config, &rt)?;
     let started = Run::resume_start(&args.run_dir, &stop)?;
     drive(&rt, started, &stop, &args.run_dir)
 }

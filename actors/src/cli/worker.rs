@@ -55,8 +55,8 @@ pub struct WorkerArgs {
     /// Serve this worker's metrics (Prometheus text format) on 127.0.0.1:PORT.
     #[arg(long, value_name = "PORT")]
     pub metrics_port: Option<u16>,
-    /// Seconds to keep trying to reconnect (with back-off) after the head goes away, e.g.
-    /// while it is restarted with `exspin resume`.
+    /// Seconds to keep trying to connect (with back-off) while the head is not there: before it
+    /// listens, and each time it goes away (e.g. while it is restarted with `exspin resume`).
     #[arg(long, default_value_t = 60)]
     pub reconnect_s: u64,
     /// Fault injection for tests: SIGKILL this process on receiving the K-th batch, before
@@ -98,7 +98,10 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
         let stop = StopFlag::on_signals()?;
         let name = format!("exspin-worker-{}", std::process::id());
         let node = Node::start(&name, args.listen, cookie).await?;
-        node.connect(&args.join, Duration::from_secs(args.connect_timeout_s))
+        let connect_timeout = Duration::from_secs(args.connect_timeout_s);
+        let within = Duration::from_secs(args.reconnect_s);
+        // The head may not listen yet (workers often start first on a cluster): wait for it.
+        node.connect_with_retry(&args.join, connect_timeout, within, || stop.is_requested())
             .await?;
         let pool = Arc::new(ExecutorPool::new(ExecutorConfig {
             timeout: Duration::from_secs(args.query_timeout_s),
@@ -154,24 +157,22 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
                 "worker {name}: the head went away; reconnecting for up to {} s",
                 args.reconnect_s
             );
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(args.reconnect_s);
-            let mut wait = Duration::from_millis(200);
-            let mut back = false;
-            while tokio::time::Instant::now() < deadline && !stop.is_requested() {
-                tokio::time::sleep(wait).await;
-                match node
-                    .connect(&args.join, Duration::from_secs(args.connect_timeout_s))
-                    .await
-                {
-                    Ok(()) => {
-                        eprintln!("worker {name}: rejoined {}", args.join);
-                        back = true;
-                        break;
-                    }
-                    Err(e) => tracing::debug!("worker {name}: {e:#}"),
+            let back = match node
+                .connect_with_retry(&args.join, connect_timeout, within, || stop.is_requested())
+                .await
+            {
+                Ok(()) => {
+                    eprintln!("worker {name}: rejoined {}", args.join);
+                    true
                 }
-                wait = (wait * 2).min(Duration::from_secs(5));
-            }
+                Err(e @ exspin_actors::fleet::node::ConnectError::Refused { .. }) => {
+                    return Err(e.into());
+                }
+                Err(e) => {
+                    tracing::debug!("worker {name}: {e}");
+                    false
+                }
+            };
             if !back {
                 eprintln!("worker {name}: the head did not come back; stopping");
                 break;

@@ -3,6 +3,7 @@
 //! fields are refused so a typo is an error; a bad value names the file, the key and the allowed
 //! values; [`JobConfig::validate`] adds the checks across fields, in words a person can act on.
 
+mod cluster;
 mod data;
 pub mod device;
 mod model;
@@ -13,6 +14,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use cluster::ClusterConfig;
 pub use data::{DataConfig, DataSource, SyntheticData};
 pub use device::{CUDA_BUILT, DeviceSpec, WeightDType};
 pub use model::{FakeModel, ModelConfig, ModelKind, ModelSource, SchemaMode, TinyModel};
@@ -31,6 +33,9 @@ pub struct JobConfig {
     /// Supervised fine-tuning before the self-play rounds (real models only).
     #[serde(default)]
     pub sft: SftConfig,
+    /// The head's side of a rollout fleet (optional section; `--listen`/`--cookie-file` win).
+    #[serde(default)]
+    pub cluster: ClusterConfig,
 }
 
 /// Where the runtime's metrics go besides `RUN_DIR/metrics.jsonl`.
@@ -84,6 +89,7 @@ impl JobConfig {
             ..RunConfig::default()
         };
         sig.metrics = MetricsConfig::default();
+        sig.cluster = ClusterConfig::default();
         let d = ModelConfig::default();
         sig.model.temperature = d.temperature;
         sig.model.top_p = d.top_p;
@@ -111,6 +117,7 @@ impl JobConfig {
     pub fn validate(&self) -> anyhow::Result<()> {
         let mut errors = Vec::new();
         self.run.problems(&mut errors);
+        self.cluster.problems(self.run.generators, &mut errors);
         let m = &self.model;
         if let Err(e) = m.device.check_built("model.device") {
             errors.push(e.to_string());

@@ -77,6 +77,17 @@ impl NodeEventSubscription for Watch {
     }
 }
 
+/// Why a node could not join its head.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("connecting to the head at {addr}: {why}")]
+    Unreachable { addr: String, why: String },
+    #[error("the head at {addr} refused this node: its cookie differs from this --cookie-file's")]
+    Refused { addr: String },
+    #[error("the head at {addr} did not authenticate this node within {timeout:?}")]
+    Timeout { addr: String, timeout: Duration },
+}
+
 /// A running node server.
 pub struct Node {
     pub server: ActorRef<NodeServerMessage>,
@@ -133,11 +144,14 @@ impl Node {
 
     /// Connects to the node at `addr` and waits until the session authenticates (within
     /// `timeout`). Fails when the peer closes the session first: its cookie is another.
-    pub async fn connect(&self, addr: &str, timeout: Duration) -> anyhow::Result<()> {
+    pub async fn connect(&self, addr: &str, timeout: Duration) -> Result<(), ConnectError> {
         let seen = self.events.log.lock().len();
         ractor_cluster::client_connect(&self.server, addr)
             .await
-            .map_err(|e| anyhow::anyhow!("connecting to the head at {addr}: {e}"))?;
+            .map_err(|e| ConnectError::Unreachable {
+                addr: addr.to_string(),
+                why: e.to_string(),
+            })?;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.events.changed.notified();
@@ -149,19 +163,53 @@ impl Node {
                 for e in &log[seen..] {
                     match e {
                         SessionEvent::Authenticated(_) => return Ok(()),
-                        SessionEvent::Disconnected(_) => anyhow::bail!(
-                            "the head at {addr} refused this node: its cookie differs from this \
-                             --cookie-file's"
-                        ),
+                        SessionEvent::Disconnected(_) => {
+                            return Err(ConnectError::Refused {
+                                addr: addr.to_string(),
+                            });
+                        }
                         SessionEvent::Opened(_) => {}
                     }
                 }
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                anyhow::bail!(
-                    "the head at {addr} did not authenticate this node within {timeout:?}"
-                );
+                return Err(ConnectError::Timeout {
+                    addr: addr.to_string(),
+                    timeout,
+                });
             }
+        }
+    }
+
+    /// [`Node::connect`] tried again with back-off (0.2 s doubling to 5 s) while the head is not
+    /// there (not listening yet, or restarting), for at most `within`. A refusal is final when it
+    /// comes twice in a row: a head that closes while shutting down looks like one refusal, a
+    /// head with another cookie refuses every time. `stopped` ends the wait early.
+    pub async fn connect_with_retry(
+        &self,
+        addr: &str,
+        timeout: Duration,
+        within: Duration,
+        stopped: impl Fn() -> bool,
+    ) -> Result<(), ConnectError> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut wait = Duration::from_millis(200);
+        let mut refused = false;
+        loop {
+            match self.connect(addr, timeout).await {
+                Ok(()) => return Ok(()),
+                Err(e @ ConnectError::Refused { .. }) if refused => return Err(e),
+                Err(ConnectError::Refused { .. }) => refused = true,
+                Err(e) if tokio::time::Instant::now() + wait >= deadline || stopped() => {
+                    return Err(e);
+                }
+                Err(e) => {
+                    refused = false;
+                    tracing::debug!("{e}; trying again in {wait:?}");
+                }
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(5));
         }
     }
 

@@ -35,7 +35,8 @@ pub struct Ctx {
     pub ledger: Mutex<crate::state::ledger::Ledger>,
     pub peers: RwLock<Peers>,
     pub faults: Faults,
-    /// One seam object per opponent (`run.generators`), by opponent index.
+    /// One seam object per opponent that may generate in this process, by opponent index (the
+    /// first `cluster.local_generators` of `run.generators`; the rest only use fleet workers).
     pub generators: Vec<Arc<Mutex<Box<dyn Generator>>>>,
     pub learner: Arc<Mutex<Box<dyn Learner>>>,
     pub evaluator: Arc<Mutex<Box<dyn DevEvaluator>>>,

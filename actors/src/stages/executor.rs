@@ -9,6 +9,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::config::Stage;
 use crate::logic::judge::judge_all;
+use crate::protocol::seams::{Judged, PromptItem, Sample};
 use crate::stages::messages::{ExecutorMsg, ReplayMsg};
 
 use crate::stages::context::{Ctx, send};
@@ -42,37 +43,20 @@ impl Actor for ExecutorStage {
         let started = std::time::Instant::now();
         metrics::gauge!("exspin_executor_inflight").set(items.len() as f64);
         // A worker's executor when the fleet has one; this process's pool when it has none or
-        // the remote call fails (the same batch is judged here: nothing is lost or doubled).
-        let items = match crate::fleet::remote::next_remote_executor() {
-            None => items,
-            Some(lease) => {
-                let target = &lease.target;
-                let timeout = std::time::Duration::from_millis(
-                    ctx.config
-                        .run
-                        .executor_timeout_ms
-                        .saturating_mul(items.len() as u64 + 2),
-                );
-                let tried = match crate::fleet::remote::request_for(&train, items.clone()) {
-                    Ok(request) => {
-                        crate::fleet::remote::judge_remote(target, &request, timeout).await
-                    }
-                    Err(e) => Err(e),
-                };
-                match tried {
-                    Ok(judged) => {
-                        metrics::counter!("exspin_fleet_remote_batches_total").increment(1);
-                        ctx.journal.lock().samples_judged_remote += judged.len() as u64;
-                        return finish(ctx, judged, started);
-                    }
-                    Err(e) => {
-                        tracing::warn!("fleet: judging {} items here instead: {e:#}", items.len());
-                        metrics::counter!("exspin_fleet_reissued_batches_total").increment(1);
-                        items
-                    }
-                }
-            }
-        };
+        // the remote call fails (the same batch is judged here: nothing is lost or doubled). With
+        // no executor here (`cluster.local_executors = 0`), workers only, waiting for one.
+        if ctx
+            .config
+            .cluster
+            .local_executors(ctx.config.run.executor_workers)
+            == 0
+        {
+            let judged = judge_on_workers(ctx, &train, &items).await;
+            return finish(ctx, judged, started);
+        }
+        if let Some(judged) = judge_on_a_worker(ctx, &train, &items).await {
+            return finish(ctx, judged, started);
+        }
         let judged = tokio::task::spawn_blocking(move || {
             let scope = train.source.display().to_string();
             judge_all(&judge, &pool, &scope, |db| train.db_path(db), items)
@@ -82,10 +66,69 @@ impl Actor for ExecutorStage {
     }
 }
 
+/// `items` judged by the least-loaded fleet worker's executor, or None when the fleet has none
+/// or the call fails.
+async fn judge_on_a_worker(
+    ctx: &Ctx,
+    train: &exspin::data::Dataset,
+    items: &[(PromptItem, Sample)],
+) -> Option<Vec<Judged>> {
+    let lease = crate::fleet::remote::next_remote_executor()?;
+    let timeout = std::time::Duration::from_millis(
+        ctx.config
+            .run
+            .executor_timeout_ms
+            .saturating_mul(items.len() as u64 + 2),
+    );
+    let tried = match crate::fleet::remote::request_for(train, items.to_vec()) {
+        Ok(request) => crate::fleet::remote::judge_remote(&lease.target, &request, timeout).await,
+        Err(e) => Err(e),
+    };
+    match tried {
+        Ok(judged) => {
+            metrics::counter!("exspin_fleet_remote_batches_total").increment(1);
+            ctx.journal.lock().samples_judged_remote += judged.len() as u64;
+            Some(judged)
+        }
+        Err(e) => {
+            tracing::warn!("fleet: judging {} items elsewhere: {e:#}", items.len());
+            metrics::counter!("exspin_fleet_reissued_batches_total").increment(1);
+            None
+        }
+    }
+}
+
+/// `items` judged by a fleet worker, with no executor in this process (`cluster.local_executors
+/// = 0`): tried again, on whichever worker is least loaded, until one answers.
+async fn judge_on_workers(
+    ctx: &Ctx,
+    train: &exspin::data::Dataset,
+    items: &[(PromptItem, Sample)],
+) -> Vec<Judged> {
+    const RETRY: std::time::Duration = std::time::Duration::from_millis(250);
+    const SAY_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+    let mut said = std::time::Instant::now();
+    loop {
+        if let Some(judged) = judge_on_a_worker(ctx, train, items).await {
+            return judged;
+        }
+        if said.elapsed() >= SAY_EVERY {
+            tracing::warn!(
+                "executor: no fleet worker has judged its {} items for {} s (cluster.local_executors \
+                 = 0); start `exspin worker --executors N --databases DIR`",
+                items.len(),
+                SAY_EVERY.as_secs()
+            );
+            said = std::time::Instant::now();
+        }
+        tokio::time::sleep(RETRY).await;
+    }
+}
+
 /// Records a judged batch and hands it to the replay buffer.
 fn finish(
     ctx: &Arc<Ctx>,
-    judged: Vec<crate::protocol::seams::Judged>,
+    judged: Vec<Judged>,
     started: std::time::Instant,
 ) -> Result<(), ActorProcessingErr> {
     let took = started.elapsed();

@@ -3,7 +3,8 @@
 //! schedule) all of a `Prompts` delivery at once after generating every one of them.
 //!
 //! There are `run.generators` of them, opponent `i` owning `ctx.generators[i]` (its own seam
-//! object, so they generate in parallel). Each gets its own credits from the replay buffer and
+//! object, so they generate in parallel) when it may generate in this process
+//! (`cluster.local_generators`); the others only hand batches to fleet workers. Each gets its own credits from the replay buffer and
 //! asks the prompt builder with its own address; `Load` reaches all of them (one version stream).
 
 use std::collections::VecDeque;
@@ -93,11 +94,15 @@ impl Actor for Opponent {
                 generate_pending(st).await?;
             }
             OpponentMsg::Load(weights) => {
-                let generator = st.ctx.generators[st.index].clone();
-                let w = weights.clone();
-                let started = std::time::Instant::now();
-                tokio::task::spawn_blocking(move || generator.lock().load_version(&w)).await??;
-                st.ctx.stats.add(Stage::Opponent, started.elapsed());
+                // An opponent that only hands batches to workers has no weights here: the
+                // version travels with each request.
+                if let Some(generator) = st.ctx.generators.get(st.index).cloned() {
+                    let w = weights.clone();
+                    let started = std::time::Instant::now();
+                    tokio::task::spawn_blocking(move || generator.lock().load_version(&w))
+                        .await??;
+                    st.ctx.stats.add(Stage::Opponent, started.elapsed());
+                }
                 st.version = weights.version;
                 st.weights = weights.clone();
                 metrics::gauge!("exspin_opponent_version").set(weights.version as f64);
@@ -118,18 +123,23 @@ async fn generate_pending(st: &mut State) -> Result<(), ActorProcessingErr> {
     while !st.pending.is_empty() {
         let take = st.ctx.config.run.generate_batch.min(st.pending.len());
         let batch: Vec<PromptItem> = st.pending.drain(..take).collect();
-        let generator = st.ctx.generators[st.index].clone();
         let version = st.version;
         let started = std::time::Instant::now();
         let (batch, samples) = match generate_on_worker(st, &batch).await {
             Some(samples) => (batch, Ok(samples)),
-            None => {
-                tokio::task::spawn_blocking(move || {
-                    let samples = generator.lock().generate(&batch, n, version);
-                    (batch, samples)
-                })
-                .await?
-            }
+            None => match st.ctx.generators.get(st.index).cloned() {
+                Some(generator) => {
+                    tokio::task::spawn_blocking(move || {
+                        let samples = generator.lock().generate(&batch, n, version);
+                        (batch, samples)
+                    })
+                    .await?
+                }
+                None => {
+                    let samples = wait_for_worker(st, &batch).await;
+                    (batch, Ok(samples))
+                }
+            },
         };
         let samples = samples?;
         let took = started.elapsed();
@@ -177,6 +187,32 @@ async fn generate_pending(st: &mut State) -> Result<(), ActorProcessingErr> {
     Ok(())
 }
 
+/// The batch's samples from a fleet worker, for an opponent that may not generate here
+/// (`cluster.local_generators`): tried again, on whichever worker is least loaded, until one
+/// answers. Samples are seeded per (example, round, sample), so a retry draws the same ones.
+async fn wait_for_worker(st: &State, batch: &[PromptItem]) -> Vec<Sample> {
+    const RETRY: std::time::Duration = std::time::Duration::from_millis(250);
+    const SAY_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+    let mut said = std::time::Instant::now();
+    loop {
+        if let Some(samples) = generate_on_worker(st, batch).await {
+            return samples;
+        }
+        if said.elapsed() >= SAY_EVERY {
+            tracing::warn!(
+                "opponent {}: no fleet worker has taken its batch of {} prompts for {} s \
+                 (cluster.local_generators keeps it off this process); start `exspin worker \
+                 --generators N`",
+                st.index,
+                batch.len(),
+                SAY_EVERY.as_secs()
+            );
+            said = std::time::Instant::now();
+        }
+        tokio::time::sleep(RETRY).await;
+    }
+}
+
 /// The batch's samples from a fleet worker's opponent, or None when the fleet has none or the
 /// call fails (then this process generates them: samples are seeded per (example, round,
 /// sample), so they are the same either way, and none is lost or doubled).
@@ -214,10 +250,7 @@ async fn generate_on_worker(st: &State, batch: &[PromptItem]) -> Option<Vec<Samp
             Some(samples)
         }
         Err(e) => {
-            tracing::warn!(
-                "fleet: generating {} prompts here instead: {e:#}",
-                batch.len()
-            );
+            tracing::warn!("fleet: generating {} prompts elsewhere: {e:#}", batch.len());
             metrics::counter!("exspin_fleet_reissued_generate_batches_total").increment(1);
             None
         }

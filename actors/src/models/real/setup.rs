@@ -33,7 +33,8 @@ use crate::logic::prompts::Prompter;
 use crate::models::compute::Compute;
 use crate::protocol::seams::{DevEvaluator, Generator, Learner, PromptItem};
 
-/// One generator per opponent (`run.generators`), the learner, the dev evaluator.
+/// One generator per opponent that may generate in this process (`cluster.local_generators` of
+/// `run.generators`), the learner, the dev evaluator.
 pub type Seams = (
     Vec<Box<dyn Generator>>,
     Box<dyn Learner>,
@@ -150,10 +151,11 @@ pub fn build(
     };
     evaluator.chat = chat.clone();
 
-    // One generator per opponent, each with its own copy of version 0 (later versions each
-    // loads from the published folder).
+    // One generator per opponent that may generate here (`cluster.local_generators`; the others
+    // only hand batches to fleet workers), each with its own copy of version 0 (later versions
+    // each loads from the published folder).
     let make_generator = || crate::models::opponent::opponent_for(config, run_dir, Some(&compute));
-    let generators = (0..config.run.generators)
+    let generators = (0..config.cluster.local_generators(config.run.generators))
         .map(|_| make_generator())
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut lm = Lm::load(&v0, &chat, &compute)?;
