@@ -235,8 +235,8 @@ run_step bench_logprob_linear_896 step_bench_logprob_linear_896
 run_step bench_logprob_linear_1536 step_bench_logprob_linear_1536
 run_step bench_train step_bench_train
 run_step bench_generate step_bench_generate
-run_step bench_pipeline step_bench_pipeline
 run_step bench_rollout step_bench_rollout
+run_step bench_pipeline step_bench_pipeline
 
 echo
 echo "=== summary (also $OUT/summary.tsv)"

@@ -65,6 +65,40 @@ fn next_remote<M: ractor::Message>(group: &str, next: &AtomicUsize) -> Option<Le
     })
 }
 
+/// Batches whose worker failed them (died, link dropped, refused) and went elsewhere.
+static REISSUED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts a batch re-issued after its worker failed it.
+pub fn note_reissued() {
+    REISSUED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The fleet in one line for the progress display: the workers' actors now, and what they did
+/// (`generated` and `judged`: samples done on workers, from the journal).
+pub fn status_line(generated: u64, judged: u64) -> String {
+    let count = |group: &str| {
+        ractor::pg::get_members(&group.to_string())
+            .iter()
+            .filter(|c| !c.get_id().is_local())
+            .count()
+    };
+    let nodes: std::collections::BTreeSet<u64> = [super::GENERATORS_GROUP, super::EXECUTORS_GROUP]
+        .iter()
+        .flat_map(|g| ractor::pg::get_members(&g.to_string()))
+        .map(|c| c.get_id())
+        .filter(|id| !id.is_local())
+        .map(|id| id.node())
+        .collect();
+    let in_flight: usize = IN_FLIGHT.lock().values().sum();
+    format!(
+        "{} worker nodes ({} opponents, {} executors), {in_flight} batches in flight; on workers: {generated} samples generated, {judged} judged; {} batches re-issued",
+        nodes.len(),
+        count(super::GENERATORS_GROUP),
+        count(super::EXECUTORS_GROUP),
+        REISSUED.load(Ordering::Relaxed)
+    )
+}
+
 /// The next remote executor (least loaded), if the fleet has one.
 pub fn next_remote_executor() -> Option<Lease<ExecutorHostMsg>> {
     static NEXT: AtomicUsize = AtomicUsize::new(0);

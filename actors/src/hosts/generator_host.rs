@@ -88,6 +88,7 @@ pub fn generate_request(bytes: &[u8], held: Option<Loaded>) -> (Option<Loaded>, 
         }
     };
     if loaded.version != request.weights.version {
+        let started = std::time::Instant::now();
         if let Err(e) = loaded.generator.load_version(&request.weights) {
             return (
                 None,
@@ -98,6 +99,14 @@ pub fn generate_request(bytes: &[u8], held: Option<Loaded>) -> (Option<Loaded>, 
             );
         }
         loaded.version = request.weights.version;
+        // The weight sync of a worker that reads the run folder: from the request to the
+        // version loaded.
+        let took = started.elapsed().as_secs_f64();
+        metrics::histogram!("exspin_fleet_weight_sync_seconds").record(took);
+        tracing::info!(
+            "fleet: version {} loaded in {took:.2} s",
+            request.weights.version
+        );
     }
     let reply =
         match loaded

@@ -14,8 +14,10 @@ use crate::state::journal::Journal;
 #[derive(Debug)]
 pub struct StageBars {
     // Kept so the bars stay drawn together.
-    _multi: Option<MultiProgress>,
+    multi: Option<MultiProgress>,
     bars: Vec<ProgressBar>,
+    /// The fleet's line, added under the bars when a worker first takes work.
+    fleet: std::sync::OnceLock<ProgressBar>,
 }
 
 impl Default for StageBars {
@@ -27,8 +29,9 @@ impl Default for StageBars {
 impl StageBars {
     pub fn hidden() -> StageBars {
         StageBars {
-            _multi: None,
+            multi: None,
             bars: Stage::ALL.map(|_| ProgressBar::hidden()).to_vec(),
+            fleet: std::sync::OnceLock::new(),
         }
     }
 
@@ -70,13 +73,29 @@ impl StageBars {
             })
             .collect();
         StageBars {
-            _multi: Some(multi),
+            multi: Some(multi),
             bars,
+            fleet: std::sync::OnceLock::new(),
         }
     }
 
     pub fn inc(&self, stage: Stage, n: u64) {
         self.bars[stage as usize].inc(n);
+    }
+
+    /// Shows `line` (what the fleet's workers hold and have done) on the fleet's line, which
+    /// appears under the bars the first time this is called.
+    pub fn set_fleet(&self, line: String) {
+        let Some(multi) = &self.multi else { return };
+        let bar = self.fleet.get_or_init(|| {
+            let b = multi.add(ProgressBar::new_spinner());
+            b.set_style(
+                ProgressStyle::with_template("{prefix:>14} {msg}").expect("valid template"),
+            );
+            b.set_prefix("fleet");
+            b
+        });
+        bar.set_message(line);
     }
 
     pub fn position(&self, stage: Stage) -> u64 {
@@ -85,7 +104,7 @@ impl StageBars {
 
     /// Leaves the bars as they are (drawn once more, not cleared).
     pub fn finish(&self) {
-        for b in &self.bars {
+        for b in self.bars.iter().chain(self.fleet.get()) {
             b.abandon();
         }
     }

@@ -107,3 +107,16 @@ macro_rules! send {
     }};
 }
 pub(crate) use send;
+
+/// Counts samples a worker generated or judged in the journal and shows the fleet's line under
+/// the progress bars.
+pub(crate) fn show_fleet(ctx: &Ctx, generated: u64, judged: u64) {
+    let (generated, judged) = {
+        let mut j = ctx.journal.lock();
+        j.samples_generated_remote += generated;
+        j.samples_judged_remote += judged;
+        (j.samples_generated_remote, j.samples_judged_remote)
+    };
+    ctx.progress
+        .set_fleet(crate::fleet::remote::status_line(generated, judged));
+}

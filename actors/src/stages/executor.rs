@@ -84,15 +84,18 @@ async fn judge_on_a_worker(
         Ok(request) => crate::fleet::remote::judge_remote(&lease.target, &request, timeout).await,
         Err(e) => Err(e),
     };
+    drop(lease);
     match tried {
         Ok(judged) => {
             metrics::counter!("exspin_fleet_remote_batches_total").increment(1);
-            ctx.journal.lock().samples_judged_remote += judged.len() as u64;
+            crate::stages::context::show_fleet(ctx, 0, judged.len() as u64);
             Some(judged)
         }
         Err(e) => {
             tracing::warn!("fleet: judging {} items elsewhere: {e:#}", items.len());
             metrics::counter!("exspin_fleet_reissued_batches_total").increment(1);
+            crate::fleet::remote::note_reissued();
+            crate::stages::context::show_fleet(ctx, 0, 0);
             None
         }
     }

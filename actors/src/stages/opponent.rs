@@ -15,7 +15,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use crate::config::RoundSchedule;
 use crate::config::Stage;
 use crate::protocol::seams::{PromptItem, Sample, WeightsHandle};
-use crate::stages::context::{Ctx, send};
+use crate::stages::context::{Ctx, send, show_fleet};
 use crate::stages::messages::{ExecutorMsg, OpponentMsg, PromptBuilderMsg};
 
 pub struct Opponent;
@@ -243,15 +243,20 @@ async fn generate_on_worker(st: &State, batch: &[PromptItem]) -> Option<Vec<Samp
         batch: batch.to_vec(),
         n_samples: st.ctx.config.run.samples_per_prompt,
     };
-    match crate::fleet::remote::generate_remote(target, &request, REMOTE_GENERATE_TIMEOUT).await {
+    let answer =
+        crate::fleet::remote::generate_remote(target, &request, REMOTE_GENERATE_TIMEOUT).await;
+    drop(lease);
+    match answer {
         Ok(samples) => {
             metrics::counter!("exspin_fleet_remote_generate_batches_total").increment(1);
-            st.ctx.journal.lock().samples_generated_remote += samples.len() as u64;
+            show_fleet(&st.ctx, samples.len() as u64, 0);
             Some(samples)
         }
         Err(e) => {
             tracing::warn!("fleet: generating {} prompts elsewhere: {e:#}", batch.len());
             metrics::counter!("exspin_fleet_reissued_generate_batches_total").increment(1);
+            crate::fleet::remote::note_reissued();
+            show_fleet(&st.ctx, 0, 0);
             None
         }
     }
