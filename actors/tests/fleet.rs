@@ -580,3 +580,100 @@ fn fleet_cluster_settings_are_checked_with_the_fix_in_words() {
         "{why}"
     );
 }
+
+/// PEM files in `dir` for the job's CA and two nodes (`head`, `worker`), both certified for
+/// 127.0.0.1; and `stranger` signed by another CA.
+fn write_certificates(dir: &Path) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca = |name: &str| {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+        Issuer::new(params, key)
+    };
+    let node = |name: &str, issuer: &Issuer<'_, KeyPair>| {
+        let key = KeyPair::generate().unwrap();
+        let params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        let cert = params.signed_by(&key, issuer).unwrap();
+        std::fs::write(dir.join(format!("{name}.crt")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+    };
+    let job_ca = ca("ca");
+    node("head", &job_ca);
+    node("worker", &job_ca);
+    let other_ca = ca("other-ca");
+    node("stranger", &other_ca);
+}
+
+/// `--tls-cert/--tls-key/--tls-ca` on both ends: a worker with a certificate from the job's CA
+/// generates for the head over mutual TLS; one whose certificate another CA signed, and one that
+/// speaks plain TCP, are refused although their cookie is right.
+#[test]
+fn fleet_over_mutual_tls_admits_only_nodes_the_jobs_ca_signed() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_certificates(tmp.path());
+    let cfg = fleet_fake(tmp.path(), "strict", false);
+    let cookie = tmp.path().join("cookie");
+    std::fs::write(&cookie, "tls-secret\n").unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let tls = |name: &str, ca: &str| {
+        let p = |f: String| tmp.path().join(f).to_str().unwrap().to_string();
+        vec![
+            "--tls-cert".to_string(),
+            p(format!("{name}.crt")),
+            "--tls-key".to_string(),
+            p(format!("{name}.key")),
+            "--tls-ca".to_string(),
+            p(format!("{ca}.pem")),
+        ]
+    };
+    let run_dir = tmp.path().join("run");
+    let head_err = tmp.path().join("head.err");
+    let mut head = exspin()
+        .arg("run")
+        .arg(&cfg)
+        .arg("--run-dir")
+        .arg(&run_dir)
+        .args(["--listen", &addr, "--cookie-file"])
+        .arg(&cookie)
+        .args(tls("head", "ca"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&head_err).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for("the head to listen", 30, &mut head, || {
+        std::net::TcpStream::connect(&addr).is_ok()
+    });
+    let worker = |extra: Vec<String>| {
+        let mut c = exspin();
+        c.args(["worker", "--join", &addr, "--generators", "2"])
+            .args(["--reconnect-s", "3", "--cookie-file"])
+            .arg(&cookie)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        c
+    };
+    for (who, extra) in [
+        ("a stranger's certificate", tls("stranger", "ca")),
+        ("plain TCP", Vec::new()),
+    ] {
+        let out = worker(extra).output().unwrap();
+        assert!(
+            !out.status.success(),
+            "{who} got in: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut invited = worker(tls("worker", "ca")).spawn().unwrap();
+    let status = wait_exit("the head", 120, &mut head);
+    let log = std::fs::read_to_string(&head_err).unwrap();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("mutual TLS"), "{log}");
+    let s = read_summary(&run_dir);
+    assert!(s.finished);
+    assert_eq!(s.samples_generated_remote, s.samples_generated);
+    assert!(wait_exit("the invited worker", 60, &mut invited).success());
+}

@@ -65,7 +65,8 @@ pub fn linear_token_logprobs(
     let stats = Tensor::cat(&parts, 0)?;
     let op = LinearLogprob { stats, chunk_rows };
     let out = hidden.apply_op3_arc(weight, &targets, Arc::new(Box::new(op)))?;
-    out.narrow(1, 0, 1)?.squeeze(1)
+    // Contiguous for candle's CUDA matmul, as `token_logprobs`'s.
+    out.narrow(1, 0, 1)?.squeeze(1)?.contiguous()
 }
 
 /// Hands candle's autograd the statistics computed above (its "forward" is a copy of them) and

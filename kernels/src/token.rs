@@ -19,9 +19,12 @@ use crate::{IGNORE, cpu};
 /// be < V. The result is f32 whatever the logits dtype, and differentiable with respect to
 /// `logits` through candle's autograd.
 pub fn token_logprobs(logits: &Tensor, targets: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    // Contiguous: column 0 of [N, 3] is a strided view, and candle's CUDA matmul refuses strided
+    // operands (a caller summing log-probs with a mask matmul failed on the GPU only).
     token_stats(logits, targets, mask)?
         .narrow(1, 0, 1)?
-        .squeeze(1)
+        .squeeze(1)?
+        .contiguous()
 }
 
 /// The op's raw `[N, 3]` output (see the module doc), differentiable.

@@ -122,6 +122,8 @@ fn check_token(dev: &Device, logits: Tensor) -> Result<()> {
     let x = Var::from_tensor(&logits)?;
     let lp = token_logprobs(x.as_tensor(), &t, Some(&m))?;
     assert_eq!(lp.dims(), [n]);
+    // Callers matmul it (a masked sum); candle's CUDA matmul refuses strided operands.
+    assert!(lp.is_contiguous());
     assert_eq!(lp.dtype(), DType::F32);
     let got = host(&lp)?;
     let want = reference_f64(&host(&logits)?, v, &kept);
@@ -275,6 +277,7 @@ fn linear(dev: &Device) -> Result<()> {
 
     let (hv, wv) = (Var::from_tensor(&hidden)?, Var::from_tensor(&weight)?);
     let lp = linear_token_logprobs(hv.as_tensor(), wv.as_tensor(), &t, Some(&m), chunk)?;
+    assert!(lp.is_contiguous());
 
     // f64 forward reference from f64 logits.
     let (hh, wh) = (host(&hidden)?, host(&weight)?);

@@ -70,6 +70,7 @@ pub fn run_with_workers(
         "exspin-bench-head",
         listen,
         format!("bench-{}", std::process::id()),
+        None,
     ))?;
     let mut children = Workers(Vec::new());
     for _ in 0..workers {

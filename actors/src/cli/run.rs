@@ -44,13 +44,15 @@ pub struct ResumeArgs {
 /// settings, and a flag given here wins.
 #[derive(clap::Args, Debug)]
 pub struct FleetArgs {
-    /// Accept fleet workers (`exspin worker --join`) on this address; give a loopback or
-    /// private address: only nodes with the cookie get in, but the link is not encrypted.
+    /// Accept fleet workers (`exspin worker --join`) on this address: only nodes with the cookie
+    /// get in. Without --tls-* the link is not encrypted: give a loopback or private address.
     #[arg(long, value_name = "HOST:PORT")]
     pub listen: Option<std::net::SocketAddr>,
     /// A file whose first line is the job's shared secret; workers must give the same one.
     #[arg(long, value_name = "FILE")]
     pub cookie_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: crate::cli::args::tls::TlsArgs,
 }
 
 impl FleetArgs {
@@ -83,12 +85,19 @@ impl FleetArgs {
             ),
         };
         let cookie = exspin_actors::fleet::node::read_cookie(cookie_file)?;
+        let tls = self.tls.files().or_else(|| cluster.tls());
         let node = rt.block_on(exspin_actors::fleet::node::Node::start(
             "exspin-head",
             listen,
             cookie,
+            tls.as_ref(),
         ))?;
-        eprintln!("fleet: accepting workers on {listen}");
+        let over = if tls.is_some() {
+            "mutual TLS"
+        } else {
+            "plain TCP"
+        };
+        eprintln!("fleet: accepting workers on {listen} ({over})");
         Ok(Some(node))
     }
 }

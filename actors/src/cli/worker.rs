@@ -28,6 +28,10 @@ pub struct WorkerArgs {
     /// with another cookie is refused.
     #[arg(long, value_name = "FILE")]
     pub cookie_file: PathBuf,
+    /// The head's --tls-* files' counterparts: this node's certificate and key, signed by the
+    /// same CA as the head's.
+    #[command(flatten)]
+    pub tls: crate::cli::args::tls::TlsArgs,
     /// This node's copy of the head's database folder (e.g. spider/database): databases are
     /// opened by their path under it and refused when their bytes differ from the head's.
     /// Needed with --executors (not for opponents only).
@@ -97,7 +101,7 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
     rt.block_on(async move {
         let stop = StopFlag::on_signals()?;
         let name = format!("exspin-worker-{}", std::process::id());
-        let node = Node::start(&name, args.listen, cookie).await?;
+        let node = Node::start(&name, args.listen, cookie, args.tls.files().as_ref()).await?;
         let connect_timeout = Duration::from_secs(args.connect_timeout_s);
         let within = Duration::from_secs(args.reconnect_s);
         // The head may not listen yet (workers often start first on a cluster): wait for it.

@@ -14,6 +14,11 @@ pub struct ClusterConfig {
     pub listen: Option<SocketAddr>,
     /// A file whose first line is the job's shared secret; workers must give the same one.
     pub cookie_file: Option<PathBuf>,
+    /// Mutual TLS on every fleet link: this node's certificate, its key and the job's CA (PEM;
+    /// the three go together; `--tls-cert/--tls-key/--tls-ca` win).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_ca: Option<PathBuf>,
     /// How many of the `run.generators` opponents may generate in this process when no worker
     /// takes a batch (absent: all). The others only hand batches to workers, and wait for one
     /// when none is there: 0 keeps the model off the head for generation.
@@ -43,6 +48,14 @@ impl ClusterConfig {
                     .into(),
             );
         }
+        let tls = [&self.tls_cert, &self.tls_key, &self.tls_ca];
+        if tls.iter().any(|f| f.is_some()) && !tls.iter().all(|f| f.is_some()) {
+            errors.push(
+                "cluster.tls_cert, cluster.tls_key and cluster.tls_ca go together: give all three \
+                 (this node's certificate and key, and the CA that signs every node's)"
+                    .into(),
+            );
+        }
         if let Some(n) = self.local_generators
             && n > generators
         {
@@ -51,6 +64,15 @@ impl ClusterConfig {
                  (it says how many of the opponents may generate in this process)"
             ));
         }
+    }
+
+    /// The TLS files when all three are set.
+    pub fn tls(&self) -> Option<crate::fleet::tls::TlsFiles> {
+        Some(crate::fleet::tls::TlsFiles {
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+            ca: self.tls_ca.clone()?,
+        })
     }
 
     /// Whether some work can only be done by workers (then a fleet address is required).

@@ -5,19 +5,19 @@
 //! process group [`EXECUTORS_GROUP`], and opponents (`crate::hosts::generator_host`) in
 //! [`GENERATORS_GROUP`]; ractor_cluster synchronises the group to the head, whose executor stage
 //! sends each batch of generations to a remote executor ([`remote`]) when one is there, and its
-//! opponents send prompts to a remote opponent likewise; the head does the batch itself when
-//! none is there or the remote call fails (a worker killed or its link dropped), so no sample is
-//! lost or reaches the buffer twice. Only nodes with the job's cookie get in ([`node`]). What
-//! crosses nodes is the versioned, serialized [`wire`] types; reply ports and actor refs stay
-//! local.
+//! opponents send prompts to a remote opponent likewise. When none is there or the remote call
+//! fails (a worker killed or its link dropped), the batch goes to the head's own opponent or
+//! executors where `[cluster]` allows them, else to another worker, so no sample is lost or
+//! reaches the buffer twice. Only nodes with the job's cookie get in ([`node`]). What crosses
+//! nodes is the versioned, serialized [`wire`] types; reply ports and actor refs stay local.
 //!
-//! Not yet: weights sent over the link (workers read published versions from the run folder on
-//! a shared filesystem), TLS, and a head without local opponents and executors (ISSUE 17's
-//! remaining items).
+//! Links may be mutual TLS ([`tls`]). Not yet: weights sent over the link (workers read published
+//! versions from the run folder on a shared filesystem; ISSUE 17's remaining item).
 
 pub mod db_hash;
 pub mod node;
 pub mod remote;
+pub mod tls;
 pub mod wire;
 
 /// The process group of the workers' executor actors.

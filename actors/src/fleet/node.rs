@@ -93,6 +93,8 @@ pub struct Node {
     pub server: ActorRef<NodeServerMessage>,
     handle: ractor::concurrency::JoinHandle<()>,
     events: Arc<Events>,
+    /// How this node dials out over TLS (None: plain TCP).
+    connector: Option<tokio_rustls::TlsConnector>,
 }
 
 /// Reads a cookie file: its first line, which must not be empty.
@@ -114,14 +116,29 @@ pub fn read_cookie(path: &std::path::Path) -> anyhow::Result<String> {
 }
 
 impl Node {
-    /// Starts a node named `name` listening on `listen` (port 0: any free port).
-    pub async fn start(name: &str, listen: SocketAddr, cookie: String) -> anyhow::Result<Node> {
+    /// Starts a node named `name` listening on `listen` (port 0: any free port); with `tls`,
+    /// every link in and out is mutual TLS under the job's CA.
+    pub async fn start(
+        name: &str,
+        listen: SocketAddr,
+        cookie: String,
+        tls: Option<&super::tls::TlsFiles>,
+    ) -> anyhow::Result<Node> {
+        let (encryption, connector) = match tls {
+            Some(files) => (
+                Some(ractor_cluster::IncomingEncryptionMode::Tls(
+                    files.acceptor()?,
+                )),
+                Some(files.connector()?),
+            ),
+            None => (None, None),
+        };
         let server = NodeServer::new(
             listen.port(),
             cookie,
             name.to_string(),
             listen.ip().to_string(),
-            None,
+            encryption,
             Some(NodeConnectionMode::Isolated),
         )
         .with_listen_addr(listen.ip());
@@ -139,6 +156,7 @@ impl Node {
             server,
             handle,
             events,
+            connector,
         })
     }
 
@@ -146,12 +164,18 @@ impl Node {
     /// `timeout`). Fails when the peer closes the session first: its cookie is another.
     pub async fn connect(&self, addr: &str, timeout: Duration) -> Result<(), ConnectError> {
         let seen = self.events.log.lock().len();
-        ractor_cluster::client_connect(&self.server, addr)
-            .await
-            .map_err(|e| ConnectError::Unreachable {
-                addr: addr.to_string(),
-                why: e.to_string(),
-            })?;
+        let unreachable = |why: String| ConnectError::Unreachable {
+            addr: addr.to_string(),
+            why,
+        };
+        match &self.connector {
+            None => ractor_cluster::client_connect(&self.server, addr).await,
+            Some(tls) => {
+                let name = super::tls::server_name(addr).map_err(|e| unreachable(e.to_string()))?;
+                ractor_cluster::client_connect_enc(&self.server, addr, tls.clone(), name).await
+            }
+        }
+        .map_err(|e| unreachable(e.to_string()))?;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.events.changed.notified();

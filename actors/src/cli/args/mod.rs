@@ -4,6 +4,7 @@
 pub mod compute;
 pub mod dataset;
 pub mod schema;
+pub mod tls;
 
 pub use dataset::DatasetArgs;
 pub use schema::{PromptModeArgs, SchemaArgs};
