@@ -431,8 +431,8 @@ fn fleet_two_workers_one_killed_train_what_one_worker_trains() {
 }
 
 /// The tiny real model (SFT, then two ExSPIN rounds) with its opponent and its executor on a
-/// worker: the worker loads each version from the run folder, and the run trains the same ids as
-/// the same job in one process.
+/// worker that copies each version over the link (`--fetch-weights`; LoRA: the adapters alone):
+/// the run trains the same ids as the same job in one process.
 #[test]
 fn fleet_tiny_real_model_generates_and_judges_on_a_worker_as_in_one_process() {
     let tmp = tempfile::tempdir().unwrap();
@@ -462,6 +462,11 @@ fn fleet_tiny_real_model_generates_and_judges_on_a_worker_as_in_one_process() {
         kv_heads = 1
         max_new_tokens = 16
         lr = 1e-3
+        [model.lora]
+        rank = 4
+        alpha = 8.0
+        dropout = 0.0
+        target_modules = ["q_proj", "v_proj"]
         [sft]
         steps = 6
         batch_size = 4
@@ -497,6 +502,7 @@ fn fleet_tiny_real_model_generates_and_judges_on_a_worker_as_in_one_process() {
     let mut head = head_on(&addr, &cookie, &fleet_cfg, &run_dir, &head_err);
     let databases = run_dir.join("data/database");
     wait_for("the head's data", 60, &mut head, || databases.is_dir());
+    let fetched = tmp.path().join("fetched");
     let worker_err = tmp.path().join("worker.err");
     let mut worker = exspin()
         .args([
@@ -512,6 +518,8 @@ fn fleet_tiny_real_model_generates_and_judges_on_a_worker_as_in_one_process() {
         .arg(&cookie)
         .arg("--databases")
         .arg(&databases)
+        .arg("--fetch-weights")
+        .arg(&fetched)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&worker_err).unwrap())
         .spawn()
@@ -531,6 +539,23 @@ fn fleet_tiny_real_model_generates_and_judges_on_a_worker_as_in_one_process() {
     assert_eq!(
         sorted(&s.samples_trained_ids),
         sorted(&alone.samples_trained_ids)
+    );
+    // The worker generated from its own copies, fetched over the link: version 0 byte for byte
+    // the head's, and later versions as their LoRA adapters alone (merged onto version 0 there).
+    let job = std::fs::read_dir(&fetched)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let file = |root: &Path, rel: &str| std::fs::read(root.join(rel)).ok();
+    let v0 = "weights/v0/model.safetensors";
+    assert!(file(&job, v0).is_some() && file(&job, v0) == file(&run_dir, v0));
+    let adapter = "weights/v1-adapter/adapter_model.safetensors";
+    assert!(file(&job, adapter).is_some() && file(&job, adapter) == file(&run_dir, adapter));
+    assert!(
+        !job.join("weights/v1").exists(),
+        "the merged version 1 was copied"
     );
     let status = wait_exit("the worker", 120, &mut worker);
     assert!(

@@ -621,6 +621,18 @@ impl Model {
         m
     }
 
+    /// Fold every adapter into its base weight (`W + scale·B·A`, as a merged checkpoint holds
+    /// it) and drop the adapters: the same weights a merged save and load give, bit for bit.
+    pub fn merge_adapters(&mut self) -> Result<()> {
+        for lin in self.linears_mut() {
+            if lin.lora.is_some() {
+                lin.weight = lin.merged_weight()?.detach();
+                lin.lora = None;
+            }
+        }
+        Ok(())
+    }
+
     /// Turn adapter dropout on (training) or off (evaluation, generation).
     pub fn set_training(&mut self, training: bool) {
         for lin in self.linears_mut() {

@@ -3,3 +3,4 @@
 
 pub mod fleet;
 pub mod pipeline;
+pub mod weights;

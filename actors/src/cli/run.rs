@@ -61,6 +61,7 @@ impl FleetArgs {
     fn start(
         &self,
         config: &JobConfig,
+        run_dir: &Path,
         rt: &tokio::runtime::Runtime,
     ) -> anyhow::Result<Option<exspin_actors::fleet::node::Node>> {
         let cluster = &config.cluster;
@@ -86,12 +87,16 @@ impl FleetArgs {
         };
         let cookie = exspin_actors::fleet::node::read_cookie(cookie_file)?;
         let tls = self.tls.files().or_else(|| cluster.tls());
-        let node = rt.block_on(exspin_actors::fleet::node::Node::start(
+        let mut node = rt.block_on(exspin_actors::fleet::node::Node::start(
             "exspin-head",
             listen,
             cookie,
             tls.as_ref(),
         ))?;
+        // Workers without the run folder copy its published versions from here.
+        let run_dir = std::path::absolute(run_dir)
+            .with_context(|| format!("resolving {}", run_dir.display()))?;
+        rt.block_on(node.serve_weights(run_dir))?;
         let over = if tls.is_some() {
             "mutual TLS"
         } else {
@@ -108,7 +113,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let (rt, stop) = runtime_with_stop(args.threads.threads)?;
     let (config, text) = JobConfig::load(&args.config)?;
     // Before the run folder is made: a job that cannot get its workers leaves nothing behind.
-    let _fleet = args.fleet.start(&config, &rt)?;
+    let _fleet = args.fleet.start(&config, &args.run_dir, &rt)?;
     if args.run_dir.exists() {
         anyhow::ensure!(
             args.overwrite,
@@ -136,7 +141,7 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<()> {
     let (rt, stop) = runtime_with_stop(args.threads.threads)?;
     let (config, _) = JobConfig::load(&args.run_dir.join("config.toml"))
         .with_context(|| format!("{} is not a run folder", args.run_dir.display()))?;
-    let _fleet = args.fleet.start(&config, &rt)?;
+    let _fleet = args.fleet.start(&config, &args.run_dir, &rt)?;
     let started = Run::resume_start(&args.run_dir, &stop)?;
     drive(&rt, started, &stop, &args.run_dir)
 }

@@ -63,6 +63,15 @@ pub struct WorkerArgs {
     /// listens, and each time it goes away (e.g. while it is restarted with `exspin resume`).
     #[arg(long, default_value_t = 60)]
     pub reconnect_s: u64,
+    /// Copy the job's published weights from the head over the link into DIR (one folder per
+    /// job, each file checked against the head's SHA-256) instead of reading the head's run
+    /// folder, for nodes without a shared filesystem.
+    #[arg(long, value_name = "DIR")]
+    pub fetch_weights: Option<PathBuf>,
+    /// Measurement (`exspin bench weights`): copy these folders of the head's run folder into
+    /// --fetch-weights, print one JSON line per folder (seconds, bytes) and exit.
+    #[arg(long, value_name = "FOLDER", hide = true, requires = "fetch_weights")]
+    pub fetch_only: Vec<String>,
     /// Fault injection for tests: SIGKILL this process on receiving the K-th batch, before
     /// answering it.
     #[arg(long, value_name = "K", hide = true)]
@@ -71,7 +80,7 @@ pub struct WorkerArgs {
 
 pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
-        args.executors + args.generators > 0,
+        args.executors + args.generators > 0 || !args.fetch_only.is_empty(),
         "give --executors or --generators: a worker hosts at least one actor"
     );
     args.threads.apply()?;
@@ -107,6 +116,24 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
         // The head may not listen yet (workers often start first on a cluster): wait for it.
         node.connect_with_retry(&args.join, connect_timeout, within, || stop.is_requested())
             .await?;
+        if !args.fetch_only.is_empty() {
+            let into = args.fetch_weights.clone().expect("clap requires it");
+            for folder in &args.fetch_only {
+                let started = std::time::Instant::now();
+                let done = exspin_actors::fleet::weights::mirror(folder, &into).await?;
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "folder": folder,
+                        "seconds": started.elapsed().as_secs_f64(),
+                        "bytes": done.bytes,
+                        "files": done.files,
+                    })
+                );
+            }
+            node.stop().await;
+            return anyhow::Ok(());
+        }
         let pool = Arc::new(ExecutorPool::new(ExecutorConfig {
             timeout: Duration::from_secs(args.query_timeout_s),
             workers: args.executors,
@@ -117,7 +144,7 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
         let mut generators = Vec::new();
         for _ in 0..args.generators {
             generators.push(
-                Actor::spawn(None, GeneratorHost, ())
+                Actor::spawn(None, GeneratorHost, args.fetch_weights.clone())
                     .await
                     .map_err(|e| anyhow::anyhow!("starting an opponent: {e}"))?,
             );

@@ -11,13 +11,15 @@
 //! reaches the buffer twice. Only nodes with the job's cookie get in ([`node`]). What crosses
 //! nodes is the versioned, serialized [`wire`] types; reply ports and actor refs stay local.
 //!
-//! Links may be mutual TLS ([`tls`]). Not yet: weights sent over the link (workers read published
-//! versions from the run folder on a shared filesystem; ISSUE 17's remaining item).
+//! Links may be mutual TLS ([`tls`]). Workers read published versions from the head's run folder
+//! on a shared filesystem, or copy them over the link ([`weights`], `exspin worker
+//! --fetch-weights`).
 
 pub mod db_hash;
 pub mod node;
 pub mod remote;
 pub mod tls;
+pub mod weights;
 pub mod wire;
 
 /// The process group of the workers' executor actors.

@@ -95,6 +95,8 @@ pub struct Node {
     events: Arc<Events>,
     /// How this node dials out over TLS (None: plain TCP).
     connector: Option<tokio_rustls::TlsConnector>,
+    /// Actors this node serves to its peers (the head's weights server), stopped with it.
+    served: Vec<ractor::ActorCell>,
 }
 
 /// Reads a cookie file: its first line, which must not be empty.
@@ -157,6 +159,7 @@ impl Node {
             handle,
             events,
             connector,
+            served: Vec::new(),
         })
     }
 
@@ -265,7 +268,20 @@ impl Node {
         }
     }
 
+    /// Serves the published weights under `run_dir` to workers that copy them over the link
+    /// (`exspin worker --fetch-weights`).
+    pub async fn serve_weights(&mut self, run_dir: std::path::PathBuf) -> anyhow::Result<()> {
+        let (server, _) = Actor::spawn(None, super::weights::WeightsServer, run_dir)
+            .await
+            .map_err(|e| anyhow::anyhow!("starting the weights server: {e}"))?;
+        self.served.push(server.get_cell());
+        Ok(())
+    }
+
     pub async fn stop(self) {
+        for cell in &self.served {
+            cell.stop(None);
+        }
         self.server.stop(None);
         let _ = self.handle.await;
     }

@@ -62,6 +62,36 @@ pub enum GenerateReply {
     Refused(String),
 }
 
+/// One file of a published folder, as the head's weights server lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Path under the run folder, '/'-separated (e.g. `weights/v3/model.safetensors`).
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// A worker asks the head which files a folder of the run holds (`weights`, `weights/v3`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestRequest {
+    pub folder: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ManifestReply {
+    Files(Vec<FileEntry>),
+    Refused(String),
+}
+
+/// A worker asks for `len` bytes of a listed file from `offset`. The reply is raw: a first byte
+/// 0 and the bytes, or 1 and a UTF-8 reason (no JSON around megabytes of weights).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkRequest {
+    pub path: String,
+    pub offset: u64,
+    pub len: u64,
+}
+
 #[derive(Serialize, Deserialize)]
 struct Envelope<T> {
     wire: u32,
@@ -115,6 +145,16 @@ pub enum ExecutorHostMsg {
 pub enum GeneratorHostMsg {
     #[rpc]
     Generate(Vec<u8>, RpcReplyPort<Vec<u8>>),
+}
+
+/// Messages of the head's weights server: [`encode`]d [`ManifestRequest`] → [`ManifestReply`],
+/// and [`encode`]d [`ChunkRequest`] → a raw chunk (see [`ChunkRequest`]).
+#[derive(RactorClusterMessage)]
+pub enum WeightsServerMsg {
+    #[rpc]
+    Manifest(Vec<u8>, RpcReplyPort<Vec<u8>>),
+    #[rpc]
+    Chunk(Vec<u8>, RpcReplyPort<Vec<u8>>),
 }
 
 #[cfg(test)]

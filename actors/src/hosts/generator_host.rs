@@ -1,8 +1,10 @@
 //! A worker's opponent: answers the head's prompts with the head's job's model, built from the
 //! job config the head sends (`crate::models::opponent::opponent_for`, as the head builds its
-//! own), loading each published version from the head's run folder (a shared filesystem).
+//! own), loading each published version from the head's run folder (a shared filesystem), or
+//! from this worker's copy of it, fetched over the link (`--fetch-weights`, [`local_copy`]).
 //! Samples are seeded per (example, round, sample), so they are the ones the head would draw.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -21,45 +23,135 @@ pub struct Loaded {
     version: u64,
 }
 
+pub struct HostState {
+    loaded: Option<Loaded>,
+    /// Where this worker copies the head's published weights (`--fetch-weights`); None: it reads
+    /// the head's run folder on a shared filesystem.
+    fetch_into: Option<PathBuf>,
+    /// (job, version) folders copied already.
+    mirrored: HashSet<(String, u64)>,
+}
+
 impl Actor for GeneratorHost {
     type Msg = GeneratorHostMsg;
-    type State = Option<Loaded>;
-    type Arguments = ();
+    type State = HostState;
+    /// `--fetch-weights`.
+    type Arguments = Option<PathBuf>;
 
     async fn pre_start(
         &self,
         myself: ActorRef<Self::Msg>,
-        _: (),
-    ) -> Result<Option<Loaded>, ActorProcessingErr> {
+        fetch_into: Option<PathBuf>,
+    ) -> Result<HostState, ActorProcessingErr> {
         ractor::pg::join(
             crate::fleet::GENERATORS_GROUP.to_string(),
             vec![myself.get_cell()],
         );
-        Ok(None)
+        Ok(HostState {
+            loaded: None,
+            fetch_into,
+            mirrored: HashSet::new(),
+        })
     }
 
     async fn handle(
         &self,
         _myself: ActorRef<Self::Msg>,
         msg: Self::Msg,
-        state: &mut Option<Loaded>,
+        state: &mut HostState,
     ) -> Result<(), ActorProcessingErr> {
         let GeneratorHostMsg::Generate(bytes, reply) = msg;
-        let held = state.take();
+        let request = match wire::decode::<GenerateRequest>(&bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = reply.send(wire::encode(&GenerateReply::Refused(e.to_string())));
+                return Ok(());
+            }
+        };
+        let request = match &state.fetch_into {
+            None => request,
+            Some(cache) => {
+                let cache = cache.clone();
+                match local_copy(request, &cache, &mut state.mirrored).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let why = format!("copying the weights from the head: {e:#}");
+                        let _ = reply.send(wire::encode(&GenerateReply::Refused(why)));
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        let held = state.loaded.take();
         let (held, answer) =
-            tokio::task::spawn_blocking(move || generate_request(&bytes, held)).await?;
-        *state = held;
+            tokio::task::spawn_blocking(move || generate_request(request, held)).await?;
+        state.loaded = held;
         let _ = reply.send(wire::encode(&answer));
         Ok(())
     }
 }
 
-/// The reply to one encoded [`GenerateRequest`], with the opponent to keep for the next one.
-pub fn generate_request(bytes: &[u8], held: Option<Loaded>) -> (Option<Loaded>, GenerateReply) {
-    let request: GenerateRequest = match wire::decode(bytes) {
-        Ok(r) => r,
-        Err(e) => return (held, GenerateReply::Refused(e.to_string())),
+/// `request` pointed at this worker's copy of the head's run folder under `cache` (one folder per
+/// job), after copying what its version needs over the link: the model's metadata, version 0
+/// (what an opponent is built from) and the requested version (a LoRA run's: its adapter
+/// alone). The seconds it takes are the worker's weight-sync time.
+async fn local_copy(
+    mut request: GenerateRequest,
+    cache: &std::path::Path,
+    mirrored: &mut HashSet<(String, u64)>,
+) -> anyhow::Result<GenerateRequest> {
+    let job = hex::encode(Sha256::digest(
+        format!("{}\n{}", request.config_toml, request.run_dir.display()).as_bytes(),
+    ))[..16]
+        .to_string();
+    let root = cache.join(&job);
+    let version = request.weights.version;
+    // A LoRA run's versions travel as their adapters alone (`weights/vN-adapter`), merged onto
+    // version 0 here; a full fine-tune's as the whole folder.
+    let lora = toml::from_str::<JobConfig>(&request.config_toml)?
+        .model
+        .lora
+        .is_some();
+    let folder_of = |v: u64| match (v, lora) {
+        (0, _) => "weights/v0".to_string(),
+        (v, true) => format!("weights/v{v}-adapter"),
+        (v, false) => format!("weights/v{v}"),
     };
+    if request.weights.path.is_some() && !mirrored.contains(&(job.clone(), version)) {
+        let started = std::time::Instant::now();
+        let mut folders = vec!["weights".to_string(), folder_of(0)];
+        if version != 0 {
+            folders.push(folder_of(version));
+        }
+        let mut bytes = 0;
+        for folder in &folders {
+            if folder == "weights/v0" && mirrored.iter().any(|(j, _)| *j == job) {
+                continue;
+            }
+            bytes += crate::fleet::weights::mirror(folder, &root).await?.bytes;
+        }
+        let took = started.elapsed().as_secs_f64();
+        metrics::histogram!("exspin_fleet_weight_sync_seconds").record(took);
+        tracing::info!(
+            "fleet: version {version} copied from the head in {took:.2} s ({:.1} MB)",
+            bytes as f64 / 1e6
+        );
+        mirrored.insert((job, version));
+    }
+    request.weights.path = request
+        .weights
+        .path
+        .as_ref()
+        .map(|_| root.join(folder_of(version)));
+    request.run_dir = root;
+    Ok(request)
+}
+
+/// The reply to one [`GenerateRequest`], with the opponent to keep for the next one.
+pub fn generate_request(
+    request: GenerateRequest,
+    held: Option<Loaded>,
+) -> (Option<Loaded>, GenerateReply) {
     let job = (
         hex::encode(Sha256::digest(request.config_toml.as_bytes())),
         request.run_dir.clone(),

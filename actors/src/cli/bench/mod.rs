@@ -11,6 +11,7 @@ pub mod prompt;
 pub mod quant;
 pub mod rollout;
 pub mod train;
+pub mod weights;
 
 use clap::Subcommand;
 
@@ -43,6 +44,9 @@ pub enum BenchCommand {
     /// the new way (a prompt run once for its gold and all its negatives, forward and backward)
     /// on the same pairs: pairs/s of both, the speedup and the largest gradient difference.
     Pairs(pairs::BenchPairsArgs),
+    /// Seconds to bring one published version (f32, bf16) to a fleet worker over the link, on
+    /// loopback, against a local copy of the same folder.
+    Weights(weights::BenchWeightsArgs),
     /// Top-1 agreement of the dequantized f32 decoder with candle's quantized GGUF model,
     /// teacher-forced over given token sequences (e.g. the generations of `exspin generate`).
     QuantAgreement(quant::QuantAgreementArgs),
@@ -60,6 +64,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Rollout(args) => rollout::run(args),
         BenchCommand::Pairs(args) => pairs::run(args),
         BenchCommand::Fleet(args) => fleet::run(args),
+        BenchCommand::Weights(args) => weights::run(args),
     }
 }
 

@@ -125,7 +125,18 @@ impl Generator for RealGenerator {
             .path
             .clone()
             .unwrap_or_else(|| weights_dir(&self.run_dir, weights.version));
-        self.lm = Lm::load(&path, &self.chat, &self.compute)?;
+        // A LoRA version may come as its adapter alone (a fleet worker's copy): merged onto
+        // version 0 here, the same weights as the merged folder.
+        self.lm = if path.join("adapter_config.json").is_file() {
+            Lm::load_adapted(
+                &weights_dir(&self.run_dir, 0),
+                &path,
+                &self.chat,
+                &self.compute,
+            )?
+        } else {
+            Lm::load(&path, &self.chat, &self.compute)?
+        };
         self.version = weights.version;
         // Keys and values of the old weights would be wrong for the new ones.
         self.prefixes = PrefixCache::new(PREFIX_CACHE_BYTES);

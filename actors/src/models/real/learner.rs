@@ -16,7 +16,7 @@ use exspin::train::prompt_groups::PairTokens;
 use exspin::train::{Optimizer, params_of};
 use serde::{Deserialize, Serialize};
 
-use super::{Lm, weights_dir};
+use super::{Lm, adapter_dir, weights_dir};
 use crate::config::Mode;
 use crate::protocol::seams::{Learner, Pair, SeamResult, StepMetrics, WeightsHandle};
 
@@ -33,6 +33,9 @@ pub struct RealLearner {
     pub activation_checkpointing: bool,
     /// Run each prompt once for its gold and negatives (`model.shared_prompt_pairs`).
     pub shared_prompt_pairs: bool,
+    /// The adapters' settings (`model.lora`): each version is also published as its adapter
+    /// alone ([`adapter_dir`]), what a fleet worker copies instead of the merged weights.
+    pub lora: Option<exspin::model::lora::LoraConfig>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -170,6 +173,16 @@ impl Learner for RealLearner {
     fn publish(&mut self) -> SeamResult<WeightsHandle> {
         let version = self.version + 1;
         let dir = weights_dir(&self.run_dir, version);
+        // The adapter first: a published version always has its adapter beside it.
+        if let Some(cfg) = &self.lora {
+            let base = weights_dir(&self.run_dir, 0).display().to_string();
+            exspin::model::checkpoint::save_adapter(
+                &adapter_dir(&self.run_dir, version),
+                &mut self.lm.model,
+                cfg,
+                &base,
+            )?;
+        }
         self.lm.save(&dir)?;
         self.version = version;
         Ok(WeightsHandle {

@@ -34,6 +34,11 @@ pub fn weights_dir(run_dir: &Path, version: u64) -> PathBuf {
     run_dir.join("weights").join(format!("v{version}"))
 }
 
+/// A LoRA run's version `version` as its adapter alone (PEFT layout, base: version 0).
+pub fn adapter_dir(run_dir: &Path, version: u64) -> PathBuf {
+    run_dir.join("weights").join(format!("v{version}-adapter"))
+}
+
 /// A model with what it takes to talk to it.
 pub struct Lm {
     pub model: Model,
@@ -58,6 +63,22 @@ impl Lm {
             special: lm.special,
             chat: chat.clone(),
         })
+    }
+
+    /// Version 0 at `base` with the PEFT adapter at `adapter` merged in: what the merged
+    /// version folder holds, from the adapter alone (a fleet worker copies only that).
+    pub fn load_adapted(
+        base: &Path,
+        adapter: &Path,
+        chat: &ChatTemplate,
+        compute: &Compute,
+    ) -> anyhow::Result<Lm> {
+        let mut lm = Lm::load(base, chat, compute)?;
+        let varmap = VarMap::new();
+        exspin::model::lora::load_adapter(adapter, &mut lm.model, &varmap)
+            .with_context(|| format!("loading the adapter {}", adapter.display()))?;
+        lm.model.merge_adapters()?;
+        Ok(lm)
     }
 
     /// Writes a Hugging Face folder atomically (adapters merged).

@@ -194,6 +194,7 @@ pub fn build(
         version: 0,
         activation_checkpointing: m.activation_checkpointing,
         shared_prompt_pairs: m.shared_prompt_pairs,
+        lora: m.lora.clone(),
     };
     Ok(Built::Seams((
         generators,
