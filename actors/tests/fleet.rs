@@ -557,6 +557,11 @@ fn fleet_tiny_real_model_generates_and_judges_on_a_worker_as_in_one_process() {
         !job.join("weights/v1").exists(),
         "the merged version 1 was copied"
     );
+    // The head learned what each version cost the worker: one sync for version 0 (copied for
+    // the first batch) and one for version 1 (its adapter copied, merged and loaded); the last
+    // version published generates nothing.
+    assert_eq!(s.weight_syncs_remote, 2, "{s:?}");
+    assert!(s.weight_sync_seconds_remote > 0.0);
     let status = wait_exit("the worker", 120, &mut worker);
     assert!(
         status.success(),

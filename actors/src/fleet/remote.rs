@@ -116,12 +116,13 @@ pub fn next_remote_generator() -> Option<Lease<GeneratorHostMsg>> {
     next_remote(super::GENERATORS_GROUP, &NEXT)
 }
 
-/// Sends `request` to a worker's opponent and waits at most `timeout` for its samples.
+/// Sends `request` to a worker's opponent and waits at most `timeout` for its samples, and the
+/// seconds the worker spent bringing the version to itself (0: it held it).
 pub async fn generate_remote(
     target: &ActorRef<GeneratorHostMsg>,
     request: &GenerateRequest,
     timeout: Duration,
-) -> anyhow::Result<Vec<Sample>> {
+) -> anyhow::Result<(Vec<Sample>, f64)> {
     let node = target.get_id().node().to_string();
     let inflight = metrics::gauge!("exspin_fleet_inflight_prompts", "node" => node);
     inflight.increment(request.batch.len() as f64);
@@ -134,8 +135,18 @@ pub async fn generate_remote(
     .map_err(|e| anyhow::anyhow!("remote opponent {}: {e}", target.get_id()));
     inflight.decrement(request.batch.len() as f64);
     match wire::decode::<GenerateReply>(&reply?)? {
-        GenerateReply::Samples(s) if s.len() == request.batch.len() * request.n_samples => Ok(s),
-        GenerateReply::Samples(s) => anyhow::bail!(
+        GenerateReply::Samples {
+            samples,
+            weight_sync_s,
+        } if samples.len() == request.batch.len() * request.n_samples => {
+            if weight_sync_s > 0.0 {
+                let node = target.get_id().node().to_string();
+                metrics::histogram!("exspin_fleet_weight_sync_seconds", "node" => node)
+                    .record(weight_sync_s);
+            }
+            Ok((samples, weight_sync_s))
+        }
+        GenerateReply::Samples { samples: s, .. } => anyhow::bail!(
             "remote opponent {} returned {} samples for {} prompts × {}",
             target.get_id(),
             s.len(),

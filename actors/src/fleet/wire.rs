@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use crate::protocol::seams::{Judged, PromptItem, Sample, WeightsHandle};
 
 /// Bumped whenever a type below changes shape.
-pub const WIRE_VERSION: u32 = 1;
+pub const WIRE_VERSION: u32 = 2;
 
 /// A database as the head sees it: its path under the database root (the worker resolves it
 /// under its own `--databases` folder) and the SHA-256 of its bytes (a worker whose copy
@@ -58,7 +58,12 @@ pub struct GenerateRequest {
 /// A worker's answer to a [`GenerateRequest`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum GenerateReply {
-    Samples(Vec<Sample>),
+    Samples {
+        samples: Vec<Sample>,
+        /// Seconds this request spent bringing its version to the worker (copying it over the
+        /// link, loading it); 0 when the worker held it already.
+        weight_sync_s: f64,
+    },
     Refused(String),
 }
 

@@ -68,12 +68,12 @@ impl Actor for GeneratorHost {
                 return Ok(());
             }
         };
-        let request = match &state.fetch_into {
-            None => request,
+        let (request, copy_s) = match &state.fetch_into {
+            None => (request, 0.0),
             Some(cache) => {
                 let cache = cache.clone();
                 match local_copy(request, &cache, &mut state.mirrored).await {
-                    Ok(r) => r,
+                    Ok(copied) => copied,
                     Err(e) => {
                         let why = format!("copying the weights from the head: {e:#}");
                         let _ = reply.send(wire::encode(&GenerateReply::Refused(why)));
@@ -83,9 +83,12 @@ impl Actor for GeneratorHost {
             }
         };
         let held = state.loaded.take();
-        let (held, answer) =
+        let (held, mut answer) =
             tokio::task::spawn_blocking(move || generate_request(request, held)).await?;
         state.loaded = held;
+        if let GenerateReply::Samples { weight_sync_s, .. } = &mut answer {
+            *weight_sync_s += copy_s;
+        }
         let _ = reply.send(wire::encode(&answer));
         Ok(())
     }
@@ -99,7 +102,7 @@ async fn local_copy(
     mut request: GenerateRequest,
     cache: &std::path::Path,
     mirrored: &mut HashSet<(String, u64)>,
-) -> anyhow::Result<GenerateRequest> {
+) -> anyhow::Result<(GenerateRequest, f64)> {
     let job = hex::encode(Sha256::digest(
         format!("{}\n{}", request.config_toml, request.run_dir.display()).as_bytes(),
     ))[..16]
@@ -117,6 +120,7 @@ async fn local_copy(
         (v, true) => format!("weights/v{v}-adapter"),
         (v, false) => format!("weights/v{v}"),
     };
+    let mut took = 0.0;
     if request.weights.path.is_some() && !mirrored.contains(&(job.clone(), version)) {
         let started = std::time::Instant::now();
         let mut folders = vec!["weights".to_string(), folder_of(0)];
@@ -130,8 +134,8 @@ async fn local_copy(
             }
             bytes += crate::fleet::weights::mirror(folder, &root).await?.bytes;
         }
-        let took = started.elapsed().as_secs_f64();
-        metrics::histogram!("exspin_fleet_weight_sync_seconds").record(took);
+        took = started.elapsed().as_secs_f64();
+        metrics::histogram!("exspin_fleet_weight_copy_seconds").record(took);
         tracing::info!(
             "fleet: version {version} copied from the head in {took:.2} s ({:.1} MB)",
             bytes as f64 / 1e6
@@ -144,7 +148,7 @@ async fn local_copy(
         .as_ref()
         .map(|_| root.join(folder_of(version)));
     request.run_dir = root;
-    Ok(request)
+    Ok((request, took))
 }
 
 /// The reply to one [`GenerateRequest`], with the opponent to keep for the next one.
@@ -179,6 +183,7 @@ pub fn generate_request(
             }
         }
     };
+    let mut weight_sync_s = 0.0;
     if loaded.version != request.weights.version {
         let started = std::time::Instant::now();
         if let Err(e) = loaded.generator.load_version(&request.weights) {
@@ -194,7 +199,8 @@ pub fn generate_request(
         // The weight sync of a worker that reads the run folder: from the request to the
         // version loaded.
         let took = started.elapsed().as_secs_f64();
-        metrics::histogram!("exspin_fleet_weight_sync_seconds").record(took);
+        weight_sync_s = took;
+        metrics::histogram!("exspin_fleet_weight_load_seconds").record(took);
         tracing::info!(
             "fleet: version {} loaded in {took:.2} s",
             request.weights.version
@@ -207,7 +213,10 @@ pub fn generate_request(
         {
             Ok(samples) => {
                 metrics::counter!("exspin_fleet_generated_total").increment(samples.len() as u64);
-                GenerateReply::Samples(samples)
+                GenerateReply::Samples {
+                    samples,
+                    weight_sync_s,
+                }
             }
             Err(e) => GenerateReply::Refused(format!("generating: {e:#}")),
         };

@@ -247,8 +247,13 @@ async fn generate_on_worker(st: &State, batch: &[PromptItem]) -> Option<Vec<Samp
         crate::fleet::remote::generate_remote(target, &request, REMOTE_GENERATE_TIMEOUT).await;
     drop(lease);
     match answer {
-        Ok(samples) => {
+        Ok((samples, weight_sync_s)) => {
             metrics::counter!("exspin_fleet_remote_generate_batches_total").increment(1);
+            if weight_sync_s > 0.0 {
+                let mut j = st.ctx.journal.lock();
+                j.weight_syncs_remote += 1;
+                j.weight_sync_seconds_remote += weight_sync_s;
+            }
             show_fleet(&st.ctx, samples.len() as u64, 0);
             Some(samples)
         }
