@@ -609,6 +609,22 @@ fn fleet_cluster_settings_are_checked_with_the_fix_in_words() {
         why.contains("there is no fleet") && why.contains("--listen"),
         "{why}"
     );
+    assert!(
+        !tmp.path().join("no-fleet").exists(),
+        "a refused job left a run folder"
+    );
+    // A worker's --device is checked before it joins.
+    if !exspin_actors::config::CUDA_BUILT {
+        std::fs::write(tmp.path().join("cookie"), "x\n").unwrap();
+        let out = exspin()
+            .args(["worker", "--join", "127.0.0.1:9", "--generators", "1"])
+            .args(["--device", "cuda:1", "--cookie-file"])
+            .arg(tmp.path().join("cookie"))
+            .output()
+            .unwrap();
+        let why = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && why.contains("--device"), "{why}");
+    }
 }
 
 /// PEM files in `dir` for the job's CA and two nodes (`head`, `worker`), both certified for

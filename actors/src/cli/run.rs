@@ -86,7 +86,10 @@ impl FleetArgs {
             ),
         };
         let cookie = exspin_actors::fleet::node::read_cookie(cookie_file)?;
-        let tls = self.tls.files().or_else(|| cluster.tls());
+        let tls = self
+            .tls
+            .files()
+            .or_else(|| crate::cli::args::tls::from_cluster(cluster));
         let mut node = rt.block_on(exspin_actors::fleet::node::Node::start(
             "exspin-head",
             listen,

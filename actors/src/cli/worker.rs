@@ -10,7 +10,7 @@ use anyhow::Context;
 use exspin::sql::executor::{ExecutorConfig, ExecutorPool};
 use exspin_actors::fleet::node::{Node, read_cookie};
 use exspin_actors::hosts::executor_host::{ExecutorHost, ExecutorHostArgs};
-use exspin_actors::hosts::generator_host::GeneratorHost;
+use exspin_actors::hosts::generator_host::{GeneratorHost, GeneratorHostArgs};
 use exspin_actors::runtime::StopFlag;
 use ractor::Actor;
 
@@ -45,6 +45,10 @@ pub struct WorkerArgs {
     /// must see at the same path).
     #[arg(long, default_value_t = 0)]
     pub generators: usize,
+    /// The device this worker's opponents run on (cpu, cuda, cuda:N), whatever the job's
+    /// model.device says; e.g. GPU workers for a head on a CPU node.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<exspin_actors::config::DeviceSpec>,
     #[command(flatten)]
     pub threads: crate::cli::args::compute::ThreadsArgs,
     /// Seconds a query may run before it is interrupted.
@@ -84,6 +88,9 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
         "give --executors or --generators: a worker hosts at least one actor"
     );
     args.threads.apply()?;
+    if let Some(d) = args.device {
+        d.check_built("--device")?;
+    }
     let databases = match (&args.databases, args.executors) {
         (_, 0) => PathBuf::new(),
         (None, _) => anyhow::bail!(
@@ -144,9 +151,16 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
         let mut generators = Vec::new();
         for _ in 0..args.generators {
             generators.push(
-                Actor::spawn(None, GeneratorHost, args.fetch_weights.clone())
-                    .await
-                    .map_err(|e| anyhow::anyhow!("starting an opponent: {e}"))?,
+                Actor::spawn(
+                    None,
+                    GeneratorHost,
+                    GeneratorHostArgs {
+                        fetch_into: args.fetch_weights.clone(),
+                        device: args.device,
+                    },
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("starting an opponent: {e}"))?,
             );
         }
         for _ in 0..args.executors {

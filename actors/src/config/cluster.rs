@@ -66,15 +66,6 @@ impl ClusterConfig {
         }
     }
 
-    /// The TLS files when all three are set.
-    pub fn tls(&self) -> Option<crate::fleet::tls::TlsFiles> {
-        Some(crate::fleet::tls::TlsFiles {
-            cert: self.tls_cert.clone()?,
-            key: self.tls_key.clone()?,
-            ca: self.tls_ca.clone()?,
-        })
-    }
-
     /// Whether some work can only be done by workers (then a fleet address is required).
     pub fn needs_workers(&self, generators: usize) -> bool {
         self.local_generators(generators) == 0 || self.local_executors == Some(0)

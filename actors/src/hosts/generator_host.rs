@@ -23,11 +23,20 @@ pub struct Loaded {
     version: u64,
 }
 
-pub struct HostState {
-    loaded: Option<Loaded>,
+/// How a worker's opponents get their weights and where they run.
+#[derive(Debug, Clone, Default)]
+pub struct GeneratorHostArgs {
     /// Where this worker copies the head's published weights (`--fetch-weights`); None: it reads
     /// the head's run folder on a shared filesystem.
+    pub fetch_into: Option<PathBuf>,
+    /// The device this worker's opponents run on (`--device`); None: the job's `model.device`.
+    pub device: Option<crate::config::DeviceSpec>,
+}
+
+pub struct HostState {
+    loaded: Option<Loaded>,
     fetch_into: Option<PathBuf>,
+    device: Option<crate::config::DeviceSpec>,
     /// (job, version) folders copied already.
     mirrored: HashSet<(String, u64)>,
 }
@@ -35,13 +44,12 @@ pub struct HostState {
 impl Actor for GeneratorHost {
     type Msg = GeneratorHostMsg;
     type State = HostState;
-    /// `--fetch-weights`.
-    type Arguments = Option<PathBuf>;
+    type Arguments = GeneratorHostArgs;
 
     async fn pre_start(
         &self,
         myself: ActorRef<Self::Msg>,
-        fetch_into: Option<PathBuf>,
+        args: GeneratorHostArgs,
     ) -> Result<HostState, ActorProcessingErr> {
         ractor::pg::join(
             crate::fleet::GENERATORS_GROUP.to_string(),
@@ -49,7 +57,8 @@ impl Actor for GeneratorHost {
         );
         Ok(HostState {
             loaded: None,
-            fetch_into,
+            fetch_into: args.fetch_into,
+            device: args.device,
             mirrored: HashSet::new(),
         })
     }
@@ -83,8 +92,9 @@ impl Actor for GeneratorHost {
             }
         };
         let held = state.loaded.take();
+        let device = state.device;
         let (held, mut answer) =
-            tokio::task::spawn_blocking(move || generate_request(request, held)).await?;
+            tokio::task::spawn_blocking(move || generate_request(request, device, held)).await?;
         state.loaded = held;
         if let GenerateReply::Samples { weight_sync_s, .. } = &mut answer {
             *weight_sync_s += copy_s;
@@ -151,9 +161,11 @@ async fn local_copy(
     Ok((request, took))
 }
 
-/// The reply to one [`GenerateRequest`], with the opponent to keep for the next one.
+/// The reply to one [`GenerateRequest`] (on `device` when given, else the job's), with the
+/// opponent to keep for the next one.
 pub fn generate_request(
     request: GenerateRequest,
+    device: Option<crate::config::DeviceSpec>,
     held: Option<Loaded>,
 ) -> (Option<Loaded>, GenerateReply) {
     let job = (
@@ -165,7 +177,10 @@ pub fn generate_request(
         _ => {
             let built = toml::from_str::<JobConfig>(&request.config_toml)
                 .map_err(anyhow::Error::from)
-                .and_then(|config| {
+                .and_then(|mut config| {
+                    if let Some(d) = device {
+                        config.model.device = d;
+                    }
                     crate::models::opponent::opponent_for(&config, &request.run_dir, None)
                 });
             match built {

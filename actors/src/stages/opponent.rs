@@ -4,8 +4,9 @@
 //!
 //! There are `run.generators` of them, opponent `i` owning `ctx.generators[i]` (its own seam
 //! object, so they generate in parallel) when it may generate in this process
-//! (`cluster.local_generators`); the others only hand batches to fleet workers. Each gets its own credits from the replay buffer and
-//! asks the prompt builder with its own address; `Load` reaches all of them (one version stream).
+//! (`cluster.local_generators`); the others only hand batches to fleet workers. Each gets its
+//! own credits from the replay buffer and asks the prompt builder with its own address; `Load`
+//! reaches all of them (one version stream).
 
 use std::collections::VecDeque;
 use std::sync::Arc;

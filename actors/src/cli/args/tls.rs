@@ -28,3 +28,12 @@ impl TlsArgs {
         })
     }
 }
+
+/// `[cluster]`'s TLS files when all three are set (the flags win over them).
+pub fn from_cluster(cluster: &exspin_actors::config::ClusterConfig) -> Option<TlsFiles> {
+    Some(TlsFiles {
+        cert: cluster.tls_cert.clone()?,
+        key: cluster.tls_key.clone()?,
+        ca: cluster.tls_ca.clone()?,
+    })
+}
