@@ -334,7 +334,9 @@ fn fleet_async_run_keeps_the_staleness_bound_across_nodes() {
         worker.try_wait().unwrap().is_none(),
         "the worker did not wait for the head"
     );
-    let mut head = head_on(&addr, &cookie, &cfg, &run_dir, &tmp.path().join("head.err"));
+    // A port alone: the head listens on loopback.
+    let port = addr.rsplit_once(':').unwrap().1;
+    let mut head = head_on(port, &cookie, &cfg, &run_dir, &tmp.path().join("head.err"));
     assert!(wait_exit("the head", 120, &mut head).success());
     let s = read_summary(&run_dir);
     assert!(s.finished);

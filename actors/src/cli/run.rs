@@ -45,14 +45,25 @@ pub struct ResumeArgs {
 #[derive(clap::Args, Debug)]
 pub struct FleetArgs {
     /// Accept fleet workers (`exspin worker --join`) on this address: only nodes with the cookie
-    /// get in. Without --tls-* the link is not encrypted: give a loopback or private address.
-    #[arg(long, value_name = "HOST:PORT")]
+    /// get in. A port alone listens on loopback (127.0.0.1:PORT); without --tls-* the link is
+    /// not encrypted, so give a loopback or private address.
+    #[arg(long, value_name = "[HOST:]PORT", value_parser = listen_addr)]
     pub listen: Option<std::net::SocketAddr>,
     /// A file whose first line is the job's shared secret; workers must give the same one.
     #[arg(long, value_name = "FILE")]
     pub cookie_file: Option<PathBuf>,
     #[command(flatten)]
     pub tls: crate::cli::args::tls::TlsArgs,
+}
+
+/// `HOST:PORT`, or a port alone on loopback: the head never listens beyond this machine unless
+/// told to.
+fn listen_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse()
+        .map_err(|_| format!("{s}: give HOST:PORT (e.g. 10.0.0.1:7700) or a port for loopback"))
 }
 
 impl FleetArgs {
