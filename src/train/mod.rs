@@ -1,9 +1,11 @@
-//! Training: losses ([`loss`]), AdamW with clipping and accumulation ([`optim`]), learning-rate
+//! Training: losses ([`loss`]; GRPO's, with its execution reward and group advantages, in
+//! [`grpo`]), AdamW with clipping and accumulation ([`optim`]), learning-rate
 //! schedules ([`lr_schedule`]), and [`Optimizer`], which ties them into "backward each micro-batch,
 //! update every N". Full fine-tuning hands the optimizer the model's VarMap; LoRA hands it the
 //! adapters' VarMap (the base is frozen), so the same optimizer serves both. (Only the runtime's
 //! stage that applies pairs is called "trainer"; the model behind it is the `Learner` seam.)
 
+pub mod grpo;
 mod host_adamw;
 pub mod loss;
 pub mod lr_schedule;
