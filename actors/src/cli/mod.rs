@@ -71,8 +71,9 @@ pub enum Command {
     /// The paper's comparisons: SFT, SPIN, DPO, ExSPIN and the ablations on the same data, seed
     /// and budget, then a report (tables as Markdown, plots as SVG/PNG, raw numbers as JSON).
     Experiment(experiment::ExperimentArgs),
-    /// A fleet node for a head (`exspin run ... --listen HOST:PORT --cookie-file F`): hosts SQL
-    /// executors that judge the head's generations against this node's copy of the databases.
+    /// A fleet node for a head (`exspin run ... --listen HOST:PORT --cookie-file F`): hosts
+    /// opponents that answer the head's prompts with the job's model, and SQL executors that
+    /// judge its generations against this node's copy of the databases.
     Worker(worker::WorkerArgs),
     /// Continue a run from its newest checkpoint. Refuses when its config.toml or its data
     /// changed since the checkpoint was written.

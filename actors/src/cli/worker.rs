@@ -1,5 +1,6 @@
-//! `exspin worker --join HOST:PORT --cookie-file F --databases DIR`: a fleet node that hosts SQL
-//! executors and opponents for a head (`exspin run ... --listen HOST:PORT --cookie-file F`).
+//! `exspin worker --join HOST:PORT --cookie-file F [--generators N] [--executors M --databases
+//! DIR]`: a fleet node that hosts opponents and SQL executors for a head (`exspin run ...
+//! --listen HOST:PORT --cookie-file F`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -42,7 +43,7 @@ pub struct WorkerArgs {
     pub executors: usize,
     /// Opponent actors to host (each answers one batch of prompts at a time with the head's
     /// job's model, loading its published versions from the head's run folder, which this node
-    /// must see at the same path).
+    /// must then see at the same path, or from its copy with --fetch-weights).
     #[arg(long, default_value_t = 0)]
     pub generators: usize,
     /// The device this worker's opponents run on (cpu, cuda, cuda:N), whatever the job's
