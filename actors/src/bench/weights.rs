@@ -40,7 +40,6 @@ fn median(v: &[f64]) -> f64 {
 
 /// Copies every file of `from` into `to` and hashes it (the baseline).
 fn local_copy(from: &Path, to: &Path) -> anyhow::Result<()> {
-    use sha2::{Digest, Sha256};
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
@@ -49,9 +48,7 @@ fn local_copy(from: &Path, to: &Path) -> anyhow::Result<()> {
         }
         let target = to.join(entry.file_name());
         std::fs::copy(entry.path(), &target)?;
-        let mut h = Sha256::new();
-        std::io::copy(&mut std::fs::File::open(&target)?, &mut h)?;
-        let _ = h.finalize();
+        crate::fleet::db_hash::sha256_file(&target)?;
     }
     Ok(())
 }

@@ -65,6 +65,28 @@ fn next_remote<M: ractor::Message>(group: &str, next: &AtomicUsize) -> Option<Le
     })
 }
 
+/// `attempt` (a call to the least-loaded worker, None when there is none or it failed) tried
+/// every 250 ms until it answers, with `waiting` logged every 30 s: for work this process may not
+/// do itself (`[cluster] local_generators` / `local_executors` = 0).
+pub async fn until_a_worker_answers<T, F: std::future::Future<Output = Option<T>>>(
+    mut attempt: impl FnMut() -> F,
+    waiting: impl Fn() -> String,
+) -> T {
+    const RETRY: Duration = Duration::from_millis(250);
+    const SAY_EVERY: Duration = Duration::from_secs(30);
+    let mut said = std::time::Instant::now();
+    loop {
+        if let Some(answer) = attempt().await {
+            return answer;
+        }
+        if said.elapsed() >= SAY_EVERY {
+            tracing::warn!("{} for {} s", waiting(), SAY_EVERY.as_secs());
+            said = std::time::Instant::now();
+        }
+        tokio::time::sleep(RETRY).await;
+    }
+}
+
 /// Batches whose worker failed them (died, link dropped, refused) and went elsewhere.
 static REISSUED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -76,12 +98,6 @@ pub fn note_reissued() {
 /// The fleet in one line for the progress display: the workers' actors now, and what they did
 /// (`generated` and `judged`: samples done on workers, from the journal).
 pub fn status_line(generated: u64, judged: u64) -> String {
-    let count = |group: &str| {
-        ractor::pg::get_members(&group.to_string())
-            .iter()
-            .filter(|c| !c.get_id().is_local())
-            .count()
-    };
     let nodes: std::collections::BTreeSet<u64> = [super::GENERATORS_GROUP, super::EXECUTORS_GROUP]
         .iter()
         .flat_map(|g| ractor::pg::get_members(&g.to_string()))
@@ -93,8 +109,8 @@ pub fn status_line(generated: u64, judged: u64) -> String {
     format!(
         "{} worker nodes ({} opponents, {} executors), {in_flight} batches in flight; on workers: {generated} samples generated, {judged} judged; {} batches re-issued",
         nodes.len(),
-        count(super::GENERATORS_GROUP),
-        count(super::EXECUTORS_GROUP),
+        remote_generator_count(),
+        remote_members::<ExecutorHostMsg>(super::EXECUTORS_GROUP).len(),
         REISSUED.load(Ordering::Relaxed)
     )
 }

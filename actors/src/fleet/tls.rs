@@ -53,6 +53,14 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 impl TlsFiles {
+    fn mismatch(&self, e: rustls::Error) -> anyhow::Error {
+        anyhow::anyhow!(
+            "{} and {} do not make a certificate and its key: {e}",
+            self.cert.display(),
+            self.key.display()
+        )
+    }
+
     /// The head's side: accepts only nodes whose certificate the CA signed.
     pub fn acceptor(&self) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
         let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
@@ -65,13 +73,7 @@ impl TlsFiles {
             .with_safe_default_protocol_versions()?
             .with_client_cert_verifier(verifier)
             .with_single_cert(certs(&self.cert)?, key(&self.key)?)
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "{} and {} do not make a certificate and its key: {e}",
-                    self.cert.display(),
-                    self.key.display()
-                )
-            })?;
+            .map_err(|e| self.mismatch(e))?;
         Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
     }
 
@@ -81,13 +83,7 @@ impl TlsFiles {
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots(&self.ca)?)
             .with_client_auth_cert(certs(&self.cert)?, key(&self.key)?)
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "{} and {} do not make a certificate and its key: {e}",
-                    self.cert.display(),
-                    self.key.display()
-                )
-            })?;
+            .map_err(|e| self.mismatch(e))?;
         Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
     }
 }

@@ -19,6 +19,7 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use sha2::{Digest, Sha256};
 
+use super::db_hash::sha256_file;
 use super::wire::{
     self, ChunkRequest, FileEntry, ManifestReply, ManifestRequest, WeightsServerMsg,
 };
@@ -53,20 +54,6 @@ fn served_path(root: &Path, relative: &str) -> Result<PathBuf, String> {
         ));
     }
     Ok(root.join(rel))
-}
-
-fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
 }
 
 /// The regular files directly in `folder` (relative to `root`), sorted, with sizes and hashes.

@@ -108,24 +108,17 @@ async fn judge_on_workers(
     train: &exspin::data::Dataset,
     items: &[(PromptItem, Sample)],
 ) -> Vec<Judged> {
-    const RETRY: std::time::Duration = std::time::Duration::from_millis(250);
-    const SAY_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
-    let mut said = std::time::Instant::now();
-    loop {
-        if let Some(judged) = judge_on_a_worker(ctx, train, items).await {
-            return judged;
-        }
-        if said.elapsed() >= SAY_EVERY {
-            tracing::warn!(
-                "executor: no fleet worker has judged its {} items for {} s (cluster.local_executors \
-                 = 0); start `exspin worker --executors N --databases DIR`",
-                items.len(),
-                SAY_EVERY.as_secs()
-            );
-            said = std::time::Instant::now();
-        }
-        tokio::time::sleep(RETRY).await;
-    }
+    crate::fleet::remote::until_a_worker_answers(
+        || judge_on_a_worker(ctx, train, items),
+        || {
+            format!(
+                "executor: no fleet worker has judged its {} items (cluster.local_executors = 0; \
+                 start `exspin worker --executors N --databases DIR`)",
+                items.len()
+            )
+        },
+    )
+    .await
 }
 
 /// Records a judged batch and hands it to the replay buffer.

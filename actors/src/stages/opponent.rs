@@ -192,26 +192,19 @@ async fn generate_pending(st: &mut State) -> Result<(), ActorProcessingErr> {
 /// (`cluster.local_generators`): tried again, on whichever worker is least loaded, until one
 /// answers. Samples are seeded per (example, round, sample), so a retry draws the same ones.
 async fn wait_for_worker(st: &State, batch: &[PromptItem]) -> Vec<Sample> {
-    const RETRY: std::time::Duration = std::time::Duration::from_millis(250);
-    const SAY_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
-    let mut said = std::time::Instant::now();
-    loop {
-        if let Some(samples) = generate_on_worker(st, batch).await {
-            return samples;
-        }
-        if said.elapsed() >= SAY_EVERY {
-            tracing::warn!(
-                "opponent {}: no fleet worker has taken its batch of {} prompts for {} s \
-                 (cluster.local_generators keeps it off this process); start `exspin worker \
-                 --generators N`",
+    crate::fleet::remote::until_a_worker_answers(
+        || generate_on_worker(st, batch),
+        || {
+            format!(
+                "opponent {}: no fleet worker has taken its batch of {} prompts \
+                 (cluster.local_generators keeps it off this process; start `exspin worker \
+                 --generators N`)",
                 st.index,
-                batch.len(),
-                SAY_EVERY.as_secs()
-            );
-            said = std::time::Instant::now();
-        }
-        tokio::time::sleep(RETRY).await;
-    }
+                batch.len()
+            )
+        },
+    )
+    .await
 }
 
 /// The batch's samples from a fleet worker's opponent, or None when the fleet has none or the
