@@ -128,6 +128,22 @@ fn strict_run_trains_every_pair_once_deterministically_within_bounds() {
     assert_eq!(e.pairs_trained as u64, e.samples_judged - correct);
     let lines = std::fs::read_to_string(tmp.path().join("e/metrics.jsonl")).unwrap();
     assert_eq!(lines.lines().count() as u64, e.steps);
+
+    // GRPO trains a prompt's generations together, all of them, only when their rewards differ
+    // (with 2 samples: advantages +1 and -1), each once.
+    let g = run_in_process(small(Mode::Grpo), &tmp.path().join("g"));
+    assert_no_duplicates(&g);
+    assert!(
+        g.pairs_trained > 0 && (g.pairs_trained as u64) < g.samples_judged,
+        "{g:?}"
+    );
+    let mut by_prompt: std::collections::BTreeMap<String, usize> = Default::default();
+    for id in &g.samples_trained_ids {
+        *by_prompt
+            .entry(id.rsplit_once('#').unwrap().0.to_string())
+            .or_default() += 1;
+    }
+    assert!(by_prompt.values().all(|&n| n == 2), "{by_prompt:?}");
 }
 
 #[test]

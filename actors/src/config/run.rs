@@ -16,6 +16,12 @@ pub enum Mode {
     Dpo,
     /// Gold only (one pair per prompt).
     Sft,
+    /// GRPO with an execution reward (the baseline of FINER-SQL, SQL-R1, Arctic-Text2SQL-R1):
+    /// every generation of a prompt is trained with its group-normalized reward as advantage
+    /// and a clipped ratio against its generation-time log-prob (`exspin::train::grpo`); a
+    /// prompt whose generations all earn the same reward gives nothing. The same prompts and
+    /// samples per round as the other modes: the same generation budget.
+    Grpo,
 }
 
 /// How rounds follow each other (`run.schedule`); not the learning-rate schedule
@@ -77,6 +83,9 @@ pub struct RunConfig {
     /// With several generators, "opponent" counts the messages of all opponents together: the
     /// one handling that message panics.
     pub faults: Vec<FaultSpec>,
+    /// ε of GRPO's clipped ratio (read only with mode = "grpo"). GRPO's KL to version 0 is not
+    /// used by the runtime (β = 0, as in DAPO and Dr. GRPO).
+    pub grpo_clip: f64,
 }
 
 impl Default for RunConfig {
@@ -102,6 +111,7 @@ impl Default for RunConfig {
             max_restarts: 5,
             restart_window_s: 600,
             faults: Vec::new(),
+            grpo_clip: 0.2,
         }
     }
 }
@@ -145,6 +155,19 @@ impl RunConfig {
             if v == 0 {
                 errors.push(format!("{name} must be at least 1"));
             }
+        }
+        if r.mode == Mode::Grpo && r.samples_per_prompt < 2 {
+            errors.push(format!(
+                "run.mode = \"grpo\" normalizes rewards within a prompt's samples, and \
+                 run.samples_per_prompt is {}: set it to 2 or more (GRPO papers use 8-16)",
+                r.samples_per_prompt
+            ));
+        }
+        if !(r.grpo_clip > 0.0 && r.grpo_clip < 1.0) {
+            errors.push(format!(
+                "run.grpo_clip ({}) must lie in (0, 1): the ratio is clipped to [1 - ε, 1 + ε]",
+                r.grpo_clip
+            ));
         }
         if r.generators == 0 {
             errors.push(

@@ -10,6 +10,9 @@ use crate::protocol::seams::{Judged, Pair, Verdict};
 /// Pairs made from the samples of one or more prompts (all samples of a prompt together, as the
 /// opponent generates them), and the sample ids that give no pair (filtered), in input order.
 pub fn make_pairs(mode: Mode, judged: &[Judged]) -> (Vec<Pair>, Vec<String>) {
+    if mode == Mode::Grpo {
+        return grpo_items(judged);
+    }
     let mut pairs = Vec::new();
     let mut filtered = Vec::new();
     for j in judged {
@@ -24,12 +27,15 @@ pub fn make_pairs(mode: Mode, judged: &[Judged]) -> (Vec<Pair>, Vec<String>) {
             ref_logp_chosen: s.logp_gold,
             ref_logp_rejected: rejected.map(|(_, lp)| lp),
             ref_version: s.ref_version,
+            advantage: None,
         };
         let keep = match (mode, &j.verdict) {
             (_, Verdict::GoldFailed) => None,
             (Mode::Sft, _) => s.sample_id.ends_with("#s0").then(|| gold(None)),
             (Mode::Spin, _) => Some(gold(Some((&s.sql, s.logp_gen)))),
-            (Mode::Exspin, Verdict::Correct) | (Mode::Dpo, Verdict::Correct) => None,
+            (Mode::Exspin, Verdict::Correct) | (Mode::Dpo, Verdict::Correct) | (Mode::Grpo, _) => {
+                None
+            }
             (Mode::Exspin, _) => Some(gold(Some((&s.sql, s.logp_gen)))),
             (Mode::Dpo, _) => {
                 // A correct generation of the same prompt is the better "chosen": it is on-policy.
@@ -54,6 +60,54 @@ pub fn make_pairs(mode: Mode, judged: &[Judged]) -> (Vec<Pair>, Vec<String>) {
         }
     }
     (pairs, filtered)
+}
+
+/// GRPO's training items: every generation of a prompt, with its advantage within the group of
+/// that prompt's samples that arrived together (a whole generate call's, unless a restart
+/// re-issued part of it). A group whose rewards are all equal, and a sample whose gold failed,
+/// give nothing (filtered).
+fn grpo_items(judged: &[Judged]) -> (Vec<Pair>, Vec<String>) {
+    use exspin::train::grpo::{execution_reward, group_advantages};
+    let mut groups: Vec<((&str, u64), Vec<&Judged>)> = Vec::new();
+    let mut filtered = Vec::new();
+    for j in judged {
+        if j.verdict == Verdict::GoldFailed {
+            filtered.push(j.sample.sample_id.clone());
+            continue;
+        }
+        let key = (j.sample.example_id.as_str(), j.sample.round);
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members.push(j),
+            None => groups.push((key, vec![j])),
+        }
+    }
+    let mut items = Vec::new();
+    for (_, members) in groups {
+        let rewards: Vec<f32> = members
+            .iter()
+            .map(|j| execution_reward(&j.verdict))
+            .collect();
+        for (j, advantage) in members.into_iter().zip(group_advantages(&rewards)) {
+            let s = &j.sample;
+            if advantage == 0.0 {
+                filtered.push(s.sample_id.clone());
+                continue;
+            }
+            items.push(Pair {
+                id: s.sample_id.clone(),
+                example_id: s.example_id.clone(),
+                prompt: j.prompt.prompt.clone(),
+                chosen: s.sql.clone(),
+                rejected: None,
+                version: s.version,
+                ref_logp_chosen: s.logp_gen,
+                ref_logp_rejected: None,
+                ref_version: s.ref_version,
+                advantage: Some(advantage),
+            });
+        }
+    }
+    (items, filtered)
 }
 
 #[cfg(test)]
@@ -124,5 +178,56 @@ mod tests {
         assert_eq!(ids(&p), ["e1#r0#s0"]);
         assert_eq!(p[0].rejected, None);
         assert_eq!(f.len(), 3);
+    }
+
+    #[test]
+    fn grpo_trains_every_generation_with_its_group_advantage() {
+        // Rewards 1 (correct), 0.1 (executes), 0 (timeout); the failed gold is left out.
+        // Mean 0.3667, population std 0.44969: advantages 1.4084, -0.5930, -0.8154.
+        let (p, f) = make_pairs(Mode::Grpo, &batch());
+        assert_eq!(ids(&p), ["e1#r0#s0", "e1#r0#s1", "e1#r0#s2"]);
+        assert_eq!(f, ["e1#r0#s3"]);
+        let chosen: Vec<&str> = p.iter().map(|p| p.chosen.as_str()).collect();
+        assert_eq!(
+            chosen,
+            ["GEN0", "GEN1", "GEN2"],
+            "the generations themselves"
+        );
+        let adv: Vec<f32> = p.iter().map(|p| p.advantage.unwrap()).collect();
+        for (a, want) in adv.iter().zip([1.4084, -0.5930, -0.8154]) {
+            assert!((a - want).abs() < 1e-3, "{adv:?}");
+        }
+        assert!(
+            p.iter()
+                .all(|p| p.ref_logp_chosen == -2.0 && p.rejected.is_none())
+        );
+
+        // All wrong alike: nothing to learn, everything filtered.
+        let same = [
+            judged(0, Verdict::WrongResult),
+            judged(1, Verdict::WrongResult),
+        ];
+        let (p, f) = make_pairs(Mode::Grpo, &same);
+        assert!(p.is_empty());
+        assert_eq!(f.len(), 2);
+
+        // Two prompts in one call form two groups.
+        let mut other = judged(0, Verdict::Correct);
+        other.sample.example_id = "e2".into();
+        other.sample.sample_id = "e2#r0#s0".into();
+        let mut other_wrong = judged(1, Verdict::Timeout);
+        other_wrong.sample.example_id = "e2".into();
+        other_wrong.sample.sample_id = "e2#r0#s1".into();
+        let mixed = [
+            judged(0, Verdict::Correct),
+            other,
+            other_wrong,
+            judged(1, Verdict::Correct),
+        ];
+        let (p, f) = make_pairs(Mode::Grpo, &mixed);
+        assert_eq!(ids(&p), ["e2#r0#s0", "e2#r0#s1"]);
+        assert_eq!(f, ["e1#r0#s0", "e1#r0#s1"]);
+        assert_eq!(p[0].advantage, Some(1.0));
+        assert_eq!(p[1].advantage, Some(-1.0));
     }
 }

@@ -85,6 +85,10 @@ pub struct Pair {
     pub ref_logp_rejected: Option<f32>,
     #[serde(default)]
     pub ref_version: u64,
+    /// GRPO: the group-normalized reward of `chosen` (a generation, whose generation-time
+    /// log-prob is `ref_logp_chosen`); `None` in the pair modes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advantage: Option<f32>,
 }
 
 /// A published set of weights: version t and where they are (None for in-memory fakes).

@@ -147,37 +147,15 @@ impl Generator for RealGenerator {
 #[cfg(test)]
 mod tests {
     use candle_core::{DType, Device};
-    use exspin::model::Config;
-    use exspin::model::load::{self, SpecialTokens};
     use exspin::model::logprob::Pair as TokenPair;
-    use exspin::model::tokenizer;
 
     use super::*;
 
     /// Two different tiny models over one tokenizer.
     fn two_models() -> (Lm, Lm) {
-        let corpus: Vec<String> = (0..20)
-            .map(|_| "-- Question: how many cats? SELECT count(*) FROM cat\n".to_string())
-            .collect();
-        let tok = tokenizer::train_bpe(corpus.iter(), 300).unwrap();
-        let eot = tok.token_to_id("<|endoftext|>").unwrap();
-        let special = SpecialTokens {
-            eos: vec![eot],
-            pad: eot,
-            bos: None,
-        };
-        let lm = || {
-            let (model, varmap) =
-                load::random(&Config::tiny(tok.get_vocab_size(true)), &Device::Cpu).unwrap();
-            Lm {
-                model,
-                varmap,
-                tokenizer: tok.clone(),
-                special: special.clone(),
-                chat: ChatTemplate::Plain,
-            }
-        };
-        (lm(), lm())
+        let mut lms = super::super::tiny_test_models(2);
+        let v1 = lms.pop().unwrap();
+        (lms.pop().unwrap(), v1)
     }
 
     fn generator(lm: Lm, reference: Option<Lm>) -> RealGenerator {

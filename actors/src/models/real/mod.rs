@@ -147,3 +147,36 @@ pub fn trace_memory(at: &str) {
 pub fn seed_of(seed: u64, text: &str) -> u64 {
     (crate::models::fakes::unit(seed, text) * (1u64 << 53) as f64) as u64
 }
+
+/// Tiny random models over one small tokenizer, for the seams' unit tests: `n` different models
+/// (another seed each) that share the tokenizer and special tokens.
+#[cfg(test)]
+pub fn tiny_test_models(n: usize) -> Vec<Lm> {
+    use exspin::model::{Config, tokenizer};
+    let corpus: Vec<String> = (0..20)
+        .map(|_| "-- Question: how many cats? SELECT count(*) FROM cat\n".to_string())
+        .collect();
+    let tok = tokenizer::train_bpe(corpus.iter(), 300).unwrap();
+    let eot = tok.token_to_id("<|endoftext|>").unwrap();
+    let special = SpecialTokens {
+        eos: vec![eot],
+        pad: eot,
+        bos: None,
+    };
+    (0..n)
+        .map(|_| {
+            let (model, varmap) = load::random(
+                &Config::tiny(tok.get_vocab_size(true)),
+                &candle_core::Device::Cpu,
+            )
+            .unwrap();
+            Lm {
+                model,
+                varmap,
+                tokenizer: tok.clone(),
+                special: special.clone(),
+                chat: ChatTemplate::Plain,
+            }
+        })
+        .collect()
+}

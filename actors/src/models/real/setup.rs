@@ -190,6 +190,10 @@ pub fn build(
         opt,
         mode: config.run.mode,
         lambda: m.lambda,
+        grpo: exspin::train::grpo::GrpoSettings {
+            clip: config.run.grpo_clip,
+            kl_beta: 0.0,
+        },
         run_dir: run_dir.to_path_buf(),
         version: 0,
         activation_checkpointing: m.activation_checkpointing,
