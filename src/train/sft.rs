@@ -4,6 +4,11 @@
 //! fine-tuning trains the base VarMap; with a LoRA config, adapters are attached to the model and
 //! only they train (the caller writes them out, or merges them when it saves the model).
 //!
+//! Early stopping ([`Validation`]): every `every` steps (and before the first and after the
+//! last) the caller scores the model on held-out data; the loop keeps a copy of the trainable
+//! weights at the best score, stops after `patience` scores without a new best, and leaves the
+//! model at its best copy. So the model it returns is the best validated one, not the last.
+//!
 //! Interruptible: `stop` is asked between steps; when it says yes the loop writes an SFT
 //! checkpoint (the trainable weights, the optimizer state, the step, the shuffled order still to
 //! come, the shuffle's RNG position, the model's forward-pass counter that LoRA dropout is keyed
@@ -68,6 +73,12 @@ pub struct SftStep {
 /// after when `stop` asked, with its checkpoint written; None when it ran to the end.
 pub struct SftOutcome {
     pub steps: usize,
+    /// `(steps done, score)` of every validation, in order (empty without [`Validation`]).
+    pub validations: Vec<(usize, f64)>,
+    /// The steps done at the best validation, whose weights the model now holds.
+    pub best_step: Option<usize>,
+    /// Whether patience ran out before the planned steps.
+    pub early_stopped: bool,
     pub first_loss: Option<f32>,
     /// Mean loss of the last 10 steps.
     pub last_loss: Option<f32>,
@@ -89,10 +100,47 @@ struct Cursor {
     forward_passes: u64,
     first_loss: Option<f32>,
     recent: Vec<f32>,
+    /// The validations so far and the best one's index (its weights: [`BEST`]).
+    #[serde(default)]
+    validations: Vec<(usize, f64)>,
+    #[serde(default)]
+    best: Option<usize>,
 }
 
 const CURSOR: &str = "sft_state.json";
 const TRAINABLE: &str = "trainable.safetensors";
+const BEST: &str = "best.safetensors";
+
+/// Early stopping on a validation score (higher is better).
+pub struct Validation<'a> {
+    /// Steps between scores.
+    pub every: usize,
+    /// Scores in a row without a new best before the loop stops.
+    pub patience: usize,
+    /// The model's score now, e.g. execution accuracy on a split held out from train.
+    pub score: &'a mut dyn FnMut(&Model) -> Result<f64>,
+}
+
+/// The trainable weights as they are now (deep copies: later updates do not reach them).
+fn snapshot(params: &[(String, candle_core::Var)]) -> Result<Vec<(String, Tensor)>> {
+    params
+        .iter()
+        .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
+        .collect()
+}
+
+/// Puts a snapshot back into the trainable Vars.
+fn restore(params: &[(String, candle_core::Var)], saved: &[(String, Tensor)]) -> Result<()> {
+    for ((_, var), (_, t)) in params.iter().zip(saved) {
+        var.set(t)?;
+    }
+    Ok(())
+}
+
+/// Whether a validation history says stop: `patience` scores since the best one.
+fn patience_spent(validations: &[(usize, f64)], best: Option<usize>, patience: usize) -> bool {
+    best.is_some_and(|b| validations.len() - 1 - b >= patience.max(1))
+}
 
 /// Whether `dir` holds an SFT checkpoint.
 pub fn is_checkpoint(dir: &Path) -> bool {
@@ -103,6 +151,7 @@ pub fn is_checkpoint(dir: &Path) -> bool {
 fn save_checkpoint(
     dir: &Path,
     params: &[(String, candle_core::Var)],
+    best: Option<&[(String, Tensor)]>,
     opt: &Optimizer,
     cursor: &Cursor,
 ) -> Result<()> {
@@ -111,18 +160,22 @@ fn save_checkpoint(
         .map(|(name, var)| (name.clone(), var.as_tensor().clone()))
         .collect();
     save_safetensors(&dir.join(TRAINABLE), tensors)?;
+    if let Some(best) = best {
+        save_safetensors(&dir.join(BEST), best.to_vec())?;
+    }
     opt.save_state(dir)?;
     let p = dir.join(CURSOR);
     std::fs::write(&p, serde_json::to_vec(cursor).expect("json")).map_err(|e| ModelError::io(&p, e))
 }
 
-/// Puts a checkpoint back into the trainable Vars and the optimizer; returns its cursor.
+/// Puts a checkpoint back into the trainable Vars and the optimizer; returns its cursor and
+/// the best validated weights when it has them.
 fn load_checkpoint(
     dir: &Path,
     params: &[(String, candle_core::Var)],
     opt: &mut Optimizer,
     steps: usize,
-) -> Result<Cursor> {
+) -> Result<(Cursor, Option<Vec<(String, Tensor)>>)> {
     let p = dir.join(CURSOR);
     let text = std::fs::read(&p).map_err(|e| ModelError::io(&p, e))?;
     let cursor: Cursor = serde_json::from_slice(&text)
@@ -138,24 +191,35 @@ fn load_checkpoint(
             ),
         ));
     }
-    let w = dir.join(TRAINABLE);
     let device = params
         .first()
         .map(|(_, v)| v.device().clone())
         .unwrap_or(candle_core::Device::Cpu);
-    let saved = candle_core::safetensors::load(&w, &device).map_err(|e| ModelError::Candle {
-        context: w.display().to_string(),
-        source: e,
-    })?;
-    for (name, var) in params {
-        let t = saved.get(name).ok_or_else(|| ModelError::MissingTensor {
-            path: w.clone(),
-            name: name.clone(),
-        })?;
-        var.set(t)?;
-    }
+    let read = |file: &str| -> Result<Vec<(String, Tensor)>> {
+        let w = dir.join(file);
+        let saved =
+            candle_core::safetensors::load(&w, &device).map_err(|e| ModelError::Candle {
+                context: w.display().to_string(),
+                source: e,
+            })?;
+        params
+            .iter()
+            .map(|(name, _)| {
+                let t = saved.get(name).ok_or_else(|| ModelError::MissingTensor {
+                    path: w.clone(),
+                    name: name.clone(),
+                })?;
+                Ok((name.clone(), t.clone()))
+            })
+            .collect()
+    };
+    restore(params, &read(TRAINABLE)?)?;
+    let best = match cursor.best {
+        Some(_) => Some(read(BEST)?),
+        None => None,
+    };
     opt.load_state(dir)?;
-    Ok(cursor)
+    Ok((cursor, best))
 }
 
 /// Where an interrupted SFT checkpoints and resumes, and when it stops.
@@ -176,11 +240,15 @@ pub fn sft(
     settings: &SftSettings,
     on_step: &mut dyn FnMut(&SftStep),
     interrupt: Option<&Interrupt<'_>>,
+    mut validation: Option<&mut Validation<'_>>,
 ) -> Result<SftOutcome> {
     let batch = settings.batch_size.max(1);
     let steps = settings.total_steps(pairs.len());
     let mut outcome = SftOutcome {
         steps: 0,
+        validations: Vec::new(),
+        best_step: None,
+        early_stopped: false,
         first_loss: None,
         last_loss: None,
         optimizer: None,
@@ -219,16 +287,55 @@ pub fn sft(
     let mut order: Vec<usize> = Vec::new();
     let mut recent: Vec<f32> = Vec::new();
     let mut start = 0;
+    let mut validations: Vec<(usize, f64)> = Vec::new();
+    let mut best: Option<usize> = None;
+    let mut best_weights: Option<Vec<(String, Tensor)>> = None;
     if let Some(it) = interrupt.filter(|it| is_checkpoint(it.checkpoint)) {
-        let c = load_checkpoint(it.checkpoint, &params, &mut opt, steps)?;
+        let (c, saved_best) = load_checkpoint(it.checkpoint, &params, &mut opt, steps)?;
         rng.set_word_pos(c.rng_word_pos);
         model
             .forward_passes()
             .store(c.forward_passes, Ordering::Relaxed);
         (start, order, recent) = (c.step, c.order, c.recent);
+        (validations, best, best_weights) = (c.validations, c.best, saved_best);
         outcome.first_loss = c.first_loss;
     }
+    let (every, patience) = validation
+        .as_deref()
+        .map_or((0, 0), |v| (v.every.max(1), v.patience));
+    // Scores the model after `done` steps; keeps its weights when they are the best so far.
+    let mut validate = |model: &mut Model,
+                        done: usize,
+                        validations: &mut Vec<(usize, f64)>,
+                        best: &mut Option<usize>,
+                        best_weights: &mut Option<Vec<(String, Tensor)>>|
+     -> Result<()> {
+        let Some(v) = validation.as_deref_mut() else {
+            return Ok(());
+        };
+        if validations.last().is_some_and(|&(at, _)| at == done) {
+            return Ok(());
+        }
+        model.set_training(false);
+        let score = (v.score)(model)?;
+        model.set_training(lora_config.is_some());
+        validations.push((done, score));
+        if best.is_none_or(|b| score > validations[b].1) {
+            *best = Some(validations.len() - 1);
+            *best_weights = Some(snapshot(&params)?);
+        }
+        Ok(())
+    };
+    if start == 0 {
+        validate(model, 0, &mut validations, &mut best, &mut best_weights)?;
+    }
+    let mut end = steps;
     for step in start..steps {
+        if every > 0 && patience_spent(&validations, best, patience) {
+            end = step;
+            outcome.early_stopped = true;
+            break;
+        }
         if let Some(it) = interrupt.filter(|it| step > start && (it.stop)()) {
             let cursor = Cursor {
                 step,
@@ -238,16 +345,25 @@ pub fn sft(
                 forward_passes: model.forward_passes().load(Ordering::Relaxed),
                 first_loss: outcome.first_loss,
                 recent,
+                validations,
+                best,
             };
             let staged = crate::fsutil::Staged::dir(it.checkpoint)
                 .map_err(|e| ModelError::io(it.checkpoint, e))?;
-            save_checkpoint(staged.path(), &params, &opt, &cursor)?;
+            save_checkpoint(
+                staged.path(),
+                &params,
+                best_weights.as_deref(),
+                &opt,
+                &cursor,
+            )?;
             staged
                 .commit()
                 .map_err(|e| ModelError::io(it.checkpoint, e))?;
             model.set_training(false);
             outcome.steps = step;
             outcome.stopped_at = Some(step);
+            outcome.validations = cursor.validations;
             outcome.optimizer = Some(opt);
             return Ok(outcome);
         }
@@ -275,10 +391,164 @@ pub fn sft(
             loss: l,
             lr: st.map(|x| x.lr).unwrap_or(0.0),
         });
+        if every > 0 && ((step + 1) % every == 0 || step + 1 == steps) {
+            validate(
+                model,
+                step + 1,
+                &mut validations,
+                &mut best,
+                &mut best_weights,
+            )?;
+        }
     }
     model.set_training(false);
-    outcome.steps = steps;
-    outcome.last_loss = Some(recent.iter().sum::<f32>() / recent.len() as f32);
+    outcome.steps = end;
+    if !recent.is_empty() {
+        outcome.last_loss = Some(recent.iter().sum::<f32>() / recent.len() as f32);
+    }
+    if let (Some(b), Some(weights)) = (best, &best_weights) {
+        restore(&params, weights)?;
+        outcome.best_step = Some(validations[b].0);
+    }
+    outcome.validations = validations;
     outcome.optimizer = Some(opt);
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::Device;
+
+    use super::*;
+    use crate::model::Config;
+    use crate::model::load;
+
+    fn settings(steps: usize) -> SftSettings {
+        SftSettings {
+            steps,
+            epochs: 0,
+            batch_size: 2,
+            peak_lr: 1e-2,
+            warmup_steps: 0,
+            max_grad_norm: 1.0,
+            seed: 5,
+        }
+    }
+
+    fn pairs() -> Vec<Pair> {
+        (0..6u32)
+            .map(|i| Pair {
+                prompt: vec![1 + i, 2, 3 + i, 4],
+                response: vec![10 + i, 11, 12 + (i % 3), 0],
+            })
+            .collect()
+    }
+
+    fn weights(base: &VarMap) -> Vec<(String, Tensor)> {
+        snapshot(&params_of(base)).unwrap()
+    }
+
+    fn same(a: &[(String, Tensor)], b: &[(String, Tensor)]) -> bool {
+        a.iter().zip(b).all(|((n, x), (m, y))| {
+            n == m
+                && x.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+                    == y.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        })
+    }
+
+    /// Scores 0.1, 0.5, 0.3, 0.2, ... at steps 0, 2, 4, 6: the best is step 2's, patience 2 is
+    /// spent after step 6's score, so the loop stops there and leaves step 2's weights.
+    #[test]
+    fn early_stopping_keeps_the_best_validated_weights() {
+        let (mut model, base) = load::random(&Config::tiny(32), &Device::Cpu).unwrap();
+        let script = [0.1, 0.5, 0.3, 0.2, 0.9, 0.9];
+        let mut seen: Vec<Vec<(String, Tensor)>> = Vec::new();
+        let base_ref = &base;
+        let mut score = |_: &Model| -> Result<f64> {
+            seen.push(weights(base_ref));
+            Ok(script[seen.len() - 1])
+        };
+        let mut v = Validation {
+            every: 2,
+            patience: 2,
+            score: &mut score,
+        };
+        let out = sft(
+            &mut model,
+            &base,
+            0,
+            None,
+            &pairs(),
+            &settings(20),
+            &mut |_| {},
+            None,
+            Some(&mut v),
+        )
+        .unwrap();
+        assert_eq!(out.validations, [(0, 0.1), (2, 0.5), (4, 0.3), (6, 0.2)]);
+        assert!(out.early_stopped);
+        assert_eq!(out.steps, 6);
+        assert_eq!(out.best_step, Some(2));
+        assert!(
+            same(&weights(&base), &seen[1]),
+            "the model holds step 2's weights"
+        );
+        assert!(!same(&weights(&base), &seen[3]), "not the last ones");
+    }
+
+    /// Interrupted between validations and started again, the loop scores, stops and returns the
+    /// same as without the interruption: the best weights and the history are in the checkpoint.
+    #[test]
+    fn early_stopping_survives_an_interruption() {
+        let (mut model, base) = load::random(&Config::tiny(32), &Device::Cpu).unwrap();
+        let initial = weights(&base);
+        let held_out = vec![Pair {
+            prompt: vec![7, 2, 9, 4],
+            response: vec![13, 11, 12, 0],
+        }];
+        let run = |model: &mut Model, stop_at: Option<usize>, dir: &Path| {
+            let mut nll = |m: &Model| -> Result<f64> {
+                let lp = response_logprobs(m, &held_out, 0)?;
+                Ok(lp.sum.sum_all()?.to_scalar::<f32>()? as f64)
+            };
+            let mut v = Validation {
+                every: 3,
+                patience: 2,
+                score: &mut nll,
+            };
+            let steps = std::cell::Cell::new(0usize);
+            let stop = || stop_at.is_some_and(|s| steps.get() >= s);
+            let it = Interrupt {
+                stop: &stop,
+                checkpoint: &dir.join("ckpt"),
+            };
+            sft(
+                model,
+                &base,
+                0,
+                None,
+                &pairs(),
+                &settings(30),
+                &mut |st| steps.set(st.step),
+                Some(&it),
+                Some(&mut v),
+            )
+            .unwrap()
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let whole = run(&mut model, None, &tmp.path().join("a"));
+        let whole_weights = weights(&base);
+
+        restore(&params_of(&base), &initial).unwrap();
+        model.forward_passes().store(0, Ordering::Relaxed);
+        let dir = tmp.path().join("b");
+        let first = run(&mut model, Some(4), &dir);
+        assert_eq!(first.stopped_at, Some(4));
+        let second = run(&mut model, None, &dir);
+        assert_eq!(second.validations, whole.validations);
+        assert_eq!(second.best_step, whole.best_step);
+        assert_eq!(second.steps, whole.steps);
+        assert!(same(&weights(&base), &whole_weights));
+        assert!(whole.validations.len() >= 3, "{:?}", whole.validations);
+    }
 }

@@ -472,5 +472,6 @@ pub fn train_sft(
         &sft_settings(config),
         &mut log,
         interrupt,
+        None,
     )?)
 }
