@@ -25,6 +25,8 @@ declare -A modes=(
   [integrated-novalues]="$integrated --no-values"
   [integrated]="$integrated"
   [integrated-rows]="$integrated --no-values --example-rows 3"
+  [rows-shots]="--schema rows --shots ${SHOTS:-3}"
+  [integrated-rows-shots]="$integrated --no-values --example-rows 3 --shots ${SHOTS:-3}"
 )
 order=(rows integrated-rows integrated integrated-novalues plain ddl)
 [[ $# -gt 0 ]] && order=("$@")

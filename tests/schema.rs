@@ -379,11 +379,65 @@ fn rows_prompt_snapshot() {
     assert_eq!(text.matches("example rows:").count(), 4, "{text}");
     assert_snapshot("schema_rows.txt", &text);
     // Plain turns rows off again; the mode and the text cannot disagree.
-    let SchemaPrompts::Builder(b) = prompts else {
+    let exspin::prompt::SchemaSource::Builder(b) = prompts.source else {
         unreachable!()
     };
     let plain = SchemaPrompts::builder(*b, SchemaMode::Plain);
     assert!(!plain.schema_prompt(&q).unwrap().contains("example rows"));
+}
+
+/// Few-shot examples go between the schema and the question, so the schema stays the prompt's
+/// prefix (shared by a database's questions); never from the question's own database.
+#[test]
+fn shots_sit_between_the_schema_and_the_question() {
+    use exspin::data::{Example, TablesFile};
+    use exspin::prompt::{SchemaMode, SchemaPrompts, ShotPool};
+    let dir = tempfile::tempdir().unwrap();
+    let q = example("concert", "How many singers from France are older than 40?");
+    let plain =
+        SchemaPrompts::builder(snapshot_builder(dir.path(), Style::Plain), SchemaMode::Rows);
+    let without = plain.schema_prompt(&q).unwrap();
+    let ex = |id: &str, db: &str, question: &str, sql: &str| Example {
+        id: id.into(),
+        db_id: db.into(),
+        question: question.into(),
+        evidence: String::new(),
+        gold_sql: sql.into(),
+    };
+    let pool = ShotPool::new(
+        vec![
+            ex(
+                "t0",
+                "concert",
+                "How many singers are older than 40?",
+                "SELECT 0",
+            ),
+            ex(
+                "t1",
+                "zoo",
+                "How many cats from Spain are older than 3?",
+                "SELECT  count(*) FROM cat",
+            ),
+            ex("t2", "zoo", "List all keepers.", "SELECT name FROM keeper"),
+        ],
+        &TablesFile::default(),
+    );
+    let exspin::prompt::SchemaSource::Builder(b) = plain.source else {
+        unreachable!()
+    };
+    let with = SchemaPrompts::builder(*b, SchemaMode::Rows).with_shots(pool, 1);
+    assert_eq!(with.shots(), 1);
+    let text = with.schema_prompt(&q).unwrap();
+    let question = "-- Question: How many singers from France are older than 40?\n";
+    assert!(text.ends_with(question), "{text}");
+    let schema = without.strip_suffix(question).unwrap();
+    assert!(text.starts_with(schema), "the schema part is unchanged");
+    assert_eq!(
+        &text[schema.len()..text.len() - question.len()],
+        "-- Examples from other databases:\n\
+         -- Question: How many cats from Spain are older than 3?\n\
+         -- SQL: SELECT count(*) FROM cat;\n\n"
+    );
 }
 
 /// Example rows inside the integrated prompt: only the kept tables, only their kept columns.

@@ -4,12 +4,14 @@
 //!
 //! 1. The schema prompt of an example ([`SchemaPrompts`]): by [`SchemaMode`], `src/schema`'s
 //!    prompt builder (plain full schema or the integrated, filtered one) or the bare `CREATE
-//!    TABLE` statements of tables.json ([`ddl`]). It ends with the question.
+//!    TABLE` statements of tables.json ([`ddl`]); optionally training pairs like the question
+//!    ([`shots`]). It ends with the question.
 //! 2. The model's text around it ([`render`]): the system message and instruction under ChatML,
 //!    the `-- SQL:` answer cue under the plain template, and the answer's end of turn.
 
 pub mod ddl;
 pub mod render;
+pub mod shots;
 pub mod source;
 
 use std::fmt;
@@ -20,7 +22,8 @@ pub use render::{
     ANSWER_PREFIX, INSTRUCTION, PLAIN_CUE, SYSTEM, answer_ids, answer_prefix, answer_sql,
     answer_text, prompt_ids, render,
 };
-pub use source::{SchemaPrompts, set_builder_mode};
+pub use shots::ShotPool;
+pub use source::{SchemaPrompts, SchemaSource, set_builder_mode};
 
 use crate::data::DataError;
 use crate::model::ModelError;

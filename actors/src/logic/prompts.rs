@@ -46,10 +46,7 @@ impl Prompter {
                 dataset.source.display()
             );
             return Ok(Prompter::Schema {
-                prompts: SchemaPrompts::Ddl {
-                    tables,
-                    path: dataset.source.clone(),
-                },
+                prompts: SchemaPrompts::ddl_of(tables, dataset.source.clone()),
                 cache: Mutex::new(HashMap::new()),
             });
         }

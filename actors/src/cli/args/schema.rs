@@ -24,6 +24,35 @@ pub struct PromptModeArgs {
     /// CREATE TABLE statements of the dataset's tables.json; not for `ask`).
     #[arg(long = "schema", value_name = "MODE", default_value_t = SchemaMode::RECOMMENDED)]
     pub mode: SchemaMode,
+    /// Put the K training questions most like the question, with their SQL, between the
+    /// schema and the question (masked-question similarity, DAIL-SQL's selection; always from
+    /// other databases than the question's). 0: none.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub shots: usize,
+    /// The Spider-layout folder whose train split (and tables.json) the examples come from
+    /// (default: the --spider folder).
+    #[arg(long, value_name = "DIR")]
+    pub shots_from: Option<PathBuf>,
+}
+
+/// The example pool of `--shots`: the train split of `--shots-from`, else of `--spider`.
+pub fn shot_pool(
+    mode: &PromptModeArgs,
+    dataset: &super::DatasetArgs,
+) -> anyhow::Result<Option<exspin::prompt::ShotPool>> {
+    if mode.shots == 0 {
+        return Ok(None);
+    }
+    let Some(dir) = mode.shots_from.as_ref().or(dataset.spider.as_ref()) else {
+        anyhow::bail!(
+            "--shots needs training examples: pass --shots-from DIR (a Spider-layout folder with \
+             train_spider.json and tables.json), or use --spider"
+        );
+    };
+    let train = exspin::data::spider::load(dir, "train")
+        .with_context(|| format!("loading the --shots examples from {}", dir.display()))?;
+    let tables = exspin::data::TablesFile::load(&dir.join("tables.json"))?;
+    Ok(Some(exspin::prompt::ShotPool::new(train.examples, &tables)))
 }
 
 /// How prompts are built: cache, scorer, k1/k2, tokenizer, budget.
@@ -120,12 +149,13 @@ pub fn builder_for(
 /// The schema prompts of a dataset in `mode`: the ddl of the dataset's tables.json (Spider /
 /// BIRD), or the schema module's builder with the shared schema arguments.
 pub fn schema_prompts(
-    mode: SchemaMode,
+    mode_args: &PromptModeArgs,
     dataset: &super::DatasetArgs,
     data: &exspin::data::Dataset,
     schema_args: &SchemaArgs,
 ) -> anyhow::Result<exspin::prompt::SchemaPrompts> {
-    Ok(match mode {
+    let mode = mode_args.mode;
+    let prompts = match mode {
         SchemaMode::Ddl => {
             let path = match (&dataset.spider, &dataset.bird) {
                 (Some(dir), _) => dir.join("tables.json"),
@@ -140,5 +170,9 @@ schema); use the plain or integrated prompt with --jsonl"
         SchemaMode::Plain | SchemaMode::Rows | SchemaMode::Integrated => {
             exspin::prompt::SchemaPrompts::builder(builder(schema_args, data)?, mode)
         }
+    };
+    Ok(match shot_pool(mode_args, dataset)? {
+        Some(pool) => prompts.with_shots(pool, mode_args.shots),
+        None => prompts,
     })
 }

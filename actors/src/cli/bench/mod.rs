@@ -83,7 +83,7 @@ pub fn bench_prompts(
     n: usize,
 ) -> anyhow::Result<BenchPrompts> {
     let data = crate::cli::args::dataset::load(dataset)?;
-    let source = crate::cli::args::schema::schema_prompts(mode.mode, dataset, &data, schema)?;
+    let source = crate::cli::args::schema::schema_prompts(mode, dataset, &data, schema)?;
     let examples: Vec<_> = data
         .evaluable_examples()
         .map(|(_, e)| e.clone())

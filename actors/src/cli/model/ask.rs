@@ -155,6 +155,11 @@ pub fn run(args: AskArgs) -> anyhow::Result<()> {
         "--schema ddl renders a dataset's tables.json, and `ask` reads the schema from the \
          SQLite file: use --schema rows, plain or integrated"
     );
+    anyhow::ensure!(
+        args.mode.shots == 0,
+        "--shots is for a dataset's questions (`exspin generate`); `ask` takes its prompt \
+         without examples"
+    );
     let mut builder =
         crate::cli::args::schema::builder_for(&args.schema, root, TablesFile::default())?;
     exspin::prompt::set_builder_mode(builder.options_mut(), args.mode.mode);

@@ -69,7 +69,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let (device, dtype, _) = args.compute.open()?;
     let data = crate::cli::args::dataset::load(&args.dataset)?;
     let prompts = crate::cli::args::schema::schema_prompts(
-        args.mode.mode,
+        &args.mode,
         &args.dataset,
         &data,
         &args.schema_args,

@@ -25,14 +25,14 @@ pub fn run(args: PromptArgs) -> anyhow::Result<()> {
         );
     };
     let prompts = crate::cli::args::schema::schema_prompts(
-        args.mode.mode,
+        &args.mode,
         &args.dataset,
         &dataset,
         &args.schema,
     )?;
     let text = prompts.schema_prompt(example)?;
     print!("{text}");
-    if let exspin::prompt::SchemaPrompts::Builder(builder) = &prompts
+    if let exspin::prompt::SchemaSource::Builder(builder) = &prompts.source
         && let Some(n) = builder.count_tokens(&text)
     {
         eprintln!("{n} tokens ({} scorer)", builder.scorer_name());
