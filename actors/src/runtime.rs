@@ -37,8 +37,16 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Loads (or, for the synthetic default, generates into `RUN/data`) the train and dev splits.
-pub fn load_data(config: &JobConfig, run_dir: &Path) -> anyhow::Result<(Dataset, Dataset)> {
+/// A job's data: train (what SFT and self-play learn from), validation (held out of train for
+/// the SFT phase's early stopping; empty unless `sft.validation` > 0) and dev.
+pub struct Splits {
+    pub train: Dataset,
+    pub validation: Dataset,
+    pub dev: Dataset,
+}
+
+/// Loads (or, for the synthetic default, generates into `RUN/data`) the splits.
+pub fn load_data(config: &JobConfig, run_dir: &Path) -> anyhow::Result<Splits> {
     let (dir, holdout): (PathBuf, usize) = match &config.data.source {
         DataSource::Synthetic(s) => {
             let dir = run_dir.join("data");
@@ -79,7 +87,13 @@ pub fn load_data(config: &JobConfig, run_dir: &Path) -> anyhow::Result<(Dataset,
     } else {
         dev.truncate(config.data.dev_limit);
     }
-    Ok((train, dev))
+    let (train, validation) =
+        exspin::data::holdout::hold_out(train, config.sft.validation, config.sft_seed());
+    Ok(Splits {
+        train,
+        validation,
+        dev,
+    })
 }
 
 /// Hash of what the run learns from: every example's id, database, question and gold query.
@@ -163,7 +177,11 @@ fn prepare_stoppable(
     run_dir: &Path,
     stop: &StopFlag,
 ) -> anyhow::Result<Prepared> {
-    let (train, dev) = load_data(&config, run_dir)?;
+    let Splits {
+        train,
+        validation,
+        dev,
+    } = load_data(&config, run_dir)?;
     let order = crate::logic::plan::permutation(&train, config.run.seed);
     anyhow::ensure!(
         config.run.prompts_per_round <= order.len(),
@@ -176,11 +194,17 @@ fn prepare_stoppable(
     let prompter = Prompter::new(&config.model, &train, &run_dir.join("cache"))?;
     let (generators, learner, evaluator): crate::models::real::setup::Seams =
         match &config.model.source {
-            ModelSource::Fake(fake) => fake_seams(&config, fake, &dev),
+            ModelSource::Fake(fake) => fake_seams(&config, fake, &dev, run_dir),
             _ => {
                 let stop = || stop.is_requested();
                 match crate::models::real::setup::build(
-                    &config, run_dir, &train, &dev, &prompter, &stop,
+                    &config,
+                    run_dir,
+                    &train,
+                    &validation,
+                    &dev,
+                    &prompter,
+                    &stop,
                 )? {
                     crate::models::real::setup::Built::Seams(seams) => seams,
                     crate::models::real::setup::Built::SftStopped { step, steps } => {
@@ -242,6 +266,7 @@ fn fake_seams(
     config: &JobConfig,
     m: &FakeModel,
     dev: &Dataset,
+    run_dir: &Path,
 ) -> crate::models::real::setup::Seams {
     let fake = |version| FakeGenerator {
         seed: config.run.seed,
@@ -269,6 +294,7 @@ fn fake_seams(
         Box::new(FakeDevEvaluator {
             generator: fake(0),
             dev_ids,
+            run_dir: run_dir.to_path_buf(),
         }),
     )
 }

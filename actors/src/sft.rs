@@ -46,14 +46,14 @@ impl SftJob {
         // The synthetic dataset is generated once per data section, into the cache.
         let data_key = crate::runtime::sha256_hex(toml::to_string(&config.data)?.as_bytes());
         let work = cache.join(format!("sft-data-{}", &data_key[..16]));
-        let (train, _dev) = crate::runtime::load_data(&config, &work)?;
+        let train = crate::runtime::load_data(&config, &work)?.train;
         let prompter = Prompter::new(&config.model, &train, cache)?;
         let items: Vec<(&Example, String)> = train
             .evaluable_examples()
             .map(|(_, e)| Ok((e, prompter.prompt(e)?)))
             .collect::<anyhow::Result<_>>()?;
         let m = &config.model;
-        let compute = Compute::from_config(m.device, m.dtype, config.run.seed)?;
+        let compute = Compute::from_config(m.device, m.dtype, config.sft_seed())?;
         let lm = setup::initial_model(&config, &items, &compute)?;
         let pairs = setup::sft_pairs(&lm, &items)?;
         let prompts = items.into_iter().map(|(_, p)| p).collect();
@@ -102,7 +102,7 @@ impl SftJob {
     /// Trains (logging every `sft.log_every` steps) and writes `out` atomically: the Hugging Face
     /// folder (LoRA merged), `out/adapter` (PEFT) under LoRA, and the optimizer state.
     pub fn train_into(mut self, out: &Path) -> anyhow::Result<SftDone> {
-        let outcome = setup::train_sft(&self.config, &mut self.lm, &self.pairs, None)?;
+        let outcome = setup::train_sft(&self.config, &mut self.lm, &self.pairs, None, None)?;
         let optimizer = outcome.optimizer.with_context(|| {
             format!(
                 "no SFT step to run ({} train pairs): set sft.epochs or sft.steps above 0",

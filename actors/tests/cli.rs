@@ -176,6 +176,14 @@ values = [0.1, 0.6]
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
     assert_eq!(results["methods"].as_array().unwrap().len(), 2);
+    // Without `seeds`: one folder per method, named as before, one Wilson interval each.
+    for slug in ["exspin", "spin"] {
+        assert!(out.join("runs").join(slug).join("summary.json").is_file());
+    }
+    assert_eq!(
+        results["method_stats"][0]["final_ex"]["ci95"]["kind"],
+        "wilson-over-questions"
+    );
 
     let sweep = results["lambda_sweep"].as_array().unwrap();
     assert_eq!(sweep.len(), 2);
@@ -222,6 +230,189 @@ values = [0.1, 0.6]
     ]);
     assert_ne!(code, 0);
     assert!(stderr.contains("--threads must be at least 1"), "{stderr}");
+}
+
+#[test]
+fn experiment_with_seeds_runs_every_method_per_seed_once_and_reports_means_and_paired_tests() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/demo-fake.toml");
+    let exp = dir.path().join("exp.toml");
+    std::fs::write(
+        &exp,
+        format!(
+            r#"base = {base:?}
+set = {{ "run.rounds" = 1, "run.prompts_per_round" = 8, "run.checkpoint_every" = 0 }}
+seeds = [1, 2]
+main = "ExSPIN"
+[[method]]
+name = "ExSPIN"
+set = {{ "run.mode" = "exspin" }}
+[[method]]
+name = "SPIN"
+set = {{ "run.mode" = "spin" }}
+[lambda_sweep]
+method = "ExSPIN"
+key = "model.fake_p_step"
+values = [0.6]
+"#
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let out_s = out.to_str().unwrap();
+    let args = ["experiment", exp.to_str().unwrap(), "--out", out_s];
+    let (code, _, stderr) = exspin(&args);
+    assert_eq!(code, 0, "{stderr}");
+    // Each (method, seed) ran once, into its own folder, with its seed; the sweep with seed 1.
+    let runs = out.join("runs");
+    let mut signatures = std::collections::BTreeSet::new();
+    for (slug, label, seed) in [
+        ("exspin/seed-1", "ExSPIN (seed 1)", 1),
+        ("exspin/seed-2", "ExSPIN (seed 2)", 2),
+        ("spin/seed-1", "SPIN (seed 1)", 1),
+        ("spin/seed-2", "SPIN (seed 2)", 2),
+        ("lambda-0.6", "ExSPIN λ=0.6 (seed 1)", 1),
+    ] {
+        assert_eq!(
+            stderr.matches(&format!("] {label}: done")).count(),
+            1,
+            "{slug}: {stderr}"
+        );
+        let summary: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(runs.join(slug).join("summary.json")).unwrap())
+                .unwrap();
+        assert!(summary["finished"].as_bool().unwrap(), "{slug}");
+        assert_eq!(summary["seed"], seed, "{slug}");
+        let (config, _) =
+            exspin_actors::config::JobConfig::load(&runs.join(slug).join("config.toml")).unwrap();
+        assert_eq!(
+            config.sft.seed,
+            Some(7),
+            "{slug}: the base's seed keeps seeding SFT"
+        );
+        // (The sweep changes a model setting of the fake, so it has a signature of its own.)
+        if !slug.starts_with("lambda") {
+            signatures.insert(config.sft_signature());
+        }
+    }
+    assert_eq!(signatures.len(), 1, "every seed starts from one version 0");
+    // The seed reached the run: the two seeds answer the dev questions differently.
+    let dev =
+        |slug: &str| std::fs::read_to_string(runs.join(slug).join("dev/round-1.jsonl")).unwrap();
+    assert_ne!(dev("exspin/seed-1"), dev("exspin/seed-2"));
+
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["seeds"], serde_json::json!([1, 2]));
+    assert_eq!(results["methods"].as_array().unwrap().len(), 4);
+    let stats = results["method_stats"].as_array().unwrap();
+    assert_eq!(stats.len(), 2);
+    for m in stats {
+        let fin = &m["final_ex"];
+        assert_eq!(fin["runs"], 2, "{m}");
+        let (mean, lo, hi) = (
+            fin["mean"].as_f64().unwrap(),
+            fin["ci95"]["lo"].as_f64().unwrap(),
+            fin["ci95"]["hi"].as_f64().unwrap(),
+        );
+        assert!(lo <= mean && mean <= hi, "{m}");
+        assert_eq!(fin["ci95"]["kind"], "t-over-seeds", "{m}");
+        // One round, evaluated once (the fake has no SFT phase to evaluate).
+        assert_eq!(m["per_round"].as_array().unwrap().len(), 1, "{m}");
+    }
+    let pairs = results["pairwise"].as_array().unwrap();
+    assert_eq!(pairs.len(), 1, "{pairs:?}");
+    let p = pairs[0]["p_value"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&p), "{p}");
+    // 40 dev questions in each of the two seeds.
+    assert_eq!(pairs[0]["pairs"], 80);
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("Seeds: 1, 2"), "{report}");
+    assert!(report.contains("| ExSPIN | SPIN | 80 |"), "{report}");
+
+    // A rerun skips every finished run; one seed whose run lost its finished marker runs again.
+    std::fs::remove_file(runs.join("spin/seed-2/summary.json")).unwrap();
+    let (code, _, stderr) = exspin(&args);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stderr.matches("already finished").count(), 4, "{stderr}");
+    assert_eq!(
+        stderr.matches("] SPIN (seed 2): done").count(),
+        1,
+        "{stderr}"
+    );
+    let (code, _, stderr) = exspin(&args);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stderr.matches("already finished").count(), 5, "{stderr}");
+}
+
+/// The real (tiny) model: the seeds of a method share one SFT phase. The first seed trains version
+/// 0, the second copies it and differs only in its self-play round.
+#[test]
+fn experiment_seeds_share_one_sft_phase_on_the_tiny_real_model() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("base.toml"),
+        r#"[data]
+synthetic_train = 40
+synthetic_dev = 12
+dev_limit = 4
+[run]
+rounds = 1
+prompts_per_round = 2
+generate_batch = 2
+generators = 1
+train_batch = 2
+replay_capacity = 8
+checkpoint_every = 0
+[model]
+kind = "tiny"
+schema = "plain"
+vocab_size = 300
+hidden_size = 32
+intermediate_size = 64
+layers = 1
+heads = 2
+kv_heads = 1
+max_new_tokens = 8
+[sft]
+steps = 2
+batch_size = 4
+"#,
+    )
+    .unwrap();
+    let exp = dir.path().join("exp.toml");
+    std::fs::write(
+        &exp,
+        "base = \"base.toml\"\nseeds = [1, 2]\n[[method]]\nname = \"ExSPIN\"\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let (code, _, stderr) = exspin(&[
+        "experiment",
+        exp.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--threads",
+        "1",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let log = |seed: u64| {
+        std::fs::read_to_string(out.join(format!("logs/exspin/seed-{seed}.log"))).unwrap()
+    };
+    assert!(
+        log(1).contains("sft step"),
+        "seed 1 trains version 0: {}",
+        log(1)
+    );
+    assert!(!log(2).contains("sft step"), "SFT ran again: {}", log(2));
+    assert!(log(2).contains("version 0 copied"), "{}", log(2));
+    let v0 = |seed: u64| {
+        std::fs::read(out.join(format!(
+            "runs/exspin/seed-{seed}/weights/v0/model.safetensors"
+        )))
+        .unwrap()
+    };
+    assert_eq!(v0(1), v0(2));
 }
 
 /// Every command that runs a model takes `--device` and `--dtype`; on a build without CUDA, a

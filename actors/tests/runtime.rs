@@ -1210,6 +1210,52 @@ fn the_tiny_real_model_runs_sft_and_two_rounds_and_resumes() {
     assert_eq!(b.dev_ex_per_round.len(), 2);
 }
 
+/// SFT with a validation split held out of train: scored as it goes, version 0 is the best
+/// scored model, and the held-out questions never become self-play prompts.
+#[test]
+fn sft_validation_is_held_out_of_train_and_picks_version_0() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("val");
+    let mut c = tiny_real();
+    c.run.rounds = 1;
+    c.run.generators = 1;
+    c.sft.validation = 6;
+    c.sft.validate_every = 2;
+    c.sft.patience = 2;
+    c.validate().unwrap();
+    let text = toml::to_string(&c).unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    let splits = exspin_actors::runtime::load_data(&c, &dir).unwrap();
+    assert_eq!(splits.validation.len(), 6);
+    let held: HashSet<String> = splits
+        .validation
+        .examples
+        .iter()
+        .map(|e| e.id.clone())
+        .collect();
+    assert!(splits.train.examples.iter().all(|e| !held.contains(&e.id)));
+    let s = drive_in_process(Run::new(c.clone(), &text, &dir).unwrap());
+    let sft: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("sft.json")).unwrap()).unwrap();
+    assert_eq!(sft["validation_questions"], 6, "{sft}");
+    let scored: Vec<u64> = sft["validation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v[0].as_u64().unwrap())
+        .collect();
+    assert_eq!(scored[0], 0, "scored before the first step: {sft}");
+    assert!(scored.windows(2).all(|w| w[1] == w[0] + 2), "{scored:?}");
+    let best = sft["best_step"].as_u64().unwrap();
+    assert!(scored.contains(&best), "{sft}");
+    assert!(!s.samples_trained_ids.is_empty(), "{s:?}");
+    assert!(
+        s.samples_trained_ids
+            .iter()
+            .all(|id| !held.contains(id.split('#').next().unwrap()))
+    );
+}
+
 /// A tiny real run for the interruption tests: one opponent (its order of work is then the same
 /// in every run), a checkpoint every step, an SFT long enough to be interrupted.
 fn tiny_interruptible(dir: &Path) -> PathBuf {

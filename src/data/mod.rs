@@ -7,6 +7,7 @@
 
 pub mod bird;
 pub mod error;
+pub mod holdout;
 pub mod jsonl;
 pub mod spider;
 pub mod stratify;

@@ -111,6 +111,9 @@ const CURSOR: &str = "sft_state.json";
 const TRAINABLE: &str = "trainable.safetensors";
 const BEST: &str = "best.safetensors";
 
+/// Named copies of the trainable weights.
+type Weights = Vec<(String, Tensor)>;
+
 /// Early stopping on a validation score (higher is better).
 pub struct Validation<'a> {
     /// Steps between scores.
@@ -122,7 +125,7 @@ pub struct Validation<'a> {
 }
 
 /// The trainable weights as they are now (deep copies: later updates do not reach them).
-fn snapshot(params: &[(String, candle_core::Var)]) -> Result<Vec<(String, Tensor)>> {
+fn snapshot(params: &[(String, candle_core::Var)]) -> Result<Weights> {
     params
         .iter()
         .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
@@ -175,7 +178,7 @@ fn load_checkpoint(
     params: &[(String, candle_core::Var)],
     opt: &mut Optimizer,
     steps: usize,
-) -> Result<(Cursor, Option<Vec<(String, Tensor)>>)> {
+) -> Result<(Cursor, Option<Weights>)> {
     let p = dir.join(CURSOR);
     let text = std::fs::read(&p).map_err(|e| ModelError::io(&p, e))?;
     let cursor: Cursor = serde_json::from_slice(&text)
@@ -195,7 +198,7 @@ fn load_checkpoint(
         .first()
         .map(|(_, v)| v.device().clone())
         .unwrap_or(candle_core::Device::Cpu);
-    let read = |file: &str| -> Result<Vec<(String, Tensor)>> {
+    let read = |file: &str| -> Result<Weights> {
         let w = dir.join(file);
         let saved =
             candle_core::safetensors::load(&w, &device).map_err(|e| ModelError::Candle {
@@ -289,7 +292,7 @@ pub fn sft(
     let mut start = 0;
     let mut validations: Vec<(usize, f64)> = Vec::new();
     let mut best: Option<usize> = None;
-    let mut best_weights: Option<Vec<(String, Tensor)>> = None;
+    let mut best_weights: Option<Weights> = None;
     if let Some(it) = interrupt.filter(|it| is_checkpoint(it.checkpoint)) {
         let (c, saved_best) = load_checkpoint(it.checkpoint, &params, &mut opt, steps)?;
         rng.set_word_pos(c.rng_word_pos);
@@ -308,7 +311,7 @@ pub fn sft(
                         done: usize,
                         validations: &mut Vec<(usize, f64)>,
                         best: &mut Option<usize>,
-                        best_weights: &mut Option<Vec<(String, Tensor)>>|
+                        best_weights: &mut Option<Weights>|
      -> Result<()> {
         let Some(v) = validation.as_deref_mut() else {
             return Ok(());

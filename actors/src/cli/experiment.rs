@@ -1,21 +1,22 @@
-//! `exspin experiment CONFIG --out DIR`: every method of the experiment file on the same data,
-//! seed and budget, then `DIR/report.md`, `DIR/results.json` and the plots.
+//! `exspin experiment CONFIG --out DIR`: every method of the experiment file on the same data and
+//! budget, once or once per seed, then `DIR/report.md`, `DIR/results.json` and the plots.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use exspin_actors::experiment::config::ExperimentConfig;
-use exspin_actors::experiment::outcome::{self, Outcome};
+use exspin_actors::experiment::outcome;
 use exspin_actors::experiment::plot::{self, Chart, Series};
-use exspin_actors::experiment::report::{self, Results};
+use exspin_actors::experiment::report::{self, MethodStats, Results};
 use exspin_actors::experiment::runner::{self, Step};
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Each method is an ordinary `exspin run` into OUT/runs/NAME (its config in \
-OUT/configs/, its output in OUT/logs/). A rerun skips finished methods and resumes interrupted \
-ones, so a long experiment may span several sittings; --report-only rebuilds the report from what \
-has finished.\n\nExample: exspin experiment configs/experiment-demo.toml --out reports/demo"
+    after_help = "Each method is an ordinary `exspin run` into OUT/runs/NAME, or with `seeds = \
+[...]` in the experiment file one run per seed into OUT/runs/NAME/seed-S (its config in \
+OUT/configs/, its output in OUT/logs/). A rerun skips finished runs and resumes interrupted ones, \
+so a long experiment may span several sittings; --report-only rebuilds the report from what has \
+finished.\n\nExample: exspin experiment configs/experiment-demo.toml --out reports/demo"
 )]
 pub struct ExperimentArgs {
     /// The experiment file (TOML): a base job config and the methods as overrides of it.
@@ -23,7 +24,8 @@ pub struct ExperimentArgs {
     /// Folder for report.md, results.json, the plots and the runs.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Run only these methods (by name; repeatable). The report covers whatever has finished.
+    /// Run only these methods (by name, every seed; repeatable). The report covers whatever has
+    /// finished.
     #[arg(long, value_name = "NAME")]
     pub only: Vec<String>,
     /// Run nothing; rebuild the report from the finished runs.
@@ -61,8 +63,13 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
             .filter(|r| args.only.is_empty() || args.only.contains(&r.name))
             .collect();
         for (i, run) in todo.iter().enumerate() {
-            eprintln!("[{}/{}] {} …", i + 1, todo.len(), run.name);
-            // One version 0 per SFT signature: a later method starts from an earlier one's.
+            let label = match run.seed {
+                Some(s) => format!("{} (seed {s})", run.name),
+                None => run.name.clone(),
+            };
+            eprintln!("[{}/{}] {label} …", i + 1, todo.len());
+            // One version 0 per SFT signature: a later run (another method, another seed) starts
+            // from an earlier one's.
             let sft_from = runs
                 .iter()
                 .filter(|r| r.slug != run.slug && r.sft_signature == run.sft_signature)
@@ -78,10 +85,9 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
             };
             let o = outcome::read(&run.name, &args.out.join("runs").join(&run.slug))?;
             eprintln!(
-                "[{}/{}] {}: {note}; dev EX per round {:?}",
+                "[{}/{}] {label}: {note}; dev EX per round {:?}",
                 i + 1,
                 todo.len(),
-                run.name,
                 o.dev_ex
                     .iter()
                     .map(|v| format!("{:.3}", v))
@@ -96,7 +102,8 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
         if !dir.join("summary.json").is_file() {
             continue;
         }
-        let o = outcome::read(&run.name, &dir)?;
+        let mut o = outcome::read(&run.name, &dir)?;
+        o.seed = run.seed;
         match run.lambda {
             Some(l) => sweep.push((l, o)),
             None => methods.push(o),
@@ -108,15 +115,14 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
             .and_then(|t| t.get("data")?.get("source")?.as_str().map(String::from))
             .unwrap_or_else(|| "data".into())
     });
-    let mut results = Results {
+    let mut results = Results::new(
         dataset,
-        main: exp.main.clone(),
-        ablations: exp.ablations.clone(),
+        exp.main.clone(),
+        exp.ablations.clone(),
+        exp.seeds.clone().unwrap_or_default(),
         methods,
-        lambda_sweep: sweep,
-        plots: Vec::new(),
-        plot_note: None,
-    };
+        sweep,
+    );
     plots(&args.out, &mut results)?;
     std::fs::write(
         args.out.join("results.json"),
@@ -137,22 +143,30 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
 }
 
 fn plots(out: &Path, results: &mut Results) -> anyhow::Result<()> {
-    let to_series = |outcomes: &[&Outcome]| -> Vec<Series> {
-        report::accuracy_series(outcomes)
+    let to_series = |methods: &[&MethodStats]| -> Vec<Series> {
+        report::accuracy_series(methods)
             .into_iter()
             .map(|(name, points)| Series { name, points })
             .collect()
     };
-    let all: Vec<&Outcome> = results.methods.iter().collect();
+    let all: Vec<&MethodStats> = results.method_stats.iter().collect();
     let mut charts = vec![(
         "accuracy-per-round".to_string(),
-        format!("Dev execution accuracy per round ({})", results.dataset),
+        if results.seeds.len() > 1 {
+            format!(
+                "Dev execution accuracy per round, mean of {} seeds ({})",
+                results.seeds.len(),
+                results.dataset
+            )
+        } else {
+            format!("Dev execution accuracy per round ({})", results.dataset)
+        },
         "evaluation (0 = before self-play)".to_string(),
         to_series(&all),
     )];
-    let ablation: Vec<&Outcome> = std::iter::once(&results.main)
+    let ablation: Vec<&MethodStats> = std::iter::once(&results.main)
         .chain(&results.ablations)
-        .filter_map(|n| results.methods.iter().find(|o| &o.name == n))
+        .filter_map(|n| results.method_stats.iter().find(|m| &m.name == n))
         .collect();
     if ablation.len() > 1 {
         charts.push((

@@ -61,6 +61,19 @@ pub struct SftConfig {
     pub warmup_steps: usize,
     /// Print the loss every N steps.
     pub log_every: usize,
+    /// Seeds the SFT phase (the initial tiny/random weights, the SFT shuffle, the device's
+    /// generator); default: `run.seed`. Set apart from `run.seed` so that runs with other
+    /// self-play seeds share one version 0 (`exspin experiment`'s `seeds`).
+    pub seed: Option<u64>,
+    /// Train questions held out as the SFT phase's validation split (never dev; drawn with the
+    /// SFT seed, and left out of the self-play prompts too). 0: no validation, SFT runs its
+    /// planned steps and version 0 is the last step's model.
+    pub validation: usize,
+    /// Steps between validation scores (EX on the validation split, greedy); also scored before
+    /// the first step and after the last.
+    pub validate_every: usize,
+    /// Scores in a row without a new best before SFT stops; version 0 is the best scored model.
+    pub patience: usize,
 }
 
 impl Default for SftConfig {
@@ -72,22 +85,30 @@ impl Default for SftConfig {
             lr: 3e-3,
             warmup_steps: 10,
             log_every: 20,
+            seed: None,
+            validation: 0,
+            validate_every: 100,
+            patience: 3,
         }
     }
 }
 
 impl JobConfig {
+    /// The seed of the SFT phase and the initial model: `sft.seed`, or else `run.seed`.
+    pub fn sft_seed(&self) -> u64 {
+        self.sft.seed.unwrap_or(self.run.seed)
+    }
+
     /// The part of the config the SFT phase (version 0) depends on, as TOML: everything except the
-    /// self-play settings (the `[run]` section but its seed, the learner's sampling, learning rate
-    /// and λ, `[metrics]`). Two runs with the same signature train the same version 0, so one may
-    /// start from the other's (`exspin run --sft-from`). Conservative: a field not listed here as
+    /// self-play settings (the `[run]` section, the learner's sampling, learning rate and λ,
+    /// `[metrics]`), with the SFT seed (`sft_seed`: `sft.seed`, else `run.seed`) in place of
+    /// `sft.seed`. Two runs with the same signature train the same version 0, so one may start
+    /// from the other's (`exspin run --sft-from`). Conservative: a field not listed here as
     /// self-play-only keeps the signatures apart.
     pub fn sft_signature(&self) -> String {
         let mut sig = self.clone();
-        sig.run = RunConfig {
-            seed: self.run.seed,
-            ..RunConfig::default()
-        };
+        sig.run = RunConfig::default();
+        sig.sft.seed = Some(self.sft_seed());
         sig.metrics = MetricsConfig::default();
         sig.cluster = ClusterConfig::default();
         let d = ModelConfig::default();

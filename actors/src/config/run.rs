@@ -14,7 +14,9 @@ pub enum Mode {
     Spin,
     /// A correct generation vs a wrong one where both exist, else gold vs wrong.
     Dpo,
-    /// Gold only (one pair per prompt).
+    /// Continued SFT: the gold answer alone (no negative) for every generation the executor
+    /// judged not correct, the same prompts and steps ExSPIN trains on: the control that tells
+    /// what ExSPIN's negative adds.
     Sft,
     /// GRPO with an execution reward (the baseline of FINER-SQL, SQL-R1, Arctic-Text2SQL-R1):
     /// every generation of a prompt is trained with its group-normalized reward as advantage

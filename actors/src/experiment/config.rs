@@ -1,9 +1,11 @@
-//! The experiment file (TOML): a base job config, the methods as overrides of it, and the λ sweep.
+//! The experiment file (TOML): a base job config, the methods as overrides of it, the seeds and
+//! the λ sweep.
 //!
 //! ```toml
 //! base = "demo.toml"                  # relative to this file
 //! dataset = "embedded default"        # the column name in Table 3
 //! set = { "run.rounds" = 3 }          # applied to every method
+//! seeds = [1, 2, 3]                   # optional: every method once per seed
 //! main = "ExSPIN"
 //! ablations = ["w/o schema integration", "w/o execution feedback"]
 //!
@@ -16,6 +18,17 @@
 //! key = "train.lambda"
 //! values = [0.1, 0.5, 1.0, 2.0]
 //! ```
+//!
+//! `seeds` (optional, non-empty, no repeats): every method runs once per seed, as `run.seed = s`,
+//! into `OUT/runs/{method}/seed-{s}`. The seed changes the self-play rounds (data order,
+//! sampling), not the SFT phase: each seeded run also gets `sft.seed` = the SFT seed of the base
+//! config with the shared overrides (its `sft.seed`, or else its `run.seed`), so every seed of a
+//! method, and every method with the same SFT settings, starts from one version 0
+//! (`JobConfig::sft_signature`). `run.seed` may then not be set in `set` or a method's `set`.
+//! The report gives each method's mean over the seeds with a 95% t-interval and, for every pair
+//! of methods, an exact McNemar test over the dev questions of all seeds (`stats.rs`). Without
+//! `seeds`, each method runs once with the base config's seed into `OUT/runs/{method}`, with a
+//! Wilson interval over the dev questions. The λ sweep runs with the first seed only.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,6 +52,9 @@ pub struct ExperimentConfig {
     /// Methods shown beside `main` in the ablation tables.
     #[serde(default)]
     pub ablations: Vec<String>,
+    /// Run every method once per seed (`run.seed`); None: once, with the base config's seed.
+    #[serde(default)]
+    pub seeds: Option<Vec<u64>>,
     #[serde(rename = "method")]
     pub methods: Vec<MethodSpec>,
     #[serde(default)]
@@ -109,6 +125,34 @@ impl ExperimentConfig {
                      replacing non-alphanumerics by '-'); rename one",
                     m.name
                 ));
+            }
+        }
+        if let Some(seeds) = &self.seeds {
+            if seeds.is_empty() {
+                errors.push(
+                    "seeds = [] runs nothing; list at least one seed (e.g. seeds = [1, 2, 3]) or \
+                     remove the key to run each method once with the base config's run.seed"
+                        .into(),
+                );
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for s in seeds {
+                if !seen.insert(s) {
+                    errors.push(format!("seeds: {s} is listed twice; list each seed once"));
+                }
+            }
+            let sets = std::iter::once(("set".to_string(), &self.set)).chain(
+                self.methods
+                    .iter()
+                    .map(|m| (format!("method {:?}: set", m.name), &m.set)),
+            );
+            for (where_, set) in sets {
+                if set.contains_key("run.seed") {
+                    errors.push(format!(
+                        "{where_}: \"run.seed\" is set by seeds = [...] for every run; remove it \
+                         (or remove seeds)"
+                    ));
+                }
             }
         }
         let known = |name: &str| self.methods.iter().any(|m| m.name == name);
@@ -226,6 +270,53 @@ values = [0.0]
         ] {
             assert!(err.contains(needle), "{needle:?} missing from: {err}");
         }
+    }
+
+    #[test]
+    fn seeds_must_be_listed_once_each_and_own_run_seed() {
+        let c =
+            parse("base = \"demo.toml\"\nseeds = [3, 1]\n[[method]]\nname = \"ExSPIN\"\n").unwrap();
+        assert_eq!(c.seeds, Some(vec![3, 1]));
+        let none = parse("base = \"demo.toml\"\n[[method]]\nname = \"ExSPIN\"\n").unwrap();
+        assert_eq!(none.seeds, None);
+        for (text, needle) in [
+            ("seeds = []", "seeds = [] runs nothing"),
+            ("seeds = [1, 2, 1]", "1 is listed twice"),
+            (
+                "seeds = [1]\nset = { \"run.seed\" = 4 }",
+                "set: \"run.seed\" is set by seeds",
+            ),
+        ] {
+            let err = parse(&format!(
+                "base = \"demo.toml\"\n{text}\n[[method]]\nname = \"ExSPIN\"\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(needle), "{needle:?} missing from: {err}");
+        }
+        let err = parse(
+            "base = \"demo.toml\"\nseeds = [1]\n[[method]]\nname = \"ExSPIN\"\n\
+             set = { \"run.seed\" = 2 }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("method \"ExSPIN\": set"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_seed_list_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("exp.toml");
+        std::fs::write(
+            &path,
+            "base = \"demo.toml\"\nseeds = [2, 2]\n[[method]]\nname = \"ExSPIN\"\n",
+        )
+        .unwrap();
+        let err = format!("{:#}", ExperimentConfig::load(&path).unwrap_err());
+        assert!(
+            err.contains("exp.toml") && err.contains("2 is listed twice"),
+            "{err}"
+        );
     }
 
     #[test]

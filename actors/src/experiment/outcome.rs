@@ -2,8 +2,9 @@
 //!
 //! `summary.json` gives accuracy per round and the trained pair ids (`{example}#r{round}#s{k}`,
 //! so pairs per round need no extra bookkeeping); `dev/round-{r}.jsonl`, where the evaluator
-//! writes it, gives per-example verdicts for the per-query-type tables; `resources.json` is
-//! written by the experiment runner (wall time and peak resident memory of the child process).
+//! writes it, gives per-example verdicts for the per-query-type tables and the paired tests
+//! between methods; `resources.json` is written by the experiment runner (wall time and peak
+//! resident memory of the child process).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -26,6 +27,9 @@ pub struct Resources {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
     pub name: String,
+    /// The experiment seed of this run (`run.seed`), when the experiment file lists `seeds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
     /// Dev execution accuracy after each evaluation, in the run's order.
     pub dev_ex: Vec<f64>,
     pub rounds: u64,
@@ -39,6 +43,10 @@ pub struct Outcome {
     pub by_type: BTreeMap<String, Bucket>,
     /// Dev examples behind the last accuracy, when known (for the confidence interval).
     pub dev_examples: Option<usize>,
+    /// The last evaluated round's verdict per dev question (by example id; by line number when
+    /// the file has no ids), for the paired tests. Not written to `results.json`.
+    #[serde(skip)]
+    pub per_question: BTreeMap<String, bool>,
 }
 
 impl Outcome {
@@ -47,6 +55,13 @@ impl Outcome {
     }
     pub fn best_ex(&self) -> Option<f64> {
         self.dev_ex.iter().copied().reduce(f64::max)
+    }
+    /// The method's name, with the seed when the run has one ("ExSPIN (seed 2)").
+    pub fn label(&self) -> String {
+        match self.seed {
+            Some(s) => format!("{} (seed {s})", self.name),
+            None => self.name.clone(),
+        }
     }
     pub fn seconds_per_round(&self) -> Option<f64> {
         (self.rounds > 0)
@@ -79,6 +94,8 @@ struct SummaryView {
 /// equality on a key counts as a non-key equality).
 #[derive(Deserialize)]
 struct DevVerdict {
+    #[serde(default)]
+    example_id: Option<String>,
     gold_sql: String,
     correct: bool,
     #[serde(default)]
@@ -105,9 +122,9 @@ pub fn read(name: &str, run_dir: &Path) -> anyhow::Result<Outcome> {
         Ok(t) => serde_json::from_str(&t).unwrap_or_default(),
         Err(_) => Resources::default(),
     };
-    let (by_type, dev_examples) = match last_dev_file(run_dir)? {
+    let tally = match last_dev_file(run_dir)? {
         Some(file) => tally_by_type(&file)?,
-        None => (BTreeMap::new(), None),
+        None => Tally::default(),
     };
     // A run with an SFT phase evaluated its starting point (`sft.json`): that is evaluation 0,
     // the paper's iteration 0, before any self-play round.
@@ -128,8 +145,10 @@ pub fn read(name: &str, run_dir: &Path) -> anyhow::Result<Outcome> {
         pairs_trained: s.pairs_trained,
         pairs_per_round,
         resources,
-        by_type,
-        dev_examples,
+        by_type: tally.by_type,
+        dev_examples: tally.examples,
+        per_question: tally.per_question,
+        seed: None,
     })
 }
 
@@ -157,10 +176,19 @@ fn last_dev_file(run_dir: &Path) -> anyhow::Result<Option<std::path::PathBuf>> {
     Ok(best.map(|(_, p)| p))
 }
 
-fn tally_by_type(file: &Path) -> anyhow::Result<(BTreeMap<String, Bucket>, Option<usize>)> {
+/// What one `dev/round-{r}.jsonl` holds.
+#[derive(Default)]
+struct Tally {
+    by_type: BTreeMap<String, Bucket>,
+    examples: Option<usize>,
+    per_question: BTreeMap<String, bool>,
+}
+
+fn tally_by_type(file: &Path) -> anyhow::Result<Tally> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let mut by_type: BTreeMap<String, Bucket> = BTreeMap::new();
+    let mut per_question = BTreeMap::new();
     let mut n = 0;
     for (i, line) in text
         .lines()
@@ -173,21 +201,14 @@ fn tally_by_type(file: &Path) -> anyhow::Result<(BTreeMap<String, Bucket>, Optio
             .query_type
             .unwrap_or_else(|| classify(&v.gold_sql, &KeyInfo::new()).name().to_string());
         by_type.entry(kind).or_default().add(v.correct);
+        per_question.insert(v.example_id.unwrap_or_else(|| format!("#{n}")), v.correct);
         n += 1;
     }
-    Ok((by_type, Some(n)))
-}
-
-/// The 95% Wilson score interval of `k` successes in `n` trials.
-pub fn wilson95(k: usize, n: usize) -> Option<(f64, f64)> {
-    if n == 0 {
-        return None;
-    }
-    let (z, n, p) = (1.959964, n as f64, k as f64 / n as f64);
-    let denom = 1.0 + z * z / n;
-    let centre = (p + z * z / (2.0 * n)) / denom;
-    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / denom;
-    Some(((centre - half).max(0.0), (centre + half).min(1.0)))
+    Ok(Tally {
+        by_type,
+        examples: Some(n),
+        per_question,
+    })
 }
 
 #[cfg(test)]
@@ -199,20 +220,6 @@ mod tests {
         assert_eq!(round_of_pair("dev_3#r2#s1"), Some(2));
         assert_eq!(round_of_pair("a#r#b#r10#s0"), Some(10));
         assert_eq!(round_of_pair("no-round"), None);
-    }
-
-    #[test]
-    fn wilson_matches_a_known_value() {
-        // 39 of 100: the textbook Wilson interval is [0.3003, 0.4880].
-        let (lo, hi) = wilson95(39, 100).unwrap();
-        assert!(
-            (lo - 0.3003).abs() < 5e-4 && (hi - 0.4880).abs() < 5e-4,
-            "{lo} {hi}"
-        );
-        assert_eq!(wilson95(0, 0), None);
-        let (lo, hi) = wilson95(0, 10).unwrap();
-        assert_eq!(lo, 0.0);
-        assert!(hi > 0.2 && hi < 0.35);
     }
 
     #[test]
@@ -237,8 +244,8 @@ mod tests {
         .unwrap();
         std::fs::write(
             dir.path().join("dev/round-2.jsonl"),
-            "{\"gold_sql\": \"SELECT a FROM t\", \"correct\": true}\n\
-             {\"gold_sql\": \"SELECT count(*) FROM t\", \"correct\": false}\n\
+            "{\"example_id\": \"q1\", \"gold_sql\": \"SELECT a FROM t\", \"correct\": true}\n\
+             {\"example_id\": \"q2\", \"gold_sql\": \"SELECT count(*) FROM t\", \"correct\": false}\n\
              {\"gold_sql\": \"SELECT a FROM t WHERE b = 1\", \"correct\": true}\n",
         )
         .unwrap();
@@ -256,6 +263,15 @@ mod tests {
         assert_eq!(o.pairs_per_round, BTreeMap::from([(0, 2), (1, 1)]));
         assert_eq!(o.seconds_per_round(), Some(5.0));
         assert_eq!(o.dev_examples, Some(3));
+        // Verdicts by example id, or by line number where a line has none.
+        assert_eq!(
+            o.per_question,
+            BTreeMap::from([
+                ("q1".to_string(), true),
+                ("q2".to_string(), false),
+                ("#2".to_string(), true)
+            ])
+        );
         let total: usize = o.by_type.values().map(|t| t.count).sum();
         let correct: usize = o.by_type.values().map(|t| t.correct).sum();
         assert_eq!((correct, total), (2, 3), "{:?}", o.by_type);

@@ -1,12 +1,20 @@
 //! The report: the paper's tables as Markdown, the raw numbers as JSON, and `report.md` tying them
 //! to the plots. Pure functions of the outcomes, so they are tested without running anything.
+//!
+//! A method with several runs (one per seed) is summarized by the mean over its runs with a 95%
+//! t-interval over them; a method with one run by its accuracy with the 95% Wilson interval over
+//! its dev questions. Every pair of methods gets an exact McNemar test on the last round's
+//! per-question verdicts, questions paired by (seed, question id) and pooled over the seeds.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use exspin::eval::Bucket;
 use exspin::sql::classify::QueryType;
 use serde::{Deserialize, Serialize};
 
-use super::outcome::{Outcome, wilson95};
+use super::outcome::Outcome;
+use super::stats;
 
 /// `results.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -14,8 +22,20 @@ pub struct Results {
     pub dataset: String,
     pub main: String,
     pub ablations: Vec<String>,
+    /// The experiment file's `seeds` (empty without them: one run per method, the base's seed).
+    #[serde(default)]
+    pub seeds: Vec<u64>,
+    /// Every finished (or started) run of a method: one per method, or one per method and seed
+    /// (each with its `seed`), method by method.
     pub methods: Vec<Outcome>,
-    /// (λ, outcome) of the sweep, in the order run.
+    /// Per method, in the order of `methods`: the mean and 95% interval of EX at every
+    /// evaluation and at the last one.
+    #[serde(default)]
+    pub method_stats: Vec<MethodStats>,
+    /// Every pair of methods with per-question verdicts: the exact McNemar test.
+    #[serde(default)]
+    pub pairwise: Vec<PairTest>,
+    /// (λ, outcome) of the sweep, in the order run (first seed only).
     pub lambda_sweep: Vec<(f64, Outcome)>,
     /// Plot files written, relative to the report folder.
     pub plots: Vec<String>,
@@ -23,37 +43,242 @@ pub struct Results {
     pub plot_note: Option<String>,
 }
 
+/// What a 95% interval is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IntervalKind {
+    /// Student's t over the runs' accuracies (several seeds).
+    TOverSeeds,
+    /// Wilson's score interval over the dev questions (one run).
+    WilsonOverQuestions,
+}
+
+/// A 95% interval, clipped to [0, 1].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    pub lo: f64,
+    pub hi: f64,
+    pub kind: IntervalKind,
+}
+
+/// EX of one method at one evaluation, over its runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    pub mean: f64,
+    /// Runs (seeds) behind the mean.
+    pub runs: usize,
+    /// None with one run whose dev size is unknown.
+    pub ci95: Option<Interval>,
+}
+
+impl Estimate {
+    /// From each run's accuracy and, when known, its number of dev questions.
+    pub fn of(values: &[(f64, Option<usize>)]) -> Option<Estimate> {
+        let xs: Vec<f64> = values.iter().map(|v| v.0).collect();
+        let mean = stats::mean(&xs)?;
+        let ci95 = match values {
+            [(ex, Some(n))] => {
+                stats::wilson95((ex * *n as f64).round() as usize, *n).map(|(lo, hi)| Interval {
+                    lo,
+                    hi,
+                    kind: IntervalKind::WilsonOverQuestions,
+                })
+            }
+            [_] => None,
+            _ => stats::t_interval95(&xs).map(|(m, half)| Interval {
+                lo: (m - half).max(0.0),
+                hi: (m + half).min(1.0),
+                kind: IntervalKind::TOverSeeds,
+            }),
+        };
+        Some(Estimate {
+            mean,
+            runs: xs.len(),
+            ci95,
+        })
+    }
+}
+
+/// One method over its runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MethodStats {
+    pub name: String,
+    /// The seeds of its runs (empty for an unseeded run).
+    pub seeds: Vec<u64>,
+    /// EX at each evaluation (0: after SFT when the runs have an SFT phase, then each round),
+    /// over the runs that reached it.
+    pub per_round: Vec<Estimate>,
+    /// EX at each run's last evaluation.
+    pub final_ex: Option<Estimate>,
+    /// The mean over runs of each run's best evaluation.
+    pub best_ex: Option<f64>,
+    /// Dev questions of a run (its last evaluation), when known.
+    pub dev_examples: Option<usize>,
+}
+
+impl MethodStats {
+    pub fn of(name: &str, runs: &[&Outcome]) -> MethodStats {
+        let at = |pick: &dyn Fn(&Outcome) -> Option<f64>| -> Vec<(f64, Option<usize>)> {
+            runs.iter()
+                .filter_map(|o| Some((pick(o)?, o.dev_examples)))
+                .collect()
+        };
+        let width = runs.iter().map(|o| o.dev_ex.len()).max().unwrap_or(0);
+        let bests: Vec<f64> = runs.iter().filter_map(|o| o.best_ex()).collect();
+        MethodStats {
+            name: name.into(),
+            seeds: runs.iter().filter_map(|o| o.seed).collect(),
+            per_round: (0..width)
+                .filter_map(|i| Estimate::of(&at(&|o| o.dev_ex.get(i).copied())))
+                .collect(),
+            final_ex: Estimate::of(&at(&|o| o.final_ex())),
+            best_ex: stats::mean(&bests),
+            dev_examples: runs.iter().find_map(|o| o.dev_examples),
+        }
+    }
+}
+
+/// Two methods on the same questions: the exact McNemar test of the last round's verdicts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairTest {
+    pub a: String,
+    pub b: String,
+    /// Questions both answered, paired by (seed, question id), over all seeds.
+    pub pairs: usize,
+    /// Pairs only `a` got right (McNemar's b).
+    pub only_a: u64,
+    /// Pairs only `b` got right (McNemar's c).
+    pub only_b: u64,
+    /// Two-sided exact p-value.
+    pub p_value: f64,
+}
+
+impl PairTest {
+    /// None when the two methods share no question of a common seed (no per-question verdicts).
+    pub fn of(a: &str, a_runs: &[&Outcome], b: &str, b_runs: &[&Outcome]) -> Option<PairTest> {
+        let (mut pairs, mut only_a, mut only_b) = (0, 0, 0);
+        for ra in a_runs {
+            for rb in b_runs.iter().filter(|rb| rb.seed == ra.seed) {
+                for (q, &right_a) in &ra.per_question {
+                    let Some(&right_b) = rb.per_question.get(q) else {
+                        continue;
+                    };
+                    pairs += 1;
+                    only_a += u64::from(right_a && !right_b);
+                    only_b += u64::from(right_b && !right_a);
+                }
+            }
+        }
+        (pairs > 0).then(|| PairTest {
+            a: a.into(),
+            b: b.into(),
+            pairs,
+            only_a,
+            only_b,
+            p_value: stats::mcnemar_exact(only_a, only_b),
+        })
+    }
+}
+
+/// The runs of each method, in the order the methods first appear.
+pub fn groups(runs: &[Outcome]) -> Vec<(&str, Vec<&Outcome>)> {
+    let mut out: Vec<(&str, Vec<&Outcome>)> = Vec::new();
+    for o in runs {
+        match out.iter_mut().find(|(n, _)| *n == o.name) {
+            Some((_, v)) => v.push(o),
+            None => out.push((&o.name, vec![o])),
+        }
+    }
+    out
+}
+
+impl Results {
+    /// The results of these runs, with the statistics over seeds and the paired tests computed.
+    pub fn new(
+        dataset: String,
+        main: String,
+        ablations: Vec<String>,
+        seeds: Vec<u64>,
+        methods: Vec<Outcome>,
+        lambda_sweep: Vec<(f64, Outcome)>,
+    ) -> Results {
+        let grouped = groups(&methods);
+        let method_stats = grouped
+            .iter()
+            .map(|(name, runs)| MethodStats::of(name, runs))
+            .collect();
+        let mut pairwise = Vec::new();
+        for (i, (a, a_runs)) in grouped.iter().enumerate() {
+            for (b, b_runs) in &grouped[i + 1..] {
+                pairwise.extend(PairTest::of(a, a_runs, b, b_runs));
+            }
+        }
+        Results {
+            dataset,
+            main,
+            ablations,
+            seeds,
+            method_stats,
+            pairwise,
+            methods,
+            lambda_sweep,
+            plots: Vec::new(),
+            plot_note: None,
+        }
+    }
+
+    fn stats_of(&self, name: &str) -> Option<&MethodStats> {
+        self.method_stats.iter().find(|m| m.name == name)
+    }
+}
+
 fn pct(x: Option<f64>) -> String {
     x.map_or("–".into(), |v| format!("{:.1}", 100.0 * v))
 }
 
-/// Table 3: method × dataset execution accuracy (final round, best round, 95% interval).
+fn interval(e: Option<&Estimate>) -> String {
+    match e.and_then(|e| e.ci95) {
+        Some(i) => format!("{:.1}–{:.1}", 100.0 * i.lo, 100.0 * i.hi),
+        None => "–".into(),
+    }
+}
+
+/// Table 3: method × dataset execution accuracy (final round, best round, 95% interval), the
+/// mean over the runs when a method has several.
 pub fn table_methods(r: &Results) -> String {
     let mut s = format!(
-        "| method | EX on {} (final) | best round | 95% CI | dev n |\n|---|---:|---:|---|---:|\n",
+        "| method | EX on {} (final) | best round | 95% CI | dev n | runs |\n\
+         |---|---:|---:|---|---:|---:|\n",
         r.dataset
     );
-    for o in &r.methods {
-        let ci = match (o.final_ex(), o.dev_examples) {
-            (Some(ex), Some(n)) if n > 0 => {
-                let (lo, hi) = wilson95((ex * n as f64).round() as usize, n).expect("n > 0");
-                format!("{:.1}–{:.1}", 100.0 * lo, 100.0 * hi)
-            }
-            _ => "–".into(),
-        };
-        let n = o.dev_examples.map_or("–".into(), |n| n.to_string());
+    for m in &r.method_stats {
+        let n = m.dev_examples.map_or("–".into(), |n| n.to_string());
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {ci} | {n} |",
-            o.name,
-            pct(o.final_ex()),
-            pct(o.best_ex())
+            "| {} | {} | {} | {} | {n} | {} |",
+            m.name,
+            pct(m.final_ex.as_ref().map(|e| e.mean)),
+            pct(m.best_ex),
+            interval(m.final_ex.as_ref()),
+            m.final_ex.as_ref().map_or(0, |e| e.runs),
         );
     }
     s
 }
 
-/// Tables 1/2: accuracy by the paper's six query types (and `other`), final round.
+/// What the intervals of the report are, in words.
+fn interval_note(r: &Results) -> &'static str {
+    if r.seeds.len() > 1 {
+        "Accuracy is the mean over the seeds; the 95% CI is Student's t-interval over the seeds' \
+         accuracies (a method with one finished seed gets the Wilson interval over its dev \
+         questions)."
+    } else {
+        "The 95% CI is the Wilson score interval over the dev questions."
+    }
+}
+
+/// Tables 1/2: accuracy by the paper's six query types (and `other`), final round, pooled over a
+/// method's runs.
 pub fn table_query_types(r: &Results) -> String {
     let mut s = String::from("| method |");
     let mut rule = String::from("|---|");
@@ -64,10 +289,19 @@ pub fn table_query_types(r: &Results) -> String {
     s.push('\n');
     s.push_str(&rule);
     s.push('\n');
-    for o in &r.methods {
-        let _ = write!(s, "| {} |", o.name);
+    for (name, runs) in groups(&r.methods) {
+        let mut pooled: BTreeMap<&str, Bucket> = BTreeMap::new();
+        for o in runs {
+            for (t, b) in &o.by_type {
+                let p = pooled.entry(t).or_default();
+                p.count += b.count;
+                p.correct += b.correct;
+                p.accuracy = p.correct as f64 / p.count.max(1) as f64;
+            }
+        }
+        let _ = write!(s, "| {name} |");
         for t in QueryType::ALL {
-            let cell = match o.by_type.get(t.name()) {
+            let cell = match pooled.get(t.name()) {
                 Some(b) => format!("{} ({}/{})", pct(Some(b.accuracy)), b.correct, b.count),
                 None => "–".into(),
             };
@@ -80,17 +314,18 @@ pub fn table_query_types(r: &Results) -> String {
 
 /// Tables 6/7: the main method and its ablations, accuracy at every evaluation.
 pub fn table_ablation(r: &Results) -> String {
-    let rows: Vec<&Outcome> = std::iter::once(&r.main)
+    let rows: Vec<&MethodStats> = std::iter::once(&r.main)
         .chain(&r.ablations)
-        .filter_map(|name| r.methods.iter().find(|o| &o.name == name))
+        .filter_map(|name| r.stats_of(name))
         .collect();
-    per_round_table(&rows)
+    per_round_table(&rows, false)
 }
 
-/// Accuracy per evaluation: column `0` is the model after SFT (before any self-play round) when
-/// the run has an SFT phase, then one column per round.
-pub fn per_round_table(rows: &[&Outcome]) -> String {
-    let width = rows.iter().map(|o| o.dev_ex.len()).max().unwrap_or(0);
+/// Accuracy per evaluation (the mean over a method's runs): column `0` is the model after SFT
+/// (before any self-play round) when the run has an SFT phase, then one column per round; with
+/// `intervals`, each cell also gives its 95% interval in brackets.
+pub fn per_round_table(rows: &[&MethodStats], intervals: bool) -> String {
+    let width = rows.iter().map(|m| m.per_round.len()).max().unwrap_or(0);
     let mut s = String::from("| method |");
     let mut rule = String::from("|---|");
     for i in 0..width {
@@ -100,14 +335,52 @@ pub fn per_round_table(rows: &[&Outcome]) -> String {
     s.push('\n');
     s.push_str(&rule);
     s.push('\n');
-    for o in rows {
-        let _ = write!(s, "| {} |", o.name);
+    for m in rows {
+        let _ = write!(s, "| {} |", m.name);
         for i in 0..width {
-            let _ = write!(s, " {} |", pct(o.dev_ex.get(i).copied()));
+            let e = m.per_round.get(i);
+            let mean = pct(e.map(|e| e.mean));
+            match e.and_then(|e| e.ci95) {
+                Some(ci) if intervals => {
+                    let _ = write!(s, " {mean} [{:.1}, {:.1}] |", 100.0 * ci.lo, 100.0 * ci.hi);
+                }
+                _ => {
+                    let _ = write!(s, " {mean} |");
+                }
+            }
         }
         s.push('\n');
     }
     s
+}
+
+/// Every pair of methods: the exact McNemar test of their last round's verdicts.
+pub fn table_pairwise(r: &Results) -> String {
+    let mut s = String::from(
+        "| method A | method B | paired questions | only A right | only B right | McNemar p |\n\
+         |---|---|---:|---:|---:|---:|\n",
+    );
+    for t in &r.pairwise {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} |",
+            t.a,
+            t.b,
+            t.pairs,
+            t.only_a,
+            t.only_b,
+            p_value(t.p_value)
+        );
+    }
+    s
+}
+
+fn p_value(p: f64) -> String {
+    if p < 1e-4 {
+        format!("{p:.1e}")
+    } else {
+        format!("{p:.4}")
+    }
 }
 
 /// Tables 8/9: time per round, peak memory, pairs trained per round.
@@ -129,7 +402,7 @@ pub fn table_resources(r: &Results) -> String {
         let _ = writeln!(
             s,
             "| {} | {:.0} | {:.0} | {} | {:.0} | {} | {per_round} |",
-            o.name,
+            o.label(),
             o.resources.wall_s,
             o.resources.sft_s,
             o.seconds_per_round()
@@ -152,17 +425,17 @@ pub fn table_lambda(r: &Results) -> String {
 
 /// Plain-words comparison of the main method against each other method, for the top of the report.
 pub fn verdicts(r: &Results) -> Vec<String> {
-    let Some(main) = r.methods.iter().find(|o| o.name == r.main) else {
+    let Some(main) = r.stats_of(&r.main) else {
         return Vec::new();
     };
-    let Some(m) = main.final_ex() else {
+    let Some(m) = main.final_ex.as_ref().map(|e| e.mean) else {
         return vec![format!("{} has no dev accuracy yet.", main.name)];
     };
-    r.methods
+    r.method_stats
         .iter()
         .filter(|o| o.name != main.name)
         .filter_map(|o| {
-            let x = o.final_ex()?;
+            let x = o.final_ex.as_ref()?.mean;
             let diff = 100.0 * (m - x);
             let word = if diff > 0.05 {
                 "beats"
@@ -171,8 +444,21 @@ pub fn verdicts(r: &Results) -> Vec<String> {
             } else {
                 "ties"
             };
+            let test = r
+                .pairwise
+                .iter()
+                .find(|t| {
+                    (t.a == main.name && t.b == o.name) || (t.b == main.name && t.a == o.name)
+                })
+                .map_or(String::new(), |t| {
+                    format!(
+                        "; exact McNemar p = {} over {} paired questions",
+                        p_value(t.p_value),
+                        t.pairs
+                    )
+                });
             Some(format!(
-                "{} {word} {} by {:.1} points ({} vs {}).",
+                "{} {word} {} by {:.1} points ({} vs {}{test}).",
                 main.name,
                 o.name,
                 diff.abs(),
@@ -187,17 +473,46 @@ pub fn markdown(r: &Results, command: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# exspin experiment on {}\n", r.dataset);
     let _ = writeln!(s, "Reproduce: `{command}`\n");
+    if !r.seeds.is_empty() {
+        let seeds: Vec<String> = r.seeds.iter().map(|s| s.to_string()).collect();
+        let _ = writeln!(
+            s,
+            "Seeds: {} (every method once per seed, all from the same version 0; the λ sweep \
+             with the first seed only).\n",
+            seeds.join(", ")
+        );
+    }
     for v in verdicts(r) {
         let _ = writeln!(s, "- {v}");
     }
     let _ = writeln!(
         s,
-        "\n## Execution accuracy by method (Table 3)\n\n{}",
-        table_methods(r)
+        "\n## Execution accuracy by method (Table 3)\n\n{}\n{}\n",
+        table_methods(r),
+        interval_note(r)
     );
     let _ = writeln!(
         s,
-        "## By query type, final round (Tables 1/2)\n\n{}",
+        "## Paired comparisons, final round (exact McNemar)\n\nThe last round's verdicts of two \
+         methods on the same question (same seed, same question id), pooled over the seeds; \
+         the two-sided exact test on the questions exactly one of them got right.\n"
+    );
+    if r.pairwise.is_empty() {
+        let _ = writeln!(
+            s,
+            "_No pair of methods has per-question verdicts (dev/round-*.jsonl) to compare._\n"
+        );
+    } else {
+        let _ = writeln!(s, "{}", table_pairwise(r));
+    }
+    let pooled = if r.seeds.len() > 1 {
+        ", pooled over the seeds"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        s,
+        "## By query type, final round{pooled} (Tables 1/2)\n\n{}",
         table_query_types(r)
     );
     let _ = writeln!(
@@ -206,11 +521,12 @@ pub fn markdown(r: &Results, command: &str) -> String {
         r.main,
         table_ablation(r)
     );
-    let all: Vec<&Outcome> = r.methods.iter().collect();
+    let all: Vec<&MethodStats> = r.method_stats.iter().collect();
     let _ = writeln!(
         s,
-        "## Accuracy per round, every method (Figures 8/9)\n\n{}",
-        per_round_table(&all)
+        "## Accuracy per round, every method, with 95% intervals (Figures 8/9)\n\n{}\n{}\n",
+        per_round_table(&all, true),
+        interval_note(r)
     );
     if !r.lambda_sweep.is_empty() {
         let _ = writeln!(s, "## λ sweep (Figures 6/7)\n\n{}", table_lambda(r));
@@ -233,18 +549,18 @@ pub fn markdown(r: &Results, command: &str) -> String {
     s
 }
 
-/// Series for the accuracy-per-round plot: (method, [(evaluation index, EX %)]).
-pub fn accuracy_series(outcomes: &[&Outcome]) -> Vec<(String, Vec<(f64, f64)>)> {
-    outcomes
+/// Series for the accuracy-per-round plot: (method, [(evaluation index, mean EX %)]).
+pub fn accuracy_series(methods: &[&MethodStats]) -> Vec<(String, Vec<(f64, f64)>)> {
+    methods
         .iter()
-        .map(|o| {
-            let points = o
-                .dev_ex
+        .map(|m| {
+            let points = m
+                .per_round
                 .iter()
                 .enumerate()
-                .map(|(i, v)| (i as f64, 100.0 * v))
+                .map(|(i, e)| (i as f64, 100.0 * e.mean))
                 .collect();
-            (o.name.clone(), points)
+            (m.name.clone(), points)
         })
         .collect()
 }
@@ -281,20 +597,24 @@ mod tests {
         }
     }
 
+    /// `right` of 40 questions right, the first `right` of them.
+    fn answers(right: usize) -> BTreeMap<String, bool> {
+        (0..40).map(|q| (format!("q{q}"), q < right)).collect()
+    }
+
     fn results() -> Results {
-        Results {
-            dataset: "embedded default".into(),
-            main: "ExSPIN".into(),
-            ablations: vec!["SPIN".into()],
-            methods: vec![
-                outcome("SFT", &[0.2, 0.2, 0.2]),
-                outcome("SPIN", &[0.2, 0.25, 0.3]),
-                outcome("ExSPIN", &[0.2, 0.3, 0.35]),
-            ],
-            lambda_sweep: vec![(0.5, outcome("ExSPIN λ=0.5", &[0.2, 0.3]))],
-            plots: vec!["accuracy.svg".into(), "accuracy.png".into()],
-            plot_note: None,
-        }
+        let mut spin = outcome("SPIN", &[0.2, 0.25, 0.3]);
+        spin.per_question = answers(12);
+        let mut exspin = outcome("ExSPIN", &[0.2, 0.3, 0.35]);
+        exspin.per_question = answers(14);
+        Results::new(
+            "embedded default".into(),
+            "ExSPIN".into(),
+            vec!["SPIN".into()],
+            vec![],
+            vec![outcome("SFT", &[0.2, 0.2, 0.2]), spin, exspin],
+            vec![(0.5, outcome("ExSPIN λ=0.5", &[0.2, 0.3]))],
+        )
     }
 
     #[test]
@@ -303,7 +623,7 @@ mod tests {
         let t3 = table_methods(&r);
         assert!(t3.contains("| ExSPIN | 35.0 | 35.0 |"), "{t3}");
         // 14 of 40: the Wilson interval is about 22.1–50.5.
-        assert!(t3.contains("| 22.1–50.5 | 40 |"), "{t3}");
+        assert!(t3.contains("| 22.1–50.5 | 40 | 1 |"), "{t3}");
         let ab = table_ablation(&r);
         let lines: Vec<&str> = ab.lines().collect();
         assert_eq!(lines.len(), 4, "header, rule, main, one ablation: {ab}");
@@ -321,6 +641,79 @@ mod tests {
             "{res}"
         );
         assert!(table_lambda(&r).contains("| 0.5 | 30.0 | 30.0 |"));
+        // One run: Wilson intervals per round too; 8 of 40 is about 10.5–34.8.
+        let all: Vec<&MethodStats> = r.method_stats.iter().collect();
+        let per_round = per_round_table(&all, true);
+        assert!(
+            per_round.contains("| SFT | 20.0 [10.5, 34.8] |"),
+            "{per_round}"
+        );
+        // Only SPIN and ExSPIN have per-question verdicts: one pair, 2 questions apart.
+        assert_eq!(r.pairwise.len(), 1, "{:?}", r.pairwise);
+        let t = &r.pairwise[0];
+        assert_eq!((t.pairs, t.only_a, t.only_b), (40, 0, 2));
+        assert!((t.p_value - 0.5).abs() < 1e-12, "{t:?}");
+        assert!(table_pairwise(&r).contains("| SPIN | ExSPIN | 40 | 0 | 2 | 0.5000 |"));
+    }
+
+    #[test]
+    fn seeds_give_means_t_intervals_and_tests_pooled_over_seeds() {
+        // Two methods, three seeds each. A: 0.1, 0.2, 0.3 at the end (mean 0.2, sd 0.1, t
+        // half-width 4.3027 · 0.1 / √3 = 0.2484, clipped at 0). B is right on 5 more questions
+        // than A in every seed: b = 0, c = 15 over 3 × 40 paired questions, p = 2 / 2^15.
+        let mut runs = Vec::new();
+        for (name, extra) in [("A", 0), ("B", 5)] {
+            for (i, seed) in [1u64, 2, 3].into_iter().enumerate() {
+                let right = 4 * (i + 1) + extra;
+                let mut o = outcome(name, &[0.05, right as f64 / 40.0]);
+                o.seed = Some(seed);
+                o.per_question = answers(right);
+                runs.push(o);
+            }
+        }
+        let r = Results::new("d".into(), "B".into(), vec![], vec![1, 2, 3], runs, vec![]);
+        assert_eq!(r.method_stats.len(), 2);
+        let a = &r.method_stats[0];
+        assert_eq!(a.seeds, [1, 2, 3]);
+        let fin = a.final_ex.as_ref().unwrap();
+        assert_eq!(fin.runs, 3);
+        assert!((fin.mean - 0.2).abs() < 1e-12, "{fin:?}");
+        let ci = fin.ci95.unwrap();
+        assert_eq!(ci.kind, IntervalKind::TOverSeeds);
+        assert_eq!(ci.lo, 0.0, "clipped: {ci:?}");
+        assert!((ci.hi - 0.4484).abs() < 1e-4, "{ci:?}");
+        // Round 0 is the same in every seed: no spread, no width.
+        let r0 = &a.per_round[0];
+        let c = r0.ci95.unwrap();
+        assert!(
+            (c.lo - 0.05).abs() < 1e-12 && (c.hi - c.lo).abs() < 1e-12,
+            "{c:?}"
+        );
+        assert_eq!(r.pairwise.len(), 1);
+        let t = &r.pairwise[0];
+        assert_eq!((t.a.as_str(), t.b.as_str()), ("A", "B"));
+        assert_eq!((t.pairs, t.only_a, t.only_b), (120, 0, 15));
+        assert!((t.p_value - 2.0 / 32768.0).abs() < 1e-15, "{t:?}");
+        let md = markdown(&r, "x");
+        assert!(md.contains("Seeds: 1, 2, 3"), "{md}");
+        assert!(md.contains("t-interval over the seeds"), "{md}");
+        assert!(md.contains("| A | B | 120 | 0 | 15 | 6.1e-5 |"), "{md}");
+        assert!(md.contains("| A (seed 2) |"), "resources per run: {md}");
+        assert!(
+            md.contains("B beats A by 12.5 points (32.5 vs 20.0; exact McNemar p = 6.1e-5 over 120 paired questions)."),
+            "{md}"
+        );
+        // Pooled over seeds: 3 of 4 join questions right in each of the three runs.
+        assert!(table_query_types(&r).contains("75.0 (9/12)"));
+        // results.json carries the statistics.
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            json["method_stats"][0]["final_ex"]["ci95"]["kind"],
+            "t-over-seeds"
+        );
+        assert_eq!(json["pairwise"][0]["only_b"], 15);
+        assert_eq!(json["methods"][1]["seed"], 2);
+        assert!(json["methods"][0].get("per_question").is_none());
     }
 
     #[test]
@@ -330,14 +723,18 @@ mod tests {
             v,
             vec![
                 "ExSPIN beats SFT by 15.0 points (35.0 vs 20.0).".to_string(),
-                "ExSPIN beats SPIN by 5.0 points (35.0 vs 30.0).".to_string(),
+                "ExSPIN beats SPIN by 5.0 points (35.0 vs 30.0; exact McNemar p = 0.5000 over 40 \
+                 paired questions)."
+                    .to_string(),
             ]
         );
     }
 
     #[test]
     fn the_report_links_every_svg_and_lists_every_section() {
-        let md = markdown(&results(), "exspin experiment x.toml --out out");
+        let mut r = results();
+        r.plots = vec!["accuracy.svg".into(), "accuracy.png".into()];
+        let md = markdown(&r, "exspin experiment x.toml --out out");
         for needle in [
             "Table 3",
             "Tables 1/2",
@@ -345,11 +742,14 @@ mod tests {
             "Figures 8/9",
             "Figures 6/7",
             "Tables 8/9",
+            "exact McNemar",
+            "Wilson score interval",
             "![accuracy.svg](accuracy.svg)",
             "exspin experiment x.toml --out out",
         ] {
             assert!(md.contains(needle), "{needle:?} missing");
         }
         assert!(!md.contains("accuracy.png)"));
+        assert!(!md.contains("Seeds:"), "no seeds, no seed line");
     }
 }

@@ -1,5 +1,10 @@
-//! Turns an experiment into runs (one job config per method and λ point), and runs each as a child
-//! `exspin run` / `exspin resume`, measuring its wall time and peak resident memory.
+//! Turns an experiment into runs (one job config per method and seed, and per λ point), and runs
+//! each as a child `exspin run` / `exspin resume`, measuring its wall time and peak resident
+//! memory.
+//!
+//! Run folders, under `OUT/runs/` (configs and logs alike under `OUT/configs/`, `OUT/logs/`):
+//! `{method}` for a method of an experiment without `seeds`, `{method}/seed-{s}` for each seed of
+//! one with them, `lambda-{λ}` for a sweep point (first seed only).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -19,42 +24,79 @@ pub struct PlannedRun {
     pub name: String,
     /// `Some(λ)` for a sweep point.
     pub lambda: Option<f64>,
+    /// The experiment seed (`run.seed`) when the experiment lists `seeds`.
+    pub seed: Option<u64>,
     /// The job config, as written to `OUT/configs/{slug}.toml`.
     pub config_text: String,
+    /// The run's folder relative to `OUT/runs/`: `{method}`, `{method}/seed-{s}` or `lambda-{λ}`.
     pub slug: String,
     /// `JobConfig::sft_signature` of the config: runs that share it share version 0.
     pub sft_signature: String,
 }
 
 /// Every run, its config validated as a job config (so a misspelt override stops the experiment
-/// before any run starts).
+/// before any run starts): each method once, or once per seed (method-major), then the λ sweep.
+///
+/// A seeded run gets `run.seed = s` and keeps the SFT seed its config had (`sft.seed`, else the
+/// base's `run.seed`) as `sft.seed`, so that no seed changes `JobConfig::sft_signature`: every
+/// seed starts from the same version 0.
 pub fn plan(exp: &ExperimentConfig, base_text: &str) -> anyhow::Result<Vec<PlannedRun>> {
     let base: toml::Table = toml::from_str(base_text).context("the base job config")?;
-    let build =
-        |name: &str, sets: &[(&String, &toml::Value)]| -> anyhow::Result<(String, String)> {
-            let mut doc = base.clone();
-            for (k, v) in sets {
-                overrides::apply(&mut doc, k, (*v).clone())
-                    .with_context(|| format!("method {name:?}"))?;
-            }
-            let text = toml::to_string(&doc)?;
-            let job: JobConfig = toml::from_str(&text)
-                .with_context(|| format!("method {name:?}: the overridden job config"))?;
-            job.validate()
-                .with_context(|| format!("method {name:?}: the overridden job config"))?;
-            Ok((text, job.sft_signature()))
-        };
+    let parse = |name: &str, doc: &toml::Table| -> anyhow::Result<(String, JobConfig)> {
+        let text = toml::to_string(doc)?;
+        let job: JobConfig = toml::from_str(&text)
+            .with_context(|| format!("method {name:?}: the overridden job config"))?;
+        job.validate()
+            .with_context(|| format!("method {name:?}: the overridden job config"))?;
+        Ok((text, job))
+    };
+    let apply_all = |name: &str, sets: &[(&String, &toml::Value)]| -> anyhow::Result<toml::Table> {
+        let mut doc = base.clone();
+        for (k, v) in sets {
+            overrides::apply(&mut doc, k, (*v).clone())
+                .with_context(|| format!("method {name:?}"))?;
+        }
+        Ok(doc)
+    };
+    let build = |name: &str,
+                 sets: &[(&String, &toml::Value)],
+                 seed: Option<u64>|
+     -> anyhow::Result<(String, String)> {
+        let mut doc = apply_all(name, sets)?;
+        if let Some(s) = seed {
+            // The SFT seed the config has before the experiment's seed goes in (its sft.seed, or
+            // the base's run.seed, which no override may change when seeds are given) stays.
+            let (_, job) = parse(name, &doc)?;
+            let sft_seed = job.sft_seed();
+            overrides::apply(&mut doc, "sft.seed", toml::Value::Integer(sft_seed as i64))
+                .with_context(|| format!("method {name:?}"))?;
+            overrides::apply(&mut doc, "run.seed", toml::Value::Integer(s as i64))
+                .with_context(|| format!("method {name:?}"))?;
+        }
+        let (text, job) = parse(name, &doc)?;
+        Ok((text, job.sft_signature()))
+    };
+    let seeds: Vec<Option<u64>> = match &exp.seeds {
+        Some(seeds) => seeds.iter().map(|s| Some(*s)).collect(),
+        None => vec![None],
+    };
     let mut runs = Vec::new();
     for m in &exp.methods {
         let sets: Vec<_> = exp.set.iter().chain(m.set.iter()).collect();
-        let (config_text, sft_signature) = build(&m.name, &sets)?;
-        runs.push(PlannedRun {
-            name: m.name.clone(),
-            lambda: None,
-            config_text,
-            slug: slug(&m.name),
-            sft_signature,
-        });
+        for &seed in &seeds {
+            let (config_text, sft_signature) = build(&m.name, &sets, seed)?;
+            runs.push(PlannedRun {
+                name: m.name.clone(),
+                lambda: None,
+                seed,
+                config_text,
+                slug: match seed {
+                    Some(s) => format!("{}/seed-{s}", slug(&m.name)),
+                    None => slug(&m.name),
+                },
+                sft_signature,
+            });
+        }
     }
     if let Some(sweep) = &exp.lambda_sweep {
         let method = exp
@@ -64,6 +106,9 @@ pub fn plan(exp: &ExperimentConfig, base_text: &str) -> anyhow::Result<Vec<Plann
             .context("lambda_sweep.method is not a method")?;
         let rounds = sweep.rounds.map(|r| toml::Value::Integer(r as i64));
         let rounds_key = "run.rounds".to_string();
+        // The sweep runs with the first seed only: one run per λ point keeps it cheap, and the
+        // points still share the methods' version 0.
+        let seed = seeds[0];
         for &value in &sweep.values {
             let name = format!("{} λ={value}", method.name);
             let lambda = toml::Value::Float(value);
@@ -72,11 +117,12 @@ pub fn plan(exp: &ExperimentConfig, base_text: &str) -> anyhow::Result<Vec<Plann
                 sets.push((&rounds_key, r));
             }
             sets.push((&sweep.key, &lambda));
-            let (config_text, sft_signature) = build(&method.name, &sets)?;
+            let (config_text, sft_signature) = build(&method.name, &sets, seed)?;
             runs.push(PlannedRun {
                 slug: format!("lambda-{}", slug(&value.to_string())),
                 name,
                 lambda: Some(value),
+                seed,
                 config_text,
                 sft_signature,
             });
@@ -108,9 +154,13 @@ pub fn execute(
 ) -> anyhow::Result<Step> {
     let run_dir = out.join("runs").join(&run.slug);
     let config_path = out.join("configs").join(format!("{}.toml", run.slug));
-    std::fs::create_dir_all(out.join("configs"))?;
-    std::fs::create_dir_all(out.join("logs"))?;
-    std::fs::create_dir_all(out.join("runs"))?;
+    let log_path = out.join("logs").join(format!("{}.log", run.slug));
+    for path in [&run_dir, &config_path, &log_path] {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+    }
     let same_config =
         std::fs::read_to_string(run_dir.join("config.toml")).is_ok_and(|t| t == run.config_text);
     if same_config && finished(&run_dir) {
@@ -134,7 +184,6 @@ pub fn execute(
     if let Some(n) = threads {
         cmd.arg("--threads").arg(n.to_string());
     }
-    let log_path = out.join("logs").join(format!("{}.log", run.slug));
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -261,6 +310,7 @@ mod tests {
             set: BTreeMap::from([("run.seed".to_string(), toml::Value::Integer(11))]),
             main: "ExSPIN".into(),
             ablations: vec![],
+            seeds: None,
             methods: vec![method("ExSPIN", "exspin"), method("SPIN", "spin")],
             lambda_sweep: Some(LambdaSweep {
                 method: "ExSPIN".into(),
@@ -301,6 +351,7 @@ mod tests {
             set: BTreeMap::new(),
             main: "ExSPIN".into(),
             ablations: vec![],
+            seeds: None,
             methods: vec![method("ExSPIN", "exspin"), method("SPIN", "spin"), plain],
             lambda_sweep: Some(LambdaSweep {
                 method: "ExSPIN".into(),
@@ -319,6 +370,80 @@ mod tests {
     }
 
     #[test]
+    fn every_seed_of_a_method_is_its_own_run_from_one_version_0() {
+        let exp = ExperimentConfig {
+            base: "base.toml".into(),
+            dataset: None,
+            set: BTreeMap::new(),
+            main: "ExSPIN".into(),
+            ablations: vec![],
+            seeds: Some(vec![1, 2]),
+            methods: vec![method("ExSPIN", "exspin"), method("SPIN", "spin")],
+            lambda_sweep: Some(LambdaSweep {
+                method: "ExSPIN".into(),
+                key: "model.lambda".into(),
+                values: vec![0.5],
+                rounds: None,
+            }),
+        };
+        let runs = plan(&exp, BASE).unwrap();
+        let slugs: Vec<&str> = runs.iter().map(|r| r.slug.as_str()).collect();
+        assert_eq!(
+            slugs,
+            [
+                "exspin/seed-1",
+                "exspin/seed-2",
+                "spin/seed-1",
+                "spin/seed-2",
+                "lambda-0.5"
+            ]
+        );
+        let seeds: Vec<Option<u64>> = runs.iter().map(|r| r.seed).collect();
+        // The sweep runs with the first seed only.
+        assert_eq!(seeds, [Some(1), Some(2), Some(1), Some(2), Some(1)]);
+        for r in &runs {
+            let job: JobConfig = toml::from_str(&r.config_text).unwrap();
+            assert_eq!(Some(job.run.seed), r.seed, "{}", r.slug);
+            // The base's seed (the default 7) keeps seeding the SFT phase ...
+            assert_eq!(job.sft.seed, Some(7), "{}", r.slug);
+            // ... so every run shares one version 0.
+            assert_eq!(r.sft_signature, runs[0].sft_signature, "{}", r.slug);
+        }
+        // Without seeds: one run per method, as before, and still the same version 0.
+        let unseeded = plan(
+            &ExperimentConfig {
+                seeds: None,
+                ..exp.clone()
+            },
+            BASE,
+        )
+        .unwrap();
+        let slugs: Vec<&str> = unseeded.iter().map(|r| r.slug.as_str()).collect();
+        assert_eq!(slugs, ["exspin", "spin", "lambda-0.5"]);
+        let job: JobConfig = toml::from_str(&unseeded[0].config_text).unwrap();
+        assert_eq!((job.run.seed, job.sft.seed), (7, None));
+        assert_eq!(unseeded[0].sft_signature, runs[0].sft_signature);
+        // A method's own sft.seed is kept: another version 0.
+        let mut other = method("ExSPIN", "exspin");
+        other
+            .set
+            .insert("sft.seed".into(), toml::Value::Integer(99));
+        let runs = plan(
+            &ExperimentConfig {
+                methods: vec![other, method("SPIN", "spin")],
+                lambda_sweep: None,
+                ..exp
+            },
+            BASE,
+        )
+        .unwrap();
+        let job: JobConfig = toml::from_str(&runs[1].config_text).unwrap();
+        assert_eq!((job.run.seed, job.sft.seed), (2, Some(99)));
+        assert_eq!(runs[0].sft_signature, runs[1].sft_signature);
+        assert_ne!(runs[0].sft_signature, runs[2].sft_signature);
+    }
+
+    #[test]
     fn a_misspelt_override_is_refused_before_running() {
         let exp = ExperimentConfig {
             base: "base.toml".into(),
@@ -326,6 +451,7 @@ mod tests {
             set: BTreeMap::from([("run.roundz".to_string(), toml::Value::Integer(1))]),
             main: "ExSPIN".into(),
             ablations: vec![],
+            seeds: None,
             methods: vec![method("ExSPIN", "exspin")],
             lambda_sweep: None,
         };

@@ -31,7 +31,10 @@ pub fn make_pairs(mode: Mode, judged: &[Judged]) -> (Vec<Pair>, Vec<String>) {
         };
         let keep = match (mode, &j.verdict) {
             (_, Verdict::GoldFailed) => None,
-            (Mode::Sft, _) => s.sample_id.ends_with("#s0").then(|| gold(None)),
+            // Continued SFT: the gold of every generation ExSPIN would pair, alone: the same
+            // prompts and steps as ExSPIN, without its negative.
+            (Mode::Sft, Verdict::Correct) => None,
+            (Mode::Sft, _) => Some(gold(None)),
             (Mode::Spin, _) => Some(gold(Some((&s.sql, s.logp_gen)))),
             (Mode::Exspin, Verdict::Correct) | (Mode::Dpo, Verdict::Correct) | (Mode::Grpo, _) => {
                 None
@@ -174,10 +177,11 @@ mod tests {
         let (p, _) = make_pairs(Mode::Dpo, &batch()[1..]);
         assert!(p.iter().all(|p| p.chosen == "GOLD"), "else gold");
 
+        // SFT trains gold where ExSPIN trains a pair: the same ids, no negative.
         let (p, f) = make_pairs(Mode::Sft, &batch());
-        assert_eq!(ids(&p), ["e1#r0#s0"]);
-        assert_eq!(p[0].rejected, None);
-        assert_eq!(f.len(), 3);
+        assert_eq!(ids(&p), ["e1#r0#s1", "e1#r0#s2"]);
+        assert!(p.iter().all(|p| p.chosen == "GOLD" && p.rejected.is_none()));
+        assert_eq!(f, ["e1#r0#s0", "e1#r0#s3"]);
     }
 
     #[test]

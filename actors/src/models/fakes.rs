@@ -181,10 +181,14 @@ impl Learner for FakeLearner {
 }
 
 /// Dev accuracy of the fake opponent: the fraction of dev examples its `version` answers with the
-/// gold query (every other answer of the fake is wrong by construction).
+/// gold query (every other answer of the fake is wrong by construction). Like the real evaluator,
+/// it writes each example's verdict to `RUN/dev/round-{version}.jsonl` (what `exspin experiment`
+/// pairs methods on).
 pub struct FakeDevEvaluator {
     pub generator: FakeGenerator,
+    /// (example id, gold SQL) of each dev example.
     pub dev_ids: Vec<(String, String)>,
+    pub run_dir: std::path::PathBuf,
 }
 
 impl DevEvaluator for FakeDevEvaluator {
@@ -192,15 +196,25 @@ impl DevEvaluator for FakeDevEvaluator {
         if self.dev_ids.is_empty() {
             return Ok(0.0);
         }
-        let right = self
-            .dev_ids
-            .iter()
-            .filter(|(id, gold)| {
-                self.generator
-                    .answer(gold, &format!("{id}#dev"), weights.version)
-                    == *gold
-            })
-            .count();
+        let mut right = 0;
+        let mut lines = String::new();
+        for (id, gold) in &self.dev_ids {
+            let correct = self
+                .generator
+                .answer(gold, &format!("{id}#dev"), weights.version)
+                == *gold;
+            right += usize::from(correct);
+            let line = serde_json::json!({
+                "example_id": id,
+                "gold_sql": gold,
+                "correct": correct,
+            });
+            lines.push_str(&format!("{line}\n"));
+        }
+        let dir = self.run_dir.join("dev");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join(format!("round-{}.jsonl", weights.version));
+        std::fs::write(&path, lines).with_context(|| format!("writing {}", path.display()))?;
         Ok(right as f64 / self.dev_ids.len() as f64)
     }
 }

@@ -6,8 +6,8 @@
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::config::JobConfig;
 use crate::config::Stage;
-use crate::config::{JobConfig, Mode};
 use crate::state::journal::Journal;
 
 /// The bars (all hidden no-ops when not shown).
@@ -37,18 +37,14 @@ impl StageBars {
 
     /// Bars on stderr for a run of `config`, starting from what `journal` has done already
     /// (a resume). Totals are the run's: prompts and samples of every round, pairs at most one
-    /// per sample (one per prompt in sft mode; exspin filters some, so it may end below), one
+    /// per sample (exspin, sft, dpo and grpo filter some, so they may end below), one
     /// dev evaluation per round.
     pub fn stderr(config: &JobConfig, journal: &Journal) -> StageBars {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let r = &config.run;
         let prompts = r.rounds * r.prompts_per_round as u64;
         let samples = prompts * r.samples_per_prompt as u64;
-        let pairs = if r.mode == Mode::Sft {
-            prompts
-        } else {
-            samples
-        };
+        let pairs = samples;
         let style =
             ProgressStyle::with_template("{msg:>14} [{bar:30}] {pos}/{len} ({elapsed}, eta {eta})")
                 .expect("valid template")

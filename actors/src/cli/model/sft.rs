@@ -12,7 +12,8 @@ use exspin_actors::sft::SftJob;
 const TOML_HELP: &str = "The config is the TOML job config `exspin run` reads; sft uses its \
 [data] (source, path, train_limit, synthetic_*), [model] (kind, path or the tiny shape, schema, \
 schema_k1, schema_k2, schema_values, device, dtype, max_grad_norm, lora) and [sft] (epochs or \
-steps, batch_size, lr, warmup_steps, log_every) sections, and run.seed (the shuffle). See \
+steps, batch_size, lr, warmup_steps, log_every, seed) sections, and run.seed (the shuffle when \
+sft.seed is not set). See \
 configs/demo.toml.";
 
 #[derive(clap::Args, Debug)]
@@ -20,7 +21,8 @@ configs/demo.toml.";
     after_help = "Example:\n  exspin sft configs/demo.toml --out runs/sft\n\n\
 The config is the TOML job config `exspin run` reads: [data] (the train split), [model] (kind, \
 path or the tiny shape, schema, device, dtype, max_grad_norm, [model.lora]) and [sft] (epochs or \
-steps, batch_size, lr, warmup_steps, log_every); run.seed seeds the shuffle. The JSON config of \
+steps, batch_size, lr, warmup_steps, log_every, seed); sft.seed (default: run.seed) seeds the \
+shuffle. The JSON config of \
 earlier versions is gone."
 )]
 pub struct SftArgs {

@@ -47,6 +47,17 @@ pub struct DevResult {
 impl RealEvaluator {
     /// EX of `lm` on the dev prompts, with its predicted queries and verdicts in dev order.
     pub fn ex_of(&self, lm: &Lm) -> anyhow::Result<DevResult> {
+        self.ex_with(&lm.model, &lm.tokenizer, &lm.special, &lm.chat)
+    }
+
+    /// [`Self::ex_of`] on a model's parts (the SFT loop holds the model while it is scored).
+    pub fn ex_with(
+        &self,
+        model: &exspin::model::Model,
+        tokenizer: &tokenizers::Tokenizer,
+        special: &exspin::model::load::SpecialTokens,
+        chat: &ChatTemplate,
+    ) -> anyhow::Result<DevResult> {
         if self.dev.is_empty() {
             return Ok(DevResult {
                 ex: 0.0,
@@ -64,12 +75,12 @@ impl RealEvaluator {
         for part in self.dev.chunks(self.chunk.max(1)) {
             let ids: Vec<Vec<u32>> = part
                 .iter()
-                .map(|p| lm.prompt_ids(&p.prompt))
+                .map(|p| Ok(exspin::prompt::prompt_ids(tokenizer, chat, &p.prompt)?))
                 .collect::<anyhow::Result<_>>()?;
-            let gens = generate(&lm.model, &lm.tokenizer, &lm.special, &ids, &cfg)?;
+            let gens = generate(model, tokenizer, special, &ids, &cfg)?;
             preds.extend(
                 gens.iter()
-                    .map(|g| exspin::prompt::answer_sql(&lm.chat, &g.text)),
+                    .map(|g| exspin::prompt::answer_sql(chat, &g.text)),
             );
         }
         let items = self

@@ -33,7 +33,7 @@ pub fn copy_version0(config: &JobConfig, from: &Path, run_dir: &Path) -> anyhow:
     anyhow::ensure!(
         theirs.sft_signature() == config.sft_signature(),
         "--sft-from {}: that run's SFT phase used other settings (its [data], [model] or [sft] \
-         section, or run.seed, differ from this config's), so its version 0 is not the one this \
+         section, or the SFT seed (sft.seed, else run.seed), differ from this config's), so its version 0 is not the one this \
          run would train; drop --sft-from to train it",
         from.display()
     );

@@ -52,6 +52,16 @@ pub struct SftReport {
     pub dev_ex_before: f64,
     pub dev_ex_after: f64,
     pub dev_questions: usize,
+    /// With `sft.validation` > 0: its questions, every `(steps done, validation EX)` scored, the
+    /// steps of the best (version 0's weights) and whether patience ended SFT early.
+    #[serde(default)]
+    pub validation_questions: usize,
+    #[serde(default)]
+    pub validation: Vec<(usize, f64)>,
+    #[serde(default)]
+    pub best_step: Option<usize>,
+    #[serde(default)]
+    pub early_stopped: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -77,45 +87,26 @@ pub fn build(
     config: &JobConfig,
     run_dir: &Path,
     train: &Dataset,
+    validation: &Dataset,
     dev: &Dataset,
     prompter: &Prompter,
     stop: &dyn Fn() -> bool,
 ) -> anyhow::Result<Built> {
     let m = &config.model;
-    let compute = Compute::from_config(m.device, m.dtype, config.run.seed)?;
+    let compute = Compute::from_config(m.device, m.dtype, config.sft_seed())?;
     // Every prompt now: one that cannot be built is reported before any training.
     let train_items: Vec<(&Example, String)> = train
         .evaluable_examples()
         .map(|(_, e)| Ok((e, prompter.prompt(e)?)))
         .collect::<anyhow::Result<_>>()?;
-    let dev_items: Vec<PromptItem> = dev
-        .evaluable_examples()
-        .map(|(_, e)| {
-            Ok(PromptItem {
-                example_id: e.id.clone(),
-                db_id: e.db_id.clone(),
-                question: e.question.clone(),
-                gold_sql: e.gold_sql.clone(),
-                prompt: prompter.prompt(e)?,
-                round: 0,
-            })
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let mut evaluator = RealEvaluator {
-        run_dir: run_dir.to_path_buf(),
-        chat: ChatTemplate::Plain,
-        dev: dev_items,
-        database_root: dev.database_root.clone(),
-        judge: exspin::eval::Judge::for_dataset(dev.kind, exspin::eval::EvalOptions::default()),
-        judge_scope: dev.source.display().to_string(),
-        pool: ExecutorPool::new(ExecutorConfig {
-            timeout: Duration::from_millis(config.run.executor_timeout_ms),
-            workers: 1,
-            ..Default::default()
-        }),
-        max_new_tokens: m.max_new_tokens,
-        chunk: m.chunk,
-        compute: compute.clone(),
+    let mut evaluator = evaluator_for(config, run_dir, dev, prompter, &compute)?;
+    // The SFT phase's early stopping scores the validation split held out of train.
+    let mut validator = if validation.is_empty() {
+        None
+    } else {
+        Some(evaluator_for(
+            config, run_dir, validation, prompter, &compute,
+        )?)
     };
     let v0 = weights_dir(run_dir, 0);
     let meta_path = run_dir.join("weights").join("model.json");
@@ -126,6 +117,9 @@ pub fn build(
     } else {
         let mut lm = initial_model(config, &train_items, &compute)?;
         evaluator.chat = lm.chat.clone();
+        if let Some(v) = validator.as_mut() {
+            v.chat = lm.chat.clone();
+        }
         std::fs::create_dir_all(run_dir.join("weights"))?;
         std::fs::write(
             &meta_path,
@@ -133,7 +127,15 @@ pub fn build(
                 chat: lm.chat.clone(),
             })?,
         )?;
-        let report = match sft(config, run_dir, &mut lm, &train_items, &evaluator, stop)? {
+        let report = match sft(
+            config,
+            run_dir,
+            &mut lm,
+            &train_items,
+            &evaluator,
+            validator.as_ref(),
+            stop,
+        )? {
             Ok(report) => report,
             Err((step, steps)) => return Ok(Built::SftStopped { step, steps }),
         };
@@ -305,7 +307,7 @@ fn tiny(
     cfg.eos_token_id = Some(eot);
     // Seeded weights (candle's own initialisers draw from an unseeded generator): normal(0, 0.02)
     // matrices, unit norms, zero biases, as `Model::new` would make them.
-    let mut rng = ChaCha8Rng::seed_from_u64(config.run.seed ^ 0x7469_6e79);
+    let mut rng = ChaCha8Rng::seed_from_u64(config.sft_seed() ^ 0x7469_6e79);
     let mut tensors = HashMap::new();
     for (name, shape) in cfg.expected_tensors() {
         let n: usize = shape.iter().product();
@@ -342,6 +344,45 @@ struct SftInitial {
     dev_ex_before: f64,
 }
 
+/// A greedy EX evaluator of `data`'s evaluable examples (the dev split, or SFT's validation).
+fn evaluator_for(
+    config: &JobConfig,
+    run_dir: &Path,
+    data: &Dataset,
+    prompter: &Prompter,
+    compute: &Compute,
+) -> anyhow::Result<RealEvaluator> {
+    let items: Vec<PromptItem> = data
+        .evaluable_examples()
+        .map(|(_, e)| {
+            Ok(PromptItem {
+                example_id: e.id.clone(),
+                db_id: e.db_id.clone(),
+                question: e.question.clone(),
+                gold_sql: e.gold_sql.clone(),
+                prompt: prompter.prompt(e)?,
+                round: 0,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(RealEvaluator {
+        run_dir: run_dir.to_path_buf(),
+        chat: ChatTemplate::Plain,
+        dev: items,
+        database_root: data.database_root.clone(),
+        judge: exspin::eval::Judge::for_dataset(data.kind, exspin::eval::EvalOptions::default()),
+        judge_scope: data.source.display().to_string(),
+        pool: ExecutorPool::new(ExecutorConfig {
+            timeout: Duration::from_millis(config.run.executor_timeout_ms),
+            workers: 1,
+            ..Default::default()
+        }),
+        max_new_tokens: config.model.max_new_tokens,
+        chunk: config.model.chunk,
+        compute: compute.clone(),
+    })
+}
+
 /// The SFT phase: NLL of the gold query, with dev EX measured before and after. Stopped by
 /// `stop`, it writes its checkpoint and returns the step it stopped at, of how many.
 fn sft(
@@ -350,6 +391,7 @@ fn sft(
     lm: &mut Lm,
     items: &[(&Example, String)],
     evaluator: &RealEvaluator,
+    validator: Option<&RealEvaluator>,
     stop: &dyn Fn() -> bool,
 ) -> anyhow::Result<Result<SftReport, (usize, usize)>> {
     let started = Instant::now();
@@ -384,7 +426,7 @@ fn sft(
         stop,
         checkpoint: &checkpoint,
     };
-    let outcome = train_sft(config, lm, &pairs, Some(&interrupt))?;
+    let outcome = train_sft(config, lm, &pairs, Some(&interrupt), validator)?;
     let steps = outcome.steps;
     if let Some(step) = outcome.stopped_at {
         let total = sft_settings(config).total_steps(pairs.len());
@@ -411,6 +453,10 @@ fn sft(
         dev_ex_before: before,
         dev_ex_after: after,
         dev_questions: evaluator.dev.len(),
+        validation_questions: validator.map_or(0, |v| v.dev.len()),
+        validation: outcome.validations.clone(),
+        best_step: outcome.best_step,
+        early_stopped: outcome.early_stopped,
     }))
 }
 
@@ -427,7 +473,8 @@ pub fn sft_pairs(lm: &Lm, items: &[(&Example, String)]) -> anyhow::Result<Vec<To
         .collect()
 }
 
-/// The `[sft]` section (with `model.max_grad_norm` and `run.seed`) as the SFT loop's settings.
+/// The `[sft]` section (with `model.max_grad_norm` and the SFT seed: `sft.seed`, else
+/// `run.seed`) as the SFT loop's settings.
 pub fn sft_settings(config: &JobConfig) -> SftSettings {
     let s = &config.sft;
     SftSettings {
@@ -437,7 +484,7 @@ pub fn sft_settings(config: &JobConfig) -> SftSettings {
         peak_lr: s.lr,
         warmup_steps: s.warmup_steps,
         max_grad_norm: config.model.max_grad_norm,
-        seed: config.run.seed,
+        seed: config.sft_seed(),
     }
 }
 
@@ -448,6 +495,7 @@ pub fn train_sft(
     lm: &mut Lm,
     pairs: &[TokenPair],
     interrupt: Option<&sft_loop::Interrupt<'_>>,
+    validator: Option<&RealEvaluator>,
 ) -> anyhow::Result<SftOutcome> {
     let log_every = config.sft.log_every;
     let t0 = Instant::now();
@@ -463,6 +511,30 @@ pub fn train_sft(
             );
         }
     };
+    let (tokenizer, special, chat) = (&lm.tokenizer, &lm.special, &lm.chat);
+    let mut score = |model: &exspin::model::Model| -> exspin::model::Result<f64> {
+        let Some(v) = validator else { return Ok(0.0) };
+        let t = Instant::now();
+        let ex = v
+            .ex_with(model, tokenizer, special, chat)
+            .map_err(|e| exspin::model::ModelError::Invalid {
+                path: "SFT validation".into(),
+                message: format!("{e:#}"),
+            })?
+            .ex;
+        eprintln!(
+            "sft validation EX {:.1}% ({} questions, {:.1} s)",
+            100.0 * ex,
+            v.dev.len(),
+            t.elapsed().as_secs_f64()
+        );
+        Ok(ex)
+    };
+    let mut validation = validator.map(|_| sft_loop::Validation {
+        every: config.sft.validate_every,
+        patience: config.sft.patience,
+        score: &mut score,
+    });
     Ok(sft_loop::sft(
         &mut lm.model,
         &lm.varmap,
@@ -472,6 +544,6 @@ pub fn train_sft(
         &sft_settings(config),
         &mut log,
         interrupt,
-        None,
+        validation.as_mut(),
     )?)
 }
