@@ -1242,7 +1242,7 @@ fn sft_validation_is_held_out_of_train_and_picks_version_0() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|v| v[0].as_u64().unwrap())
+        .map(|v| v["step"].as_u64().unwrap())
         .collect();
     assert_eq!(scored[0], 0, "scored before the first step: {sft}");
     assert!(scored.windows(2).all(|w| w[1] == w[0] + 2), "{scored:?}");

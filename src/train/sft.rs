@@ -73,8 +73,8 @@ pub struct SftStep {
 /// after when `stop` asked, with its checkpoint written; None when it ran to the end.
 pub struct SftOutcome {
     pub steps: usize,
-    /// `(steps done, score)` of every validation, in order (empty without [`Validation`]).
-    pub validations: Vec<(usize, f64)>,
+    /// Every validation in order (empty without [`Validation`]).
+    pub validations: Vec<Scored>,
     /// The steps done at the best validation, whose weights the model now holds.
     pub best_step: Option<usize>,
     /// Whether patience ran out before the planned steps.
@@ -102,7 +102,7 @@ struct Cursor {
     recent: Vec<f32>,
     /// The validations so far and the best one's index (its weights: [`BEST`]).
     #[serde(default)]
-    validations: Vec<(usize, f64)>,
+    validations: Vec<Scored>,
     #[serde(default)]
     best: Option<usize>,
 }
@@ -114,14 +114,27 @@ const BEST: &str = "best.safetensors";
 /// Named copies of the trainable weights.
 type Weights = Vec<(String, Tensor)>;
 
-/// Early stopping on a validation score (higher is better).
+/// A validation score: higher is better, compared in order, so the second breaks ties of the
+/// first (execution accuracy, then the negated gold loss: a small model's accuracy can sit at
+/// 0 for hundreds of steps while it learns).
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
+pub struct Score(pub f64, pub f64);
+
+/// One validation: the steps done and the score.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Scored {
+    pub step: usize,
+    pub score: Score,
+}
+
+/// Early stopping on a validation score.
 pub struct Validation<'a> {
     /// Steps between scores.
     pub every: usize,
     /// Scores in a row without a new best before the loop stops.
     pub patience: usize,
     /// The model's score now, e.g. execution accuracy on a split held out from train.
-    pub score: &'a mut dyn FnMut(&Model) -> Result<f64>,
+    pub score: &'a mut dyn FnMut(&Model) -> Result<Score>,
 }
 
 /// The trainable weights as they are now (deep copies: later updates do not reach them).
@@ -141,7 +154,7 @@ fn restore(params: &[(String, candle_core::Var)], saved: &[(String, Tensor)]) ->
 }
 
 /// Whether a validation history says stop: `patience` scores since the best one.
-fn patience_spent(validations: &[(usize, f64)], best: Option<usize>, patience: usize) -> bool {
+fn patience_spent(validations: &[Scored], best: Option<usize>, patience: usize) -> bool {
     best.is_some_and(|b| validations.len() - 1 - b >= patience.max(1))
 }
 
@@ -290,7 +303,7 @@ pub fn sft(
     let mut order: Vec<usize> = Vec::new();
     let mut recent: Vec<f32> = Vec::new();
     let mut start = 0;
-    let mut validations: Vec<(usize, f64)> = Vec::new();
+    let mut validations: Vec<Scored> = Vec::new();
     let mut best: Option<usize> = None;
     let mut best_weights: Option<Weights> = None;
     if let Some(it) = interrupt.filter(|it| is_checkpoint(it.checkpoint)) {
@@ -309,21 +322,21 @@ pub fn sft(
     // Scores the model after `done` steps; keeps its weights when they are the best so far.
     let mut validate = |model: &mut Model,
                         done: usize,
-                        validations: &mut Vec<(usize, f64)>,
+                        validations: &mut Vec<Scored>,
                         best: &mut Option<usize>,
                         best_weights: &mut Option<Weights>|
      -> Result<()> {
         let Some(v) = validation.as_deref_mut() else {
             return Ok(());
         };
-        if validations.last().is_some_and(|&(at, _)| at == done) {
+        if validations.last().is_some_and(|v| v.step == done) {
             return Ok(());
         }
         model.set_training(false);
         let score = (v.score)(model)?;
         model.set_training(lora_config.is_some());
-        validations.push((done, score));
-        if best.is_none_or(|b| score > validations[b].1) {
+        validations.push(Scored { step: done, score });
+        if best.is_none_or(|b| score > validations[b].score) {
             *best = Some(validations.len() - 1);
             *best_weights = Some(snapshot(&params)?);
         }
@@ -411,7 +424,7 @@ pub fn sft(
     }
     if let (Some(b), Some(weights)) = (best, &best_weights) {
         restore(&params, weights)?;
-        outcome.best_step = Some(validations[b].0);
+        outcome.best_step = Some(validations[b].step);
     }
     outcome.validations = validations;
     outcome.optimizer = Some(opt);
@@ -459,15 +472,24 @@ mod tests {
         })
     }
 
-    /// Scores 0.1, 0.5, 0.3, 0.2, ... at steps 0, 2, 4, 6: the best is step 2's, patience 2 is
-    /// spent after step 6's score, so the loop stops there and leaves step 2's weights.
+    /// Scores at steps 0, 2, 4, 6, 8: the best is step 4's (a tie on the first part, won on the
+    /// second); step 8's equals it, which is no new best, so patience 2 is spent after step 8's
+    /// score and the loop stops there, leaving step 4's weights.
     #[test]
     fn early_stopping_keeps_the_best_validated_weights() {
         let (mut model, base) = load::random(&Config::tiny(32), &Device::Cpu).unwrap();
-        let script = [0.1, 0.5, 0.3, 0.2, 0.9, 0.9];
+        // Ties of the first part are broken by the second: (0.5, -2) beats (0.5, -3).
+        let script = [
+            Score(0.1, 0.0),
+            Score(0.5, -3.0),
+            Score(0.5, -2.0),
+            Score(0.3, 0.0),
+            Score(0.5, -2.0),
+            Score(0.9, 0.0),
+        ];
         let mut seen: Vec<Vec<(String, Tensor)>> = Vec::new();
         let base_ref = &base;
-        let mut score = |_: &Model| -> Result<f64> {
+        let mut score = |_: &Model| -> Result<Score> {
             seen.push(weights(base_ref));
             Ok(script[seen.len() - 1])
         };
@@ -488,15 +510,17 @@ mod tests {
             Some(&mut v),
         )
         .unwrap();
-        assert_eq!(out.validations, [(0, 0.1), (2, 0.5), (4, 0.3), (6, 0.2)]);
+        let steps: Vec<usize> = out.validations.iter().map(|v| v.step).collect();
+        assert_eq!(steps, [0, 2, 4, 6, 8]);
+        assert_eq!(out.validations[2].score, script[2]);
         assert!(out.early_stopped);
-        assert_eq!(out.steps, 6);
-        assert_eq!(out.best_step, Some(2));
+        assert_eq!(out.steps, 8);
+        assert_eq!(out.best_step, Some(4));
         assert!(
-            same(&weights(&base), &seen[1]),
-            "the model holds step 2's weights"
+            same(&weights(&base), &seen[2]),
+            "the model holds step 4's weights"
         );
-        assert!(!same(&weights(&base), &seen[3]), "not the last ones");
+        assert!(!same(&weights(&base), &seen[4]), "not the last ones");
     }
 
     /// Interrupted between validations and started again, the loop scores, stops and returns the
@@ -510,9 +534,9 @@ mod tests {
             response: vec![13, 11, 12, 0],
         }];
         let run = |model: &mut Model, stop_at: Option<usize>, dir: &Path| {
-            let mut nll = |m: &Model| -> Result<f64> {
+            let mut nll = |m: &Model| -> Result<Score> {
                 let lp = response_logprobs(m, &held_out, 0)?;
-                Ok(lp.sum.sum_all()?.to_scalar::<f32>()? as f64)
+                Ok(Score(0.0, lp.sum.sum_all()?.to_scalar::<f32>()? as f64))
             };
             let mut v = Validation {
                 every: 3,

@@ -52,12 +52,13 @@ pub struct SftReport {
     pub dev_ex_before: f64,
     pub dev_ex_after: f64,
     pub dev_questions: usize,
-    /// With `sft.validation` > 0: its questions, every `(steps done, validation EX)` scored, the
+    /// With `sft.validation` > 0: its questions, every score (steps done; validation EX and the
+    /// gold answers' mean token log-prob, which breaks ties), the
     /// steps of the best (version 0's weights) and whether patience ended SFT early.
     #[serde(default)]
     pub validation_questions: usize,
     #[serde(default)]
-    pub validation: Vec<(usize, f64)>,
+    pub validation: Vec<sft_loop::Scored>,
     #[serde(default)]
     pub best_step: Option<usize>,
     #[serde(default)]
@@ -512,23 +513,51 @@ pub fn train_sft(
         }
     };
     let (tokenizer, special, chat) = (&lm.tokenizer, &lm.special, &lm.chat);
-    let mut score = |model: &exspin::model::Model| -> exspin::model::Result<f64> {
-        let Some(v) = validator else { return Ok(0.0) };
+    // The validation questions with their gold answers, for the tie-breaking gold loss.
+    let gold_rows: Vec<TokenPair> = match validator {
+        Some(v) => v
+            .dev
+            .iter()
+            .map(|p| {
+                Ok(TokenPair {
+                    prompt: exspin::prompt::prompt_ids(tokenizer, chat, &p.prompt)?,
+                    response: exspin::prompt::answer_ids(tokenizer, chat, &p.gold_sql)?,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?,
+        None => Vec::new(),
+    };
+    let chunk = config.model.chunk.max(1);
+    let invalid = |e: String| exspin::model::ModelError::Invalid {
+        path: "SFT validation".into(),
+        message: e,
+    };
+    // Validation EX, ties broken by the gold answers' mean token log-prob.
+    let mut score = |model: &exspin::model::Model| -> exspin::model::Result<sft_loop::Score> {
+        let Some(v) = validator else {
+            return Ok(sft_loop::Score(0.0, 0.0));
+        };
         let t = Instant::now();
         let ex = v
             .ex_with(model, tokenizer, special, chat)
-            .map_err(|e| exspin::model::ModelError::Invalid {
-                path: "SFT validation".into(),
-                message: format!("{e:#}"),
-            })?
+            .map_err(|e| invalid(format!("{e:#}")))?
             .ex;
+        let frozen = model.detached();
+        let (mut sum, mut tokens) = (0.0f64, 0usize);
+        for part in gold_rows.chunks(chunk) {
+            let lp = exspin::model::logprob::response_logprobs(&frozen, part, special.pad)?;
+            sum += lp.sum.sum_all()?.to_scalar::<f32>()? as f64;
+            tokens += lp.n_tokens.iter().sum::<usize>();
+        }
+        let mean_logprob = sum / tokens.max(1) as f64;
         eprintln!(
-            "sft validation EX {:.1}% ({} questions, {:.1} s)",
+            "sft validation EX {:.1}%, gold log-prob per token {mean_logprob:.4} ({} questions, \
+             {:.1} s)",
             100.0 * ex,
             v.dev.len(),
             t.elapsed().as_secs_f64()
         );
-        Ok(ex)
+        Ok(sft_loop::Score(ex, mean_logprob))
     };
     let mut validation = validator.map(|_| sft_loop::Validation {
         every: config.sft.validate_every,
