@@ -15,8 +15,9 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use crate::data::{DatabaseSchema, Example, TablesFile};
+use crate::schema::text;
 
-/// The words of a database's table and column names (natural and original, split at `_`).
+/// The words of a database's table and column names (natural and original).
 pub fn schema_words(schema: &DatabaseSchema) -> HashSet<String> {
     let mut words = HashSet::new();
     let names = schema
@@ -26,26 +27,15 @@ pub fn schema_words(schema: &DatabaseSchema) -> HashSet<String> {
         .chain(schema.column_names.iter().map(|(_, n)| n))
         .chain(schema.column_names_original.iter().map(|(_, n)| n));
     for name in names {
-        for w in words_of(&name.replace('_', " ")) {
-            words.insert(w);
-        }
+        words.extend(words_of(name));
     }
-    words.remove("*");
     words
 }
 
-/// Lower-cased words, plural `s` dropped from longer words (so "singers" meets "singer").
+/// Lower-cased, stemmed words (`src/schema`'s splitter and stemmer: camelCase splits, so
+/// "singers" meets the column `SingerName`).
 fn words_of(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(|w| {
-            let w = w.to_lowercase();
-            match w.strip_suffix('s') {
-                Some(stem) if stem.len() > 3 && !stem.ends_with('s') => stem.to_string(),
-                _ => w,
-            }
-        })
-        .collect()
+    text::words(text).iter().map(|w| text::stem(w)).collect()
 }
 
 /// The masked word sequence of a question: schema words become `<s>`, numbers `<n>`, quoted
