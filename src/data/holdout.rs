@@ -19,26 +19,12 @@ pub fn hold_out(train: Dataset, n: usize, seed: u64) -> (Dataset, Dataset) {
     for &i in candidates.iter().take(n) {
         held[i] = true;
     }
-    let pick = |keep: bool| Dataset {
-        kind: train.kind,
-        source: train.source.clone(),
-        database_root: train.database_root.clone(),
-        examples: train
-            .examples
-            .iter()
-            .zip(&held)
-            .filter(|(_, h)| **h != keep)
-            .map(|(e, _)| e.clone())
-            .collect(),
-        evaluable: train
-            .evaluable
-            .iter()
-            .zip(&held)
-            .filter(|(_, h)| **h != keep)
-            .map(|(e, _)| *e)
-            .collect(),
-    };
-    (pick(true), pick(false))
+    let (kept, out): (Vec<usize>, Vec<usize>) = (0..train.len()).partition(|&i| !held[i]);
+    let mut validation = train.clone();
+    validation.retain_indices(&out);
+    let mut rest = train;
+    rest.retain_indices(&kept);
+    (rest, validation)
 }
 
 #[cfg(test)]
