@@ -27,6 +27,8 @@ declare -A modes=(
   [integrated-rows]="$integrated --no-values --example-rows 3"
   [rows-shots]="--schema rows --shots ${SHOTS:-3}"
   [integrated-rows-shots]="$integrated --no-values --example-rows 3 --shots ${SHOTS:-3}"
+  [rows-repair]="--schema rows --repair ${REPAIR:-1}"
+  [integrated-rows-repair]="$integrated --no-values --example-rows 3 --repair ${REPAIR:-1}"
 )
 order=(rows integrated-rows integrated integrated-novalues plain ddl)
 [[ $# -gt 0 ]] && order=("$@")

@@ -420,3 +420,68 @@ fn generate_keeps_lines_aligned_past_a_missing_database() {
         "{prompts:?}"
     );
 }
+
+/// `exspin generate --repair N`: an answer that fails to run is answered again from the same
+/// prompt with a note after the question on what the SQLite error names. The tiny random model's
+/// answers never run, so its question takes all N repairs, and the last one's prompt is the
+/// first prompt with two notes before its instruction.
+#[test]
+fn generate_repairs_failing_answers_with_notes_after_the_question() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spider_dir = tmp.path().join("spider");
+    spider_folder(&spider_dir);
+    let model = tmp.path().join("model");
+    tiny_model(&model, &ChatTemplate::ChatMl);
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let run = |repair: &str| {
+        let (pred, tokens) = (
+            tmp.path().join(format!("pred-{repair}.sql")),
+            tmp.path().join(format!("tokens-{repair}.jsonl")),
+        );
+        let (code, out, err) = exspin(&[
+            "generate",
+            "--model",
+            &s(&model),
+            "--spider",
+            &s(&spider_dir),
+            "--cache",
+            &s(&tmp.path().join("cache")),
+            "--max-new-tokens",
+            "3",
+            "--threads",
+            "1",
+            "--repair",
+            repair,
+            "--out",
+            &s(&pred),
+            "--tokens-out",
+            &s(&tokens),
+        ]);
+        assert_eq!(code, 0, "{out}\n{err}");
+        (
+            std::fs::read_to_string(&pred).unwrap(),
+            first_ids(&tokens),
+            err,
+        )
+    };
+    let (first_sql, first, _) = run("0");
+    let (_, repaired, err) = run("2");
+    assert!(
+        err.contains("2 repairs, 0 failing answers now run"),
+        "{err}"
+    );
+    let tok = exspin::model::load::load_as(&model, candle_core::DType::F32, &Device::Cpu)
+        .unwrap()
+        .tokenizer;
+    let (first, repaired) = (
+        tok.decode(&first, false).unwrap(),
+        tok.decode(&repaired, false).unwrap(),
+    );
+    let question = format!("-- Question: {QUESTION}\n");
+    let at = first.find(&question).unwrap() + question.len();
+    // The same prompt up to the question, two notes, then the same instruction and answer cue.
+    assert_eq!(repaired[..at], first[..at]);
+    assert_eq!(repaired[at..].matches("-- Note: ").count(), 2, "{repaired}");
+    assert!(repaired.ends_with(&first[at..]), "{repaired}");
+    assert!(!first_sql.trim().is_empty());
+}

@@ -11,6 +11,7 @@
 
 pub mod ddl;
 pub mod render;
+pub mod repair;
 pub mod shots;
 pub mod source;
 

@@ -15,7 +15,6 @@ use exspin::model::load;
 use exspin::model::load::LoadedModel;
 use exspin::model::prefix_cache::PrefixCache;
 use exspin::prompt::SchemaMode;
-use exspin::schema::PromptBuilder;
 use exspin::schema::builder::LoadedDb;
 use exspin::schema::introspect;
 use exspin::schema::values::ValueIndex;
@@ -54,6 +53,10 @@ pub struct AskArgs {
     /// Token budget of the answer.
     #[arg(long, default_value_t = 200)]
     pub max_new_tokens: usize,
+    /// Repairs: when the answer fails to run, the model answers again with a note on what the
+    /// SQLite error names (which table has the column); at most N times. 0: no repairs.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub repair: usize,
     /// Query time limit in seconds.
     #[arg(long, default_value_t = 5.0)]
     pub timeout: f64,
@@ -68,24 +71,6 @@ pub struct AskArgs {
     /// One JSON object on stdout: {"question", "sql", "answer", "outcome", "prompt_ids"}.
     #[arg(long)]
     pub json: bool,
-}
-
-/// The token ids `ask` gives the model: the schema prompt of the question over `db` (plain, rows
-/// or integrated, by the builder's options), rendered by `exspin::prompt` for `template`.
-pub fn prompt_ids(
-    lm: &LoadedModel,
-    template: &ChatTemplate,
-    builder: &PromptBuilder,
-    db: &LoadedDb,
-    question: &str,
-    evidence: &str,
-) -> anyhow::Result<Vec<u32>> {
-    let schema_prompt = builder.build_for(db, question, evidence).prompt.text;
-    Ok(exspin::prompt::prompt_ids(
-        &lm.tokenizer,
-        template,
-        &schema_prompt,
-    )?)
 }
 
 /// One greedy answer: the raw text, the extracted SQL, and the token ids in and out.
@@ -167,33 +152,46 @@ pub fn run(args: AskArgs) -> anyhow::Result<()> {
     let lm = load::load_as(&args.model, dtype, &device)
         .with_context(|| format!("loading the model {}", args.model.display()))?;
     let template = args.template.clone().unwrap_or_else(|| lm.chat.clone());
-    let ids = prompt_ids(
+    let schema_prompt = builder
+        .build_for(&db, &args.question, &args.evidence)
+        .prompt
+        .text;
+    if args.show_prompt {
+        eprintln!("{}", exspin::prompt::render(&template, &schema_prompt));
+    }
+    let ids = exspin::prompt::prompt_ids(&lm.tokenizer, &template, &schema_prompt)?;
+    let mut prefixes = PrefixCache::new(0);
+    let mut answers = answer(
         &lm,
         &template,
-        &builder,
-        &db,
-        &args.question,
-        &args.evidence,
+        vec![ids],
+        args.max_new_tokens,
+        1,
+        &mut prefixes,
     )?;
-    if args.show_prompt {
-        let built = builder.build_for(&db, &args.question, &args.evidence);
-        eprintln!("{}", exspin::prompt::render(&template, &built.prompt.text));
+    if args.repair > 0 {
+        let asked = [super::repair::Asked {
+            schema_prompt,
+            db: &args.db,
+            info: &db.info,
+        }];
+        super::repair::repair(
+            &lm,
+            &template,
+            &asked,
+            &mut answers,
+            args.repair,
+            args.max_new_tokens,
+            1,
+            &mut prefixes,
+        )?;
     }
     let Answer {
         text: raw,
         sql,
         prompt_ids,
         ..
-    } = answer(
-        &lm,
-        &template,
-        vec![ids],
-        args.max_new_tokens,
-        1,
-        &mut PrefixCache::new(0),
-    )?
-    .pop()
-    .context("internal: no generation")?;
+    } = answers.pop().context("internal: no generation")?;
 
     let config = ExecutorConfig {
         timeout: Duration::from_secs_f64(args.timeout),

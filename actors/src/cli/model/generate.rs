@@ -2,6 +2,7 @@
 //! per question in the output file. Resumable: lines already in the file are kept and generation
 //! continues after the last one.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -9,6 +10,7 @@ use anyhow::Context;
 use exspin::model::chat::ChatTemplate;
 use exspin::model::load;
 use exspin::prompt::SchemaPrompts;
+use exspin::schema::introspect::{self, DbInfo};
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -40,29 +42,31 @@ pub struct GenerateArgs {
     pub prefix_cache_mib: usize,
     #[command(flatten)]
     pub mode: crate::cli::args::PromptModeArgs,
+    /// Repairs: an answer that fails to run (an SQLite error) is answered again, greedily, with a
+    /// note after the question on what the error names (which table has the column); at most N
+    /// times per question. Only the database is consulted, never the gold answer. 0: one pass.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub repair: usize,
     #[command(flatten)]
     pub schema_args: crate::cli::args::SchemaArgs,
     /// Also append {"prompt": [ids], "generated": [ids]} per question to this JSONL file (the
-    /// input of `exspin bench quant-agreement`).
+    /// input of `exspin bench quant-agreement`). A repaired answer's ids are its repair's.
     #[arg(long, value_name = "FILE")]
     pub tokens_out: Option<PathBuf>,
     #[command(flatten)]
     pub compute: crate::cli::args::compute::ComputeArgs,
 }
 
-/// The token ids `generate` gives the model for `ex`.
+/// The schema prompt `generate` gives the model for `ex`, and its token ids.
 pub fn prompt_ids(
     lm: &load::LoadedModel,
     template: &ChatTemplate,
     prompts: &SchemaPrompts,
     ex: &exspin::data::Example,
-) -> anyhow::Result<Vec<u32>> {
+) -> anyhow::Result<(String, Vec<u32>)> {
     let schema_prompt = prompts.schema_prompt(ex)?;
-    Ok(exspin::prompt::prompt_ids(
-        &lm.tokenizer,
-        template,
-        &schema_prompt,
-    )?)
+    let ids = exspin::prompt::prompt_ids(&lm.tokenizer, template, &schema_prompt)?;
+    Ok((schema_prompt, ids))
 }
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
@@ -132,12 +136,21 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     // Questions go in chunks of a few batches (the file grows chunk by chunk, so an interrupted
     // run loses at most one); within a chunk, slots refill continuously and each database's
     // schema prefix is prefilled once (the prefix cache).
+    // The schema of each database the repair turns point into, read once.
+    let mut schemas: HashMap<String, (PathBuf, DbInfo)> = HashMap::new();
+    let mut repairs = super::repair::RepairStats::default();
     for chunk in todo.chunks(4 * args.batch.max(1)) {
-        let ids = chunk
+        let evaluable: Vec<&exspin::data::Example> = chunk
             .iter()
             .filter(|(i, _)| data.is_evaluable(*i))
-            .map(|(_, ex)| prompt_ids(&lm, &template, &prompts, ex))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .map(|(_, ex)| ex)
+            .collect();
+        let (schema_prompts, ids): (Vec<String>, Vec<Vec<u32>>) = evaluable
+            .iter()
+            .map(|ex| prompt_ids(&lm, &template, &prompts, ex))
+            .collect::<anyhow::Result<Vec<_>>>()?
+            .into_iter()
+            .unzip();
         let mut answers = if ids.is_empty() {
             Vec::new()
         } else {
@@ -149,8 +162,42 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
                 args.batch.max(1),
                 &mut prefixes,
             )?
+        };
+        if args.repair > 0 && !answers.is_empty() {
+            for ex in &evaluable {
+                if !schemas.contains_key(&ex.db_id) {
+                    let path = data.db_path(&ex.db_id);
+                    let info = introspect::load_cached(&args.schema_args.cache, &path, None)
+                        .with_context(|| format!("reading the schema of {}", path.display()))?;
+                    schemas.insert(ex.db_id.clone(), (path, info));
+                }
+            }
+            let asked: Vec<super::repair::Asked<'_>> = evaluable
+                .iter()
+                .zip(schema_prompts)
+                .map(|(ex, schema_prompt)| {
+                    let (db, info) = &schemas[&ex.db_id];
+                    super::repair::Asked {
+                        schema_prompt,
+                        db,
+                        info,
+                    }
+                })
+                .collect();
+            let done = super::repair::repair(
+                &lm,
+                &template,
+                &asked,
+                &mut answers,
+                args.repair,
+                args.max_new_tokens,
+                args.batch.max(1),
+                &mut prefixes,
+            )?;
+            repairs.turns += done.turns;
+            repairs.fixed += done.fixed;
         }
-        .into_iter();
+        let mut answers = answers.into_iter();
         for (i, _) in chunk {
             let a = if data.is_evaluable(*i) {
                 answers.next()
@@ -176,8 +223,16 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         }
         answered += chunk.len();
         let reused = prefixes.stats().reused_tokens;
+        let repaired = if args.repair > 0 {
+            format!(
+                ", {} repairs, {} failing answers now run",
+                repairs.turns, repairs.fixed
+            )
+        } else {
+            String::new()
+        };
         eprintln!(
-            "{} / {}  ({:.1} s/question, {reused} prompt tokens from cached prefixes)",
+            "{} / {}  ({:.1} s/question, {reused} prompt tokens from cached prefixes{repaired})",
             done + answered,
             data.examples.len(),
             started.elapsed().as_secs_f64() / answered as f64

@@ -3,5 +3,6 @@
 
 pub mod ask;
 pub mod generate;
+pub mod repair;
 pub mod sft;
 pub mod tools;

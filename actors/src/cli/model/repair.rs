@@ -1,0 +1,103 @@
+//! Repairs for `exspin generate` and `exspin ask`: every answer runs in the read-only sandbox;
+//! one that fails (an SQLite error or a refused statement) is answered again, greedily, with a
+//! note on where the schema has what the error names (`exspin::prompt::repair`), up to `rounds`
+//! times. No gold answer is looked at, so the figures stay honest inference figures.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use exspin::model::chat::ChatTemplate;
+use exspin::model::load::LoadedModel;
+use exspin::model::prefix_cache::PrefixCache;
+use exspin::schema::introspect::DbInfo;
+use exspin::sql::executor::{ExecutorConfig, Outcome, Sandbox};
+
+use super::ask::{Answer, answer};
+
+/// A question's context for repairs: its schema prompt (no template yet), its database and the
+/// database's schema.
+pub struct Asked<'a> {
+    pub schema_prompt: String,
+    pub db: &'a Path,
+    pub info: &'a DbInfo,
+}
+
+/// What the repair turns did to a batch of answers.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RepairStats {
+    /// Repairs generated (a question repaired twice counts twice).
+    pub turns: usize,
+    /// Answers that failed first and run after their repairs.
+    pub fixed: usize,
+}
+
+/// The sandbox's verdict on `sql` when it calls for a repair: the error text, or None when the
+/// query returned rows (or ran into a limit, which another answer would not fix).
+fn failure(sandbox: &Sandbox, sql: &str, config: &ExecutorConfig) -> Option<String> {
+    match sandbox.run(sql, config) {
+        Outcome::Error { message } | Outcome::Rejected { message, .. } => Some(message),
+        Outcome::Rows { .. } | Outcome::Timeout { .. } | Outcome::TooManyRows { .. } => None,
+    }
+}
+
+/// Runs each answer; each failing one is answered again with a note, for at most `rounds`
+/// rounds (each round adds the note of its failure to the earlier ones). The repaired answer
+/// replaces the first: a repair that still fails is no worse than its failed original.
+#[allow(clippy::too_many_arguments)]
+pub fn repair(
+    lm: &LoadedModel,
+    template: &ChatTemplate,
+    asked: &[Asked<'_>],
+    answers: &mut [Answer],
+    rounds: usize,
+    max_new_tokens: usize,
+    max_rows: usize,
+    prefixes: &mut PrefixCache,
+) -> anyhow::Result<RepairStats> {
+    assert_eq!(asked.len(), answers.len(), "one answer per question");
+    let config = ExecutorConfig::default();
+    let mut sandboxes: HashMap<PathBuf, Sandbox> = HashMap::new();
+    let mut stats = RepairStats::default();
+    let mut notes: Vec<Vec<String>> = vec![Vec::new(); answers.len()];
+    // Round 0 runs every answer; a later round, the answers the round before repaired.
+    let mut check: Vec<usize> = (0..answers.len()).collect();
+    for round in 0..=rounds {
+        // (question, the text the model continues)
+        let mut todo: Vec<(usize, String)> = Vec::new();
+        for &i in &check {
+            let (q, a) = (&asked[i], &answers[i]);
+            let sandbox = match sandboxes.entry(q.db.to_path_buf()) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => e.insert(Sandbox::open(q.db)?),
+            };
+            match failure(sandbox, &a.sql, &config) {
+                Some(error) if round < rounds => {
+                    notes[i].push(exspin::prompt::repair::feedback(q.info, &a.sql, &error));
+                    let text = exspin::prompt::repair::render_repair(
+                        template,
+                        &q.schema_prompt,
+                        &notes[i],
+                    );
+                    todo.push((i, text));
+                }
+                Some(_) => {}
+                None if round > 0 => stats.fixed += 1,
+                None => {}
+            }
+        }
+        if todo.is_empty() {
+            break;
+        }
+        let ids = todo
+            .iter()
+            .map(|(_, text)| exspin::model::tokenizer::encode(&lm.tokenizer, text))
+            .collect::<Result<Vec<_>, _>>()?;
+        stats.turns += ids.len();
+        let repaired = answer(lm, template, ids, max_new_tokens, max_rows, prefixes)?;
+        check = todo.iter().map(|(i, _)| *i).collect();
+        for ((i, _), a) in todo.iter().zip(repaired) {
+            answers[*i] = a;
+        }
+    }
+    Ok(stats)
+}
