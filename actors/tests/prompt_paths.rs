@@ -458,18 +458,28 @@ fn generate_repairs_failing_answers_with_notes_after_the_question() {
             &s(&tokens),
         ]);
         assert_eq!(code, 0, "{out}\n{err}");
-        (
-            std::fs::read_to_string(&pred).unwrap(),
-            first_ids(&tokens),
-            err,
-        )
+        let tokens = std::fs::read_to_string(&tokens).unwrap();
+        let row: serde_json::Value = serde_json::from_str(tokens.lines().next().unwrap()).unwrap();
+        (std::fs::read_to_string(&pred).unwrap(), row, err)
     };
-    let (first_sql, first, _) = run("0");
-    let (_, repaired, err) = run("2");
+    let ids = |v: &serde_json::Value| serde_json::from_value::<Vec<u32>>(v.clone()).unwrap();
+    let (first_sql, plain, _) = run("0");
+    assert!(plain.get("repair").is_none(), "{plain}");
+    let (repaired_sql, row, err) = run("2");
     assert!(
         err.contains("2 repairs, 0 failing answers now run"),
         "{err}"
     );
+    // The first pass is the same with or without repairs; the line holds the last repair's SQL.
+    assert_eq!(row["prompt"], plain["prompt"]);
+    // (An answer without SQL takes its line as `SELECT 1`.)
+    let line = |sql: &serde_json::Value| match sql.as_str().unwrap() {
+        "" => "SELECT 1".to_string(),
+        sql => sql.to_string(),
+    };
+    assert_eq!(first_sql.trim(), line(&row["sql"]));
+    assert_eq!(repaired_sql.trim(), line(&row["repair"]["sql"]));
+    let (first, repaired) = (ids(&row["prompt"]), ids(&row["repair"]["prompt"]));
     let tok = exspin::model::load::load_as(&model, candle_core::DType::F32, &Device::Cpu)
         .unwrap()
         .tokenizer;
@@ -483,5 +493,4 @@ fn generate_repairs_failing_answers_with_notes_after_the_question() {
     assert_eq!(repaired[..at], first[..at]);
     assert_eq!(repaired[at..].matches("-- Note: ").count(), 2, "{repaired}");
     assert!(repaired.ends_with(&first[at..]), "{repaired}");
-    assert!(!first_sql.trim().is_empty());
 }

@@ -68,7 +68,8 @@ pub struct AskArgs {
     pub show_prompt: bool,
     #[command(flatten)]
     pub compute: ComputeArgs,
-    /// One JSON object on stdout: {"question", "sql", "answer", "outcome", "prompt_ids"}.
+    /// One JSON object on stdout: {"question", "sql", "answer", "outcome", "prompt_ids" (of the
+    /// first prompt), "repairs"}.
     #[arg(long)]
     pub json: bool,
 }
@@ -159,40 +160,40 @@ pub fn run(args: AskArgs) -> anyhow::Result<()> {
     if args.show_prompt {
         eprintln!("{}", exspin::prompt::render(&template, &schema_prompt));
     }
-    let ids = exspin::prompt::prompt_ids(&lm.tokenizer, &template, &schema_prompt)?;
+    // `prompt_ids` in the JSON is the first prompt's (what the one renderer made of the question).
+    let prompt_ids = exspin::prompt::prompt_ids(&lm.tokenizer, &template, &schema_prompt)?;
     let mut prefixes = PrefixCache::new(0);
     let mut answers = answer(
         &lm,
         &template,
-        vec![ids],
+        vec![prompt_ids.clone()],
         args.max_new_tokens,
         1,
         &mut prefixes,
     )?;
+    let mut repairs = 0;
     if args.repair > 0 {
         let asked = [super::repair::Asked {
             schema_prompt,
             db: &args.db,
             info: &db.info,
         }];
-        super::repair::repair(
+        let done = super::repair::repair(
             &lm,
             &template,
             &asked,
-            &mut answers,
+            &answers,
             args.repair,
             args.max_new_tokens,
             1,
             &mut prefixes,
         )?;
+        repairs = done.stats.turns;
+        if let Some(last) = done.last.into_iter().next().flatten() {
+            answers = vec![last];
+        }
     }
-    let Answer {
-        text: raw,
-        sql,
-        prompt_ids,
-        ..
-    } = answers.pop().context("internal: no generation")?;
-
+    let Answer { text: raw, sql, .. } = answers.pop().context("internal: no generation")?;
     let config = ExecutorConfig {
         timeout: Duration::from_secs_f64(args.timeout),
         ..ExecutorConfig::default()
@@ -208,7 +209,7 @@ pub fn run(args: AskArgs) -> anyhow::Result<()> {
         println!(
             "{}",
             json!({ "question": args.question, "sql": sql, "answer": raw, "outcome": outcome,
-                    "prompt_ids": prompt_ids })
+                    "prompt_ids": prompt_ids, "repairs": repairs })
         );
     } else {
         println!("SQL: {sql}");

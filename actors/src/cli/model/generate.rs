@@ -12,6 +12,8 @@ use exspin::model::load;
 use exspin::prompt::SchemaPrompts;
 use exspin::schema::introspect::{self, DbInfo};
 
+use super::ask::Answer;
+
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "Example:\n  exspin generate --model qwen2.5-coder-0.5b-instruct-q4_k_m.gguf \
@@ -50,7 +52,8 @@ pub struct GenerateArgs {
     #[command(flatten)]
     pub schema_args: crate::cli::args::SchemaArgs,
     /// Also append {"prompt": [ids], "generated": [ids]} per question to this JSONL file (the
-    /// input of `exspin bench quant-agreement`). A repaired answer's ids are its repair's.
+    /// input of `exspin bench quant-agreement`), with the answer's "sql", and {"repair":
+    /// {"prompt", "generated", "sql"}} for the last repair of a repaired answer.
     #[arg(long, value_name = "FILE")]
     pub tokens_out: Option<PathBuf>,
     #[command(flatten)]
@@ -151,7 +154,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             .collect::<anyhow::Result<Vec<_>>>()?
             .into_iter()
             .unzip();
-        let mut answers = if ids.is_empty() {
+        let answers = if ids.is_empty() {
             Vec::new()
         } else {
             super::ask::answer(
@@ -163,6 +166,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
                 &mut prefixes,
             )?
         };
+        let mut repaired: Vec<Option<Answer>> = Vec::new();
         if args.repair > 0 && !answers.is_empty() {
             for ex in &evaluable {
                 if !schemas.contains_key(&ex.db_id) {
@@ -188,16 +192,18 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
                 &lm,
                 &template,
                 &asked,
-                &mut answers,
+                &answers,
                 args.repair,
                 args.max_new_tokens,
                 args.batch.max(1),
                 &mut prefixes,
             )?;
-            repairs.turns += done.turns;
-            repairs.fixed += done.fixed;
+            repairs.turns += done.stats.turns;
+            repairs.fixed += done.stats.fixed;
+            repaired = done.last;
         }
-        let mut answers = answers.into_iter();
+        repaired.resize_with(answers.len(), || None);
+        let mut answers = answers.into_iter().zip(repaired);
         for (i, _) in chunk {
             let a = if data.is_evaluable(*i) {
                 answers.next()
@@ -205,16 +211,23 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
                 None
             };
             // One query per line: an empty answer still takes its line so lines stay aligned.
-            let sql = a.as_ref().map_or("", |a| a.sql.as_str());
+            let sql = a.as_ref().map_or("", |(first, last)| {
+                last.as_ref().unwrap_or(first).sql.as_str()
+            });
             writeln!(out, "{}", if sql.is_empty() { "SELECT 1" } else { sql })?;
             if let Some(t) = tokens_out.as_mut() {
-                let (prompt, generated) =
-                    a.map_or((Vec::new(), Vec::new()), |a| (a.prompt_ids, a.generated));
-                writeln!(
-                    t,
-                    "{}",
-                    serde_json::json!({ "prompt": prompt, "generated": generated })
-                )?;
+                let mut row = serde_json::json!({ "prompt": [], "generated": [] });
+                if let Some((first, last)) = a {
+                    row = serde_json::json!({
+                        "prompt": first.prompt_ids, "generated": first.generated, "sql": first.sql
+                    });
+                    if let Some(last) = last {
+                        row["repair"] = serde_json::json!({
+                            "prompt": last.prompt_ids, "generated": last.generated, "sql": last.sql
+                        });
+                    }
+                }
+                writeln!(t, "{row}")?;
             }
         }
         out.flush()?;

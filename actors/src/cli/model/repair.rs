@@ -40,24 +40,41 @@ fn failure(sandbox: &Sandbox, sql: &str, config: &ExecutorConfig) -> Option<Stri
     }
 }
 
+/// The repairs of a batch of answers.
+pub struct Repaired {
+    pub stats: RepairStats,
+    /// Each question's last repair (None: its first answer ran, or it was never repaired).
+    pub last: Vec<Option<Answer>>,
+}
+
+impl Repaired {
+    /// The answer that stands for question `i`: its last repair, else its first answer.
+    pub fn answer<'a>(&'a self, first: &'a [Answer], i: usize) -> &'a Answer {
+        self.last[i].as_ref().unwrap_or(&first[i])
+    }
+}
+
 /// Runs each answer; each failing one is answered again with a note, for at most `rounds`
-/// rounds (each round adds the note of its failure to the earlier ones). The repaired answer
-/// replaces the first: a repair that still fails is no worse than its failed original.
+/// rounds (each round adds the note of its failure to the earlier ones). The last repair stands
+/// for the question: a repair that still fails is no worse than its failed original.
 #[allow(clippy::too_many_arguments)]
 pub fn repair(
     lm: &LoadedModel,
     template: &ChatTemplate,
     asked: &[Asked<'_>],
-    answers: &mut [Answer],
+    answers: &[Answer],
     rounds: usize,
     max_new_tokens: usize,
     max_rows: usize,
     prefixes: &mut PrefixCache,
-) -> anyhow::Result<RepairStats> {
+) -> anyhow::Result<Repaired> {
     assert_eq!(asked.len(), answers.len(), "one answer per question");
     let config = ExecutorConfig::default();
     let mut sandboxes: HashMap<PathBuf, Sandbox> = HashMap::new();
-    let mut stats = RepairStats::default();
+    let mut done = Repaired {
+        stats: RepairStats::default(),
+        last: (0..answers.len()).map(|_| None).collect(),
+    };
     let mut notes: Vec<Vec<String>> = vec![Vec::new(); answers.len()];
     // Round 0 runs every answer; a later round, the answers the round before repaired.
     let mut check: Vec<usize> = (0..answers.len()).collect();
@@ -65,14 +82,14 @@ pub fn repair(
         // (question, the text the model continues)
         let mut todo: Vec<(usize, String)> = Vec::new();
         for &i in &check {
-            let (q, a) = (&asked[i], &answers[i]);
+            let (q, sql) = (&asked[i], &done.answer(answers, i).sql);
             let sandbox = match sandboxes.entry(q.db.to_path_buf()) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => e.insert(Sandbox::open(q.db)?),
             };
-            match failure(sandbox, &a.sql, &config) {
+            match failure(sandbox, sql, &config) {
                 Some(error) if round < rounds => {
-                    notes[i].push(exspin::prompt::repair::feedback(q.info, &a.sql, &error));
+                    notes[i].push(exspin::prompt::repair::feedback(q.info, sql, &error));
                     let text = exspin::prompt::repair::render_repair(
                         template,
                         &q.schema_prompt,
@@ -81,7 +98,7 @@ pub fn repair(
                     todo.push((i, text));
                 }
                 Some(_) => {}
-                None if round > 0 => stats.fixed += 1,
+                None if round > 0 => done.stats.fixed += 1,
                 None => {}
             }
         }
@@ -92,12 +109,12 @@ pub fn repair(
             .iter()
             .map(|(_, text)| exspin::model::tokenizer::encode(&lm.tokenizer, text))
             .collect::<Result<Vec<_>, _>>()?;
-        stats.turns += ids.len();
+        done.stats.turns += ids.len();
         let repaired = answer(lm, template, ids, max_new_tokens, max_rows, prefixes)?;
         check = todo.iter().map(|(i, _)| *i).collect();
         for ((i, _), a) in todo.iter().zip(repaired) {
-            answers[*i] = a;
+            done.last[*i] = Some(a);
         }
     }
-    Ok(stats)
+    Ok(done)
 }
