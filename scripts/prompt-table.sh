@@ -18,17 +18,18 @@ bin=${EXSPIN_BIN:-$(cd "$(dirname "$0")/.." && pwd)/target/release/exspin}
 # k1 = 6, k2 = 20: the smallest filter that keeps every gold table and column of 99.9% of Spider
 # dev questions (`exspin schema recall`, BENCHMARKS.md); ranked padding keeps prompts deterministic.
 integrated="--schema integrated --k1 6 --k2 20 --ranked-padding"
+# Every mode but *-repair is one greedy pass (--repair 0; generate's default repairs twice).
 declare -A modes=(
-  [plain]="--schema plain"
-  [ddl]="--schema ddl"
-  [rows]="--schema rows"
-  [integrated-novalues]="$integrated --no-values"
-  [integrated]="$integrated"
-  [integrated-rows]="$integrated --no-values --example-rows 3"
-  [rows-shots]="--schema rows --shots ${SHOTS:-3}"
-  [integrated-rows-shots]="$integrated --no-values --example-rows 3 --shots ${SHOTS:-3}"
-  [rows-repair]="--schema rows --repair ${REPAIR:-1}"
-  [integrated-rows-repair]="$integrated --no-values --example-rows 3 --repair ${REPAIR:-1}"
+  [plain]="--schema plain --repair 0"
+  [ddl]="--schema ddl --repair 0"
+  [rows]="--schema rows --repair 0"
+  [integrated-novalues]="$integrated --no-values --repair 0"
+  [integrated]="$integrated --repair 0"
+  [integrated-rows]="$integrated --no-values --example-rows 3 --repair 0"
+  [rows-shots]="--schema rows --shots ${SHOTS:-3} --repair 0"
+  [integrated-rows-shots]="$integrated --no-values --example-rows 3 --shots ${SHOTS:-3} --repair 0"
+  [rows-repair]="--schema rows --repair ${REPAIR:-2}"
+  [integrated-rows-repair]="$integrated --no-values --example-rows 3 --repair ${REPAIR:-2}"
 )
 order=(rows integrated-rows integrated integrated-novalues plain ddl)
 [[ $# -gt 0 ]] && order=("$@")

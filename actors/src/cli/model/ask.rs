@@ -55,7 +55,7 @@ pub struct AskArgs {
     pub max_new_tokens: usize,
     /// Repairs: when the answer fails to run, the model answers again with a note on what the
     /// SQLite error names (which table has the column); at most N times. 0: no repairs.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = exspin::prompt::repair::DEFAULT_ROUNDS)]
     pub repair: usize,
     /// Query time limit in seconds.
     #[arg(long, default_value_t = 5.0)]
