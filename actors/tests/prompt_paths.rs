@@ -353,6 +353,42 @@ fn bench_pairs_gives_the_per_pair_gradients_with_each_prompt_run_once() {
     }
 }
 
+/// `exspin generate` with the tiny model, 3 new tokens per answer, into `pred` and `tokens`
+/// (`--tokens-out`), plus `extra` flags; returns its stderr.
+fn generate_tiny(
+    dir: &Path,
+    model: &Path,
+    spider_dir: &Path,
+    pred: &Path,
+    tokens: &Path,
+    extra: &[&str],
+) -> String {
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let cache = s(&dir.join("cache"));
+    let (model, spider_dir, pred, tokens) = (s(model), s(spider_dir), s(pred), s(tokens));
+    let mut argv = vec![
+        "generate",
+        "--model",
+        &model,
+        "--spider",
+        &spider_dir,
+        "--cache",
+        &cache,
+        "--max-new-tokens",
+        "3",
+        "--threads",
+        "1",
+        "--out",
+        &pred,
+        "--tokens-out",
+        &tokens,
+    ];
+    argv.extend_from_slice(extra);
+    let (code, out, err) = exspin(&argv);
+    assert_eq!(code, 0, "{out}\n{err}");
+    err
+}
+
 /// `exspin generate` over a dev set in which one question's database is missing (as Spider's
 /// `wta_1` is from the shared data): that question gets a placeholder line, the others their
 /// answers, so lines stay aligned with the dataset for `exspin eval`.
@@ -376,26 +412,8 @@ fn generate_keeps_lines_aligned_past_a_missing_database() {
     .unwrap();
     let model = tmp.path().join("model");
     tiny_model(&model, &ChatTemplate::ChatMl);
-    let s = |p: &Path| p.to_str().unwrap().to_string();
     let (pred, tokens) = (tmp.path().join("pred.sql"), tmp.path().join("tokens.jsonl"));
-    let (code, out, err) = exspin(&[
-        "generate",
-        "--model",
-        &s(&model),
-        "--spider",
-        &s(&spider_dir),
-        "--cache",
-        &s(&tmp.path().join("cache")),
-        "--max-new-tokens",
-        "3",
-        "--threads",
-        "1",
-        "--out",
-        &s(&pred),
-        "--tokens-out",
-        &s(&tokens),
-    ]);
-    assert_eq!(code, 0, "{out}\n{err}");
+    let err = generate_tiny(tmp.path(), &model, &spider_dir, &pred, &tokens, &[]);
     assert!(err.contains("1 questions have no database"), "{err}");
     let lines: Vec<String> = std::fs::read_to_string(&pred)
         .unwrap()
@@ -432,32 +450,19 @@ fn generate_repairs_failing_answers_with_notes_after_the_question() {
     spider_folder(&spider_dir);
     let model = tmp.path().join("model");
     tiny_model(&model, &ChatTemplate::ChatMl);
-    let s = |p: &Path| p.to_str().unwrap().to_string();
     let run = |repair: &str| {
         let (pred, tokens) = (
             tmp.path().join(format!("pred-{repair}.sql")),
             tmp.path().join(format!("tokens-{repair}.jsonl")),
         );
-        let (code, out, err) = exspin(&[
-            "generate",
-            "--model",
-            &s(&model),
-            "--spider",
-            &s(&spider_dir),
-            "--cache",
-            &s(&tmp.path().join("cache")),
-            "--max-new-tokens",
-            "3",
-            "--threads",
-            "1",
-            "--repair",
-            repair,
-            "--out",
-            &s(&pred),
-            "--tokens-out",
-            &s(&tokens),
-        ]);
-        assert_eq!(code, 0, "{out}\n{err}");
+        let err = generate_tiny(
+            tmp.path(),
+            &model,
+            &spider_dir,
+            &pred,
+            &tokens,
+            &["--repair", repair],
+        );
         let tokens = std::fs::read_to_string(&tokens).unwrap();
         let row: serde_json::Value = serde_json::from_str(tokens.lines().next().unwrap()).unwrap();
         (std::fs::read_to_string(&pred).unwrap(), row, err)

@@ -572,7 +572,17 @@ mod tests {
         let first = run(&mut model, Some(4), &dir);
         assert_eq!(first.stopped_at, Some(4));
         let second = run(&mut model, None, &dir);
-        assert_eq!(second.validations, whole.validations);
+        // Scores agree to f32 rounding: a forward pass may sum in another order from one run
+        // to the next (threaded matmul), which once moved the first score by one f32 ulp.
+        assert_eq!(second.validations.len(), whole.validations.len());
+        for (a, b) in second.validations.iter().zip(&whole.validations) {
+            assert_eq!(a.step, b.step);
+            let close = |x: f64, y: f64| (x - y).abs() <= 1e-6 * x.abs().max(y.abs()).max(1.0);
+            assert!(
+                close(a.score.0, b.score.0) && close(a.score.1, b.score.1),
+                "{a:?} vs {b:?}"
+            );
+        }
         assert_eq!(second.best_step, whole.best_step);
         assert_eq!(second.steps, whole.steps);
         assert!(same(&weights(&base), &whole_weights));
