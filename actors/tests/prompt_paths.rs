@@ -472,9 +472,11 @@ fn generate_repairs_failing_answers_with_notes_after_the_question() {
     assert!(plain.get("repair").is_none(), "{plain}");
     let (repaired_sql, row, err) = run("2");
     assert!(
-        err.contains("2 repairs, 0 failing answers now run"),
+        err.contains("2 repairs, 0 failing answers now run (0 requalified)"),
         "{err}"
     );
+    // The random model's SQL fails with no rule a rewrite applies, so its text stands.
+    assert_eq!(row["repair"]["requalified"], false, "{row}");
     // The first pass is the same with or without repairs; the line holds the last repair's SQL.
     assert_eq!(row["prompt"], plain["prompt"]);
     // (An answer without SQL takes its line as `SELECT 1`.)

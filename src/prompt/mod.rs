@@ -12,6 +12,7 @@
 pub mod ddl;
 pub mod render;
 pub mod repair;
+pub mod requalify;
 pub mod shots;
 pub mod source;
 

@@ -13,66 +13,111 @@
 
 use crate::model::chat::ChatTemplate;
 use crate::schema::introspect::DbInfo;
+use crate::sql::executor::{ExecutorConfig, Outcome, Sandbox};
 
 use super::render::render;
 
 /// Repairs per question by default (`--repair` of `exspin generate` and `exspin ask`): on the
 /// stratified 200 of Spider dev they lift Qwen2.5-Coder-0.5B under the rows prompt from 56.0% to
-/// 59.0% (6 questions gained, none lost; BENCHMARKS.md, "Repairs").
+/// 59.0% (6 questions gained, none lost), and 60.0% with the rewrite after them
+/// ([`super::requalify`]; BENCHMARKS.md, "Repairs").
 pub const DEFAULT_ROUNDS: usize = 2;
+
+/// The sandbox's verdict on `sql` when it calls for a repair: the error text, or None when the
+/// query returned rows (or ran into a limit, which another answer would not fix).
+pub fn failure(sandbox: &Sandbox, sql: &str, config: &ExecutorConfig) -> Option<String> {
+    match sandbox.run(sql, config) {
+        Outcome::Error { message } | Outcome::Rejected { message, .. } => Some(message),
+        Outcome::Rows { .. } | Outcome::Timeout { .. } | Outcome::TooManyRows { .. } => None,
+    }
+}
 
 /// What the model is told about `failed_sql`, which failed with `error` (SQLite's message) on
 /// the database `info` describes: one sentence for the note after the question.
 pub fn feedback(info: &DbInfo, failed_sql: &str, error: &str) -> String {
-    let message = sqlite_message(error);
-    if let Some(name) = named_after(message, "no such column: ") {
-        // `T2.Song_Name` names the column through an alias; the schema knows it bare.
-        let (qualifier, column) = match name.rsplit_once('.') {
-            Some((q, c)) => (Some(q), c),
-            None => (None, name),
-        };
-        let owners: Vec<&str> = info
-            .tables
-            .iter()
-            .filter(|t| {
-                t.columns
-                    .iter()
-                    .any(|c| c.name.eq_ignore_ascii_case(column))
-            })
-            .map(|t| t.name.as_str())
-            .collect();
-        let not_of = qualifier
-            .and_then(|q| aliased_table(info, failed_sql, q))
-            .map(|t| format!(", not of {t}"))
-            .unwrap_or_default();
-        return match owners.as_slice() {
-            [] => format!(
-                "no table has a column named {column}; use only the columns of the CREATE \
-                 TABLE statements."
-            ),
-            [one] => match join_hint(info, failed_sql, one) {
-                Some(joins) => format!(
-                    "{column} is a column of the table {one}{not_of}; reach it with {joins}."
+    match Failure::parse(error) {
+        Failure::NoSuchColumn { qualifier, column } => {
+            let owners: Vec<&str> = info
+                .tables
+                .iter()
+                .filter(|t| {
+                    t.columns
+                        .iter()
+                        .any(|c| c.name.eq_ignore_ascii_case(column))
+                })
+                .map(|t| t.name.as_str())
+                .collect();
+            let not_of = qualifier
+                .and_then(|q| aliased_table(info, failed_sql, q))
+                .map(|t| format!(", not of {t}"))
+                .unwrap_or_default();
+            match owners.as_slice() {
+                [] => format!(
+                    "no table has a column named {column}; use only the columns of the \
+                     CREATE TABLE statements."
                 ),
-                None => format!("{column} is a column of the table {one}{not_of}."),
-            },
-            many => format!(
-                "{column} is a column of the tables {}{not_of}.",
-                many.join(", ")
-            ),
-        };
+                [one] => match join_hint(info, failed_sql, one) {
+                    Some(joins) => format!(
+                        "{column} is a column of the table {one}{not_of}; reach it with {joins}."
+                    ),
+                    None => format!("{column} is a column of the table {one}{not_of}."),
+                },
+                many => format!(
+                    "{column} is a column of the tables {}{not_of}.",
+                    many.join(", ")
+                ),
+            }
+        }
+        Failure::NoSuchTable(name) => {
+            let tables: Vec<&str> = info.tables.iter().map(|t| t.name.as_str()).collect();
+            format!(
+                "there is no table {name}; the tables are {}.",
+                tables.join(", ")
+            )
+        }
+        Failure::Ambiguous(name) => {
+            format!("{name} is in more than one table of the query: write it as table.{name}.")
+        }
+        Failure::Other => format!(
+            "a query for this question failed in SQLite with \"{}\"; avoid that error.",
+            sqlite_message(error)
+        ),
     }
-    if let Some(name) = named_after(message, "no such table: ") {
-        let tables: Vec<&str> = info.tables.iter().map(|t| t.name.as_str()).collect();
-        return format!(
-            "there is no table {name}; the tables are {}.",
-            tables.join(", ")
-        );
+}
+
+/// What SQLite's message says went wrong, for the errors a repair has a rule for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure<'a> {
+    /// `no such column: T2.Song_Name` (qualifier `T2`) or `no such column: Song_Name`.
+    NoSuchColumn {
+        qualifier: Option<&'a str>,
+        column: &'a str,
+    },
+    NoSuchTable(&'a str),
+    /// `ambiguous column name: Name`.
+    Ambiguous(&'a str),
+    Other,
+}
+
+impl<'a> Failure<'a> {
+    /// Reads rusqlite's text of an error (SQLite's message, then the statement).
+    pub fn parse(error: &'a str) -> Failure<'a> {
+        let message = sqlite_message(error);
+        if let Some(name) = named_after(message, "no such column: ") {
+            let (qualifier, column) = match name.rsplit_once('.') {
+                Some((q, c)) => (Some(q), c),
+                None => (None, name),
+            };
+            return Failure::NoSuchColumn { qualifier, column };
+        }
+        if let Some(name) = named_after(message, "no such table: ") {
+            return Failure::NoSuchTable(name);
+        }
+        if let Some(name) = named_after(message, "ambiguous column name: ") {
+            return Failure::Ambiguous(name);
+        }
+        Failure::Other
     }
-    if let Some(name) = named_after(message, "ambiguous column name: ") {
-        return format!("{name} is in more than one table of the query: write it as table.{name}.");
-    }
-    format!("a query for this question failed in SQLite with \"{message}\"; avoid that error.")
 }
 
 /// The text the model continues for a repair: the prompt of `schema_prompt` with `notes` (one

@@ -54,7 +54,9 @@ pub struct AskArgs {
     #[arg(long, default_value_t = 200)]
     pub max_new_tokens: usize,
     /// Repairs: when the answer fails to run, the model answers again with a note on what the
-    /// SQLite error names (which table has the column); at most N times. 0: no repairs.
+    /// SQLite error names (which table has the column); at most N times. One that still names a
+    /// column through the wrong table of its joins is rewritten through the table that has it.
+    /// 0: no repairs.
     #[arg(long, value_name = "N", default_value_t = exspin::prompt::repair::DEFAULT_ROUNDS)]
     pub repair: usize,
     /// Query time limit in seconds.
@@ -69,12 +71,13 @@ pub struct AskArgs {
     #[command(flatten)]
     pub compute: ComputeArgs,
     /// One JSON object on stdout: {"question", "sql", "answer", "outcome", "prompt_ids" (of the
-    /// first prompt), "repairs"}.
+    /// first prompt), "repairs", "requalified"}.
     #[arg(long)]
     pub json: bool,
 }
 
 /// One greedy answer: the raw text, the extracted SQL, and the token ids in and out.
+#[derive(Debug, Clone)]
 pub struct Answer {
     pub text: String,
     pub sql: String,
@@ -171,7 +174,7 @@ pub fn run(args: AskArgs) -> anyhow::Result<()> {
         1,
         &mut prefixes,
     )?;
-    let mut repairs = 0;
+    let (mut repairs, mut requalified) = (0, false);
     if args.repair > 0 {
         let asked = [super::repair::Asked {
             schema_prompt,
@@ -189,6 +192,7 @@ pub fn run(args: AskArgs) -> anyhow::Result<()> {
             &mut prefixes,
         )?;
         repairs = done.stats.turns;
+        requalified = done.requalified[0];
         if let Some(last) = done.last.into_iter().next().flatten() {
             answers = vec![last];
         }
@@ -209,7 +213,8 @@ pub fn run(args: AskArgs) -> anyhow::Result<()> {
         println!(
             "{}",
             json!({ "question": args.question, "sql": sql, "answer": raw, "outcome": outcome,
-                    "prompt_ids": prompt_ids, "repairs": repairs })
+                    "prompt_ids": prompt_ids, "repairs": repairs,
+                    "requalified": requalified })
         );
     } else {
         println!("SQL: {sql}");

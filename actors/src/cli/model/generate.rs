@@ -46,15 +46,18 @@ pub struct GenerateArgs {
     pub mode: crate::cli::args::PromptModeArgs,
     /// Repairs: an answer that fails to run (an SQLite error) is answered again, greedily, with a
     /// note after the question on what the error names (which table has the column); at most N
-    /// times per question. Only the database is consulted, never the gold answer. 0: one greedy
-    /// pass (what the prompt table of BENCHMARKS.md compares prompts with).
+    /// times per question. One that still fails, naming a column through the wrong table of its
+    /// joins, is rewritten through the table that has it. Only the database is consulted, never
+    /// the gold answer. 0: one greedy pass (what the prompt table of BENCHMARKS.md compares
+    /// prompts with).
     #[arg(long, value_name = "N", default_value_t = exspin::prompt::repair::DEFAULT_ROUNDS)]
     pub repair: usize,
     #[command(flatten)]
     pub schema_args: crate::cli::args::SchemaArgs,
     /// Also append {"prompt": [ids], "generated": [ids]} per question to this JSONL file (the
     /// input of `exspin bench quant-agreement`), with the answer's "sql", and {"repair":
-    /// {"prompt", "generated", "sql"}} for the last repair of a repaired answer.
+    /// {"prompt", "generated", "sql", "requalified"}} for the last repair of a repaired answer
+    /// ("requalified": its "sql" is the rewrite, not the model's text).
     #[arg(long, value_name = "FILE")]
     pub tokens_out: Option<PathBuf>,
     #[command(flatten)]
@@ -137,12 +140,12 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let mut answered = 0usize;
     let mut prefixes = exspin::model::prefix_cache::PrefixCache::new(args.prefix_cache_mib << 20);
-    // Questions go in chunks of a few batches (the file grows chunk by chunk, so an interrupted
-    // run loses at most one); within a chunk, slots refill continuously and each database's
-    // schema prefix is prefilled once (the prefix cache).
     // The schema of each database the repair turns point into, read once.
     let mut schemas: HashMap<String, (PathBuf, DbInfo)> = HashMap::new();
     let mut repairs = super::repair::RepairStats::default();
+    // Questions go in chunks of a few batches (the file grows chunk by chunk, so an interrupted
+    // run loses at most one); within a chunk, slots refill continuously and each database's
+    // schema prefix is prefilled once (the prefix cache).
     for chunk in todo.chunks(4 * args.batch.max(1)) {
         let evaluable: Vec<&exspin::data::Example> = chunk
             .iter()
@@ -168,6 +171,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             )?
         };
         let mut repaired: Vec<Option<Answer>> = Vec::new();
+        let mut requalified: Vec<bool> = Vec::new();
         if args.repair > 0 && !answers.is_empty() {
             for ex in &evaluable {
                 if !schemas.contains_key(&ex.db_id) {
@@ -201,10 +205,13 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             )?;
             repairs.turns += done.stats.turns;
             repairs.fixed += done.stats.fixed;
+            repairs.requalified += done.stats.requalified;
             repaired = done.last;
+            requalified = done.requalified;
         }
         repaired.resize_with(answers.len(), || None);
-        let mut answers = answers.into_iter().zip(repaired);
+        requalified.resize(answers.len(), false);
+        let mut answers = answers.into_iter().zip(repaired).zip(requalified);
         for (i, _) in chunk {
             let a = if data.is_evaluable(*i) {
                 answers.next()
@@ -212,19 +219,20 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
                 None
             };
             // One query per line: an empty answer still takes its line so lines stay aligned.
-            let sql = a.as_ref().map_or("", |(first, last)| {
+            let sql = a.as_ref().map_or("", |((first, last), _)| {
                 last.as_ref().unwrap_or(first).sql.as_str()
             });
             writeln!(out, "{}", if sql.is_empty() { "SELECT 1" } else { sql })?;
             if let Some(t) = tokens_out.as_mut() {
                 let mut row = serde_json::json!({ "prompt": [], "generated": [] });
-                if let Some((first, last)) = a {
+                if let Some(((first, last), requalified)) = a {
                     row = serde_json::json!({
                         "prompt": first.prompt_ids, "generated": first.generated, "sql": first.sql
                     });
                     if let Some(last) = last {
                         row["repair"] = serde_json::json!({
-                            "prompt": last.prompt_ids, "generated": last.generated, "sql": last.sql
+                            "prompt": last.prompt_ids, "generated": last.generated, "sql": last.sql,
+                            "requalified": requalified
                         });
                     }
                 }
@@ -239,8 +247,8 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         let reused = prefixes.stats().reused_tokens;
         let repaired = if args.repair > 0 {
             format!(
-                ", {} repairs, {} failing answers now run",
-                repairs.turns, repairs.fixed
+                ", {} repairs, {} failing answers now run ({} requalified)",
+                repairs.turns, repairs.fixed, repairs.requalified
             )
         } else {
             String::new()
