@@ -143,8 +143,22 @@ impl StopFlag {
                 _ = term.recv() => {}
                 _ = int.recv() => {}
             }
-            eprintln!("stop requested: finishing the current step, then writing a checkpoint");
+            eprintln!(
+                "stop requested: finishing the current step, then writing a checkpoint (a second \
+                 Ctrl-C exits at once)"
+            );
             f.request();
+            // A step can be long (a dev pass, a round's generation). Everything on disk is
+            // written atomically, so leaving now costs the work since the last checkpoint and
+            // corrupts nothing; `exspin resume` goes on from there.
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            eprintln!(
+                "second stop request: exiting now; `exspin resume` continues from the last checkpoint"
+            );
+            std::process::exit(130);
         });
         Ok(flag)
     }

@@ -232,6 +232,115 @@ values = [0.1, 0.6]
     assert!(stderr.contains("--threads must be at least 1"), "{stderr}");
 }
 
+/// Ctrl-C reaches the experiment (the run is in its own process group, as a terminal would leave
+/// it): the run in progress stops at a checkpoint, keeps its time, the next method does not
+/// start, no process goes on alone; the same command then finishes with every sample trained
+/// exactly once.
+#[test]
+fn experiment_stops_on_ctrl_c_at_a_checkpoint_and_the_same_command_finishes_it() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/demo-fake.toml");
+    let exp = dir.path().join("exp.toml");
+    let (rounds, prompts, samples) = (3, 12, 2);
+    std::fs::write(
+        &exp,
+        format!(
+            r#"base = {base:?}
+set = {{ "run.rounds" = {rounds}, "run.prompts_per_round" = {prompts}, "run.samples_per_prompt" = {samples}, "run.train_batch" = 2, "run.replay_capacity" = 4, "run.checkpoint_every" = 3, "model.fake_step_ms" = 40 }}
+main = "SPIN"
+[[method]]
+name = "SPIN"
+set = {{ "run.mode" = "spin" }}
+[[method]]
+name = "ExSPIN"
+set = {{ "run.mode" = "exspin" }}
+"#
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let experiment = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_exspin"));
+        c.arg("experiment")
+            .arg(&exp)
+            .arg("--out")
+            .arg(&out)
+            .args(["--threads", "1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        c
+    };
+    let spin = out.join("runs/spin");
+    let steps =
+        || std::fs::read_to_string(spin.join("metrics.jsonl")).map_or(0, |t| t.lines().count());
+    let mut child = experiment().spawn().unwrap();
+    let started = Instant::now();
+    while steps() < 2 {
+        assert!(child.try_wait().unwrap().is_none(), "ended before training");
+        assert!(started.elapsed() < Duration::from_secs(60), "no train step");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let stopped = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&stopped.stderr);
+    assert!(!stopped.status.success(), "{err}");
+    assert!(err.contains("stopped on request during SPIN"), "{err}");
+    // The run wrote a checkpoint and its summary on the way out, and its time was kept.
+    let summary = |dir: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap()
+    };
+    assert_eq!(summary(&spin)["finished"], false);
+    assert!(
+        std::fs::read_dir(spin.join("checkpoints")).is_ok_and(|mut d| d.next().is_some()),
+        "{err}"
+    );
+    let resources: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(spin.join("resources.json")).unwrap()).unwrap();
+    assert!(resources["wall_s"].as_f64().unwrap() > 0.0, "{resources}");
+    assert!(!out.join("runs/exspin").exists(), "the next method started");
+    // Nothing trains on alone after the experiment has exited.
+    let after = steps();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        steps(),
+        after,
+        "the run went on after the experiment stopped"
+    );
+
+    let done = experiment().output().unwrap();
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{err}");
+    assert!(err.contains("SPIN: resumed and done"), "{err}");
+    let s = summary(&spin);
+    assert_eq!(s["finished"], true);
+    let ids: Vec<&str> = s["samples_trained_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let unique: std::collections::BTreeSet<&&str> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "a sample trained twice");
+    // SPIN pairs every generation: all of them, once.
+    assert_eq!(ids.len(), rounds * prompts * samples);
+    assert_eq!(summary(&out.join("runs/exspin"))["finished"], true);
+    let resumed: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(spin.join("resources.json")).unwrap()).unwrap();
+    assert!(
+        resumed["wall_s"].as_f64() > resources["wall_s"].as_f64(),
+        "{resumed}"
+    );
+}
+
 #[test]
 fn experiment_with_seeds_runs_every_method_per_seed_once_and_reports_means_and_paired_tests() {
     let dir = tempfile::tempdir().unwrap();

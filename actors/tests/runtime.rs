@@ -210,6 +210,29 @@ fn several_generators_train_the_same_samples_exactly_once() {
     let last: serde_json::Value = serde_json::from_str(metrics.lines().last().unwrap()).unwrap();
     assert!(last["generated_tokens"].as_u64().unwrap() > 0, "{last}");
     assert!(last["generated_tokens_per_s"].as_f64().is_some(), "{last}");
+    // One line per closed round, in order, its pair count the summary's at the last.
+    let rounds: Vec<serde_json::Value> =
+        std::fs::read_to_string(tmp.path().join("three/rounds.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    assert_eq!(rounds.len() as u64, three.rounds, "{rounds:?}");
+    for (k, r) in rounds.iter().enumerate() {
+        assert_eq!(r["round"], k as u64, "{r}");
+        assert_eq!(r["version"], k as u64 + 1, "{r}");
+    }
+    let pairs = |r: &serde_json::Value| r["pairs_trained"].as_u64().unwrap();
+    assert!(rounds.windows(2).all(|w| pairs(&w[0]) <= pairs(&w[1])));
+    assert_eq!(pairs(rounds.last().unwrap()), three.pairs_trained as u64);
+    if cfg!(target_os = "linux") {
+        assert!(
+            rounds
+                .iter()
+                .all(|r| r["peak_rss_bytes"].as_u64() > Some(0)),
+            "{rounds:?}"
+        );
+    }
 
     // Spin trains every sample: each exactly once, over three opponents.
     let mut s = small(Mode::Spin);
@@ -555,6 +578,61 @@ fn a_failure_past_the_restart_budget_stops_the_run_with_a_checkpoint() {
     let resumed = check_ok(exspin().arg("resume").arg(&run).output().unwrap());
     let s = read_summary(&run);
     assert!(s.finished, "{resumed}");
+    assert_spin_complete(&s, &c);
+}
+
+/// A second Ctrl-C does not wait for a long step: the run exits at once (130), and resume still
+/// trains every sample exactly once from the last checkpoint.
+#[test]
+fn a_second_ctrl_c_exits_at_once_and_resume_still_trains_each_sample_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = small(Mode::Spin);
+    c.run.rounds = 1;
+    c.run.prompts_per_round = 4;
+    c.run.train_batch = 4;
+    c.run.replay_capacity = 8;
+    c.run.checkpoint_every = 1;
+    // Two train steps of 3 s each: waiting for the second would show in the exit time.
+    fake(&mut c).step_ms = 3000;
+    let cfg = tmp.path().join("long-steps.toml");
+    std::fs::write(&cfg, toml::to_string(&c).unwrap()).unwrap();
+    let run = tmp.path().join("run");
+    let mut child = exspin()
+        .arg("run")
+        .arg(&cfg)
+        .arg("--run-dir")
+        .arg(&run)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("a checkpoint", &mut child, || has_checkpoint(&run));
+    let pid = child.id().to_string();
+    let interrupt = || {
+        assert!(
+            Command::new("kill")
+                .args(["-INT", &pid])
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    interrupt();
+    std::thread::sleep(Duration::from_millis(300));
+    let second = Instant::now();
+    interrupt();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        second.elapsed() < Duration::from_millis(2500),
+        "the second Ctrl-C waited {:?} for the step",
+        second.elapsed()
+    );
+    assert!(err.contains("second stop request"), "{err}");
+    check_ok(exspin().arg("resume").arg(&run).output().unwrap());
+    let s = read_summary(&run);
+    assert!(s.finished);
     assert_spin_complete(&s, &c);
 }
 

@@ -62,11 +62,17 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
             .iter()
             .filter(|r| args.only.is_empty() || args.only.contains(&r.name))
             .collect();
+        // Ctrl-C / SIGTERM: the run in progress stops at a checkpoint, then the experiment.
+        runner::count_stop_requests();
         for (i, run) in todo.iter().enumerate() {
             let label = match run.seed {
                 Some(s) => format!("{} (seed {s})", run.name),
                 None => run.name.clone(),
             };
+            anyhow::ensure!(
+                runner::stop_requests() == 0,
+                "stopped on request before {label}; the same command continues the experiment"
+            );
             eprintln!("[{}/{}] {label} …", i + 1, todo.len());
             // One version 0 per SFT signature: a later run (another method, another seed) starts
             // from an earlier one's.
@@ -82,6 +88,12 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
                 Step::Skipped => "already finished",
                 Step::Ran => "done",
                 Step::Resumed => "resumed and done",
+                Step::Stopped => {
+                    anyhow::bail!(
+                        "stopped on request during {label}; its time so far is kept, and the same \
+                         command continues the experiment where it stopped"
+                    )
+                }
             };
             let o = outcome::read(&run.name, &args.out.join("runs").join(&run.slug))?;
             eprintln!(

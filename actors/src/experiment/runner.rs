@@ -8,6 +8,7 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -138,6 +139,36 @@ pub enum Step {
     Skipped,
     Ran,
     Resumed,
+    /// A stop was requested while it ran (it stopped at a checkpoint, or at once on a second
+    /// request): the experiment stops, and the same command continues it.
+    Stopped,
+}
+
+/// Stop requests (SIGINT, SIGTERM) the experiment has received.
+static STOP_REQUESTS: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn count_stop_request(_: libc::c_int) {
+    // Only an atomic add: async-signal-safe.
+    STOP_REQUESTS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// From now on SIGINT and SIGTERM are counted instead of killing the experiment. Each run's
+/// process has its own process group (a terminal's Ctrl-C reaches only the experiment), and the
+/// experiment passes every request on to it: the first makes the run finish its step and write a
+/// checkpoint, a second makes it exit at once. Either way the experiment then stops, with each
+/// run's time so far kept, so that the same command continues where it stopped.
+pub fn count_stop_requests() {
+    let handler = count_stop_request as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: the handler only does an atomic add, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, handler);
+        libc::signal(libc::SIGTERM, handler);
+    }
+}
+
+/// How many stop requests the experiment has received (see [`count_stop_requests`]).
+pub fn stop_requests() -> usize {
+    STOP_REQUESTS.load(Ordering::SeqCst)
 }
 
 /// Runs `run` into `OUT/runs/{slug}` with the `exspin` binary `exe`: skipped when it already
@@ -189,6 +220,21 @@ pub fn execute(
         .append(true)
         .open(&log_path)
         .with_context(|| format!("opening {}", log_path.display()))?;
+    // Its own process group: stop requests reach it through the experiment, counted once each.
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+        #[cfg(target_os = "linux")]
+        // SAFETY: prctl is async-signal-safe; between fork and exec nothing else runs.
+        unsafe {
+            // Should the experiment itself be killed, the run is asked to stop too, rather than
+            // going on alone where a rerun of the experiment would start a second one.
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+    }
     let started = Instant::now();
     let child = cmd
         .stdout(log.try_clone()?)
@@ -198,13 +244,7 @@ pub fn execute(
         .with_context(|| format!("starting {}", exe.display()))?;
     let (status, peak) = wait_with_peak_rss(&child)?;
     let wall = started.elapsed().as_secs_f64();
-    anyhow::ensure!(
-        status == ExitStatus::Exited(0),
-        "the run of {:?} failed ({status:?}); its output is in {}",
-        run.name,
-        log_path.display()
-    );
-    // A resumed run adds its time to what the earlier part took.
+    // The time is kept whether the run finished, stopped or failed: a rerun resumes it and adds.
     let previous: Resources = if resumable {
         std::fs::read_to_string(run_dir.join("resources.json"))
             .ok()
@@ -233,6 +273,15 @@ pub fn execute(
         run_dir.join("resources.json"),
         serde_json::to_vec_pretty(&resources)?,
     )?;
+    if stop_requests() > 0 {
+        return Ok(Step::Stopped);
+    }
+    anyhow::ensure!(
+        status == ExitStatus::Exited(0),
+        "the run of {:?} failed ({status:?}); its output is in {}",
+        run.name,
+        log_path.display()
+    );
     Ok(if resumable { Step::Resumed } else { Step::Ran })
 }
 
@@ -257,10 +306,17 @@ pub enum ExitStatus {
 
 /// Waits for `child` and returns how it ended with its peak resident set in bytes, from the kernel's
 /// own accounting (`wait4`'s `ru_maxrss`), so even a run shorter than any sampling interval has
-/// its true peak. The child is reaped here: do not call `wait` on it afterwards.
+/// its true peak. Each stop request the experiment receives meanwhile is passed on to the child
+/// as a SIGINT. The child is reaped here: do not call `wait` on it afterwards.
 pub fn wait_with_peak_rss(child: &std::process::Child) -> anyhow::Result<(ExitStatus, u64)> {
     let pid = libc::pid_t::try_from(child.id()).context("child pid out of range")?;
+    let mut passed_on = 0;
     loop {
+        while passed_on < stop_requests() {
+            // SAFETY: pid is our own child's, not reaped yet.
+            unsafe { libc::kill(pid, libc::SIGINT) };
+            passed_on += 1;
+        }
         let mut status: libc::c_int = 0;
         // SAFETY: `rusage` is plain old data that wait4 fills in; zeroed is a valid value.
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };

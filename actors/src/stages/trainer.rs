@@ -131,11 +131,31 @@ async fn on_batch(ctx: &Arc<Ctx>, batch: Batch) -> Result<(), ActorProcessingErr
         let weights = tokio::task::spawn_blocking(move || learner.lock().publish()).await??;
         ctx.stats.add(Stage::Trainer, started.elapsed());
         metrics::gauge!("exspin_version").set(weights.version as f64);
-        {
+        let (pairs_trained, generate_seconds, train_step_seconds) = {
             let mut j = ctx.journal.lock();
             j.next_round();
             j.weights = Some(weights.clone());
-        }
+            (j.trained_count, j.generate_seconds, j.train_step_seconds)
+        };
+        // One line per closed round (`RUN/rounds.jsonl`): wall clock, pairs so far and the
+        // round's peak memory, for the per-round table of a long run. A round closed again after
+        // a resume appends a second line; the last one for a round counts.
+        let line = json!({"round": batch.round, "version": weights.version,
+                          "unix_s": std::time::SystemTime::now()
+                              .duration_since(std::time::UNIX_EPOCH)
+                              .map_or(0.0, |d| d.as_secs_f64()),
+                          "elapsed_s": ctx.stats.started.elapsed().as_secs_f64(),
+                          "pairs_trained": pairs_trained,
+                          "generate_seconds": generate_seconds,
+                          "train_step_seconds": train_step_seconds,
+                          "peak_rss_bytes": crate::observe::memory::peak_rss_bytes()});
+        crate::observe::memory::reset_peak();
+        let path = ctx.run_dir.join("rounds.jsonl");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        writeln!(f, "{line}")?;
         send!(
             ctx,
             supervisor,
