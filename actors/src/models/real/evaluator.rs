@@ -72,6 +72,10 @@ impl RealEvaluator {
             ..GenerateConfig::default()
         };
         let mut preds = Vec::with_capacity(self.dev.len());
+        let started = std::time::Instant::now();
+        // A line at every tenth of the pass: on a CPU a pass takes tens of minutes, and a run in
+        // the background (its stderr a log file, no progress bar) would otherwise say nothing.
+        let mut tenths_told = 0;
         for part in self.dev.chunks(self.chunk.max(1)) {
             let ids: Vec<Vec<u32>> = part
                 .iter()
@@ -82,6 +86,16 @@ impl RealEvaluator {
                 gens.iter()
                     .map(|g| exspin::prompt::answer_sql(chat, &g.text)),
             );
+            let tenths = 10 * preds.len() / self.dev.len();
+            if tenths > tenths_told && preds.len() < self.dev.len() {
+                tenths_told = tenths;
+                eprintln!(
+                    "dev pass: {}/{} answered ({:.1} s a question)",
+                    preds.len(),
+                    self.dev.len(),
+                    started.elapsed().as_secs_f64() / preds.len() as f64
+                );
+            }
         }
         let items = self
             .dev
