@@ -9,7 +9,9 @@ use anyhow::Context;
 use exspin::data::database_path;
 use exspin::eval::Judge;
 use exspin::model::chat::ChatTemplate;
-use exspin::model::generate::{GenerateConfig, generate};
+use exspin::model::continuous::generate_continuous;
+use exspin::model::generate::GenerateConfig;
+use exspin::model::prefix_cache::PrefixCache;
 use exspin::sql::classify::{KeyInfo, classify};
 use exspin::sql::executor::ExecutorPool;
 
@@ -19,6 +21,10 @@ use crate::models::compute::Compute;
 use crate::protocol::seams::{
     DevEvaluator, PromptItem, Sample, SeamResult, Verdict, WeightsHandle,
 };
+
+/// Memory for the KV caches of recent schema prefixes during a dev pass (`exspin generate`'s
+/// default `--prefix-cache-mib`).
+const DEV_PREFIX_CACHE_BYTES: usize = 512 << 20;
 
 pub struct RealEvaluator {
     pub run_dir: PathBuf,
@@ -76,12 +82,26 @@ impl RealEvaluator {
         // A line at every tenth of the pass: on a CPU a pass takes tens of minutes, and a run in
         // the background (its stderr a log file, no progress bar) would otherwise say nothing.
         let mut tenths_told = 0;
-        for part in self.dev.chunks(self.chunk.max(1)) {
+        // As `exspin generate` answers: continuous batching over `chunk` rows, and each
+        // database's schema prefilled once for its questions (dev is in dataset order, so a
+        // database's questions come together). Greedy, the same answers as static batches.
+        let mut prefixes = PrefixCache::new(DEV_PREFIX_CACHE_BYTES);
+        let rows = self.chunk.max(1);
+        for part in self.dev.chunks(4 * rows) {
             let ids: Vec<Vec<u32>> = part
                 .iter()
                 .map(|p| Ok(exspin::prompt::prompt_ids(tokenizer, chat, &p.prompt)?))
                 .collect::<anyhow::Result<_>>()?;
-            let gens = generate(model, tokenizer, special, &ids, &cfg)?;
+            let gens = generate_continuous(
+                model,
+                tokenizer,
+                special,
+                &ids,
+                None,
+                &cfg,
+                rows,
+                Some(&mut prefixes),
+            )?;
             preds.extend(
                 gens.iter()
                     .map(|g| exspin::prompt::answer_sql(chat, &g.text)),
