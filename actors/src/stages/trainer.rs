@@ -108,12 +108,7 @@ async fn on_batch(ctx: &Arc<Ctx>, batch: Batch) -> Result<(), ActorProcessingErr
                           "generated_tokens": tokens, "generated_tokens_per_s": tokens_per_s,
                           "trained_tokens": m.tokens,
                           "elapsed_s": ctx.stats.started.elapsed().as_secs_f64()});
-        let path = ctx.run_dir.join("metrics.jsonl");
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)?;
-        writeln!(f, "{line}")?;
+        append_line(&ctx.run_dir.join("metrics.jsonl"), &line)?;
         let every = ctx.config.run.checkpoint_every;
         if every > 0 && step % every == 0 {
             let started = std::time::Instant::now();
@@ -150,12 +145,7 @@ async fn on_batch(ctx: &Arc<Ctx>, batch: Batch) -> Result<(), ActorProcessingErr
                           "train_step_seconds": train_step_seconds,
                           "peak_rss_bytes": crate::observe::memory::peak_rss_bytes()});
         crate::observe::memory::reset_peak();
-        let path = ctx.run_dir.join("rounds.jsonl");
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)?;
-        writeln!(f, "{line}")?;
+        append_line(&ctx.run_dir.join("rounds.jsonl"), &line)?;
         send!(
             ctx,
             supervisor,
@@ -166,6 +156,15 @@ async fn on_batch(ctx: &Arc<Ctx>, batch: Batch) -> Result<(), ActorProcessingErr
         );
     }
     Ok(())
+}
+
+/// Appends one JSON line to a log of the run (`metrics.jsonl`, `rounds.jsonl`).
+fn append_line(path: &std::path::Path, line: &serde_json::Value) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    writeln!(f, "{line}")
 }
 
 /// Takes the cut while the trainer is between steps: the replay buffer and the journal in one
