@@ -14,6 +14,8 @@ use clap::Parser;
 static ALLOC: exspin_kernels::alloc::CountingAllocator = exspin_kernels::alloc::CountingAllocator;
 
 fn main() -> std::process::ExitCode {
+    // Before any thread starts: each inherits the mode (src/model/denormals.rs says why).
+    exspin::model::denormals::set_flush(true);
     heap::tune_for_training();
     exspin_kernels::alloc::CountingAllocator::mark_installed();
     let cli = cli::Cli::parse();

@@ -252,7 +252,7 @@ fn prepare_stoppable(
     };
     Ok(Prepared::Ready(Arc::new(Ctx {
         weights_of,
-        journal: Arc::new(Mutex::new(Journal::default())),
+        journal: Arc::new(Mutex::new(Journal::fresh())),
         ledger: Mutex::new(crate::state::ledger::Ledger::new(run_dir)),
         peers: RwLock::new(Default::default()),
         faults,
@@ -273,6 +273,7 @@ fn prepare_stoppable(
         stats: Default::default(),
         progress: Default::default(),
         gave_up: Mutex::new(None),
+        round_clock: Mutex::new(std::time::Instant::now()),
     })))
 }
 
@@ -343,6 +344,8 @@ fn restore(ctx: &Ctx, dir: &Path, meta: CheckpointMeta) -> anyhow::Result<Buffer
         g.lock().load_version(&weights)?;
     }
     truncate_metrics(&ctx.run_dir.join("metrics.jsonl"), meta.step)?;
+    // The round's time goes on from the checkpoint's count: what ran after it is run again.
+    *ctx.round_clock.lock() = std::time::Instant::now();
     *ctx.journal.lock() = meta.journal;
     Ok(meta.buffer)
 }

@@ -296,7 +296,8 @@ fn bench_rollout_draws_the_same_samples_and_log_probs_both_ways() {
 
 /// `exspin bench pairs` on a tiny model: the prompt-shared layout gives the per-pair layout's
 /// loss and gradients (LoRA with activation checkpointing, and full fine-tuning without), for
-/// three questions of one database with two negatives each.
+/// three questions of one database with two negatives each; with `--compare denormals`, flushing
+/// subnormals to zero gives the same loss and gradients.
 #[test]
 fn bench_pairs_gives_the_per_pair_gradients_with_each_prompt_run_once() {
     let tmp = tempfile::tempdir().unwrap();
@@ -318,7 +319,12 @@ fn bench_pairs_gives_the_per_pair_gradients_with_each_prompt_run_once() {
     let model = tmp.path().join("model");
     tiny_model(&model, &ChatTemplate::ChatMl);
     let s = |p: &Path| p.to_str().unwrap().to_string();
-    for extra in [&[][..], &["--full", "--no-checkpointing"][..]] {
+    // The layouts (LoRA with checkpointing, full without), and subnormals kept against flushed.
+    for extra in [
+        &[][..],
+        &["--full", "--no-checkpointing"][..],
+        &["--compare", "denormals"][..],
+    ] {
         let (model, spider, cache) = (s(&model), s(&spider_dir), s(&tmp.path().join("cache")));
         let mut argv = vec![
             "bench",
@@ -350,6 +356,12 @@ fn bench_pairs_gives_the_per_pair_gradients_with_each_prompt_run_once() {
         assert!(report["max_loss_diff"].as_f64().unwrap() < 1e-5, "{report}");
         assert_eq!(report["prompts"], 3, "{report}");
         assert!(report["speedup"].as_f64().unwrap() > 0.0, "{report}");
+        let compare = if extra.contains(&"denormals") {
+            "denormals"
+        } else {
+            "layout"
+        };
+        assert_eq!(report["compare"], compare, "{report}");
     }
 }
 

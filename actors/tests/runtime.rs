@@ -630,10 +630,40 @@ fn a_second_ctrl_c_exits_at_once_and_resume_still_trains_each_sample_once() {
         second.elapsed()
     );
     assert!(err.contains("second stop request"), "{err}");
+    // The round's wall time goes on from the checkpoint's count: the step the exit cut short is
+    // trained again after the resume, and counted once.
+    let (_, meta) = exspin_actors::state::checkpoint::read_latest(&run).unwrap();
+    let counted = meta
+        .journal
+        .round_seconds
+        .expect("a fresh run counts its round's time");
+    assert!(
+        counted >= 3.0,
+        "a step of 3 s came before the checkpoint: {counted}"
+    );
+    let resumed = Instant::now();
     check_ok(exspin().arg("resume").arg(&run).output().unwrap());
+    let resume_wall = resumed.elapsed().as_secs_f64();
     let s = read_summary(&run);
     assert!(s.finished);
     assert_spin_complete(&s, &c);
+    let line: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(run.join("rounds.jsonl"))
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
+    let round_seconds = line["round_seconds"].as_f64().unwrap();
+    let pairs = (c.run.prompts_per_round * c.run.samples_per_prompt) as u64;
+    let untrained_steps = (pairs - meta.journal.trained_count).div_ceil(c.run.train_batch as u64);
+    assert!(
+        round_seconds >= counted + 3.0 * untrained_steps as f64
+            && round_seconds <= counted + resume_wall,
+        "{round_seconds} s: {counted} s counted at the checkpoint, {untrained_steps} step(s) of \
+         3 s after it, a resume of {resume_wall} s"
+    );
 }
 
 #[test]

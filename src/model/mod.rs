@@ -15,12 +15,14 @@
 //! * [`shared_prompt`] — training log-probs with a prompt run once for its gold and negatives.
 //! * [`rollout`] — a rollout's reference log-probs from decoding and one prefill per prompt.
 //! * [`checkpoint`] — a Hugging Face folder out (atomic), PEFT adapters, optimizer state.
+//! * [`denormals`] — subnormal floats flushed to zero on the threads that compute.
 
 pub mod chat;
 pub mod checkpoint;
 pub mod config;
 pub mod continuous;
 pub mod decoder;
+pub mod denormals;
 pub mod generate;
 mod layered;
 pub mod load;

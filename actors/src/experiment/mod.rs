@@ -12,6 +12,7 @@ pub mod outcome;
 pub mod overrides;
 pub mod plot;
 pub mod report;
+pub mod rounds;
 pub mod runner;
 pub mod stats;
 pub mod summary;

@@ -47,6 +47,9 @@ pub struct Outcome {
     /// the file has no ids), for the paired tests. Not written to `results.json`.
     #[serde(skip)]
     pub per_question: BTreeMap<String, bool>,
+    /// Each evaluated version against version 0, with its round's cost.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub round_rows: Vec<super::rounds::RoundRow>,
 }
 
 impl Outcome {
@@ -137,7 +140,9 @@ pub fn read(name: &str, run_dir: &Path) -> anyhow::Result<Outcome> {
         dev_ex.push(after);
     }
     dev_ex.extend(s.dev_ex_per_round);
+    let round_rows = super::rounds::read(run_dir, &pairs_per_round)?;
     Ok(Outcome {
+        round_rows,
         name: name.into(),
         dev_ex,
         rounds: s.rounds,
@@ -154,26 +159,14 @@ pub fn read(name: &str, run_dir: &Path) -> anyhow::Result<Outcome> {
 
 /// The per-example verdict file of the highest round, if the evaluator wrote any.
 fn last_dev_file(run_dir: &Path) -> anyhow::Result<Option<std::path::PathBuf>> {
-    let dir = run_dir.join("dev");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Ok(None);
-    };
-    let mut best: Option<(u64, std::path::PathBuf)> = None;
-    for e in entries {
-        let path = e?.path();
-        let round = path.file_name().and_then(|n| n.to_str()).and_then(|n| {
-            n.strip_prefix("round-")?
-                .strip_suffix(".jsonl")?
-                .parse()
-                .ok()
-        });
-        if let Some(r) = round
-            && best.as_ref().is_none_or(|(b, _)| r > *b)
-        {
-            best = Some((r, path));
-        }
-    }
-    Ok(best.map(|(_, p)| p))
+    Ok(super::rounds::dev_files(run_dir)?
+        .pop_last()
+        .map(|(_, p)| p))
+}
+
+/// The verdict per dev question of one `dev/round-{r}.jsonl`.
+pub(super) fn verdicts_of(file: &Path) -> anyhow::Result<BTreeMap<String, bool>> {
+    Ok(tally_by_type(file)?.per_question)
 }
 
 /// What one `dev/round-{r}.jsonl` holds.

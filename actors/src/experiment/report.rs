@@ -194,6 +194,55 @@ pub fn table_resources(r: &Results) -> String {
     s
 }
 
+/// Every run's evaluated versions against its version 0 on the same questions (exact McNemar),
+/// with the cost of the round that made each: the per-round view of a long run. Empty when no run
+/// has version 0's per-question verdicts.
+pub fn table_rounds_against_start(r: &Results) -> String {
+    let runs: Vec<&super::outcome::Outcome> = r
+        .methods
+        .iter()
+        .filter(|o| o.round_rows.len() > 1)
+        .collect();
+    if runs.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "| run | version | EX | gained / lost vs v0 | p vs v0 | round wall (s) | pairs | pairs / s | peak RSS (MiB) |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let dash = || "–".to_string();
+    for o in runs {
+        for row in &o.round_rows {
+            let ex = format!(
+                "{:.1}% ({}/{})",
+                100.0 * row.correct as f64 / row.examples.max(1) as f64,
+                row.correct,
+                row.examples
+            );
+            let (versus, p) = if row.version == 0 {
+                (dash(), dash())
+            } else {
+                (
+                    format!("+{} / −{}", row.gained, row.lost),
+                    p_value(row.p_value),
+                )
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {ex} | {versus} | {p} | {} | {} | {} | {} |",
+                o.label(),
+                row.version,
+                row.wall_s.map_or_else(dash, |w| format!("{w:.0}")),
+                row.pairs.map_or_else(dash, |n| n.to_string()),
+                row.pairs_per_s().map_or_else(dash, |x| format!("{x:.3}")),
+                row.peak_rss_bytes
+                    .map_or_else(dash, |b| format!("{:.0}", b as f64 / (1024.0 * 1024.0))),
+            );
+        }
+    }
+    s
+}
+
 /// Figures 6/7 as a table: final accuracy per λ.
 pub fn table_lambda(r: &Results) -> String {
     let mut s = String::from("| λ | EX (final) | best round |\n|---:|---:|---:|\n");
@@ -308,6 +357,17 @@ pub fn markdown(r: &Results, command: &str) -> String {
         per_round_table(&all, true),
         interval_note(r)
     );
+    let rounds = table_rounds_against_start(r);
+    if !rounds.is_empty() {
+        let _ = writeln!(
+            s,
+            "## Each round against version 0, and its cost\n\nEach version's verdicts against \
+             version 0's on the same questions (exact McNemar on the questions one of them got \
+             right). A round's wall time is summed over the processes that ran it (work lost to \
+             an interruption counts once) and overlaps the previous version's dev pass; peak RSS \
+             is the process's while the round ran (`RUN/rounds.jsonl`).\n\n{rounds}"
+        );
+    }
     if !r.lambda_sweep.is_empty() {
         let _ = writeln!(s, "## λ sweep (Figures 6/7)\n\n{}", table_lambda(r));
     }
@@ -507,6 +567,46 @@ mod tests {
                  paired questions)."
                     .to_string(),
             ]
+        );
+    }
+
+    #[test]
+    fn each_round_against_version_0_is_a_section_when_a_run_has_the_verdicts() {
+        use crate::experiment::rounds::RoundRow;
+        let mut r = results();
+        let md = markdown(&r, "x");
+        assert!(!md.contains("against version 0"), "no verdicts, no section");
+        r.methods[2].round_rows = vec![
+            RoundRow {
+                version: 0,
+                correct: 112,
+                examples: 200,
+                p_value: 1.0,
+                ..RoundRow::default()
+            },
+            RoundRow {
+                version: 1,
+                correct: 118,
+                examples: 200,
+                gained: 9,
+                lost: 3,
+                p_value: 0.146,
+                wall_s: Some(3600.0),
+                pairs: Some(120),
+                peak_rss_bytes: Some(12 << 30),
+            },
+        ];
+        let md = markdown(&r, "x");
+        assert!(md.contains("## Each round against version 0"), "{md}");
+        assert!(
+            md.contains("| ExSPIN | 0 | 56.0% (112/200) | – | – | – | – | – | – |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| ExSPIN | 1 | 59.0% (118/200) | +9 / −3 | 0.1460 | 3600 | 120 | 0.033 | 12288 |"
+            ),
+            "{md}"
         );
     }
 

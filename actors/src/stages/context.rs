@@ -14,7 +14,7 @@ use crate::config::JobConfig;
 use crate::protocol::seams::{DevEvaluator, Generator, Learner};
 use crate::stages::fault::Faults;
 use crate::stages::messages::*;
-use crate::state::journal::SharedJournal;
+use crate::state::journal::{Journal, SharedJournal};
 
 #[derive(Default)]
 pub struct Peers {
@@ -58,9 +58,22 @@ pub struct Ctx {
     pub weights_of: Box<dyn Fn(u64) -> crate::protocol::seams::WeightsHandle + Send + Sync>,
     /// Why the supervisor gave up (an actor past its restart budget), for the run's error.
     pub gave_up: Mutex<Option<String>>,
+    /// Since when this process has not yet added its time to the journal's `round_seconds`.
+    pub round_clock: Mutex<std::time::Instant>,
 }
 
 impl Ctx {
+    /// Adds the time since the last call to the round's wall seconds (`Journal::round_seconds`)
+    /// and returns them: called on the journal at each checkpoint, round close and restore.
+    pub fn count_round_time(&self, journal: &mut Journal) -> Option<f64> {
+        let now = std::time::Instant::now();
+        let since = std::mem::replace(&mut *self.round_clock.lock(), now);
+        if let Some(s) = journal.round_seconds.as_mut() {
+            *s += now.duration_since(since).as_secs_f64();
+        }
+        journal.round_seconds
+    }
+
     /// Casts `msg()` to every live opponent (a down one loses it, as with `send!`).
     pub fn to_opponents(&self, msg: impl Fn() -> OpponentMsg) {
         let all: Vec<_> = self

@@ -126,11 +126,17 @@ async fn on_batch(ctx: &Arc<Ctx>, batch: Batch) -> Result<(), ActorProcessingErr
         let weights = tokio::task::spawn_blocking(move || learner.lock().publish()).await??;
         ctx.stats.add(Stage::Trainer, started.elapsed());
         metrics::gauge!("exspin_version").set(weights.version as f64);
-        let (pairs_trained, generate_seconds, train_step_seconds) = {
+        let (pairs_trained, generate_seconds, train_step_seconds, round_seconds) = {
             let mut j = ctx.journal.lock();
+            let round_seconds = ctx.count_round_time(&mut j);
             j.next_round();
             j.weights = Some(weights.clone());
-            (j.trained_count, j.generate_seconds, j.train_step_seconds)
+            (
+                j.trained_count,
+                j.generate_seconds,
+                j.train_step_seconds,
+                round_seconds,
+            )
         };
         // One line per closed round (`RUN/rounds.jsonl`): wall clock, pairs so far and the
         // round's peak memory, for the per-round table of a long run. A round closed again after
@@ -140,6 +146,7 @@ async fn on_batch(ctx: &Arc<Ctx>, batch: Batch) -> Result<(), ActorProcessingErr
                               .duration_since(std::time::UNIX_EPOCH)
                               .map_or(0.0, |d| d.as_secs_f64()),
                           "elapsed_s": ctx.stats.started.elapsed().as_secs_f64(),
+                          "round_seconds": round_seconds,
                           "pairs_trained": pairs_trained,
                           "generate_seconds": generate_seconds,
                           "train_step_seconds": train_step_seconds,
@@ -198,8 +205,9 @@ pub async fn write_checkpoint_from_journal(ctx: &Arc<Ctx>) -> anyhow::Result<std
 async fn write_cut(
     ctx: &Arc<Ctx>,
     buffer: BufferSnapshot,
-    journal: Journal,
+    mut journal: Journal,
 ) -> anyhow::Result<std::path::PathBuf> {
+    journal.round_seconds = ctx.count_round_time(&mut ctx.journal.lock());
     let meta = CheckpointMeta {
         format: checkpoint::FORMAT,
         written_by: Some(checkpoint::WRITTEN_BY.into()),

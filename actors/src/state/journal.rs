@@ -114,9 +114,22 @@ pub struct Journal {
     /// Pairs trained per version their reference log-probs came from (DPO: all 0).
     #[serde(default)]
     pub pairs_by_ref_version: BTreeMap<u64, u64>,
+    /// Wall seconds the round in progress has run, summed over the processes that ran it: a
+    /// resumed process goes on from its checkpoint's count, so work lost to a kill counts once.
+    /// None when it is not known (a checkpoint written before this count existed).
+    #[serde(default)]
+    pub round_seconds: Option<f64>,
 }
 
 impl Journal {
+    /// A new run's journal: nothing trained, round 0's time counted from the start.
+    pub fn fresh() -> Journal {
+        Journal {
+            round_seconds: Some(0.0),
+            ..Journal::default()
+        }
+    }
+
     pub fn version(&self) -> u64 {
         self.weights.as_ref().map_or(0, |w| w.version)
     }
@@ -158,6 +171,7 @@ impl Journal {
     /// Moves to the next round (θt+1 published): forgets ids exactly-once no longer needs.
     pub fn next_round(&mut self) {
         self.round += 1;
+        self.round_seconds = Some(0.0);
         self.resolved_round.clear();
         let keep = self.oldest_kept();
         self.trained_recent.retain(|&r, _| r >= keep);

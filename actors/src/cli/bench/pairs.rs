@@ -11,6 +11,10 @@
 //! the cost). The two layouts alternate step by step, so machine noise hits both alike, and each
 //! step's gradients are compared: `max_grad_diff` (relative to the largest gradient entry) shows
 //! that the speed is not bought with different arithmetic.
+//!
+//! `--compare denormals` runs the learner's layout both times instead: the baseline with IEEE
+//! subnormals on rayon's threads (the default of a process), the new one with them flushed to zero
+//! (what `exspin` does, `exspin::model::denormals`).
 
 use std::time::Instant;
 
@@ -58,11 +62,28 @@ pub struct BenchPairsArgs {
     /// config checkpoints).
     #[arg(long)]
     pub no_checkpointing: bool,
+    /// What the baseline differs in: `layout` (a prompt per answer, against the prompt run once)
+    /// or `denormals` (the prompt run once both times, subnormal floats kept against flushed).
+    #[arg(long, value_enum, default_value_t = Compare::Layout)]
+    pub compare: Compare,
     #[command(flatten)]
     pub compute: crate::cli::args::compute::ComputeArgs,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compare {
+    Layout,
+    Denormals,
+}
+
+/// How one side of the comparison trains a step.
+#[derive(Clone, Copy)]
+struct Side {
+    layout: PairLayout,
+    flush_denormals: bool,
 }
 
 pub fn run(args: BenchPairsArgs) -> anyhow::Result<()> {
@@ -122,44 +143,66 @@ pub fn run(args: BenchPairsArgs) -> anyhow::Result<()> {
         })
         .collect();
     let pad = lm.special.pad;
-    let step =
-        |pairs: &[PairTokens], layout: PairLayout| -> anyhow::Result<(f64, f32, GradStore)> {
-            let ref_chosen = vec![0f32; pairs.len()];
-            let ref_rejected = vec![0f32; pairs.len()];
-            let t0 = Instant::now();
-            let (out, grads) = pair_gradients(
-                &lm.model,
-                pad,
-                pairs,
-                layout,
-                !args.no_checkpointing,
-                &params,
-                1.0,
-                |pc, pr| {
-                    loss::spin_loss(
-                        0.1,
-                        PairLogprobs {
-                            policy_chosen: pc,
-                            policy_rejected: pr,
-                            ref_chosen: &ref_chosen,
-                            ref_rejected: &ref_rejected,
-                        },
-                    )
-                },
-            )?;
-            device.synchronize()?;
-            Ok((t0.elapsed().as_secs_f64(), out.metrics.loss, grads))
-        };
+    let (baseline, new) = match args.compare {
+        Compare::Layout => (
+            Side {
+                layout: PairLayout::PerPair,
+                flush_denormals: true,
+            },
+            Side {
+                layout: PairLayout::SharedPrompt,
+                flush_denormals: true,
+            },
+        ),
+        Compare::Denormals => (
+            Side {
+                layout: PairLayout::SharedPrompt,
+                flush_denormals: false,
+            },
+            Side {
+                layout: PairLayout::SharedPrompt,
+                flush_denormals: true,
+            },
+        ),
+    };
+    let step = |pairs: &[PairTokens], side: Side| -> anyhow::Result<(f64, f32, GradStore)> {
+        exspin::model::denormals::set_flush_everywhere(side.flush_denormals);
+        let ref_chosen = vec![0f32; pairs.len()];
+        let ref_rejected = vec![0f32; pairs.len()];
+        let t0 = Instant::now();
+        let (out, grads) = pair_gradients(
+            &lm.model,
+            pad,
+            pairs,
+            side.layout,
+            !args.no_checkpointing,
+            &params,
+            1.0,
+            |pc, pr| {
+                loss::spin_loss(
+                    0.1,
+                    PairLogprobs {
+                        policy_chosen: pc,
+                        policy_rejected: pr,
+                        ref_chosen: &ref_chosen,
+                        ref_rejected: &ref_rejected,
+                    },
+                )
+            },
+        )?;
+        device.synchronize()?;
+        Ok((t0.elapsed().as_secs_f64(), out.metrics.loss, grads))
+    };
     let (mut base_s, mut new_s) = (0.0, 0.0);
     let (mut max_diff, mut max_grad, mut max_loss_diff) = (0f32, 0f32, 0f32);
     for (i, pairs) in steps.iter().enumerate() {
         // Which layout runs first alternates, so that neither always finds warm caches.
         let ((s0, l0, g0), (s1, l1, g1)) = if i % 2 == 0 {
-            let base = step(pairs, PairLayout::PerPair)?;
-            (base, step(pairs, PairLayout::SharedPrompt)?)
+            let base = step(pairs, baseline)?;
+            (base, step(pairs, new)?)
         } else {
-            let new = step(pairs, PairLayout::SharedPrompt)?;
-            (step(pairs, PairLayout::PerPair)?, new)
+            let new = step(pairs, new)?;
+            (step(pairs, baseline)?, new)
         };
         base_s += s0;
         new_s += s1;
@@ -172,6 +215,7 @@ pub fn run(args: BenchPairsArgs) -> anyhow::Result<()> {
             max_diff = max_diff.max((a - b)?.abs()?.max_all()?.to_scalar::<f32>()?);
         }
     }
+    exspin::model::denormals::set_flush_everywhere(true);
     let n_pairs = (steps.len() * k) as f64;
     let report = json!({
         "model": args.model.display().to_string(),
@@ -180,6 +224,7 @@ pub fn run(args: BenchPairsArgs) -> anyhow::Result<()> {
         "device": format!("{device:?}"),
         "trained": if args.full { "full" } else { "lora" },
         "activation_checkpointing": !args.no_checkpointing,
+        "compare": match args.compare { Compare::Layout => "layout", Compare::Denormals => "denormals" },
         "prompts": steps.len(),
         "negatives_per_prompt": k,
         "prompt_tokens_mean": prompts.iter().map(Vec::len).sum::<usize>() as f64 / prompts.len() as f64,
