@@ -234,7 +234,8 @@ fn sft_refuses_the_removed_json_config() {
 
 /// `exspin bench rollout` on a tiny model: the new path (one prefill per prompt, shared schema
 /// prefix, decoding's log-probs) draws the same samples as the old one and gives the same
-/// reference log-probs, for three questions over one database in batches of two.
+/// reference log-probs, for three questions over one database in batches of two; so does the
+/// opponent's path with subnormal floats kept against flushed (`--compare denormals`).
 #[test]
 fn bench_rollout_draws_the_same_samples_and_log_probs_both_ways() {
     let tmp = tempfile::tempdir().unwrap();
@@ -257,41 +258,47 @@ fn bench_rollout_draws_the_same_samples_and_log_probs_both_ways() {
     let model = tmp.path().join("model");
     tiny_model(&model, &ChatTemplate::ChatMl);
     let s = |p: &Path| p.to_str().unwrap().to_string();
-    let (code, out, err) = exspin(&[
-        "bench",
-        "rollout",
-        "--model",
-        &s(&model),
-        "--spider",
-        &s(&spider_dir),
-        "--cache",
-        &s(&tmp.path().join("cache")),
-        "--schema",
-        "rows",
-        "--prompts",
-        "3",
-        "--samples",
-        "2",
-        "--batch",
-        "2",
-        "--max-new-tokens",
-        "6",
-        "--threads",
-        "1",
-        "--json",
-    ]);
-    assert_eq!(code, 0, "{out}\n{err}");
-    let report: serde_json::Value = serde_json::from_str(out.trim()).expect(&out);
-    assert_eq!(report["same_sample_tokens"], "6/6", "{report}");
-    assert!(
-        report["max_gold_logprob_diff"].as_f64().unwrap() < 1e-3,
-        "{report}"
-    );
-    assert!(
-        report["max_sample_logprob_diff"].as_f64().unwrap() < 1e-3,
-        "{report}"
-    );
-    assert!(report["speedup"].as_f64().unwrap() > 0.0, "{report}");
+    // The old path against the opponent's, and the opponent's with subnormals kept and flushed.
+    for compare in ["path", "denormals"] {
+        let (code, out, err) = exspin(&[
+            "bench",
+            "rollout",
+            "--model",
+            &s(&model),
+            "--spider",
+            &s(&spider_dir),
+            "--cache",
+            &s(&tmp.path().join("cache")),
+            "--schema",
+            "rows",
+            "--prompts",
+            "3",
+            "--samples",
+            "2",
+            "--batch",
+            "2",
+            "--max-new-tokens",
+            "6",
+            "--compare",
+            compare,
+            "--threads",
+            "1",
+            "--json",
+        ]);
+        assert_eq!(code, 0, "{out}\n{err}");
+        let report: serde_json::Value = serde_json::from_str(out.trim()).expect(&out);
+        assert_eq!(report["compare"], compare, "{report}");
+        assert_eq!(report["same_sample_tokens"], "6/6", "{report}");
+        assert!(
+            report["max_gold_logprob_diff"].as_f64().unwrap() < 1e-3,
+            "{report}"
+        );
+        assert!(
+            report["max_sample_logprob_diff"].as_f64().unwrap() < 1e-3,
+            "{report}"
+        );
+        assert!(report["speedup"].as_f64().unwrap() > 0.0, "{report}");
+    }
 }
 
 /// `exspin bench pairs` on a tiny model: the prompt-shared layout gives the per-pair layout's

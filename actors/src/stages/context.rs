@@ -64,7 +64,8 @@ pub struct Ctx {
 
 impl Ctx {
     /// Adds the time since the last call to the round's wall seconds (`Journal::round_seconds`)
-    /// and returns them: called on the journal at each checkpoint, round close and restore.
+    /// and returns them: called on the journal at each checkpoint and round close (a restore
+    /// restarts the clock, so a resumed process goes on from the checkpoint's count).
     pub fn count_round_time(&self, journal: &mut Journal) -> Option<f64> {
         let now = std::time::Instant::now();
         let since = std::mem::replace(&mut *self.round_clock.lock(), now);

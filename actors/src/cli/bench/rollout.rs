@@ -11,6 +11,10 @@
 //!
 //! Both paths draw the same samples (per-row seeds); the report says how many tokens and
 //! log-probs agree, as a check that the speed is not bought with different work.
+//!
+//! `--compare denormals` runs the opponent's path both times instead: the baseline with IEEE
+//! subnormals on rayon's threads (the default of a process), the new one with them flushed to
+//! zero (what `exspin` does, `exspin::model::denormals`).
 
 use std::time::Instant;
 
@@ -62,11 +66,22 @@ pub struct BenchRolloutArgs {
     /// Seed of the samples (per prompt and sample, as the opponent seeds them).
     #[arg(long, default_value_t = 0)]
     pub sample_seed: u64,
+    /// What the baseline differs in: `path` (a prefill per sample and every answer re-scored,
+    /// against the opponent's path) or `denormals` (the opponent's path both times, subnormal
+    /// floats kept against flushed).
+    #[arg(long, value_enum, default_value_t = Compare::Path)]
+    pub compare: Compare,
     #[command(flatten)]
     pub compute: crate::cli::args::compute::ComputeArgs,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compare {
+    Path,
+    Denormals,
 }
 
 /// What one path produced: per prompt its gold log-prob, per sample its tokens and log-prob.
@@ -109,8 +124,8 @@ pub fn run(args: BenchRolloutArgs) -> anyhow::Result<()> {
         .map(|s| s..(s + args.batch.max(1)).min(prompts.len()))
         .collect();
 
-    // Baseline: a row per sample, then a full forward per scored row.
-    let baseline = {
+    // The path before: a row per sample, then a full forward per scored row.
+    let old_path = || -> anyhow::Result<Outcome> {
         let t0 = Instant::now();
         let mut out = Outcome {
             gold: Vec::new(),
@@ -168,53 +183,69 @@ pub fn run(args: BenchRolloutArgs) -> anyhow::Result<()> {
         }
         device.synchronize()?;
         out.seconds = t0.elapsed().as_secs_f64();
-        out
+        Ok(out)
     };
 
-    // New: one prefill per prompt, the shared start once (and cached), decoding's log-probs.
-    let (new, cache_stats) = {
-        let t0 = Instant::now();
-        let mut cache = PrefixCache::new(1 << 30);
-        let mut out = Outcome {
-            gold: Vec::new(),
-            samples: Vec::new(),
-            seconds: 0.0,
-            from_decoding: 0,
-        };
-        for range in &chunks {
-            let ps = &prompts[range.clone()];
-            let seeds: Vec<u64> = range.clone().map(prompt_seed).collect();
-            let gens = generate_continuous(
-                &lm.model,
-                &lm.tokenizer,
-                &lm.special,
-                ps,
-                Some(&seeds),
-                &cfg,
-                args.chunk.max(k),
-                Some(&mut cache),
-            )?;
-            let answers = answers_of(&gens)?;
-            let r = reference_logprobs(
-                &lm.model,
-                true,
-                lm.special.pad,
-                ps,
-                &golds[range.clone()],
-                &gens,
-                &answers,
-                args.chunk,
-                Some(&mut cache),
-            )?;
-            out.gold.extend(r.gold);
-            out.from_decoding += r.from_decoding;
-            for (g, lp) in gens.iter().zip(r.generations) {
-                out.samples.push((g.tokens.clone(), lp));
+    // The opponent's: one prefill per prompt, the shared start once (and cached), decoding's
+    // log-probs.
+    let opponent_path =
+        || -> anyhow::Result<(Outcome, exspin::model::prefix_cache::PrefixStats)> {
+            let t0 = Instant::now();
+            let mut cache = PrefixCache::new(1 << 30);
+            let mut out = Outcome {
+                gold: Vec::new(),
+                samples: Vec::new(),
+                seconds: 0.0,
+                from_decoding: 0,
+            };
+            for range in &chunks {
+                let ps = &prompts[range.clone()];
+                let seeds: Vec<u64> = range.clone().map(prompt_seed).collect();
+                let gens = generate_continuous(
+                    &lm.model,
+                    &lm.tokenizer,
+                    &lm.special,
+                    ps,
+                    Some(&seeds),
+                    &cfg,
+                    args.chunk.max(k),
+                    Some(&mut cache),
+                )?;
+                let answers = answers_of(&gens)?;
+                let r = reference_logprobs(
+                    &lm.model,
+                    true,
+                    lm.special.pad,
+                    ps,
+                    &golds[range.clone()],
+                    &gens,
+                    &answers,
+                    args.chunk,
+                    Some(&mut cache),
+                )?;
+                out.gold.extend(r.gold);
+                out.from_decoding += r.from_decoding;
+                for (g, lp) in gens.iter().zip(r.generations) {
+                    out.samples.push((g.tokens.clone(), lp));
+                }
             }
+            device.synchronize()?;
+            out.seconds = t0.elapsed().as_secs_f64();
+            Ok((out, cache.stats()))
+        };
+
+    use exspin::model::denormals::set_flush_everywhere;
+    let (baseline, (new, cache_stats)) = match args.compare {
+        Compare::Path => {
+            set_flush_everywhere(true);
+            (old_path()?, opponent_path()?)
         }
-        device.synchronize()?;
-        out.seconds = t0.elapsed().as_secs_f64();
-        (out, cache.stats())
+        Compare::Denormals => {
+            set_flush_everywhere(false);
+            let kept = opponent_path()?.0;
+            set_flush_everywhere(true);
+            (kept, opponent_path()?)
+        }
     };
 
     let n_samples = baseline.samples.len();
@@ -242,6 +273,7 @@ pub fn run(args: BenchRolloutArgs) -> anyhow::Result<()> {
         "schema": args.mode.mode.name(),
         "threads": threads,
         "device": format!("{device:?}"),
+        "compare": match args.compare { Compare::Path => "path", Compare::Denormals => "denormals" },
         "prompts": prompts.len(),
         "samples_per_prompt": k,
         "prompt_tokens_mean": prompts.iter().map(Vec::len).sum::<usize>() as f64 / prompts.len() as f64,
