@@ -169,6 +169,23 @@ pub(super) fn verdicts_of(file: &Path) -> anyhow::Result<BTreeMap<String, bool>>
     Ok(tally_by_type(file)?.per_question)
 }
 
+/// The records of a JSON-lines file's `text` (blank lines skipped); a bad line is named by its
+/// file and number as not being `what`.
+pub(super) fn json_lines<T: serde::de::DeserializeOwned>(
+    file: &Path,
+    text: &str,
+    what: &str,
+) -> anyhow::Result<Vec<T>> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .with_context(|| format!("{}:{}: not {what} line", file.display(), i + 1))
+        })
+        .collect()
+}
+
 /// What one `dev/round-{r}.jsonl` holds.
 #[derive(Default)]
 struct Tally {
@@ -183,13 +200,7 @@ fn tally_by_type(file: &Path) -> anyhow::Result<Tally> {
     let mut by_type: BTreeMap<String, Bucket> = BTreeMap::new();
     let mut per_question = BTreeMap::new();
     let mut n = 0;
-    for (i, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let v: DevVerdict = serde_json::from_str(line)
-            .with_context(|| format!("{}:{}: not a dev verdict line", file.display(), i + 1))?;
+    for v in json_lines::<DevVerdict>(file, &text, "a dev verdict")? {
         let kind = v
             .query_type
             .unwrap_or_else(|| classify(&v.gold_sql, &KeyInfo::new()).name().to_string());

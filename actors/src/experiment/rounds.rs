@@ -120,17 +120,13 @@ fn round_lines(path: &Path) -> anyhow::Result<BTreeMap<u64, RoundLine>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let mut lines = BTreeMap::new();
-    for (i, l) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let line: RoundLine = serde_json::from_str(l)
-            .with_context(|| format!("{}:{}: not a round line", path.display(), i + 1))?;
-        lines.insert(line.round, line);
-    }
-    Ok(lines)
+    // A round closed again after a resume has a later line: the last one counts.
+    Ok(
+        super::outcome::json_lines::<RoundLine>(path, &text, "a round")?
+            .into_iter()
+            .map(|line| (line.round, line))
+            .collect(),
+    )
 }
 
 /// `RUN/dev/round-{v}.jsonl` by version.
