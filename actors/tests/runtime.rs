@@ -538,6 +538,65 @@ fn check_ok(out: std::process::Output) -> String {
     err
 }
 
+/// A run whose stderr is not a terminal (a log file) writes plain progress lines with every
+/// stage's count instead of drawing bars, at most once an interval: none in a short run at the
+/// default minute, one at every count at an interval of 0.
+#[test]
+fn a_run_without_a_terminal_logs_plain_progress_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = small(Mode::Spin);
+    c.run.rounds = 1;
+    let cfg = tmp.path().join("spin.toml");
+    std::fs::write(&cfg, toml::to_string(&c).unwrap()).unwrap();
+    let run = |dir: &str, every: Option<&str>| {
+        let mut cmd = exspin();
+        cmd.arg("run")
+            .arg(&cfg)
+            .arg("--run-dir")
+            .arg(tmp.path().join(dir))
+            .env_remove("EXSPIN_PROGRESS_EVERY_S");
+        if let Some(e) = every {
+            cmd.env("EXSPIN_PROGRESS_EVERY_S", e);
+        }
+        let err = check_ok(cmd.output().unwrap());
+        err.lines()
+            .filter(|l| l.starts_with("progress ("))
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        run("quiet", None),
+        Vec::<String>::new(),
+        "a short run, no line"
+    );
+    let lines = run("chatty", Some("0"));
+    let total = c.run.prompts_per_round * c.run.samples_per_prompt;
+    // The lines follow the run: the trainer's count only grows, through several values.
+    let trained: Vec<usize> = lines
+        .iter()
+        .map(|l| {
+            let at = l.find("pairs trained ").expect(l) + "pairs trained ".len();
+            l[at..].split('/').next().unwrap().parse().unwrap()
+        })
+        .collect();
+    assert!(trained.windows(2).all(|w| w[0] <= w[1]), "{lines:?}");
+    let mut distinct = trained.clone();
+    distinct.dedup();
+    assert!(distinct.len() > 2, "{lines:?}");
+    for needle in [
+        format!("prompts issued {0}/{0}", c.run.prompts_per_round),
+        format!("generated {total}/{total}"),
+        format!("judged {total}/{total}"),
+        format!("pairs trained {total}/{total}"),
+        "dev evaluated 1/1".to_string(),
+    ] {
+        assert!(
+            lines.iter().any(|l| l.contains(&needle)),
+            "{needle:?} in none of {lines:?}"
+        );
+    }
+}
+
 /// A failure a restart does not cure (`replay:*`: the replay buffer panics at every message)
 /// ends the run within `run.max_restarts` per `run.restart_window_s`: non-zero exit, an error
 /// naming the actor and its panic, a checkpoint; fixed (no fault), `exspin resume` trains every

@@ -1,10 +1,16 @@
 //! `exspin run` / `exspin resume`'s progress on stderr: one bar per stage of the pipeline that
 //! counts work (prompt builder: prompts issued; opponents: samples generated; executor: samples
 //! judged; trainer: pairs trained; evaluator: versions evaluated; the replay buffer has none) in an
-//! `indicatif::MultiProgress`. Hidden when stderr is not a terminal (indicatif's stderr target
-//! draws nothing then), so logs and tests stay clean; hidden always unless the command asks.
+//! `indicatif::MultiProgress`. When stderr is not a terminal (a job under nohup, Slurm or an
+//! experiment, whose log is a file) the bars draw nothing and a plain line with every stage's
+//! count goes to stderr instead, at most once a minute (`EXSPIN_PROGRESS_EVERY_S` changes the
+//! interval), so a log shows a long round moving. Hidden always unless the command asks.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use parking_lot::Mutex;
 
 use crate::config::JobConfig;
 use crate::config::Stage;
@@ -18,7 +24,19 @@ pub struct StageBars {
     bars: Vec<ProgressBar>,
     /// The fleet's line, added under the bars when a worker first takes work.
     fleet: std::sync::OnceLock<ProgressBar>,
+    /// Plain lines instead of drawn bars (stderr is not a terminal): when the last went out.
+    plain: Option<PlainLines>,
 }
+
+#[derive(Debug)]
+struct PlainLines {
+    every: Duration,
+    started: Instant,
+    last: Mutex<Instant>,
+}
+
+/// Seconds between plain progress lines unless `EXSPIN_PROGRESS_EVERY_S` says otherwise.
+const PLAIN_EVERY_S: u64 = 60;
 
 impl Default for StageBars {
     fn default() -> Self {
@@ -32,6 +50,7 @@ impl StageBars {
             multi: None,
             bars: Stage::ALL.map(|_| ProgressBar::hidden()).to_vec(),
             fleet: std::sync::OnceLock::new(),
+            plain: None,
         }
     }
 
@@ -40,6 +59,18 @@ impl StageBars {
     /// per sample (exspin, sft, dpo and grpo filter some, so they may end below), one
     /// dev evaluation per round.
     pub fn stderr(config: &JobConfig, journal: &Journal) -> StageBars {
+        let plain = (!std::io::stderr().is_terminal()).then(|| {
+            let every = std::env::var("EXSPIN_PROGRESS_EVERY_S")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(PLAIN_EVERY_S);
+            let now = Instant::now();
+            PlainLines {
+                every: Duration::from_secs(every),
+                started: now,
+                last: Mutex::new(now),
+            }
+        });
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let r = &config.run;
         let prompts = r.rounds * r.prompts_per_round as u64;
@@ -72,11 +103,39 @@ impl StageBars {
             multi: Some(multi),
             bars,
             fleet: std::sync::OnceLock::new(),
+            plain,
         }
     }
 
     pub fn inc(&self, stage: Stage, n: u64) {
         self.bars[stage as usize].inc(n);
+        if let Some(plain) = &self.plain {
+            let now = Instant::now();
+            let mut last = plain.last.lock();
+            if now.duration_since(*last) >= plain.every {
+                *last = now;
+                eprintln!("{}", self.plain_line(now.duration_since(plain.started)));
+            }
+        }
+    }
+
+    /// `progress (12m 5s): prompts issued 26/384, generated 52/768, …`.
+    fn plain_line(&self, elapsed: Duration) -> String {
+        let counts: Vec<String> = self
+            .bars
+            .iter()
+            .filter(|b| !b.message().is_empty())
+            .map(|b| {
+                format!(
+                    "{} {}/{}",
+                    b.message(),
+                    b.position(),
+                    b.length().unwrap_or(0)
+                )
+            })
+            .collect();
+        let s = elapsed.as_secs();
+        format!("progress ({}m {}s): {}", s / 60, s % 60, counts.join(", "))
     }
 
     /// Shows `line` (what the fleet's workers hold and have done) on the fleet's line, which
