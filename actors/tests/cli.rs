@@ -209,6 +209,38 @@ values = [0.1, 0.6]
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stderr.matches("already finished").count(), 4, "{stderr}");
 
+    // An edited experiment file changes every run's job config: the rerun refuses to start them
+    // over (their folders would be discarded) until told to.
+    let text = std::fs::read_to_string(&exp).unwrap();
+    std::fs::write(
+        &exp,
+        text.replace(
+            r#""run.prompts_per_round" = 8"#,
+            r#""run.prompts_per_round" = 6"#,
+        ),
+    )
+    .unwrap();
+    let (code, _, stderr) = exspin(&["experiment", exp.to_str().unwrap(), "--out", out_s]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("changed since they were started") && stderr.contains("--restart-changed"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("(finished)").count(), 4, "{stderr}");
+    let started_with = std::fs::read_to_string(out.join("runs/exspin/config.toml")).unwrap();
+    assert!(started_with.contains("prompts_per_round = 8"), "untouched");
+    let (code, _, stderr) = exspin(&[
+        "experiment",
+        exp.to_str().unwrap(),
+        "--out",
+        out_s,
+        "--restart-changed",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stderr.matches("already finished").count(), 0, "{stderr}");
+    let restarted = std::fs::read_to_string(out.join("runs/exspin/config.toml")).unwrap();
+    assert!(restarted.contains("prompts_per_round = 6"), "{restarted}");
+
     let (code, _, stderr) = exspin(&[
         "experiment",
         exp.to_str().unwrap(),

@@ -15,8 +15,8 @@ use exspin_actors::experiment::runner::{self, Step};
     after_help = "Each method is an ordinary `exspin run` into OUT/runs/NAME, or with `seeds = \
 [...]` in the experiment file one run per seed into OUT/runs/NAME/seed-S (its config in \
 OUT/configs/, its output in OUT/logs/). A rerun skips finished runs and resumes interrupted ones, \
-so a long experiment may span several sittings; --report-only rebuilds the report from what has \
-finished.\n\nExample: exspin experiment configs/experiment-demo.toml --out reports/demo"
+so a long experiment may span several sittings; it refuses runs whose job config changed since \
+they started unless --restart-changed; --report-only rebuilds the report from what has finished.\n\nExample: exspin experiment configs/experiment-demo.toml --out reports/demo"
 )]
 pub struct ExperimentArgs {
     /// The experiment file (TOML): a base job config and the methods as overrides of it.
@@ -31,6 +31,11 @@ pub struct ExperimentArgs {
     /// Run nothing; rebuild the report from the finished runs.
     #[arg(long)]
     pub report_only: bool,
+    /// Start over the runs whose job config changed since they were started (an edited base
+    /// config or experiment file), discarding what their folders hold. Without it the
+    /// experiment refuses to touch them.
+    #[arg(long)]
+    pub restart_changed: bool,
     /// Worker threads of each run (passed to every `exspin run` / `exspin resume` child;
     /// default: all cores, or $RAYON_NUM_THREADS).
     #[arg(long, value_name = "N")]
@@ -62,6 +67,23 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
             .iter()
             .filter(|r| args.only.is_empty() || args.only.contains(&r.name))
             .collect();
+        let changed: Vec<String> = todo
+            .iter()
+            .filter_map(|r| {
+                runner::changed_since_started(&args.out, r)
+                    .map(|what| format!("  {}: {what}", r.name))
+            })
+            .collect();
+        anyhow::ensure!(
+            changed.is_empty() || args.restart_changed,
+            "the job config of {} run(s) changed since they were started (the base config or \
+             {} was edited):\n{}\nRestore the settings they started with to continue them (each \
+             run folder's config.toml has them), or pass --restart-changed to start them over \
+             and discard what they hold",
+            changed.len(),
+            args.config.display(),
+            changed.join("\n")
+        );
         // Ctrl-C / SIGTERM: the run in progress stops at a checkpoint, then the experiment.
         runner::count_stop_requests();
         for (i, run) in todo.iter().enumerate() {

@@ -285,6 +285,36 @@ pub fn execute(
     Ok(if resumable { Step::Resumed } else { Step::Ran })
 }
 
+/// When `run` was started under another config than the experiment gives it now, what its folder
+/// would lose to a fresh start ("step 24, 24 pairs trained"); None when it was not started or
+/// its config is the same. A rerun of the experiment refuses such a run unless told to start it
+/// over: an edited base config must not discard hours of a long run without a word.
+pub fn changed_since_started(out: &Path, run: &PlannedRun) -> Option<String> {
+    let run_dir = out.join("runs").join(&run.slug);
+    let started_with = std::fs::read_to_string(run_dir.join("config.toml")).ok()?;
+    if started_with == run.config_text {
+        return None;
+    }
+    let summary: Option<serde_json::Value> = std::fs::read_to_string(run_dir.join("summary.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let progress = match &summary {
+        Some(s) if s["finished"].as_bool() == Some(true) => "finished".to_string(),
+        Some(s) => format!(
+            "{} steps, {} pairs trained",
+            s["steps"].as_u64().unwrap_or(0),
+            s["pairs_trained"].as_u64().unwrap_or(0)
+        ),
+        None => "started".to_string(),
+    };
+    let checkpoints = if has_checkpoint(&run_dir) {
+        ", with checkpoints"
+    } else {
+        ""
+    };
+    Some(format!("{} ({progress}{checkpoints})", run_dir.display()))
+}
+
 fn finished(run_dir: &Path) -> bool {
     std::fs::read_to_string(run_dir.join("summary.json"))
         .ok()
