@@ -163,6 +163,13 @@ values = [0.1, 0.6]
         stdout.contains("| ExSPIN |") && stdout.contains("| SPIN |"),
         "{stdout}"
     );
+    // Each run's line says where its progress is written.
+    let log = out.join("logs").join("exspin.log");
+    assert!(
+        stderr.contains(&format!("(its progress: {})", log.display())),
+        "{stderr}"
+    );
+    assert!(log.is_file());
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     for section in [
         "Table 3",

@@ -95,7 +95,12 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
                 runner::stop_requests() == 0,
                 "stopped on request before {label}; the same command continues the experiment"
             );
-            eprintln!("[{}/{}] {label} …", i + 1, todo.len());
+            eprintln!(
+                "[{}/{}] {label} … (its progress: {})",
+                i + 1,
+                todo.len(),
+                runner::log_path(&args.out, run).display()
+            );
             // One version 0 per SFT signature: a later run (another method, another seed) starts
             // from an earlier one's.
             let sft_from = runs

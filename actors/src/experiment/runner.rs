@@ -6,7 +6,7 @@
 //! `{method}` for a method of an experiment without `seeds`, `{method}/seed-{s}` for each seed of
 //! one with them, `lambda-{λ}` for a sweep point (first seed only).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -185,7 +185,7 @@ pub fn execute(
 ) -> anyhow::Result<Step> {
     let run_dir = out.join("runs").join(&run.slug);
     let config_path = out.join("configs").join(format!("{}.toml", run.slug));
-    let log_path = out.join("logs").join(format!("{}.log", run.slug));
+    let log_path = log_path(out, run);
     for path in [&run_dir, &config_path, &log_path] {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
@@ -283,6 +283,11 @@ pub fn execute(
         log_path.display()
     );
     Ok(if resumable { Step::Resumed } else { Step::Ran })
+}
+
+/// Where a run's output goes: `OUT/logs/{slug}.log` (its progress lines among it).
+pub fn log_path(out: &Path, run: &PlannedRun) -> PathBuf {
+    out.join("logs").join(format!("{}.log", run.slug))
 }
 
 /// When `run` was started under another config than the experiment gives it now, what its folder
