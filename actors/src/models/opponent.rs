@@ -65,6 +65,7 @@ pub fn opponent_for(
                     Mode::Dpo => Some(Lm::load(&v0, &chat, &compute)?),
                     _ => None,
                 },
+                score: config.run.mode != Mode::Sft,
                 prefixes: exspin::model::prefix_cache::PrefixCache::new(
                     super::real::generator::PREFIX_CACHE_BYTES,
                 ),

@@ -28,6 +28,9 @@ pub struct RealGenerator {
     pub version: u64,
     /// DPO's frozen reference, version 0 (None: θt scores its own samples).
     pub reference: Option<Lm>,
+    /// Whether samples carry reference log-probs. Continued SFT's loss reads none, so its
+    /// opponent skips the scoring pass and attaches zeros.
+    pub score: bool,
     /// Where the versions it loads go.
     pub compute: Compute,
     /// θt's KV caches of recent prompt starts (a database's schema): emptied when θt changes.
@@ -74,31 +77,40 @@ impl Generator for RealGenerator {
             .iter()
             .map(|g| exspin::prompt::answer_sql(&lm.chat, &g.text))
             .collect();
-        let golds: Vec<Vec<u32>> = batch
-            .iter()
-            .map(|item| lm.answer_ids(&item.gold_sql))
-            .collect::<anyhow::Result<_>>()?;
-        let answers: Vec<Vec<u32>> = sqls
-            .iter()
-            .map(|sql| lm.answer_ids(sql))
-            .collect::<anyhow::Result<_>>()?;
-        super::trace_memory("scoring begins");
         let (scorer, ref_version) = match &self.reference {
             Some(frozen) => (frozen, 0),
             None => (lm, version),
         };
-        let reference = reference_logprobs(
-            &scorer.model,
-            self.reference.is_none(),
-            scorer.special.pad,
-            &prompts,
-            &golds,
-            &gens,
-            &answers,
-            self.chunk,
-            Some(&mut self.prefixes),
-        )?;
-        super::trace_memory("scoring ends");
+        let reference = if self.score {
+            let golds: Vec<Vec<u32>> = batch
+                .iter()
+                .map(|item| lm.answer_ids(&item.gold_sql))
+                .collect::<anyhow::Result<_>>()?;
+            let answers: Vec<Vec<u32>> = sqls
+                .iter()
+                .map(|sql| lm.answer_ids(sql))
+                .collect::<anyhow::Result<_>>()?;
+            super::trace_memory("scoring begins");
+            let r = reference_logprobs(
+                &scorer.model,
+                self.reference.is_none(),
+                scorer.special.pad,
+                &prompts,
+                &golds,
+                &gens,
+                &answers,
+                self.chunk,
+                Some(&mut self.prefixes),
+            )?;
+            super::trace_memory("scoring ends");
+            r
+        } else {
+            exspin::model::rollout::ReferenceLogprobs {
+                gold: vec![0.0; batch.len()],
+                generations: vec![0.0; gens.len()],
+                from_decoding: 0,
+            }
+        };
         let mut out = Vec::with_capacity(gens.len());
         for (i, (g, sql)) in gens.iter().zip(sqls).enumerate() {
             let item = &batch[g.prompt];
@@ -171,6 +183,7 @@ mod tests {
             chunk: 8,
             version: 1,
             reference,
+            score: true,
             compute: Compute {
                 device: Device::Cpu,
                 dtype: DType::F32,
@@ -180,7 +193,8 @@ mod tests {
     }
 
     /// With a frozen reference (DPO) the attached log-probs are version 0's; without one
-    /// (SPIN / ExSPIN) they are the opponent's own. Same samples either way.
+    /// (SPIN / ExSPIN) they are the opponent's own; continued SFT's attaches none. Same samples
+    /// every way.
     #[test]
     fn the_reference_log_probs_come_from_the_frozen_model_when_there_is_one() {
         let (v0, v1) = two_models();
@@ -228,6 +242,15 @@ mod tests {
             };
             close(d.logp_gen, v0.score(&[gen_row(&v0)], 8).unwrap()[0]);
             close(s.logp_gen, v1.score(&[gen_row(&v1)], 8).unwrap()[0]);
+        }
+        // Continued SFT's opponent draws the same samples and scores nothing.
+        let mut sft = generator(twin(&v1), None);
+        sft.score = false;
+        let unscored = sft.generate(std::slice::from_ref(&item), 2, 1).unwrap();
+        assert_eq!(unscored.len(), spin.len());
+        for (u, s) in unscored.iter().zip(&spin) {
+            assert_eq!((&u.sql, u.tokens), (&s.sql, s.tokens));
+            assert_eq!((u.logp_gold, u.logp_gen), (0.0, 0.0));
         }
     }
 }
