@@ -1343,6 +1343,47 @@ fn model_pair_losses_match_hand_computed_values() {
 }
 
 #[test]
+fn model_gold_nll_term_adds_weighted_mean_token_nll_and_its_gradient() {
+    let dev = test_device();
+    let pc = candle_core::Var::new(&[-10.0f32, -5.0], &dev).unwrap();
+    let pr = Tensor::new(&[-12.0f32, -4.0], &dev).unwrap();
+    let lp = PairLogprobs {
+        policy_chosen: pc.as_tensor(),
+        policy_rejected: &pr,
+        ref_chosen: &[-11.0, -5.0],
+        ref_rejected: &[-11.0, -5.0],
+    };
+    let pair = loss::spin_loss(0.5, lp).unwrap();
+    let pair_value = pair.metrics.loss;
+    // Gold lengths 4 and 1: per-token NLLs 10/4 = 2.5 and 5, mean 3.75; weight 0.2 adds 0.75.
+    let out = loss::with_gold_nll(pair, 0.2, pc.as_tensor(), &[4, 1]).unwrap();
+    assert!((out.metrics.gold_nll - 3.75).abs() < tol(&dev, 1e-6));
+    assert!((out.metrics.loss - (pair_value + 0.75)).abs() < tol(&dev, 1e-5));
+    assert!(
+        (out.metrics.margin - 0.25).abs() < tol(&dev, 1e-6),
+        "the margin is the pair loss's"
+    );
+    // d/d log p(gold_i) = −β·σ(−z_i)/n − weight/(n·len_i): pair 1 z = 1, pair 2 z = −0.5.
+    let g = out.loss.backward().unwrap();
+    let gv: Vec<f32> = g.get(pc.as_tensor()).unwrap().to_vec1().unwrap();
+    let sig = |z: f64| 1.0 / (1.0 + (-z).exp());
+    let want = [
+        -0.5 * sig(-1.0) / 2.0 - 0.2 / (2.0 * 4.0),
+        -0.5 * sig(0.5) / 2.0 - 0.2 / 2.0,
+    ];
+    for (got, want) in gv.iter().zip(want) {
+        assert!(
+            (*got as f64 - want).abs() < f64::from(tol(&dev, 1e-6)),
+            "{got} vs {want}"
+        );
+    }
+    // A pair without gold tokens, or counts that do not match the pairs, is refused.
+    let again = loss::spin_loss(0.5, lp).unwrap();
+    assert!(loss::with_gold_nll(again.clone(), 0.2, pc.as_tensor(), &[4, 0]).is_err());
+    assert!(loss::with_gold_nll(again, 0.2, pc.as_tensor(), &[4]).is_err());
+}
+
+#[test]
 fn model_sft_loss_is_mean_token_nll() {
     let dev = test_device();
     let lp = exspin::model::logprob::ResponseLogprobs {

@@ -1123,6 +1123,18 @@ fn model_device_and_dtype_are_validated_with_the_fix_in_words() {
         .err()
     };
     assert_eq!(with("cpu", "f32"), None);
+    let nll = |w: f64| {
+        load_with(
+            &c,
+            &[("model", "gold_nll_weight", Some(toml::Value::Float(w)))],
+        )
+    };
+    assert!(nll(1.0).is_ok_and(|c| c.model.gold_nll_weight == 1.0));
+    let msg = nll(-0.5).unwrap_err();
+    assert!(
+        msg.contains("model.gold_nll_weight = -0.5") && msg.contains(">= 0"),
+        "{msg}"
+    );
     // Defaults: the CPU in f32.
     let d = exspin_actors::config::ModelConfig::default();
     assert_eq!((d.device, d.dtype), (DeviceSpec::Cpu, WeightDType::F32));
@@ -1206,10 +1218,18 @@ fn a_tiny_real_run_with_an_explicit_cpu_device_and_a_random_shape_finishes() {
             c.run.replay_capacity = 4;
             c.data.dev_limit = 2;
             c.sft.steps = 0;
+        } else {
+            // The tiny run's pair loss carries the gold NLL term; the random one's does not.
+            c.model.gold_nll_weight = 0.5;
         }
         c.validate().unwrap();
         let text = toml::to_string(&c).unwrap();
         assert!(text.contains("device = \"cpu\""), "{text}");
+        assert_eq!(
+            text.contains("gold_nll_weight = 0.5"),
+            kind == "tiny",
+            "{text}"
+        );
         std::fs::create_dir_all(&dir).unwrap();
         let run = Run::new(c.clone(), &text, &dir).unwrap();
         assert!(dir.join("weights/v0/model.safetensors").is_file());
@@ -1221,6 +1241,17 @@ fn a_tiny_real_run_with_an_explicit_cpu_device_and_a_random_shape_finishes() {
             "{kind}: {s:?}"
         );
         assert!(s.generated_tokens > 0, "{kind}: {s:?}");
+        // Every step logs the gold's implicit reward, and its NLL exactly when the loss has it.
+        let metrics = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+        for line in metrics.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert!(v["chosen_reward"].as_f64().is_some(), "{kind}: {v}");
+            let nll = v.get("gold_nll").and_then(|x| x.as_f64());
+            match kind {
+                "tiny" => assert!(nll.is_some_and(|x| x > 0.0), "{kind}: {v}"),
+                _ => assert_eq!(nll, None, "{kind}: {v}"),
+            }
+        }
     }
 }
 

@@ -10,6 +10,11 @@
 //! * DPO: the same formula with the reference the frozen SFT model.
 //! * Hinge: `max(0, 1 − z)` (SLiC-style).
 //!
+//! [`with_gold_nll`] adds `α · mean_i(−log pθ(y⁺_i|x_i) / |y⁺_i|)` to any of them: a pair loss
+//! alone is satisfied by pushing both answers down, the rejected one faster, and on a real model
+//! that takes the gold's likelihood (and greedy accuracy) with it (iterative RPO, Pang et al.
+//! 2024, adds this term for the same reason).
+//!
 //! Reference log-probs are inputs (computed by the opponent at generation time), so training never
 //! holds a second model.
 
@@ -30,6 +35,10 @@ pub struct Metrics {
     pub margin: f32,
     /// Fraction of pairs with a positive margin.
     pub accuracy: f32,
+    /// Mean per-token negative log-likelihood of the gold answers, when the loss includes it
+    /// ([`with_gold_nll`]; 0 otherwise).
+    #[serde(default)]
+    pub gold_nll: f32,
     /// Pairs (or sequences for SFT) in the batch.
     pub n: usize,
     /// Response tokens (SFT).
@@ -133,7 +142,40 @@ pub fn pair_loss(kind: PairKind, beta: f64, lp: PairLogprobs<'_>) -> Result<Loss
         margin: mean(&margins),
         accuracy: margins.iter().filter(|&&m| m > 0.0).count() as f32 / n as f32,
         n,
-        tokens: 0,
+        ..Metrics::default()
+    };
+    Ok(LossOutput { loss, metrics })
+}
+
+/// `out` (a pair loss) plus `weight` × the mean over pairs of the gold answer's negative
+/// log-likelihood per token, `policy_chosen` holding each pair's summed gold log-prob and
+/// `gold_tokens` its gold answer's length. The metrics' `loss` becomes the total and `gold_nll`
+/// the mean per-token NLL; the rewards and margin stay the pair loss's.
+pub fn with_gold_nll(
+    out: LossOutput,
+    weight: f64,
+    policy_chosen: &Tensor,
+    gold_tokens: &[usize],
+) -> Result<LossOutput> {
+    let n = gold_tokens.len();
+    if n == 0 || policy_chosen.dims1()? != n || gold_tokens.contains(&0) {
+        return Err(ModelError::invalid(
+            "with_gold_nll",
+            format!(
+                "needs a non-empty gold answer per pair ({} log-probs, token counts {:?})",
+                policy_chosen.elem_count(),
+                gold_tokens
+            ),
+        ));
+    }
+    let inverse_lengths: Vec<f32> = gold_tokens.iter().map(|&t| 1.0 / t as f32).collect();
+    let per_token = Tensor::new(inverse_lengths, policy_chosen.device())?;
+    let nll = (policy_chosen * per_token)?.neg()?.mean_all()?;
+    let loss = (&out.loss + (&nll * weight)?)?;
+    let metrics = Metrics {
+        loss: loss.to_scalar::<f32>()?,
+        gold_nll: nll.to_scalar::<f32>()?,
+        ..out.metrics
     };
     Ok(LossOutput { loss, metrics })
 }

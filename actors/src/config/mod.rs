@@ -117,6 +117,7 @@ impl JobConfig {
         sig.model.lr = d.lr;
         sig.model.warmup_steps = d.warmup_steps;
         sig.model.lambda = d.lambda;
+        sig.model.gold_nll_weight = d.gold_nll_weight;
         sig.model.activation_checkpointing = d.activation_checkpointing;
         sig.model.shared_prompt_pairs = d.shared_prompt_pairs;
         toml::to_string(&sig).expect("a job config serializes")
@@ -191,6 +192,12 @@ impl JobConfig {
                     "model.lr, sft.lr, model.lambda and model.max_grad_norm must be positive"
                         .into(),
                 );
+            }
+            if !(m.gold_nll_weight >= 0.0 && m.gold_nll_weight.is_finite()) {
+                errors.push(format!(
+                    "model.gold_nll_weight = {} must be a finite number >= 0 (0 = no gold NLL term)",
+                    m.gold_nll_weight
+                ));
             }
         }
         if errors.is_empty() {

@@ -89,6 +89,12 @@ pub struct ModelConfig {
     pub max_grad_norm: f64,
     /// λ of the SPIN / ExSPIN loss (β of DPO).
     pub lambda: f64,
+    /// Weight of a negative log-likelihood term on the gold answer (per gold token) added to the
+    /// pair losses (SPIN, ExSPIN, DPO): the pair loss alone can push the gold's likelihood down
+    /// with the negative's and collapse a real model within a round (BENCHMARKS.md); the NLL
+    /// term holds it up, as in iterative RPO (Pang et al., 2024). 0, the default, is the paper's
+    /// loss.
+    pub gold_nll_weight: f64,
     /// Rows per forward pass when scoring log-probs and generating for dev (memory vs speed).
     pub chunk: usize,
     /// Self-play learner: keep only each layer's input from the forward pass and recompute the
@@ -170,11 +176,19 @@ struct ModelToml {
     warmup_steps: usize,
     max_grad_norm: f64,
     lambda: f64,
+    // Left out of the written config at 0, so configs of runs started before it existed read back
+    // unchanged (`exspin experiment` refuses a run whose config changed).
+    #[serde(skip_serializing_if = "is_zero")]
+    gold_nll_weight: f64,
     chunk: usize,
     activation_checkpointing: bool,
     shared_prompt_pairs: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     lora: Option<exspin::model::lora::LoraConfig>,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl Default for ModelToml {
@@ -207,6 +221,7 @@ impl Default for ModelToml {
             warmup_steps: 2,
             max_grad_norm: 1.0,
             lambda: 0.1,
+            gold_nll_weight: 0.0,
             chunk: 16,
             activation_checkpointing: false,
             shared_prompt_pairs: true,
@@ -346,6 +361,7 @@ impl TryFrom<ModelToml> for ModelConfig {
             warmup_steps: t.warmup_steps,
             max_grad_norm: t.max_grad_norm,
             lambda: t.lambda,
+            gold_nll_weight: t.gold_nll_weight,
             chunk: t.chunk,
             activation_checkpointing: t.activation_checkpointing,
             shared_prompt_pairs: t.shared_prompt_pairs,
@@ -372,6 +388,7 @@ impl From<ModelConfig> for ModelToml {
             warmup_steps: c.warmup_steps,
             max_grad_norm: c.max_grad_norm,
             lambda: c.lambda,
+            gold_nll_weight: c.gold_nll_weight,
             chunk: c.chunk,
             activation_checkpointing: c.activation_checkpointing,
             shared_prompt_pairs: c.shared_prompt_pairs,

@@ -152,6 +152,8 @@ impl Learner for FakeLearner {
         Ok(StepMetrics {
             loss: 1.0 / (1.0 + 0.1 * self.state.steps as f64),
             reward_margin: margin,
+            chosen_reward: margin / 2.0,
+            gold_nll: None,
             pairs: pairs.len(),
             tokens,
         })

@@ -103,6 +103,14 @@ pub struct StepMetrics {
     pub loss: f64,
     /// Mean (chosen − rejected) implicit reward.
     pub reward_margin: f64,
+    /// Mean implicit reward λ·(log pθ − log p_ref) of the gold answers (pair modes; 0 otherwise):
+    /// negative means the gold's likelihood is falling, the first sign of a collapsing round.
+    #[serde(default)]
+    pub chosen_reward: f64,
+    /// Mean per-token NLL of the gold answers, when the loss has the gold NLL term
+    /// (`model.gold_nll_weight`).
+    #[serde(default)]
+    pub gold_nll: Option<f64>,
     pub pairs: usize,
     /// Token positions of the step's forward pass (prompt + answer of every row: chosen, and
     /// rejected in the pair modes; the fake counts whitespace-separated pieces).

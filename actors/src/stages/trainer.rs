@@ -103,11 +103,15 @@ async fn on_batch(ctx: &Arc<Ctx>, batch: Batch) -> Result<(), ActorProcessingErr
                 j.generated_tokens_per_s(),
             )
         };
-        let line = json!({"step": step, "round": round, "version": version, "loss": m.loss,
-                          "reward_margin": m.reward_margin, "pairs": m.pairs,
+        let mut line = json!({"step": step, "round": round, "version": version, "loss": m.loss,
+                          "reward_margin": m.reward_margin, "chosen_reward": m.chosen_reward,
+                          "pairs": m.pairs,
                           "generated_tokens": tokens, "generated_tokens_per_s": tokens_per_s,
                           "trained_tokens": m.tokens,
                           "elapsed_s": ctx.stats.started.elapsed().as_secs_f64()});
+        if let Some(nll) = m.gold_nll {
+            line["gold_nll"] = json!(nll);
+        }
         append_line(&ctx.run_dir.join("metrics.jsonl"), &line)?;
         let every = ctx.config.run.checkpoint_every;
         if every > 0 && step % every == 0 {

@@ -28,6 +28,8 @@ pub struct RealLearner {
     pub opt: Optimizer,
     pub mode: Mode,
     pub lambda: f64,
+    /// Weight of the gold NLL term on the pair losses (`model.gold_nll_weight`; 0 = none).
+    pub gold_nll_weight: f64,
     /// GRPO's clip (mode = "grpo"; the runtime uses no KL term).
     pub grpo: GrpoSettings,
     pub run_dir: PathBuf,
@@ -104,7 +106,10 @@ impl Learner for RealLearner {
             .iter()
             .map(|p| p.ref_logp_rejected.unwrap_or(0.0))
             .collect();
-        // The mode's pair loss from the policy's chosen and rejected log-probs.
+        let gold_nll_weight = self.gold_nll_weight;
+        let gold_tokens: Vec<usize> = chosen.iter().map(|r| r.response.len()).collect();
+        // The mode's pair loss from the policy's chosen and rejected log-probs, with the gold
+        // NLL term when the config asks for it.
         let pair_loss = |pc: &Tensor, pr: &Tensor| -> exspin::model::Result<LossOutput> {
             let lps = PairLogprobs {
                 policy_chosen: pc,
@@ -112,9 +117,14 @@ impl Learner for RealLearner {
                 ref_chosen: &rc,
                 ref_rejected: &rr,
             };
-            match mode {
-                Mode::Dpo => loss::dpo_loss(lambda, lps),
-                _ => loss::spin_loss(lambda, lps),
+            let out = match mode {
+                Mode::Dpo => loss::dpo_loss(lambda, lps)?,
+                _ => loss::spin_loss(lambda, lps)?,
+            };
+            if gold_nll_weight > 0.0 {
+                loss::with_gold_nll(out, gold_nll_weight, pc, &gold_tokens)
+            } else {
+                Ok(out)
             }
         };
         let pad = self.lm.special.pad;
@@ -188,6 +198,9 @@ impl Learner for RealLearner {
         Ok(StepMetrics {
             loss: out.metrics.loss as f64,
             reward_margin: out.metrics.margin as f64,
+            chosen_reward: out.metrics.chosen_reward as f64,
+            gold_nll: (gold_nll_weight > 0.0 && !matches!(mode, Mode::Sft | Mode::Grpo))
+                .then_some(out.metrics.gold_nll as f64),
             pairs: n,
             tokens,
         })

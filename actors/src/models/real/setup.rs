@@ -193,6 +193,7 @@ pub fn build(
         opt,
         mode: config.run.mode,
         lambda: m.lambda,
+        gold_nll_weight: m.gold_nll_weight,
         grpo: exspin::train::grpo::GrpoSettings {
             clip: config.run.grpo_clip,
             kl_beta: 0.0,
