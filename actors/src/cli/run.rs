@@ -205,17 +205,40 @@ fn drive(
     }
 }
 
+/// What a graceful stop says: the checkpoint's step and round (where `exspin resume` continues),
+/// and the steps that finished after it was cut, which the resumed run trains again.
+fn stop_message(
+    steps_done: u64,
+    checkpoint_step: u64,
+    checkpoint_round: u64,
+    checkpoint: &Path,
+    run_dir: &Path,
+) -> String {
+    let redo = steps_done.saturating_sub(checkpoint_step);
+    let after = match redo {
+        0 => String::new(),
+        1 => " (the one step that finished after it will run again)".to_string(),
+        n => format!(" (the {n} steps that finished after it will run again)"),
+    };
+    format!(
+        "stopped; checkpoint {} is at step {checkpoint_step} (round {checkpoint_round}){after}; \
+         continue with: exspin resume {}",
+        checkpoint.display(),
+        run_dir.display()
+    )
+}
+
 fn report(run_dir: &Path, end: anyhow::Result<RunEnd>) -> anyhow::Result<()> {
     let end = end?;
     let s: &summary::Summary = &end.summary;
     match end.stopped_at {
         Some(Ok(ckpt)) => {
+            let meta = exspin_actors::state::checkpoint::read(&ckpt).with_context(|| {
+                format!("reading the checkpoint just written, {}", ckpt.display())
+            })?;
             eprintln!(
-                "stopped at step {} (round {}); checkpoint {}; continue with: exspin resume {}",
-                s.steps,
-                s.rounds,
-                ckpt.display(),
-                run_dir.display()
+                "{}",
+                stop_message(s.steps, meta.step, meta.round, &ckpt, run_dir)
             );
             Ok(())
         }
@@ -247,5 +270,22 @@ fn report(run_dir: &Path, end: anyhow::Result<RunEnd>) -> anyhow::Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stop_message_names_the_checkpoints_step_and_the_steps_to_redo() {
+        let (ckpt, run) = (Path::new("r/checkpoints/step-00000172"), Path::new("r"));
+        let m = stop_message(173, 172, 1, ckpt, run);
+        assert!(m.contains("is at step 172 (round 1)"), "{m}");
+        assert!(m.contains("the one step that finished after it"), "{m}");
+        assert!(m.ends_with("continue with: exspin resume r"), "{m}");
+        assert!(stop_message(175, 172, 1, ckpt, run).contains("the 3 steps"));
+        let exact = stop_message(172, 172, 1, ckpt, run);
+        assert!(!exact.contains("again"), "{exact}");
     }
 }
