@@ -318,9 +318,10 @@ fn fake_seams(
 /// with another config or other data.
 fn restore(ctx: &Ctx, dir: &Path, meta: CheckpointMeta) -> anyhow::Result<BufferSnapshot> {
     anyhow::ensure!(
-        meta.config_hash == ctx.config_hash,
+        crate::state::extend::is_own_config(&ctx.run_dir, &ctx.config_hash, &meta.config_hash)?,
         "the config in {} differs from the one checkpoint {} was made with; resuming would mix two \
-         runs. Restore the original config.toml or start a new run with `exspin run`",
+         runs. Restore the original config.toml or start a new run with `exspin run` (to give a \
+         run more rounds, `exspin resume RUN --rounds N`)",
         ctx.run_dir.display(),
         dir.display()
     );
@@ -346,7 +347,10 @@ fn restore(ctx: &Ctx, dir: &Path, meta: CheckpointMeta) -> anyhow::Result<Buffer
     truncate_metrics(&ctx.run_dir.join("metrics.jsonl"), meta.step)?;
     // The round's time goes on from the checkpoint's count: what ran after it is run again.
     *ctx.round_clock.lock() = std::time::Instant::now();
-    *ctx.journal.lock() = meta.journal;
+    let mut journal = meta.journal;
+    // A finished run given more rounds (`extend`) goes on.
+    journal.finished &= journal.round >= ctx.config.run.rounds;
+    *ctx.journal.lock() = journal;
     Ok(meta.buffer)
 }
 

@@ -378,6 +378,44 @@ set = {{ "run.mode" = "exspin" }}
         resumed["wall_s"].as_f64() > resources["wall_s"].as_f64(),
         "{resumed}"
     );
+
+    // Raising `run.rounds` in the experiment file gives the finished runs another round: no
+    // changed-config refusal, each run goes on from where it finished and trains only the new
+    // round's samples, once.
+    let text = std::fs::read_to_string(&exp).unwrap();
+    let more = rounds + 1;
+    std::fs::write(
+        &exp,
+        text.replace(
+            &format!(r#""run.rounds" = {rounds}"#),
+            &format!(r#""run.rounds" = {more}"#),
+        ),
+    )
+    .unwrap();
+    let extended = experiment().output().unwrap();
+    let err = String::from_utf8_lossy(&extended.stderr);
+    assert!(extended.status.success(), "{err}");
+    assert!(err.contains("SPIN: given more rounds and done"), "{err}");
+    let s = summary(&spin);
+    assert_eq!(
+        (s["finished"].as_bool(), s["rounds"].as_u64()),
+        (Some(true), Some(more as u64))
+    );
+    let more_ids: Vec<&str> = s["samples_trained_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let unique: std::collections::BTreeSet<&&str> = more_ids.iter().collect();
+    assert_eq!(unique.len(), more_ids.len(), "a sample trained twice");
+    assert_eq!(more_ids.len(), more * prompts * samples);
+    assert!(ids.iter().all(|id| more_ids.contains(id)));
+    assert_eq!(summary(&out.join("runs/exspin"))["rounds"], more as u64);
+    let again = experiment().output().unwrap();
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{err}");
+    assert_eq!(err.matches("already finished").count(), 2, "{err}");
 }
 
 #[test]

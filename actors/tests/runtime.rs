@@ -538,6 +538,114 @@ fn check_ok(out: std::process::Output) -> String {
     err
 }
 
+/// `exspin resume RUN --rounds N` gives a finished run more rounds: it goes on from the finished
+/// run's last checkpoint (the start of the round after its last), trains each new sample once and
+/// nothing again, and ends where a run started with N rounds ends. Lowering is refused, and the
+/// old config's checkpoints stay resumable through the lineage.
+#[test]
+fn a_finished_run_given_more_rounds_goes_on_without_training_anything_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = small(Mode::Spin);
+    c.run.checkpoint_every = 3;
+    c.run.keep_checkpoints = 20;
+    let cfg = tmp.path().join("two.toml");
+    std::fs::write(&cfg, toml::to_string(&c).unwrap()).unwrap();
+    let run = tmp.path().join("ext");
+    check_ok(
+        exspin()
+            .arg("run")
+            .arg(&cfg)
+            .arg("--run-dir")
+            .arg(&run)
+            .output()
+            .unwrap(),
+    );
+    let two = read_summary(&run);
+    assert!(two.finished && two.rounds == 2, "{two:?}");
+    // The finished run's checkpoint: round 2 begins at it, after every step of the two rounds.
+    let (_, meta) = exspin_actors::state::checkpoint::read_latest(&run).unwrap();
+    assert_eq!((meta.round, meta.step), (2, two.steps), "{meta:?}");
+    // Resuming it as it is trains nothing.
+    check_ok(exspin().arg("resume").arg(&run).output().unwrap());
+    assert_eq!(
+        read_summary(&run).samples_trained_ids,
+        two.samples_trained_ids
+    );
+
+    let err = exspin()
+        .args(["resume", run.to_str().unwrap(), "--rounds", "1"])
+        .output()
+        .unwrap();
+    assert!(!err.status.success());
+    let msg = String::from_utf8_lossy(&err.stderr);
+    assert!(msg.contains("can only be given more rounds"), "{msg}");
+
+    let said = check_ok(
+        exspin()
+            .args(["resume", run.to_str().unwrap(), "--rounds", "3"])
+            .output()
+            .unwrap(),
+    );
+    assert!(said.contains("run.rounds raised from 2 to 3"), "{said}");
+    let three = read_summary(&run);
+    let mut c3 = c.clone();
+    c3.run.rounds = 3;
+    assert!(three.finished && three.rounds == 3, "{three:?}");
+    assert_spin_complete(&three, &c3);
+    assert_eq!(three.dev_ex_per_round.len(), 3, "{three:?}");
+    // Round 0 and 1's samples are the two-round run's, each trained once: none again.
+    assert!(
+        two.samples_trained_ids
+            .iter()
+            .all(|id| three.samples_trained_ids.contains(id))
+    );
+    // The same samples as a run started with three rounds.
+    let full = run_in_process(c3.clone(), &tmp.path().join("full"));
+    assert_eq!(
+        sorted(&three.samples_trained_ids),
+        sorted(&full.samples_trained_ids)
+    );
+    assert_eq!(three.steps, full.steps);
+    // One metrics line per step, in order, none repeated.
+    let steps: Vec<u64> = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(steps, (1..=three.steps).collect::<Vec<_>>());
+    // The config says 3 rounds now; a checkpoint from under the 2-round config still resumes.
+    let (now, _) = JobConfig::load(&run.join("config.toml")).unwrap();
+    assert_eq!(now.run.rounds, 3);
+    let ckpts = exspin_actors::state::checkpoint::list(&run).unwrap();
+    let older = ckpts
+        .iter()
+        .find(|d| exspin_actors::state::checkpoint::read(d).unwrap().round == 1)
+        .expect("a checkpoint of round 1");
+    assert_ne!(
+        exspin_actors::state::checkpoint::read(older)
+            .unwrap()
+            .config_hash,
+        exspin_actors::state::checkpoint::read(ckpts.last().unwrap())
+            .unwrap()
+            .config_hash
+    );
+    for later in ckpts.iter().filter(|d| *d > older) {
+        std::fs::remove_dir_all(later).unwrap();
+    }
+    check_ok(exspin().arg("resume").arg(&run).output().unwrap());
+    let again = read_summary(&run);
+    assert!(again.finished, "{again:?}");
+    assert_no_duplicates(&again);
+    assert_eq!(
+        sorted(&again.samples_trained_ids),
+        sorted(&full.samples_trained_ids)
+    );
+}
+
 /// A run whose stderr is not a terminal (a log file) writes plain progress lines with every
 /// stage's count instead of drawing bars, at most once an interval: none in a short run at the
 /// default minute, one at every count at an interval of 0.

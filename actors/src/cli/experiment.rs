@@ -115,6 +115,7 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
                 Step::Skipped => "already finished",
                 Step::Ran => "done",
                 Step::Resumed => "resumed and done",
+                Step::Extended => "given more rounds and done",
                 Step::Stopped => {
                     anyhow::bail!(
                         "stopped on request during {label}; its time so far is kept, and the same \

@@ -30,10 +30,20 @@ pub struct RunArgs {
 }
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Example: exspin resume runs/demo")]
+#[command(
+    after_help = "Examples:\n  exspin resume runs/demo             continue where it stopped\n  \
+                        exspin resume runs/demo --rounds 5  give it 5 rounds in all (a finished \
+                        run goes on from its last version)"
+)]
 pub struct ResumeArgs {
     /// A run folder made by `exspin run` holding at least one checkpoint.
     pub run_dir: PathBuf,
+    /// Raise `run.rounds` in the run's config.toml to N first (N rounds in all): a finished run
+    /// goes on from its last published version with the rounds it has not run, nothing trained
+    /// again. Only raising is allowed; the checkpoints made under the config before stay
+    /// resumable (RUN/config-lineage.json).
+    #[arg(long, value_name = "N")]
+    pub rounds: Option<u64>,
     #[command(flatten)]
     pub threads: crate::cli::args::compute::ThreadsArgs,
     #[command(flatten)]
@@ -152,6 +162,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 
 pub fn resume(args: ResumeArgs) -> anyhow::Result<()> {
     args.threads.apply()?;
+    if let Some(rounds) = args.rounds {
+        use exspin_actors::state::extend::{Extension, extend_rounds};
+        if let Extension::Raised { from, to } = extend_rounds(&args.run_dir, rounds)? {
+            eprintln!(
+                "{}: run.rounds raised from {from} to {to}",
+                args.run_dir.join("config.toml").display()
+            );
+        }
+    }
     let (rt, stop) = runtime_with_stop(args.threads.threads)?;
     let (config, _) = JobConfig::load(&args.run_dir.join("config.toml"))
         .with_context(|| format!("{} is not a run folder", args.run_dir.display()))?;

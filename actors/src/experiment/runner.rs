@@ -139,6 +139,8 @@ pub enum Step {
     Skipped,
     Ran,
     Resumed,
+    /// Given more rounds (the experiment raised `run.rounds`), then run to its end.
+    Extended,
     /// A stop was requested while it ran (it stopped at a checkpoint, or at once on a second
     /// request): the experiment stops, and the same command continues it.
     Stopped,
@@ -192,16 +194,24 @@ pub fn execute(
                 .with_context(|| format!("creating {}", parent.display()))?;
         }
     }
-    let same_config =
-        std::fs::read_to_string(run_dir.join("config.toml")).is_ok_and(|t| t == run.config_text);
+    let started_with = std::fs::read_to_string(run_dir.join("config.toml")).ok();
+    let same_config = started_with.as_ref().is_some_and(|t| *t == run.config_text);
     if same_config && finished(&run_dir) {
         return Ok(Step::Skipped);
     }
     std::fs::write(&config_path, &run.config_text)?;
-    let resumable = same_config && has_checkpoint(&run_dir);
+    // The experiment raised `run.rounds` and nothing else: the run goes on with more rounds.
+    let more_rounds = started_with
+        .as_ref()
+        .is_some_and(|t| crate::state::extend::only_rounds_raised(t, &run.config_text));
+    let resumable = (same_config || more_rounds) && has_checkpoint(&run_dir);
     let mut cmd = Command::new(exe);
     if resumable {
         cmd.arg("resume").arg(&run_dir);
+        if more_rounds {
+            let planned: JobConfig = toml::from_str(&run.config_text)?;
+            cmd.arg("--rounds").arg(planned.run.rounds.to_string());
+        }
     } else {
         cmd.arg("run")
             .arg(&config_path)
@@ -282,7 +292,11 @@ pub fn execute(
         run.name,
         log_path.display()
     );
-    Ok(if resumable { Step::Resumed } else { Step::Ran })
+    Ok(match (resumable, more_rounds) {
+        (true, true) => Step::Extended,
+        (true, false) => Step::Resumed,
+        (false, _) => Step::Ran,
+    })
 }
 
 /// Where a run's output goes: `OUT/logs/{slug}.log` (its progress lines among it).
@@ -297,7 +311,11 @@ pub fn log_path(out: &Path, run: &PlannedRun) -> PathBuf {
 pub fn changed_since_started(out: &Path, run: &PlannedRun) -> Option<String> {
     let run_dir = out.join("runs").join(&run.slug);
     let started_with = std::fs::read_to_string(run_dir.join("config.toml")).ok()?;
-    if started_with == run.config_text {
+    if started_with == run.config_text
+        || (crate::state::extend::only_rounds_raised(&started_with, &run.config_text)
+            && has_checkpoint(&run_dir))
+    {
+        // The same, or only more rounds, which the run goes on with (`exspin resume --rounds`).
         return None;
     }
     let summary: Option<serde_json::Value> = std::fs::read_to_string(run_dir.join("summary.json"))

@@ -122,8 +122,12 @@ fn timed_pending(ctx: &Ctx, round: u64, accounted: &HashSet<String>) -> Vec<Prom
     out
 }
 
-/// The prompts of `round` not all of whose samples are accounted for, in plan order.
+/// The prompts of `round` not all of whose samples are accounted for, in plan order; none past
+/// the run's last round (a finished run's checkpoint is cut at the start of the round after it).
 pub fn pending_prompts(ctx: &Ctx, round: u64, accounted: &HashSet<String>) -> Vec<PromptItem> {
+    if round >= ctx.config.run.rounds {
+        return Vec::new();
+    }
     let n = ctx.config.run.samples_per_prompt;
     round_prompts(
         &ctx.train,

@@ -206,7 +206,7 @@ impl Actor for Supervisor {
         st: &mut State,
     ) -> Result<(), ActorProcessingErr> {
         resync(&st.ctx).await;
-        check_finished(&myself, st);
+        check_finished(&myself, st).await;
         Ok(())
     }
 
@@ -247,7 +247,7 @@ impl Actor for Supervisor {
             }
             SupervisorMsg::Evaluated { version } => {
                 tracing::debug!(version, "dev evaluation of a version done");
-                check_finished(&myself, st)
+                check_finished(&myself, st).await
             }
             SupervisorMsg::Terminate(reply) => {
                 st.stopping = true;
@@ -353,8 +353,10 @@ async fn give_up(
     myself.stop(Some("restart budget exceeded".into()));
 }
 
-/// Finished when every round is trained and every published version evaluated.
-fn check_finished(myself: &ActorRef<SupervisorMsg>, st: &mut State) {
+/// Finished when every round is trained and every published version evaluated. A finished run
+/// with checkpoints writes a last one first: the start of the round after its last, where
+/// `exspin resume RUN --rounds N` goes on from (`state::extend`) without training anything again.
+async fn check_finished(myself: &ActorRef<SupervisorMsg>, st: &mut State) {
     let ctx = &st.ctx;
     let done = {
         let j = ctx.journal.lock();
@@ -363,6 +365,13 @@ fn check_finished(myself: &ActorRef<SupervisorMsg>, st: &mut State) {
     };
     if done && !st.stopping {
         st.stopping = true;
+        // `run.checkpoint_every = 0` asks for no checkpoints, this one included.
+        if ctx.config.run.checkpoint_every > 0 {
+            match crate::stages::trainer::write_checkpoint(ctx).await {
+                Ok(dir) => tracing::info!("the finished run's checkpoint: {}", dir.display()),
+                Err(e) => tracing::warn!("the finished run's checkpoint failed: {e:#}"),
+            }
+        }
         ctx.journal.lock().finished = true;
         if let Err(e) = summary::write_from(&ctx.journal, &ctx.config, &ctx.run_dir) {
             tracing::error!("writing the summary: {e:#}");

@@ -1,8 +1,10 @@
 //! The run's state and what it leaves in the run folder: the in-memory journal (what has been
 //! trained, filtered, published and measured), the trained-id ledger on disk
-//! (`trained_ids.txt`), the checkpoints that snapshot both, and `summary.json`.
+//! (`trained_ids.txt`), the checkpoints that snapshot both, `summary.json`, and the lineage of
+//! configs a run had before its rounds were raised (`extend`).
 
 pub mod checkpoint;
+pub mod extend;
 pub mod journal;
 pub mod ledger;
 pub mod summary;

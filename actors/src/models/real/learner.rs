@@ -315,6 +315,7 @@ mod tests {
             opt,
             mode,
             lambda: 0.1,
+            gold_nll_weight: 0.0,
             grpo: GrpoSettings::default(),
             run_dir: PathBuf::from("unused"),
             version: 0,
@@ -377,6 +378,54 @@ mod tests {
                 "{checkpointing}: rewarded {good0} -> {good1}"
             );
             assert!(bad1 < bad0, "{checkpointing}: penalized {bad0} -> {bad1}");
+        }
+    }
+
+    /// An ExSPIN step at the reference (θ = θt: the pair loss is ln 2, every reward 0) reports
+    /// the pair loss alone without the gold NLL term, and the pair loss plus the weighted
+    /// per-token NLL of the gold with it, in either backward.
+    #[test]
+    fn the_gold_nll_term_adds_the_golds_weighted_per_token_nll_to_the_pair_loss() {
+        let prompt = "-- Question: how many cats?";
+        let (gold, wrong) = ("SELECT count(*) FROM cat", "SELECT name FROM dog");
+        for checkpointing in [false, true] {
+            for weight in [0.0, 0.5] {
+                let lm = super::super::tiny_test_models(1).pop().unwrap();
+                let row = |sql: &str| TokenPair {
+                    prompt: lm.prompt_ids(prompt).unwrap(),
+                    response: lm.answer_ids(sql).unwrap(),
+                };
+                let gold_logp = lm.score(&[row(gold)], 4).unwrap()[0];
+                let wrong_logp = lm.score(&[row(wrong)], 4).unwrap()[0];
+                let gold_len = lm.answer_ids(gold).unwrap().len() as f64;
+                let mut l = learner(lm, Mode::Exspin);
+                l.activation_checkpointing = checkpointing;
+                l.gold_nll_weight = weight;
+                let pair = Pair {
+                    rejected: Some(wrong.into()),
+                    ref_logp_rejected: Some(wrong_logp),
+                    advantage: None,
+                    ..item("e#s0", gold, gold_logp, 0.0)
+                };
+                let m = l.train_step(&[pair]).unwrap();
+                let nll = -f64::from(gold_logp) / gold_len;
+                let want = std::f64::consts::LN_2 + weight * nll;
+                assert!(
+                    (m.loss - want).abs() < 1e-4,
+                    "{checkpointing} {weight}: {m:?} vs {want}"
+                );
+                assert!(
+                    m.chosen_reward.abs() < 1e-4 && m.reward_margin.abs() < 1e-4,
+                    "{m:?}"
+                );
+                match m.gold_nll {
+                    Some(got) => {
+                        assert!(weight > 0.0, "{m:?}");
+                        assert!((got - nll).abs() < 1e-4, "{got} vs {nll}");
+                    }
+                    None => assert_eq!(weight, 0.0, "{m:?}"),
+                }
+            }
         }
     }
 
