@@ -268,7 +268,7 @@ fn prepare_stoppable(
         train: Arc::new(train),
         order,
         run_dir: run_dir.to_path_buf(),
-        config_hash: sha256_hex(config_text.as_bytes()),
+        config_hash: crate::state::checkpoint::config_hash(config_text),
         config,
         stats: Default::default(),
         progress: Default::default(),

@@ -207,3 +207,43 @@ impl JobConfig {
         }
     }
 }
+
+/// Whether `planned` (a job config's text) is `started` (the run's `config.toml`) with only
+/// `run.rounds` raised: what an experiment may continue with `exspin resume --rounds` (`state::extend`) instead of
+/// starting the run over.
+pub fn only_rounds_raised(started: &str, planned: &str) -> bool {
+    let (Ok(a), Ok(b)) = (
+        toml::from_str::<JobConfig>(started),
+        toml::from_str::<JobConfig>(planned),
+    ) else {
+        return false;
+    };
+    if b.run.rounds <= a.run.rounds {
+        return false;
+    }
+    let mut b_at_a = b.clone();
+    b_at_a.run.rounds = a.run.rounds;
+    toml::to_string(&a).ok() == toml::to_string(&b_at_a).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_raised_rounds_counts_as_an_extension() {
+        let mut c: JobConfig = toml::from_str("[data]\n[run]\n[model]\n").unwrap();
+        let base = toml::to_string(&c).unwrap();
+        c.run.rounds += 2;
+        let more = toml::to_string(&c).unwrap();
+        assert!(only_rounds_raised(&base, &more));
+        assert!(!only_rounds_raised(&more, &base), "lowering is not");
+        assert!(!only_rounds_raised(&base, &base), "the same is not");
+        c.run.seed += 1;
+        let other = toml::to_string(&c).unwrap();
+        assert!(
+            !only_rounds_raised(&base, &other),
+            "another setting changed too"
+        );
+    }
+}

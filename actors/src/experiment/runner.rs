@@ -203,7 +203,7 @@ pub fn execute(
     // The experiment raised `run.rounds` and nothing else: the run goes on with more rounds.
     let more_rounds = started_with
         .as_ref()
-        .is_some_and(|t| crate::state::extend::only_rounds_raised(t, &run.config_text));
+        .is_some_and(|t| crate::config::only_rounds_raised(t, &run.config_text));
     let resumable = (same_config || more_rounds) && has_checkpoint(&run_dir);
     let mut cmd = Command::new(exe);
     if resumable {
@@ -312,7 +312,7 @@ pub fn changed_since_started(out: &Path, run: &PlannedRun) -> Option<String> {
     let run_dir = out.join("runs").join(&run.slug);
     let started_with = std::fs::read_to_string(run_dir.join("config.toml")).ok()?;
     if started_with == run.config_text
-        || (crate::state::extend::only_rounds_raised(&started_with, &run.config_text)
+        || (crate::config::only_rounds_raised(&started_with, &run.config_text)
             && has_checkpoint(&run_dir))
     {
         // The same, or only more rounds, which the run goes on with (`exspin resume --rounds`).

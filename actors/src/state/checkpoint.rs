@@ -85,6 +85,13 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
     }
 }
 
+/// The hash of a run's config text that each checkpoint carries: a resume refuses a checkpoint
+/// made under another config (or one the run had before its rounds were raised, `extend`).
+pub fn config_hash(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
 pub fn folder(run_dir: &Path) -> PathBuf {
     run_dir.join("checkpoints")
 }

@@ -13,7 +13,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::config::JobConfig;
-use crate::runtime::sha256_hex;
+use crate::state::checkpoint::config_hash;
 
 const LINEAGE: &str = "config-lineage.json";
 
@@ -61,7 +61,7 @@ pub fn extend_rounds(run_dir: &Path, rounds: u64) -> anyhow::Result<Extension> {
     let new_text = with_rounds(&text, &config, rounds)?;
     let mut lineage = read_lineage(run_dir)?;
     lineage.earlier.push(Earlier {
-        config_sha256: sha256_hex(text.as_bytes()),
+        config_sha256: config_hash(&text),
         rounds: from,
     });
     let lineage_path = run_dir.join(LINEAGE);
@@ -94,24 +94,6 @@ pub fn is_own_config(run_dir: &Path, current_hash: &str, hash: &str) -> anyhow::
             .earlier
             .iter()
             .any(|e| e.config_sha256 == hash))
-}
-
-/// Whether `planned` (a job config's text) is `started` (the run's `config.toml`) with only
-/// `run.rounds` raised: what an experiment may continue with [`extend_rounds`] instead of
-/// starting the run over.
-pub fn only_rounds_raised(started: &str, planned: &str) -> bool {
-    let (Ok(a), Ok(b)) = (
-        toml::from_str::<JobConfig>(started),
-        toml::from_str::<JobConfig>(planned),
-    ) else {
-        return false;
-    };
-    if b.run.rounds <= a.run.rounds {
-        return false;
-    }
-    let mut b_at_a = b.clone();
-    b_at_a.run.rounds = a.run.rounds;
-    toml::to_string(&a).ok() == toml::to_string(&b_at_a).ok()
 }
 
 fn read_lineage(run_dir: &Path) -> anyhow::Result<Lineage> {
@@ -208,22 +190,5 @@ mod tests {
         let got = edit_rounds_line("[run]\nmode = \"sft\"\n", 3).unwrap();
         assert_eq!(got, "[run]\nrounds = 3\nmode = \"sft\"\n");
         assert_eq!(edit_rounds_line("[data]\nx = 1\n", 3), None);
-    }
-
-    #[test]
-    fn only_a_raised_rounds_counts_as_an_extension() {
-        let mut c: JobConfig = toml::from_str("[data]\n[run]\n[model]\n").unwrap();
-        let base = toml::to_string(&c).unwrap();
-        c.run.rounds += 2;
-        let more = toml::to_string(&c).unwrap();
-        assert!(only_rounds_raised(&base, &more));
-        assert!(!only_rounds_raised(&more, &base), "lowering is not");
-        assert!(!only_rounds_raised(&base, &base), "the same is not");
-        c.run.seed += 1;
-        let other = toml::to_string(&c).unwrap();
-        assert!(
-            !only_rounds_raised(&base, &other),
-            "another setting changed too"
-        );
     }
 }
