@@ -247,6 +247,9 @@ impl Actor for Supervisor {
             }
             SupervisorMsg::Evaluated { version } => {
                 tracing::debug!(version, "dev evaluation of a version done");
+                // The version's EX in summary.json now, not at the next round's close an hour
+                // later on a real model (what `exspin experiment --report-only` reads).
+                summary::write_from(&ctx.journal, &ctx.config, &ctx.run_dir)?;
                 check_finished(&myself, st).await
             }
             SupervisorMsg::Terminate(reply) => {
