@@ -310,6 +310,7 @@ fn fake_seams(
             generator: fake(0),
             dev_ids,
             run_dir: run_dir.to_path_buf(),
+            delay: Duration::from_millis(m.evaluate_ms),
         }),
     )
 }

@@ -336,6 +336,46 @@ fn trained_ids_live_in_a_file_and_memory_keeps_two_rounds() {
     assert_eq!(p(Stage::Evaluator), c.run.rounds);
 }
 
+/// summary.json gets a version's dev EX as soon as its evaluation ends, while the next round is
+/// still training (what `exspin experiment --report-only` reads during a long real-model round),
+/// not at that round's close.
+#[test]
+fn summary_takes_a_versions_dev_ex_before_the_next_round_closes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = small(Mode::Spin);
+    // The evaluation of version 1 (0.3 s) ends well inside round 1 (6 steps of 0.25 s), and
+    // well after round 0's close wrote the summary.
+    fake(&mut c).step_ms = 250;
+    fake(&mut c).evaluate_ms = 300;
+    let text = toml::to_string(&c).unwrap();
+    let dir = tmp.path().to_path_buf();
+    let run = Run::new(c, &text, &dir).unwrap();
+    let driver = std::thread::spawn(move || drive_in_process(run));
+    let closed_rounds =
+        || std::fs::read_to_string(dir.join("rounds.jsonl")).map_or(0, |t| t.lines().count());
+    let t = Instant::now();
+    let seen = loop {
+        let summary = std::fs::read(dir.join("summary.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Summary>(&b).ok());
+        if let Some(s) = summary.filter(|s| !s.dev_ex_per_round.is_empty()) {
+            break (s, closed_rounds());
+        }
+        assert!(!driver.is_finished(), "the run ended first");
+        assert!(t.elapsed() < Duration::from_secs(120), "no dev EX in time");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let (summary, closed) = seen;
+    assert_eq!(
+        (summary.dev_ex_per_round.len(), summary.finished, closed),
+        (1, false, 1),
+        "version 1's EX with round 1 still open"
+    );
+    let end = driver.join().unwrap();
+    assert_eq!(end.dev_ex_per_round[0], summary.dev_ex_per_round[0]);
+    assert_eq!(closed_rounds(), 2);
+}
+
 #[test]
 fn every_config_file_loads_and_validates() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
@@ -868,7 +908,24 @@ fn kill_9_sigterm_and_resume_give_the_uninterrupted_run() {
     wait_for("a checkpoint", &mut child, || has_checkpoint(&killed));
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    check_ok(resume("killed"));
+    // The resume's plain progress lines count on from the checkpoint: the prompts it issues
+    // again are not counted twice, and the count ends at the run's total.
+    let err = check_ok(
+        exspin()
+            .arg("resume")
+            .arg(&killed)
+            .args(["--threads", "1"])
+            .env("EXSPIN_PROGRESS_EVERY_S", "0")
+            .output()
+            .unwrap(),
+    );
+    let issued: Vec<u64> = err
+        .lines()
+        .filter_map(|l| l.split("prompts issued ").nth(1))
+        .map(|rest| rest.split('/').next().unwrap().parse().unwrap())
+        .collect();
+    let total = 3 * 12;
+    assert_eq!(issued.iter().max(), Some(&total), "{err}");
     let s = read_summary(&killed);
     assert!(s.finished);
     assert_eq!(s.samples_trained_ids, base.samples_trained_ids);

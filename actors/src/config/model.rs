@@ -34,6 +34,9 @@ pub struct FakeModel {
     /// Milliseconds each generate call sleeps per prompt of its batch (to stand in for generation
     /// time, e.g. in `exspin bench pipeline`).
     pub generate_ms: u64,
+    /// Milliseconds each dev evaluation sleeps (a real model's dev pass takes minutes, so tests
+    /// can see what a run does while one is under way).
+    pub evaluate_ms: u64,
 }
 
 /// The tiny model's BPE vocabulary and decoder shape.
@@ -147,6 +150,8 @@ struct ModelToml {
     #[serde(skip_serializing_if = "Option::is_none")]
     fake_generate_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    fake_evaluate_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     path: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     shape: Option<String>,
@@ -199,6 +204,7 @@ impl Default for ModelToml {
             fake_p_step: None,
             fake_step_ms: None,
             fake_generate_ms: None,
+            fake_evaluate_ms: None,
             path: None,
             shape: None,
             vocab_size: None,
@@ -246,13 +252,18 @@ impl TryFrom<ModelToml> for ModelConfig {
     type Error = String;
     fn try_from(t: ModelToml) -> Result<Self, String> {
         // Which kinds read each kind-specific key.
-        let owners: [(&str, bool, &[ModelKind]); 13] = [
+        let owners: [(&str, bool, &[ModelKind]); 14] = [
             ("fake_p0", t.fake_p0.is_some(), &[ModelKind::Fake]),
             ("fake_p_step", t.fake_p_step.is_some(), &[ModelKind::Fake]),
             ("fake_step_ms", t.fake_step_ms.is_some(), &[ModelKind::Fake]),
             (
                 "fake_generate_ms",
                 t.fake_generate_ms.is_some(),
+                &[ModelKind::Fake],
+            ),
+            (
+                "fake_evaluate_ms",
+                t.fake_evaluate_ms.is_some(),
                 &[ModelKind::Fake],
             ),
             ("path", t.path.is_some(), &[ModelKind::Pretrained]),
@@ -296,6 +307,7 @@ impl TryFrom<ModelToml> for ModelConfig {
                     p_step: t.fake_p_step.unwrap_or(0.2),
                     step_ms: t.fake_step_ms.unwrap_or(0),
                     generate_ms: t.fake_generate_ms.unwrap_or(0),
+                    evaluate_ms: t.fake_evaluate_ms.unwrap_or(0),
                 };
                 if !(0.0..=1.0).contains(&fake.p0) || fake.p_step < 0.0 {
                     return Err(
@@ -401,6 +413,8 @@ impl From<ModelConfig> for ModelToml {
                 t.fake_p_step = Some(f.p_step);
                 t.fake_step_ms = Some(f.step_ms);
                 t.fake_generate_ms = Some(f.generate_ms);
+                // Written only when set, so older runs' configs read back (and hash) unchanged.
+                t.fake_evaluate_ms = (f.evaluate_ms > 0).then_some(f.evaluate_ms);
             }
             ModelSource::Tiny(m) => {
                 t.vocab_size = Some(m.vocab_size);

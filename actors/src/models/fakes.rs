@@ -191,10 +191,13 @@ pub struct FakeDevEvaluator {
     /// (example id, gold SQL) of each dev example.
     pub dev_ids: Vec<(String, String)>,
     pub run_dir: std::path::PathBuf,
+    /// Stands in for a real dev pass's time (`model.fake_evaluate_ms`).
+    pub delay: Duration,
 }
 
 impl DevEvaluator for FakeDevEvaluator {
     fn evaluate(&mut self, weights: &WeightsHandle) -> SeamResult<f64> {
+        std::thread::sleep(self.delay);
         if self.dev_ids.is_empty() {
             return Ok(0.0);
         }

@@ -84,6 +84,7 @@ impl StageBars {
             .into_iter()
             .map(|stage| {
                 let (what, len, pos) = match stage {
+                    // Set by the prompt builder when it is handed the run's pending prompts.
                     Stage::PromptBuilder => ("prompts issued", prompts, 0),
                     Stage::Opponent => ("generated", samples, journal.samples_generated),
                     Stage::Executor => ("judged", samples, journal.samples_judged),
@@ -151,6 +152,12 @@ impl StageBars {
             b
         });
         bar.set_message(line);
+    }
+
+    /// Puts `stage`'s count at `pos`: what is done already when work is handed out again (a
+    /// resume, a restarted actor), so the re-issued part is not counted twice.
+    pub fn set_position(&self, stage: Stage, pos: u64) {
+        self.bars[stage as usize].set_position(pos);
     }
 
     pub fn position(&self, stage: Stage) -> u64 {

@@ -79,10 +79,12 @@ impl Actor for PromptBuilder {
                     .collect();
                 st.next_round = st.next_round.max(through + 1);
                 st.wants.clear();
+                count_issued_before(&st.ctx, through + 1, st.queue.len());
             }
             PromptBuilderMsg::Reissue { round, accounted } => {
                 st.queue = timed_pending(&st.ctx, round, &accounted).into();
                 st.wants.clear();
+                count_issued_before(&st.ctx, round + 1, st.queue.len());
             }
         }
         metrics::gauge!("exspin_prompt_queue").set(st.queue.len() as f64);
@@ -110,6 +112,15 @@ impl Actor for PromptBuilder {
         }
         Ok(())
     }
+}
+
+/// Sets the "prompts issued" count when the prompts of rounds before `rounds_end` are either
+/// done or `pending` (about to be issued again): a resume counts on from what its checkpoint
+/// holds, and a restarted builder does not count the re-issued prompts twice.
+fn count_issued_before(ctx: &Ctx, rounds_end: u64, pending: usize) {
+    let planned = rounds_end.min(ctx.config.run.rounds) * ctx.config.run.prompts_per_round as u64;
+    ctx.progress
+        .set_position(Stage::PromptBuilder, planned.saturating_sub(pending as u64));
 }
 
 /// [`pending_prompts`], counted as prompt-building time.
