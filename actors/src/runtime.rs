@@ -274,6 +274,7 @@ fn prepare_stoppable(
         progress: Default::default(),
         gave_up: Mutex::new(None),
         round_clock: Mutex::new(std::time::Instant::now()),
+        stop_requested: std::sync::atomic::AtomicBool::new(false),
     })))
 }
 

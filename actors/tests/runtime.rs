@@ -952,6 +952,14 @@ fn kill_9_sigterm_and_resume_give_the_uninterrupted_run() {
         "{err}"
     );
     assert!(has_checkpoint(&termed));
+    // Nothing is trained after the stop's checkpoint (a batch queued behind it stays in the
+    // checkpoint's buffer): its step is the last line of metrics.jsonl.
+    let (_, meta) = exspin_actors::state::checkpoint::read_latest(&termed).unwrap();
+    let steps = std::fs::read_to_string(&metrics).unwrap().lines().count() as u64;
+    assert_eq!(
+        meta.step, steps,
+        "steps trained after the stop's checkpoint"
+    );
     assert!(!read_summary(&termed).finished);
     check_ok(resume("termed"));
     assert_eq!(

@@ -60,6 +60,9 @@ pub struct Ctx {
     pub gave_up: Mutex<Option<String>>,
     /// Since when this process has not yet added its time to the journal's `round_seconds`.
     pub round_clock: Mutex<std::time::Instant>,
+    /// Set when a stop is asked for: the trainer trains nothing more, so the stop's checkpoint is
+    /// the last step (a batch trained after it would only be trained again on resume).
+    pub stop_requested: std::sync::atomic::AtomicBool,
 }
 
 impl Ctx {

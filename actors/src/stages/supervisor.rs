@@ -254,6 +254,8 @@ impl Actor for Supervisor {
             }
             SupervisorMsg::Terminate(reply) => {
                 st.stopping = true;
+                ctx.stop_requested
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
                 let trainer = ctx.peers.read().trainer.clone();
                 let result = match trainer {
                     Some(t) => ractor::call_t!(t, TrainerMsg::Checkpoint, 120_000)

@@ -49,6 +49,11 @@ impl Actor for TrainerActor {
 }
 
 async fn on_batch(ctx: &Arc<Ctx>, batch: Batch) -> Result<(), ActorProcessingErr> {
+    if stop_requested(ctx) {
+        // Neither trained nor acknowledged: the stop's checkpoint holds it in the buffer.
+        tracing::debug!("a stop was asked for; batch {} left untrained", batch.id);
+        return Ok(());
+    }
     let fresh: Vec<Pair> = {
         let j = ctx.journal.lock();
         batch
@@ -114,7 +119,9 @@ async fn on_batch(ctx: &Arc<Ctx>, batch: Batch) -> Result<(), ActorProcessingErr
         }
         append_line(&ctx.run_dir.join("metrics.jsonl"), &line)?;
         let every = ctx.config.run.checkpoint_every;
-        if every > 0 && step % every == 0 {
+        // On a stop the checkpoint is written next anyway, by the stop (its replay buffer may be
+        // gone by the time this one would ask it).
+        if every > 0 && step % every == 0 && !stop_requested(ctx) {
             let started = std::time::Instant::now();
             if let Err(e) = write_checkpoint(ctx).await {
                 tracing::warn!("checkpoint at step {step} failed: {e:#}");
@@ -176,6 +183,10 @@ fn append_line(path: &std::path::Path, line: &serde_json::Value) -> std::io::Res
         .append(true)
         .open(path)?;
     writeln!(f, "{line}")
+}
+
+fn stop_requested(ctx: &Ctx) -> bool {
+    ctx.stop_requested.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 /// Takes the cut while the trainer is between steps: the replay buffer and the journal in one
