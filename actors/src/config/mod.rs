@@ -208,22 +208,18 @@ impl JobConfig {
     }
 }
 
-/// Whether `planned` (a job config's text) is `started` (the run's `config.toml`) with only
-/// `run.rounds` raised: what an experiment may continue with `exspin resume --rounds` (`state::extend`) instead of
-/// starting the run over.
-pub fn only_rounds_raised(started: &str, planned: &str) -> bool {
-    let (Ok(a), Ok(b)) = (
-        toml::from_str::<JobConfig>(started),
-        toml::from_str::<JobConfig>(planned),
-    ) else {
-        return false;
-    };
+/// `planned`'s rounds when `planned` (a job config's text) is `started` (the run's
+/// `config.toml`) with only `run.rounds` raised: what an experiment may continue with `exspin
+/// resume --rounds` (`state::extend`) instead of starting the run over. None otherwise.
+pub fn rounds_raised_to(started: &str, planned: &str) -> Option<u64> {
+    let a = toml::from_str::<JobConfig>(started).ok()?;
+    let b = toml::from_str::<JobConfig>(planned).ok()?;
     if b.run.rounds <= a.run.rounds {
-        return false;
+        return None;
     }
     let mut b_at_a = b.clone();
     b_at_a.run.rounds = a.run.rounds;
-    toml::to_string(&a).ok() == toml::to_string(&b_at_a).ok()
+    (toml::to_string(&a).ok() == toml::to_string(&b_at_a).ok()).then_some(b.run.rounds)
 }
 
 #[cfg(test)]
@@ -236,13 +232,14 @@ mod tests {
         let base = toml::to_string(&c).unwrap();
         c.run.rounds += 2;
         let more = toml::to_string(&c).unwrap();
-        assert!(only_rounds_raised(&base, &more));
-        assert!(!only_rounds_raised(&more, &base), "lowering is not");
-        assert!(!only_rounds_raised(&base, &base), "the same is not");
+        assert_eq!(rounds_raised_to(&base, &more), Some(c.run.rounds));
+        assert_eq!(rounds_raised_to(&more, &base), None, "lowering is not");
+        assert_eq!(rounds_raised_to(&base, &base), None, "the same is not");
         c.run.seed += 1;
         let other = toml::to_string(&c).unwrap();
-        assert!(
-            !only_rounds_raised(&base, &other),
+        assert_eq!(
+            rounds_raised_to(&base, &other),
+            None,
             "another setting changed too"
         );
     }

@@ -203,14 +203,13 @@ pub fn execute(
     // The experiment raised `run.rounds` and nothing else: the run goes on with more rounds.
     let more_rounds = started_with
         .as_ref()
-        .is_some_and(|t| crate::config::only_rounds_raised(t, &run.config_text));
-    let resumable = (same_config || more_rounds) && has_checkpoint(&run_dir);
+        .and_then(|t| crate::config::rounds_raised_to(t, &run.config_text));
+    let resumable = (same_config || more_rounds.is_some()) && has_checkpoint(&run_dir);
     let mut cmd = Command::new(exe);
     if resumable {
         cmd.arg("resume").arg(&run_dir);
-        if more_rounds {
-            let planned: JobConfig = toml::from_str(&run.config_text)?;
-            cmd.arg("--rounds").arg(planned.run.rounds.to_string());
+        if let Some(rounds) = more_rounds {
+            cmd.arg("--rounds").arg(rounds.to_string());
         }
     } else {
         cmd.arg("run")
@@ -292,7 +291,7 @@ pub fn execute(
         run.name,
         log_path.display()
     );
-    Ok(match (resumable, more_rounds) {
+    Ok(match (resumable, more_rounds.is_some()) {
         (true, true) => Step::Extended,
         (true, false) => Step::Resumed,
         (false, _) => Step::Ran,
@@ -312,7 +311,7 @@ pub fn changed_since_started(out: &Path, run: &PlannedRun) -> Option<String> {
     let run_dir = out.join("runs").join(&run.slug);
     let started_with = std::fs::read_to_string(run_dir.join("config.toml")).ok()?;
     if started_with == run.config_text
-        || (crate::config::only_rounds_raised(&started_with, &run.config_text)
+        || (crate::config::rounds_raised_to(&started_with, &run.config_text).is_some()
             && has_checkpoint(&run_dir))
     {
         // The same, or only more rounds, which the run goes on with (`exspin resume --rounds`).
