@@ -34,8 +34,15 @@ impl Actor for Evaluator {
         if !ctx.journal.lock().dev_ex.contains_key(&version) {
             let evaluator = ctx.evaluator.clone();
             let started = std::time::Instant::now();
-            let acc =
-                tokio::task::spawn_blocking(move || evaluator.lock().evaluate(&weights)).await??;
+            let acc = tokio::task::spawn_blocking(move || {
+                let acc = evaluator.lock().evaluate(&weights);
+                // The pass's model and caches were freed on this thread: give them back.
+                crate::observe::memory::release_after(&format!(
+                    "the dev pass of version {version}"
+                ));
+                acc
+            })
+            .await??;
             ctx.stats
                 .add(crate::config::Stage::Evaluator, started.elapsed());
             metrics::gauge!("exspin_dev_ex").set(acc);

@@ -100,8 +100,16 @@ impl Actor for Opponent {
                 if let Some(generator) = st.ctx.generators.get(st.index).cloned() {
                     let w = weights.clone();
                     let started = std::time::Instant::now();
-                    tokio::task::spawn_blocking(move || generator.lock().load_version(&w))
-                        .await??;
+                    tokio::task::spawn_blocking(move || {
+                        let loaded = generator.lock().load_version(&w);
+                        // The previous version's weights and caches were freed here.
+                        crate::observe::memory::release_after(&format!(
+                            "loading version {}",
+                            w.version
+                        ));
+                        loaded
+                    })
+                    .await??;
                     st.ctx.stats.add(Stage::Opponent, started.elapsed());
                 }
                 st.version = weights.version;

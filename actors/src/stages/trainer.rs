@@ -134,7 +134,12 @@ async fn on_batch(ctx: &Arc<Ctx>, batch: Batch) -> Result<(), ActorProcessingErr
     if publish {
         let learner = ctx.learner.clone();
         let started = std::time::Instant::now();
-        let weights = tokio::task::spawn_blocking(move || learner.lock().publish()).await??;
+        let weights = tokio::task::spawn_blocking(move || {
+            let published = learner.lock().publish();
+            crate::observe::memory::release_after("publishing the round's version");
+            published
+        })
+        .await??;
         ctx.stats.add(Stage::Trainer, started.elapsed());
         metrics::gauge!("exspin_version").set(weights.version as f64);
         let (pairs_trained, generate_seconds, train_step_seconds, round_seconds) = {
