@@ -204,6 +204,27 @@ fn prepare_stoppable(
         config.run.prompts_per_round,
         order.len()
     );
+    let follow = match &config.run.follow {
+        Some(path) => {
+            let followed = crate::state::follow::read(run_dir, path)?;
+            followed
+                .check_plan(
+                    &train,
+                    &order,
+                    config.run.rounds,
+                    config.run.prompts_per_round,
+                    config.run.samples_per_prompt,
+                )
+                .with_context(|| {
+                    format!(
+                        "run.follow = {:?}: the runs do not match",
+                        path.display().to_string()
+                    )
+                })?;
+            Some(followed)
+        }
+        None => None,
+    };
     let faults = Faults::new(&config.run.faults).map_err(|e| anyhow::anyhow!("faults: {e}"))?;
     let prompter = Prompter::new(&config.model, &train, &run_dir.join("cache"))?;
     let (generators, learner, evaluator): crate::models::real::setup::Seams =
@@ -260,6 +281,7 @@ fn prepare_stoppable(
             .into_iter()
             .map(|g| Arc::new(Mutex::new(g)))
             .collect(),
+        follow,
         learner: Arc::new(Mutex::new(learner)),
         evaluator: Arc::new(Mutex::new(evaluator)),
         pool: Arc::new(pool),

@@ -297,6 +297,61 @@ fn dpo_scores_against_version_0_and_exspin_against_the_opponent() {
     assert_eq!(versions(2), [0, 1, 2], "SPIN: {:?}", counts[2]);
 }
 
+#[test]
+fn continued_sft_that_follows_a_run_trains_exactly_its_samples_without_generating() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut e = small(Mode::Exspin);
+    e.run.rounds = 3;
+    let exspin = run_in_process(e.clone(), &tmp.path().join("exspin"));
+    let correct = exspin.verdicts.get("correct").copied().unwrap_or(0);
+    assert!(
+        correct > 0,
+        "some generations are filtered: {:?}",
+        exspin.verdicts
+    );
+
+    let mut c = e.clone();
+    c.run.mode = Mode::Sft;
+    c.run.follow = Some("../exspin".into());
+    c.validate().unwrap();
+    let sft = run_in_process(c.clone(), &tmp.path().join("sft"));
+    assert_no_duplicates(&sft);
+    let sorted = |s: &Summary| {
+        let mut ids = s.samples_trained_ids.clone();
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        sorted(&sft),
+        sorted(&exspin),
+        "the same samples, round by round"
+    );
+    assert_eq!((sft.samples_generated, sft.samples_judged), (0, 0));
+    assert_eq!(sft.rounds, 3);
+    assert_eq!(sft.dev_ex_per_round.len(), 3);
+
+    // Another seed draws other prompts: refused before anything runs, with the fix.
+    let mut other = c.clone();
+    other.run.seed += 1;
+    let text = toml::to_string(&other).unwrap();
+    let dir = tmp.path().join("other");
+    std::fs::create_dir_all(&dir).unwrap();
+    let err = format!("{:#}", Run::new(other, &text, &dir).err().unwrap());
+    assert!(err.contains("the same data, run.seed"), "{err}");
+    // A run that has not finished cannot be followed.
+    let summary = tmp.path().join("exspin/summary.json");
+    let unfinished = std::fs::read_to_string(&summary)
+        .unwrap()
+        .replace("\"finished\":true", "\"finished\":false")
+        .replace("\"finished\": true", "\"finished\": false");
+    std::fs::write(&summary, unfinished).unwrap();
+    let text = toml::to_string(&c).unwrap();
+    let dir = tmp.path().join("sft2");
+    std::fs::create_dir_all(&dir).unwrap();
+    let err = format!("{:#}", Run::new(c, &text, &dir).err().unwrap());
+    assert!(err.contains("has not finished"), "{err}");
+}
+
 /// Trained ids go to RUN/trained_ids.txt; memory keeps only the last two rounds' ids.
 #[test]
 fn trained_ids_live_in_a_file_and_memory_keeps_two_rounds() {

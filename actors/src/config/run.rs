@@ -16,7 +16,8 @@ pub enum Mode {
     Dpo,
     /// Continued SFT: the gold answer alone (no negative) for every generation the executor
     /// judged not correct, the same prompts and steps ExSPIN trains on: the control that tells
-    /// what ExSPIN's negative adds.
+    /// what ExSPIN's negative adds. With `run.follow`, exactly the samples a finished run
+    /// trained, without generating.
     Sft,
     /// GRPO with an execution reward (the baseline of FINER-SQL, SQL-R1, Arctic-Text2SQL-R1):
     /// every generation of a prompt is trained with its group-normalized reward as advantage
@@ -88,6 +89,14 @@ pub struct RunConfig {
     /// ε of GRPO's clipped ratio (read only with mode = "grpo"). GRPO's KL to version 0 is not
     /// used by the runtime (β = 0, as in DAPO and Dr. GRPO).
     pub grpo_clip: f64,
+    /// Continued SFT (mode = "sft") only: a finished run's folder, relative to this run's folder
+    /// (or absolute). This run then trains the gold answer of exactly the samples that run
+    /// trained (its `summary.json`), round by round, without generating or executing: the same
+    /// prompts and the same number of steps, so the comparison differs only by the negative
+    /// (`logic::follow`). Both runs need the same data, seed, prompts and samples per round. An
+    /// experiment sets it from a method's `follow = "NAME"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follow: Option<std::path::PathBuf>,
 }
 
 impl Default for RunConfig {
@@ -114,6 +123,7 @@ impl Default for RunConfig {
             restart_window_s: 600,
             faults: Vec::new(),
             grpo_clip: 0.2,
+            follow: None,
         }
     }
 }
@@ -169,6 +179,13 @@ impl RunConfig {
             errors.push(format!(
                 "run.grpo_clip ({}) must lie in (0, 1): the ratio is clipped to [1 - ε, 1 + ε]",
                 r.grpo_clip
+            ));
+        }
+        if r.follow.is_some() && r.mode != Mode::Sft {
+            errors.push(format!(
+                "run.follow is for continued SFT (run.mode = \"sft\"), and run.mode is \"{}\": \
+                 remove run.follow (a self-play mode generates its own samples)",
+                format!("{:?}", r.mode).to_lowercase()
             ));
         }
         if r.generators == 0 {

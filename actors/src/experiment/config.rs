@@ -13,6 +13,11 @@
 //! name = "ExSPIN"
 //! set = { "run.mode" = "exspin" }
 //!
+//! [[method]]
+//! name = "SFT"
+//! set = { "run.mode" = "sft" }
+//! follow = "ExSPIN"                   # optional: train the gold of exactly ExSPIN's pairs
+//!
 //! [lambda_sweep]
 //! method = "ExSPIN"
 //! key = "train.lambda"
@@ -71,6 +76,10 @@ pub struct MethodSpec {
     pub name: String,
     #[serde(default)]
     pub set: BTreeMap<String, toml::Value>,
+    /// Continued SFT only: the earlier method whose run (of the same seed) this one follows,
+    /// training the gold of exactly the samples that run trained (`run.follow`).
+    #[serde(default)]
+    pub follow: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -156,6 +165,22 @@ impl ExperimentConfig {
             }
         }
         let known = |name: &str| self.methods.iter().any(|m| m.name == name);
+        for (i, m) in self.methods.iter().enumerate() {
+            let Some(f) = &m.follow else { continue };
+            if !self.methods[..i].iter().any(|o| &o.name == f) {
+                errors.push(format!(
+                    "method {:?}: follow = {f:?} must name a method listed before it (the runs \
+                     go in order, and the one followed has to have finished)",
+                    m.name
+                ));
+            }
+            if m.set.contains_key("run.follow") || self.set.contains_key("run.follow") {
+                errors.push(format!(
+                    "method {:?}: \"run.follow\" is set by follow = {f:?}; remove it from set",
+                    m.name
+                ));
+            }
+        }
         if !known(&self.main) {
             errors.push(format!(
                 "main = {:?} is not one of the methods; set main to the method whose ablations you \
@@ -253,6 +278,13 @@ ablations = ["Missing"]
 name = "A b"
 [[method]]
 name = "a-B"
+[[method]]
+name = "early"
+follow = "late"
+[[method]]
+name = "late"
+set = { "run.follow" = "../x" }
+follow = "A b"
 [lambda_sweep]
 method = "Other"
 key = "train.lambda"
@@ -262,6 +294,8 @@ values = [0.0]
         .unwrap_err()
         .to_string();
         for needle in [
+            "method \"early\": follow = \"late\" must name a method listed before it",
+            "method \"late\": \"run.follow\" is set by follow",
             "same name",
             "main = \"Nope\"",
             "\"Missing\"",

@@ -81,20 +81,34 @@ pub fn plan(exp: &ExperimentConfig, base_text: &str) -> anyhow::Result<Vec<Plann
         Some(seeds) => seeds.iter().map(|s| Some(*s)).collect(),
         None => vec![None],
     };
+    let run_slug = |method: &str, seed: Option<u64>| match seed {
+        Some(s) => format!("{}/seed-{s}", slug(method)),
+        None => slug(method),
+    };
+    let follow_key = "run.follow".to_string();
     let mut runs = Vec::new();
     for m in &exp.methods {
-        let sets: Vec<_> = exp.set.iter().chain(m.set.iter()).collect();
         for &seed in &seeds {
+            let run = run_slug(&m.name, seed);
+            // The followed run of the same seed, relative to this run's folder (so the
+            // experiment's folder can move).
+            let follow = m.follow.as_ref().map(|f| {
+                let up = "../".repeat(run.matches('/').count() + 1);
+                toml::Value::String(format!("{up}{}", run_slug(f, seed)))
+            });
+            let sets: Vec<_> = exp
+                .set
+                .iter()
+                .chain(m.set.iter())
+                .chain(follow.as_ref().map(|f| (&follow_key, f)))
+                .collect();
             let (config_text, sft_signature) = build(&m.name, &sets, seed)?;
             runs.push(PlannedRun {
                 name: m.name.clone(),
                 lambda: None,
                 seed,
                 config_text,
-                slug: match seed {
-                    Some(s) => format!("{}/seed-{s}", slug(&m.name)),
-                    None => slug(&m.name),
-                },
+                slug: run,
                 sft_signature,
             });
         }
@@ -407,7 +421,65 @@ mod tests {
         MethodSpec {
             name: name.into(),
             set: BTreeMap::from([("run.mode".to_string(), toml::Value::String(mode.into()))]),
+            follow: None,
         }
+    }
+
+    #[test]
+    fn a_following_method_points_at_the_same_seeds_run_of_the_method_it_follows() {
+        let sft = MethodSpec {
+            follow: Some("ExSPIN".into()),
+            ..method("continued SFT", "sft")
+        };
+        let mut exp = ExperimentConfig {
+            base: "base.toml".into(),
+            dataset: None,
+            set: BTreeMap::new(),
+            main: "ExSPIN".into(),
+            ablations: vec![],
+            seeds: Some(vec![1, 2]),
+            methods: vec![method("ExSPIN", "exspin"), sft],
+            lambda_sweep: None,
+        };
+        let follows = |exp: &ExperimentConfig| -> Vec<(String, Option<std::path::PathBuf>)> {
+            plan(exp, BASE)
+                .unwrap()
+                .into_iter()
+                .map(|r| {
+                    let job: JobConfig = toml::from_str(&r.config_text).unwrap();
+                    (r.slug, job.run.follow)
+                })
+                .collect()
+        };
+        assert_eq!(
+            follows(&exp),
+            [
+                ("exspin/seed-1".to_string(), None),
+                ("exspin/seed-2".to_string(), None),
+                (
+                    "continued-sft/seed-1".to_string(),
+                    Some("../../exspin/seed-1".into())
+                ),
+                (
+                    "continued-sft/seed-2".to_string(),
+                    Some("../../exspin/seed-2".into())
+                ),
+            ]
+        );
+        exp.seeds = None;
+        assert_eq!(
+            follows(&exp),
+            [
+                ("exspin".to_string(), None),
+                ("continued-sft".to_string(), Some("../exspin".into()))
+            ]
+        );
+        // A self-play method may not follow: the overridden job config is refused.
+        exp.methods[1]
+            .set
+            .insert("run.mode".into(), toml::Value::String("exspin".into()));
+        let err = format!("{:#}", plan(&exp, BASE).unwrap_err());
+        assert!(err.contains("run.follow is for continued SFT"), "{err}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! the prompt text of an example.
 
 pub mod buffer;
+pub mod follow;
 pub mod judge;
 pub mod pairs;
 pub mod plan;

@@ -38,6 +38,8 @@ pub struct Ctx {
     /// One seam object per opponent that may generate in this process, by opponent index (the
     /// first `cluster.local_generators` of `run.generators`; the rest only use fleet workers).
     pub generators: Vec<Arc<Mutex<Box<dyn Generator>>>>,
+    /// `run.follow`'s run: the opponents generate nothing and hand its judgements on instead.
+    pub follow: Option<crate::logic::follow::Followed>,
     pub learner: Arc<Mutex<Box<dyn Learner>>>,
     pub evaluator: Arc<Mutex<Box<dyn DevEvaluator>>>,
     pub pool: Arc<ExecutorPool>,

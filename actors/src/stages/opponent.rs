@@ -4,7 +4,9 @@
 //!
 //! There are `run.generators` of them, opponent `i` owning `ctx.generators[i]` (its own seam
 //! object, so they generate in parallel) when it may generate in this process
-//! (`cluster.local_generators`); the others only hand batches to fleet workers. Each gets its
+//! (`cluster.local_generators`); the others only hand batches to fleet workers. Continued SFT
+//! that follows a finished run (`run.follow`) generates nothing: the run's judgements go straight
+//! to the replay buffer. Each gets its
 //! own credits from the replay buffer and asks the prompt builder with its own address; `Load`
 //! reaches all of them (one version stream).
 
@@ -127,6 +129,21 @@ impl Actor for Opponent {
 
 async fn generate_pending(st: &mut State) -> Result<(), ActorProcessingErr> {
     let n = st.ctx.config.run.samples_per_prompt;
+    if let Some(followed) = &st.ctx.follow {
+        // Continued SFT following a finished run: its judgements, straight to the replay buffer
+        // (nothing to generate or execute).
+        let batch: Vec<PromptItem> = st.pending.drain(..).collect();
+        let judged = followed.judgements(&batch, n, st.version);
+        st.ctx.progress.inc(Stage::Opponent, judged.len() as u64);
+        st.ctx.progress.inc(Stage::Executor, judged.len() as u64);
+        metrics::gauge!("exspin_opponent_queue").set(0.0);
+        send!(
+            st.ctx,
+            replay,
+            crate::stages::messages::ReplayMsg::Judged(judged)
+        );
+        return Ok(());
+    }
     let phased = st.ctx.config.run.schedule == RoundSchedule::Phased;
     let mut held: Vec<(PromptItem, Sample)> = Vec::new();
     while !st.pending.is_empty() {
