@@ -845,6 +845,55 @@ fn a_failure_past_the_restart_budget_stops_the_run_with_a_checkpoint() {
 
 /// A second Ctrl-C does not wait for a long step: the run exits at once (130), and resume still
 /// trains every sample exactly once from the last checkpoint.
+/// A stop during a dev pass exits once the checkpoint is written, without waiting for the pass
+/// (a real model's takes a quarter of an hour); the resumed run evaluates that version again.
+#[test]
+fn a_stop_during_a_dev_pass_exits_at_once_and_resume_evaluates_that_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = small(Mode::Spin);
+    c.run.checkpoint_every = 1;
+    fake(&mut c).evaluate_ms = 6000;
+    let cfg = tmp.path().join("long-dev-pass.toml");
+    std::fs::write(&cfg, toml::to_string(&c).unwrap()).unwrap();
+    let run = tmp.path().join("run");
+    let mut child = exspin()
+        .arg("run")
+        .arg(&cfg)
+        .arg("--run-dir")
+        .arg(&run)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Round 0 closed: version 1's dev pass (6 s) has started.
+    wait_for("round 0's close", &mut child, || {
+        std::fs::read_to_string(run.join("rounds.jsonl")).is_ok_and(|t| t.lines().count() == 1)
+    });
+    let asked = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    let waited = asked.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("stopped; checkpoint"), "{err}");
+    assert!(
+        waited < Duration::from_secs(4),
+        "the stop waited {waited:?} for the dev pass"
+    );
+    assert!(read_summary(&run).dev_ex_per_round.is_empty());
+    check_ok(exspin().arg("resume").arg(&run).output().unwrap());
+    let s = read_summary(&run);
+    assert!(s.finished);
+    assert_spin_complete(&s, &c);
+    assert_eq!(s.dev_ex_per_round.len(), 2, "{s:?}");
+}
+
 #[test]
 fn a_second_ctrl_c_exits_at_once_and_resume_still_trains_each_sample_once() {
     let tmp = tempfile::tempdir().unwrap();

@@ -137,7 +137,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let (rt, stop) = runtime_with_stop(args.threads.threads)?;
     let (config, text) = JobConfig::load(&args.config)?;
     // Before the run folder is made: a job that cannot get its workers leaves nothing behind.
-    let _fleet = args.fleet.start(&config, &args.run_dir, &rt)?;
+    let fleet = args.fleet.start(&config, &args.run_dir, &rt)?;
     if args.run_dir.exists() {
         anyhow::ensure!(
             args.overwrite,
@@ -157,7 +157,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         eprintln!("version 0 copied from {}", from.display());
     }
     let started = Run::start(config, &text, &args.run_dir, &stop)?;
-    drive(&rt, started, &stop, &args.run_dir)
+    let end = drive(&rt, started, &stop, &args.run_dir);
+    drop(fleet);
+    leave(rt);
+    end
 }
 
 pub fn resume(args: ResumeArgs) -> anyhow::Result<()> {
@@ -174,9 +177,21 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<()> {
     let (rt, stop) = runtime_with_stop(args.threads.threads)?;
     let (config, _) = JobConfig::load(&args.run_dir.join("config.toml"))
         .with_context(|| format!("{} is not a run folder", args.run_dir.display()))?;
-    let _fleet = args.fleet.start(&config, &args.run_dir, &rt)?;
+    let fleet = args.fleet.start(&config, &args.run_dir, &rt)?;
     let started = Run::resume_start(&args.run_dir, &stop)?;
-    drive(&rt, started, &stop, &args.run_dir)
+    let end = drive(&rt, started, &stop, &args.run_dir);
+    drop(fleet);
+    leave(rt);
+    end
+}
+
+/// Ends the async runtime without waiting for blocking work still running. After a stop, a dev
+/// pass (a quarter of an hour for a real model on a CPU) may still be going: its result is not
+/// kept (the resumed run evaluates that version again), and everything else is on disk, so
+/// waiting for it would only hold the stop, and a second Ctrl-C, whose handler the shutdown has
+/// already dropped, could not cut it short.
+fn leave(rt: tokio::runtime::Runtime) {
+    rt.shutdown_background();
 }
 
 /// The actors' async runtime, with SIGTERM/SIGINT handlers that request a stop; with

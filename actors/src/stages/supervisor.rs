@@ -216,6 +216,13 @@ impl Actor for Supervisor {
         st: &mut State,
     ) -> Result<(), ActorProcessingErr> {
         st.stopping = true;
+        // A dev pass in progress is dropped, not waited for (a real model's takes a quarter of
+        // an hour): its result would reach the journal after the stop's checkpoint anyway, and
+        // the resumed run evaluates the version again. Its blocking thread is left to the
+        // runtime's shutdown, which does not wait for it either (`exspin run`/`resume`).
+        if let Some(evaluator) = st.ctx.peers.read().evaluator.clone() {
+            evaluator.kill();
+        }
         myself
             .stop_children_and_wait(None, Some(Duration::from_secs(30)))
             .await;
