@@ -14,7 +14,9 @@ use exspin_actors::experiment::runner::{self, Step};
 #[command(
     after_help = "Each method is an ordinary `exspin run` into OUT/runs/NAME, or with `seeds = \
 [...]` in the experiment file one run per seed into OUT/runs/NAME/seed-S (its config in \
-OUT/configs/, its output in OUT/logs/). A rerun skips finished runs and resumes interrupted ones, \
+OUT/configs/, its output in OUT/logs/). A continued-SFT method given `follow = \"NAME\"` \
+trains the gold of exactly the samples method NAME's run (same seed) trained, without generating. \
+A rerun skips finished runs and resumes interrupted ones, \
 so a long experiment may span several sittings; it refuses runs whose job config changed since \
 they started unless --restart-changed; --report-only rebuilds the report from what has finished.\n\nExample: exspin experiment configs/experiment-demo.toml --out reports/demo"
 )]
