@@ -4,11 +4,12 @@
 //!
 //! There are `run.generators` of them, opponent `i` owning `ctx.generators[i]` (its own seam
 //! object, so they generate in parallel) when it may generate in this process
-//! (`cluster.local_generators`); the others only hand batches to fleet workers. Continued SFT
-//! that follows a finished run (`run.follow`) generates nothing: the run's judgements go straight
-//! to the replay buffer. Each gets its
+//! (`cluster.local_generators`); the others only hand batches to fleet workers. Each gets its
 //! own credits from the replay buffer and asks the prompt builder with its own address; `Load`
 //! reaches all of them (one version stream).
+//!
+//! Continued SFT that follows a finished run (`run.follow`) generates nothing: that run's
+//! judgements of the prompts go straight to the replay buffer.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
