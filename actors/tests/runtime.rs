@@ -604,6 +604,21 @@ fn read_summary(run: &Path) -> Summary {
     serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap()
 }
 
+/// `exspin run` of `config` (written beside `run`) into `run`, its stderr piped.
+fn spawn_run(config: &JobConfig, run: &Path) -> Child {
+    let cfg = run.with_extension("toml");
+    std::fs::write(&cfg, toml::to_string(config).unwrap()).unwrap();
+    exspin()
+        .arg("run")
+        .arg(&cfg)
+        .arg("--run-dir")
+        .arg(run)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn wait_for(what: &str, child: &mut Child, cond: impl Fn() -> bool) {
     wait_for_within(what, 60, child, cond)
 }
@@ -853,18 +868,8 @@ fn a_stop_during_a_dev_pass_exits_at_once_and_resume_evaluates_that_version() {
     let mut c = small(Mode::Spin);
     c.run.checkpoint_every = 1;
     fake(&mut c).evaluate_ms = 6000;
-    let cfg = tmp.path().join("long-dev-pass.toml");
-    std::fs::write(&cfg, toml::to_string(&c).unwrap()).unwrap();
     let run = tmp.path().join("run");
-    let mut child = exspin()
-        .arg("run")
-        .arg(&cfg)
-        .arg("--run-dir")
-        .arg(&run)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(&c, &run);
     // Round 0 closed: version 1's dev pass (6 s) has started.
     wait_for("round 0's close", &mut child, || {
         std::fs::read_to_string(run.join("rounds.jsonl")).is_ok_and(|t| t.lines().count() == 1)
@@ -905,18 +910,8 @@ fn a_second_ctrl_c_exits_at_once_and_resume_still_trains_each_sample_once() {
     c.run.checkpoint_every = 1;
     // Two train steps of 3 s each: waiting for the second would show in the exit time.
     fake(&mut c).step_ms = 3000;
-    let cfg = tmp.path().join("long-steps.toml");
-    std::fs::write(&cfg, toml::to_string(&c).unwrap()).unwrap();
     let run = tmp.path().join("run");
-    let mut child = exspin()
-        .arg("run")
-        .arg(&cfg)
-        .arg("--run-dir")
-        .arg(&run)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(&c, &run);
     wait_for("a checkpoint", &mut child, || has_checkpoint(&run));
     let pid = child.id().to_string();
     let interrupt = || {

@@ -425,6 +425,20 @@ mod tests {
         }
     }
 
+    /// An experiment of no methods on `base.toml`, for tests to fill in.
+    fn experiment() -> ExperimentConfig {
+        ExperimentConfig {
+            base: "base.toml".into(),
+            dataset: None,
+            set: BTreeMap::new(),
+            main: "ExSPIN".into(),
+            ablations: vec![],
+            seeds: None,
+            methods: vec![],
+            lambda_sweep: None,
+        }
+    }
+
     #[test]
     fn a_following_method_points_at_the_same_seeds_run_of_the_method_it_follows() {
         let sft = MethodSpec {
@@ -432,14 +446,9 @@ mod tests {
             ..method("continued SFT", "sft")
         };
         let mut exp = ExperimentConfig {
-            base: "base.toml".into(),
-            dataset: None,
-            set: BTreeMap::new(),
-            main: "ExSPIN".into(),
-            ablations: vec![],
             seeds: Some(vec![1, 2]),
             methods: vec![method("ExSPIN", "exspin"), sft],
-            lambda_sweep: None,
+            ..experiment()
         };
         let follows = |exp: &ExperimentConfig| -> Vec<(String, Option<std::path::PathBuf>)> {
             plan(exp, BASE)
@@ -552,11 +561,6 @@ mod tests {
     #[test]
     fn every_seed_of_a_method_is_its_own_run_from_one_version_0() {
         let exp = ExperimentConfig {
-            base: "base.toml".into(),
-            dataset: None,
-            set: BTreeMap::new(),
-            main: "ExSPIN".into(),
-            ablations: vec![],
             seeds: Some(vec![1, 2]),
             methods: vec![method("ExSPIN", "exspin"), method("SPIN", "spin")],
             lambda_sweep: Some(LambdaSweep {
@@ -565,6 +569,7 @@ mod tests {
                 values: vec![0.5],
                 rounds: None,
             }),
+            ..experiment()
         };
         let runs = plan(&exp, BASE).unwrap();
         let slugs: Vec<&str> = runs.iter().map(|r| r.slug.as_str()).collect();
