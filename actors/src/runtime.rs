@@ -319,7 +319,7 @@ fn fake_seams(
         .map(|(_, e)| (e.id.clone(), e.gold_sql.clone()))
         .collect();
     (
-        (0..config.cluster.local_generators(config.run.generators))
+        (0..config.generators_here())
             .map(|_| {
                 crate::models::opponent::opponent_for(config, Path::new(""), None)
                     .expect("the fake opponent needs no files")

@@ -1678,6 +1678,24 @@ fn the_tiny_real_model_runs_sft_and_two_rounds_and_resumes() {
     assert_eq!(&b.samples_trained_ids[..before.len()], &before[..]);
     assert!(b.samples_trained_ids.len() > before.len());
     assert_eq!(b.dev_ex_per_round.len(), 2);
+
+    // Continued SFT that follows this run: the real learner on exactly its samples, no opponent.
+    let mut f = c.clone();
+    f.run.mode = Mode::Sft;
+    f.run.follow = Some("../real".into());
+    let sft = run_in_process(f, &tmp.path().join("sft"));
+    let sorted = |ids: &[String]| {
+        let mut ids = ids.to_vec();
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        sorted(&sft.samples_trained_ids),
+        sorted(&b.samples_trained_ids)
+    );
+    assert_eq!((sft.samples_generated, sft.generated_tokens), (0, 0));
+    assert!(sft.trained_tokens > 0, "{sft:?}");
+    assert_eq!(sft.dev_ex_per_round.len(), 2);
 }
 
 /// SFT with a validation split held out of train: scored as it goes, version 0 is the best

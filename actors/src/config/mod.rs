@@ -94,6 +94,16 @@ impl Default for SftConfig {
 }
 
 impl JobConfig {
+    /// Opponent seam objects (generators) this process builds: `cluster.local_generators` of
+    /// `run.generators`, or none for a run that follows another (`run.follow`), which generates
+    /// nothing (so it holds no copy of the model for it and loads no versions into one).
+    pub fn generators_here(&self) -> usize {
+        match self.run.follow {
+            Some(_) => 0,
+            None => self.cluster.local_generators(self.run.generators),
+        }
+    }
+
     /// The seed of the SFT phase and the initial model: `sft.seed`, or else `run.seed`.
     pub fn sft_seed(&self) -> u64 {
         self.sft.seed.unwrap_or(self.run.seed)

@@ -155,10 +155,10 @@ pub fn build(
     evaluator.chat = chat.clone();
 
     // One generator per opponent that may generate here (`cluster.local_generators`; the others
-    // only hand batches to fleet workers), each with its own copy of version 0 (later versions
-    // each loads from the published folder).
+    // only hand batches to fleet workers; none when the run follows another), each with its own
+    // copy of version 0 (later versions each loads from the published folder).
     let make_generator = || crate::models::opponent::opponent_for(config, run_dir, Some(&compute));
-    let generators = (0..config.cluster.local_generators(config.run.generators))
+    let generators = (0..config.generators_here())
         .map(|_| make_generator())
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut lm = Lm::load(&v0, &chat, &compute)?;
